@@ -1,0 +1,148 @@
+// Package logical is the contract between the request pipeline and a mount
+// (a secrets engine or an auth method): the [Request] a mount receives, the
+// [Response] it returns, the [Storage] it may use, and the sentinel errors
+// whose meaning the HTTP layer turns into status codes.
+//
+// A mount sees storage only as the [Storage] on its request, already
+// confined to its own barrier view; it never sees the barrier, the physical
+// store or other mounts. It asks for a lease only by returning a [Secret].
+//
+// The package imports nothing internal.
+package logical
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Operation is what a request asks of a path.
+type Operation string
+
+// The operations. HTTP GET is read (or list with ?list=true), POST and PUT
+// are create or update (decided by the path's existence check), PATCH is
+// patch, DELETE is delete and LIST is list.
+const (
+	ReadOperation   Operation = "read"
+	CreateOperation Operation = "create"
+	UpdateOperation Operation = "update"
+	PatchOperation  Operation = "patch"
+	DeleteOperation Operation = "delete"
+	ListOperation   Operation = "list"
+	HelpOperation   Operation = "help"
+)
+
+// Connection describes the client's network connection.
+type Connection struct {
+	// RemoteAddr is the client IP address (no port).
+	RemoteAddr string
+	// RemotePort is the client's TCP port, 0 when unknown.
+	RemotePort int
+}
+
+// Request is one operation on one path of a mount.
+type Request struct {
+	// ID is the request's unique id (a UUID), echoed as request_id.
+	ID string
+	// Operation is the operation requested.
+	Operation Operation
+	// Path is relative to the mount: "data/foo" for "secret/data/foo". A
+	// list request's path ends in '/' (or is empty for the mount root).
+	Path string
+	// Data holds the request body (a JSON object) or, for read, list and
+	// delete, the query parameters. Mounts decode it with package framework
+	// and never pass the map further.
+	Data map[string]any
+	// Storage is the mount's own view of the encrypted store.
+	Storage Storage
+	// MountPoint is the path the mount is mounted at, with a trailing '/'.
+	MountPoint string
+	// MountType is the mount's type ("kv").
+	MountType string
+	// MountAccessor is the mount's accessor ("kv_1a2b3c4d").
+	MountAccessor string
+	// Connection is the client connection, nil for internal requests.
+	Connection *Connection
+}
+
+// Response is what a mount returns for a successful request.
+type Response struct {
+	// Data is the payload rendered as the envelope's "data".
+	Data map[string]any
+	// Warnings are non-fatal notes rendered as "warnings".
+	Warnings []string
+	// Secret asks for a lease on the returned data (or, with NoLease, only
+	// reports a TTL).
+	Secret *Secret
+	// StatusCode overrides the HTTP status of the rendered envelope when
+	// non-zero: KV v2 answers 404 with data for a deleted version.
+	StatusCode int
+}
+
+// AddWarning appends a warning to r.
+func (r *Response) AddWarning(w string) { r.Warnings = append(r.Warnings, w) }
+
+// Secret describes the lease a response asks for.
+type Secret struct {
+	// TTL is the lease duration; 0 means the mount's default.
+	TTL time.Duration
+	// MaxTTL caps renewals; 0 means the mount's maximum.
+	MaxTTL time.Duration
+	// Renewable reports whether the lease may be renewed.
+	Renewable bool
+	// NoLease reports the TTL as lease_duration without registering a lease
+	// (KV v1 reads: clients use it as a refresh hint).
+	NoLease bool
+	// LeaseID is set by the pipeline when it registers the lease.
+	LeaseID string
+}
+
+// SystemView is what a mount may learn about its configuration at request
+// time. Its values follow mount tuning.
+type SystemView interface {
+	// DefaultLeaseTTL is the mount's effective default lease TTL.
+	DefaultLeaseTTL() time.Duration
+	// MaxLeaseTTL is the mount's effective maximum lease TTL.
+	MaxLeaseTTL() time.Duration
+}
+
+// Backend is a mount: a secrets engine or an auth method.
+type Backend interface {
+	// HandleRequest serves one request. It returns a non-nil response or an
+	// error; "not found" is ErrNotFound, never a nil response.
+	HandleRequest(ctx context.Context, req *Request) (*Response, error)
+	// ExistenceCheck reports whether the target of a create/update request
+	// already exists. checked is false when the path has no existence
+	// check, and the operation is then always update.
+	ExistenceCheck(ctx context.Context, req *Request) (checked, exists bool, err error)
+}
+
+// Initializer is implemented by backends that must prepare their storage
+// before serving (a KV v1 mount upgrading to v2, for example). The pipeline
+// calls Initialize after the factory and before the first request.
+type Initializer interface {
+	Initialize(ctx context.Context, s Storage) error
+}
+
+// Cleaner is implemented by backends that hold resources; Cleanup runs when
+// the mount is disabled, reloaded or the server seals.
+type Cleaner interface {
+	Cleanup(ctx context.Context)
+}
+
+// BackendConfig is what a Factory receives.
+type BackendConfig struct {
+	// Logger is the mount's logger (component and mount attributes set).
+	Logger *slog.Logger
+	// Now tells the time; tests pass a fake clock's Now.
+	Now func() time.Time
+	// System exposes the mount's tuned settings.
+	System SystemView
+	// Options are the mount's options ("version": "2" for KV v2).
+	Options map[string]string
+	// MountPoint is the path the mount is mounted at, with a trailing '/'.
+	MountPoint string
+}
+
+// Factory builds a backend for one mount.
+type Factory func(ctx context.Context, conf *BackendConfig) (Backend, error)
