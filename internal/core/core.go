@@ -1,0 +1,198 @@
+// Package core is Vigil's server core: the seal state machine (init,
+// unseal, seal), the request pipeline (token check, routing, existence
+// check, mount call) and the lifecycle of the subsystems that run while the
+// server is unsealed.
+//
+// It composes the lower packages (barrier, seal, mount, token) through their
+// APIs and receives engine factories as a value; it imports no engine, no
+// HTTP package and no auth method. Mapping its errors to HTTP statuses is the
+// HTTP layer's job.
+//
+// Security invariants upheld here:
+//   - While sealed, HandleRequest answers ErrSealed and nothing else runs.
+//   - Every mount sees only its own barrier view; everything stored goes
+//     through the barrier, except the seal record (see package seal).
+//   - Deny by default: a request without a valid token is refused.
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-secrets/vigil/internal/barrier"
+	"github.com/vigil-secrets/vigil/internal/clock"
+	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/mount"
+	"github.com/vigil-secrets/vigil/internal/seal"
+	"github.com/vigil-secrets/vigil/internal/storage"
+	"github.com/vigil-secrets/vigil/internal/token"
+)
+
+// Sentinel errors. The HTTP layer maps them to statuses and messages.
+var (
+	// ErrSealed: the server is sealed (or not initialized) and serves
+	// nothing but the seal endpoints.
+	ErrSealed = errors.New("core: sealed")
+	// ErrNotInitialized: the operation needs an initialized server.
+	ErrNotInitialized = errors.New("core: not initialized")
+	// ErrAlreadyInitialized: init on an initialized server.
+	ErrAlreadyInitialized = errors.New("core: already initialized")
+	// ErrAlreadyUnsealed: an unseal reset on an unsealed server.
+	ErrAlreadyUnsealed = errors.New("core: already unsealed")
+	// ErrNoRoute: no mount owns the path.
+	ErrNoRoute = errors.New("core: no handler for route")
+)
+
+// Storage keys of the core's own records (all behind the barrier except
+// sealKey, which package seal documents).
+const (
+	sealKey    = "core/seal"
+	mountsKey  = "core/mounts"
+	clusterKey = "core/cluster"
+	tokenView  = "sys/token/"
+)
+
+// Version is reported by sys/health and sys/seal-status.
+const Version = "0.1.0"
+
+// Config is what New needs.
+type Config struct {
+	// Storage is the physical backend (ciphertext only).
+	Storage storage.Backend
+	// StorageType names it for sys/seal-status ("bolt", "inmem").
+	StorageType string
+	// Factories maps engine type names to factories.
+	Factories map[string]logical.Factory
+	Logger    *slog.Logger
+	Clock     clock.Clock
+	// DefaultLeaseTTL and MaxLeaseTTL are the system TTL defaults (768h
+	// when zero).
+	DefaultLeaseTTL time.Duration
+	MaxLeaseTTL     time.Duration
+	// ClusterName is used at init; a name is generated when empty.
+	ClusterName string
+}
+
+// Core is one server's core. Create it with New.
+type Core struct {
+	cfg     Config
+	log     *slog.Logger
+	clk     clock.Clock
+	barrier *barrier.Barrier
+	router  *mount.Router
+
+	// stateMu is held for reading by every request and for writing by
+	// seal and unseal, so that sealing waits for in-flight requests.
+	stateMu  sync.RWMutex
+	sealed   atomic.Bool
+	unsealer *seal.Unsealer // guarded by stateMu (write)
+
+	// Valid only while unsealed (set under stateMu write lock).
+	tokens  *token.Store
+	cluster clusterInfo
+	running []subsystem // started subsystems, in start order
+	stopCtx context.CancelFunc
+
+	// mountsMu serializes changes to the mount table.
+	mountsMu sync.Mutex
+	mounts   *mount.Table
+	sys      logical.Backend
+}
+
+type clusterInfo struct {
+	Name string `json:"name"`
+	ID   string `json:"id"`
+}
+
+// New returns a sealed core over cfg.Storage.
+func New(cfg Config) (*Core, error) {
+	if cfg.Storage == nil {
+		return nil, errors.New("core: no storage backend")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.DefaultLeaseTTL == 0 {
+		cfg.DefaultLeaseTTL = 768 * time.Hour
+	}
+	if cfg.MaxLeaseTTL == 0 {
+		cfg.MaxLeaseTTL = 768 * time.Hour
+	}
+	if cfg.DefaultLeaseTTL > cfg.MaxLeaseTTL {
+		return nil, fmt.Errorf("core: default lease ttl %s exceeds max lease ttl %s", cfg.DefaultLeaseTTL, cfg.MaxLeaseTTL)
+	}
+	c := &Core{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "core"),
+		clk:     cfg.Clock,
+		barrier: barrier.New(cfg.Storage, cfg.Clock),
+		router:  mount.NewRouter(),
+	}
+	c.sealed.Store(true)
+	c.sys = newSystemBackend(c)
+	return c, nil
+}
+
+// Sealed reports whether the core is sealed.
+func (c *Core) Sealed() bool { return c.sealed.Load() }
+
+// subsystem is one piece started on unseal and stopped on seal, in reverse.
+type subsystem struct {
+	name  string
+	start func(ctx context.Context) error
+	stop  func(ctx context.Context)
+}
+
+// subsystems lists, in start order, what runs while unsealed.
+func (c *Core) subsystems() []subsystem {
+	return []subsystem{
+		{name: "cluster", start: c.loadCluster, stop: func(context.Context) {}},
+		{name: "tokens", start: c.startTokens, stop: c.stopTokens},
+		{name: "mounts", start: c.startMounts, stop: c.stopMounts},
+	}
+}
+
+// startAll starts the subsystems in order; on failure it stops the ones
+// already started, in reverse, and returns the error.
+func (c *Core) startAll(ctx context.Context) error {
+	for _, s := range c.subsystems() {
+		if err := s.start(ctx); err != nil {
+			c.stopAll(ctx)
+			return fmt.Errorf("core: start %s: %w", s.name, err)
+		}
+		c.running = append(c.running, s)
+	}
+	return nil
+}
+
+// stopAll stops the running subsystems in reverse start order.
+func (c *Core) stopAll(ctx context.Context) {
+	for i := len(c.running) - 1; i >= 0; i-- {
+		c.running[i].stop(ctx)
+	}
+	c.running = nil
+}
+
+func (c *Core) startTokens(ctx context.Context) error {
+	st, err := token.Open(ctx, c.barrier.View(tokenView), c.clk.Now)
+	if err != nil {
+		return err
+	}
+	c.tokens = st
+	return nil
+}
+
+func (c *Core) stopTokens(context.Context) {
+	if c.tokens != nil {
+		c.tokens.Close()
+		c.tokens = nil
+	}
+}

@@ -1,0 +1,301 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-secrets/vigil/internal/core"
+	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/secrets/kv"
+	"github.com/vigil-secrets/vigil/internal/storage/inmem"
+)
+
+type env struct {
+	t     *testing.T
+	core  *core.Core
+	srv   *httptest.Server
+	token string
+	keys  []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	c, err := core.New(core.Config{Storage: inmem.New(), StorageType: "inmem", Factories: map[string]logical.Factory{"kv": kv.Factory}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Options{Core: c, Version: "test", Now: func() time.Time { return time.Unix(1700000000, 0) }})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		c.SealInternal(context.Background())
+	})
+	return &env{t: t, core: c, srv: srv}
+}
+
+// do sends a request and decodes a JSON body if there is one.
+func (e *env) do(method, path, body string, hdr ...string) (int, http.Header, map[string]any) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if e.token != "" {
+		req.Header.Set("X-Vault-Token", e.token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			e.t.Fatalf("%s %s: body is not JSON: %q", method, path, raw)
+		}
+	}
+	return resp.StatusCode, resp.Header, out
+}
+
+func (e *env) initAndUnseal() {
+	e.t.Helper()
+	code, _, body := e.do("PUT", "/v1/sys/init", `{"secret_shares":3,"secret_threshold":2}`)
+	if code != 200 {
+		e.t.Fatalf("init: %d %v", code, body)
+	}
+	for _, k := range body["keys"].([]any) {
+		e.keys = append(e.keys, k.(string))
+	}
+	if len(body["keys_base64"].([]any)) != 3 {
+		e.t.Fatal("keys_base64 missing")
+	}
+	e.token = body["root_token"].(string)
+	for _, k := range e.keys[:2] {
+		if code, _, body := e.do("PUT", "/v1/sys/unseal", `{"key":"`+k+`"}`); code != 200 {
+			e.t.Fatalf("unseal: %d %v", code, body)
+		}
+	}
+}
+
+func TestHealthCodes(t *testing.T) {
+	e := newEnv(t)
+	check := func(query string, want int) {
+		t.Helper()
+		code, _, body := e.do("GET", "/v1/sys/health"+query, "")
+		if code != want {
+			t.Fatalf("health%s = %d, want %d", query, code, want)
+		}
+		if body["server_time_utc"] != float64(1700000000) || body["version"] != "test" {
+			t.Fatalf("body %v", body)
+		}
+		req, _ := http.NewRequest("HEAD", e.srv.URL+"/v1/sys/health"+query, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("HEAD health%s = %d, want %d", query, resp.StatusCode, want)
+		}
+	}
+	check("", 501)
+	check("?uninitcode=200", 200)
+	e.do("PUT", "/v1/sys/init", `{"secret_shares":1,"secret_threshold":1}`)
+	check("", 503)
+	check("?sealedcode=299", 299)
+	check("?standbyok=true&sealedcode=473", 473)
+	if code, _, body := e.do("GET", "/v1/sys/health?sealedcode=abc", ""); code != 400 || body["errors"] == nil {
+		t.Fatalf("bad code: %d %v", code, body)
+	}
+	if code, _, _ := e.do("GET", "/v1/sys/health?standbyok=maybe", ""); code != 400 {
+		t.Fatalf("bad standbyok: %d", code)
+	}
+}
+
+func TestHealthActiveAndCodes(t *testing.T) {
+	e := newEnv(t)
+	e.initAndUnseal()
+	for q, want := range map[string]int{"": 200, "?activecode=204": 204, "?standbycode=200": 200, "?drsecondarycode=200&perfstandbyok=true": 200} {
+		if code, _, _ := e.do("GET", "/v1/sys/health"+q, ""); code != want {
+			t.Errorf("health%s = %d, want %d", q, code, want)
+		}
+	}
+	_, _, body := e.do("GET", "/v1/sys/health", "")
+	for _, k := range []string{"initialized", "sealed", "standby", "performance_standby", "replication_dr_mode", "cluster_name", "cluster_id"} {
+		if _, ok := body[k]; !ok {
+			t.Errorf("health lacks %s", k)
+		}
+	}
+}
+
+func TestSealedAnswersOnlySealEndpoints(t *testing.T) {
+	e := newEnv(t)
+	e.do("PUT", "/v1/sys/init", `{"secret_shares":1,"secret_threshold":1}`)
+	e.token = "anything"
+	for _, p := range []string{"/v1/sys/mounts", "/v1/secret/data/x", "/v1/sys/key-status", "/v1/sys/internal/ui/mounts"} {
+		code, _, body := e.do("GET", p, "")
+		if code != 503 {
+			t.Errorf("%s while sealed = %d %v", p, code, body)
+		}
+	}
+	for _, p := range []string{"/v1/sys/seal-status", "/v1/sys/init"} {
+		if code, _, _ := e.do("GET", p, ""); code != 200 {
+			t.Errorf("%s while sealed = %d", p, code)
+		}
+	}
+}
+
+func TestSealStatusAndUnsealErrors(t *testing.T) {
+	e := newEnv(t)
+	code, _, body := e.do("GET", "/v1/sys/seal-status", "")
+	if code != 200 || body["initialized"] != false || body["sealed"] != true {
+		t.Fatalf("uninitialized seal-status: %d %v", code, body)
+	}
+	code, _, body = e.do("PUT", "/v1/sys/init", `{"secret_shares":"5","secret_threshold":3}`)
+	if code != 200 || len(body["keys"].([]any)) != 5 {
+		t.Fatalf("init with a string number: %d %v", code, body)
+	}
+	keys := body["keys"].([]any)
+	if code, _, _ := e.do("PUT", "/v1/sys/init", `{"secret_shares":1,"secret_threshold":1}`); code != 400 {
+		t.Fatalf("second init = %d", code)
+	}
+	e.do("PUT", "/v1/sys/unseal", `{"key":"`+keys[0].(string)+`"}`)
+	for _, bad := range []string{`{"key":"zz!"}`, `{"key":"abcd"}`, `{}`, `{"key":5}`, `{"reset":"x"}`, `not json`} {
+		code, _, body := e.do("PUT", "/v1/sys/unseal", bad)
+		if code != 400 {
+			t.Errorf("unseal %s = %d %v", bad, code, body)
+		}
+	}
+	_, _, body = e.do("GET", "/v1/sys/seal-status", "")
+	if body["progress"] != float64(1) || body["t"] != float64(3) || body["n"] != float64(5) || body["type"] != "shamir" {
+		t.Fatalf("seal-status after bad keys: %v", body)
+	}
+	_, _, body = e.do("PUT", "/v1/sys/unseal", `{"reset":true}`)
+	if body["progress"] != float64(0) {
+		t.Fatalf("after reset: %v", body)
+	}
+	if code, _, _ := e.do("PUT", "/v1/sys/init", `{"secret_shares":3,"pgp_keys":["x"]}`); code != 400 {
+		t.Fatalf("pgp init = %d", code)
+	}
+}
+
+func TestLeaderAndSeal(t *testing.T) {
+	e := newEnv(t)
+	e.initAndUnseal()
+	code, _, body := e.do("GET", "/v1/sys/leader", "")
+	if code != 200 || body["ha_enabled"] != false {
+		t.Fatalf("leader: %d %v", code, body)
+	}
+	tok := e.token
+	e.token = ""
+	if code, _, _ := e.do("PUT", "/v1/sys/seal", ""); code != 403 {
+		t.Fatalf("seal without token = %d", code)
+	}
+	e.token = tok
+	if code, _, _ := e.do("PUT", "/v1/sys/seal", ""); code != 204 {
+		t.Fatalf("seal = %d", code)
+	}
+	if !e.core.Sealed() {
+		t.Fatal("not sealed")
+	}
+}
+
+func TestTokenHeadersAndDeny(t *testing.T) {
+	e := newEnv(t)
+	e.initAndUnseal()
+	tok := e.token
+	e.token = ""
+	code, _, body := e.do("GET", "/v1/sys/mounts", "")
+	if code != 403 || body["errors"].([]any)[0] != "permission denied" {
+		t.Fatalf("no token: %d %v", code, body)
+	}
+	if code, _, _ := e.do("GET", "/v1/sys/mounts", "", "Authorization", "Bearer "+tok); code != 200 {
+		t.Fatalf("bearer token = %d", code)
+	}
+	// X-Vault-Token wins over Authorization.
+	if code, _, _ := e.do("GET", "/v1/sys/mounts", "", "X-Vault-Token", "bad", "Authorization", "Bearer "+tok); code != 403 {
+		t.Fatalf("X-Vault-Token precedence = %d", code)
+	}
+}
+
+func TestEnvelopeAndErrors(t *testing.T) {
+	e := newEnv(t)
+	e.initAndUnseal()
+	if code, _, _ := e.do("POST", "/v1/sys/mounts/kv", `{"type":"kv","options":{"version":"1"}}`); code != 204 {
+		t.Fatalf("mount = %d", code)
+	}
+	if code, _, _ := e.do("PUT", "/v1/kv/a", `{"v":"1"}`); code != 204 {
+		t.Fatalf("write = %d", code)
+	}
+	code, hdr, body := e.do("GET", "/v1/kv/a", "")
+	if code != 200 || hdr.Get("Content-Type") != "application/json" || hdr.Get("Cache-Control") != "no-store" {
+		t.Fatalf("read: %d %v", code, hdr)
+	}
+	for _, k := range []string{"request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth", "mount_type"} {
+		if _, ok := body[k]; !ok {
+			t.Errorf("envelope lacks %q", k)
+		}
+	}
+	if body["mount_type"] != "kv" || body["data"].(map[string]any)["v"] != "1" {
+		t.Fatalf("body %v", body)
+	}
+	// kv v1 reads carry the mount's TTL as lease_duration, 768h by default.
+	if body["lease_duration"] != float64(768*3600) {
+		t.Errorf("lease_duration = %v", body["lease_duration"])
+	}
+	// LIST and ?list=true give the same keys.
+	for _, m := range [][2]string{{"LIST", "/v1/kv/"}, {"GET", "/v1/kv/?list=true"}} {
+		code, _, body := e.do(m[0], m[1], "")
+		if code != 200 || len(body["data"].(map[string]any)["keys"].([]any)) != 1 {
+			t.Fatalf("%s %s: %d %v", m[0], m[1], code, body)
+		}
+	}
+	code, _, body = e.do("GET", "/v1/kv/missing", "")
+	if code != 404 || len(body["errors"].([]any)) != 0 {
+		t.Fatalf("not found: %d %v", code, body)
+	}
+	code, _, body = e.do("GET", "/v1/nowhere/x", "")
+	if code != 404 || !strings.Contains(body["errors"].([]any)[0].(string), "no handler for route") {
+		t.Fatalf("no route: %d %v", code, body)
+	}
+	if code, _, _ := e.do("GET", "/v1/kv/a", "", "X-Vault-Namespace", "team-a"); code != 404 {
+		t.Fatalf("foreign namespace = %d", code)
+	}
+	if code, _, _ := e.do("GET", "/v1/kv/a", "", "X-Vault-Namespace", "root/"); code != 200 {
+		t.Fatalf("root namespace = %d", code)
+	}
+	if code, _, _ := e.do("PUT", "/v1/kv/b", `{"v":`); code != 400 {
+		t.Fatalf("malformed JSON = %d", code)
+	}
+	if code, _, body := e.do("POST", "/v1/sys/mounts/x", `{"type":"kv","local":"notbool"}`); code != 400 || !strings.Contains(body["errors"].([]any)[0].(string), "local") {
+		t.Fatalf("wrong type: %d %v", code, body)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	c, _ := core.New(core.Config{Storage: inmem.New(), Factories: map[string]logical.Factory{"kv": kv.Factory}})
+	srv := httptest.NewServer(New(Options{Core: c, MaxRequestSize: 1024}))
+	defer srv.Close()
+	req, _ := http.NewRequest("PUT", srv.URL+"/v1/sys/init", strings.NewReader(`{"x":"`+strings.Repeat("a", 2048)+`"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Fatalf("oversized body = %d", resp.StatusCode)
+	}
+	if ok, _ := c.Initialized(context.Background()); ok {
+		t.Fatal("oversized request had an effect")
+	}
+}

@@ -1,0 +1,163 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/vigil-secrets/vigil/internal/core"
+	"github.com/vigil-secrets/vigil/internal/logical"
+)
+
+// envelope is Vault's success body.
+type envelope struct {
+	RequestID     string         `json:"request_id"`
+	LeaseID       string         `json:"lease_id"`
+	Renewable     bool           `json:"renewable"`
+	LeaseDuration int64          `json:"lease_duration"`
+	Data          map[string]any `json:"data"`
+	WrapInfo      any            `json:"wrap_info"`
+	Warnings      []string       `json:"warnings"`
+	Auth          any            `json:"auth"`
+	MountType     string         `json:"mount_type,omitempty"`
+}
+
+// injectPaths are the routes whose data keys are also copied to the top
+// level of the body, for clients of Vault's older API.
+var injectPaths = []string{
+	"sys/audit", "sys/audit-hash/", "sys/auth", "sys/mounts", "sys/policy",
+	"sys/capabilities", "sys/capabilities-accessor", "sys/capabilities-self",
+	"sys/key-status", "sys/ha-status", "sys/rotate", "sys/remount",
+	"sys/wrapping/wrap", "sys/config/cors", "sys/config/auditing/request-headers",
+	"sys/rekey/backup", "sys/rekey/recovery-key-backup",
+}
+
+func injects(path string) bool {
+	for _, p := range injectPaths {
+		if path == p || (len(path) > len(p) && path[:len(p)] == p && (p[len(p)-1] == '/' || path[len(p)] == '/')) {
+			return true
+		}
+	}
+	return false
+}
+
+// respondResult renders a served request.
+func (h *Handler) respondResult(w http.ResponseWriter, reqID, path string, res *core.Result) {
+	resp := res.Response
+	status := http.StatusOK
+	if resp.StatusCode != 0 {
+		status = resp.StatusCode
+	}
+	if resp.Data == nil && resp.Secret == nil && len(resp.Warnings) == 0 && resp.StatusCode == 0 {
+		w.Header()["Content-Type"] = []string{"application/json"}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	env := envelope{
+		RequestID: reqID,
+		Data:      resp.Data,
+		Warnings:  resp.Warnings,
+		MountType: res.MountType,
+	}
+	if s := resp.Secret; s != nil {
+		env.LeaseID = s.LeaseID
+		env.Renewable = s.Renewable
+		env.LeaseDuration = int64(s.TTL.Seconds())
+	}
+	var body any = env
+	if injects(path) && resp.Data != nil {
+		body = injected(env)
+	}
+	writeJSON(w, status, body)
+}
+
+// injected returns env as a map with the data keys copied to the top level
+// (envelope fields win on a clash).
+func injected(env envelope) map[string]any {
+	m := make(map[string]any, len(env.Data)+9)
+	for k, v := range env.Data {
+		m[k] = v
+	}
+	m["request_id"] = env.RequestID
+	m["lease_id"] = env.LeaseID
+	m["renewable"] = env.Renewable
+	m["lease_duration"] = env.LeaseDuration
+	m["data"] = env.Data
+	m["wrap_info"] = nil
+	m["warnings"] = env.Warnings
+	m["auth"] = nil
+	if env.MountType != "" {
+		m["mount_type"] = env.MountType
+	}
+	return m
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeErrors(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	w.Header()["Content-Type"] = []string{"application/json"}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// writeErrors writes {"errors":[...]} (an empty list when msgs is empty).
+func writeErrors(w http.ResponseWriter, status int, msgs ...string) {
+	if msgs == nil {
+		msgs = []string{}
+	}
+	writeJSON(w, status, struct {
+		Errors []string `json:"errors"`
+	}{msgs})
+}
+
+// noRouteMessage is the exact text clients match for an unmounted path.
+func noRouteMessage(path string) string {
+	return `no handler for route "` + path + `". route entry not found.`
+}
+
+// errorStatus is the one table that maps errors to HTTP statuses and the
+// messages clients see. Anything it does not know is a 500 whose cause is
+// logged, not sent.
+func errorStatus(err error, path string) (status int, msgs []string, internal bool) {
+	var coded *logical.CodedError
+	switch {
+	case errors.As(err, &coded):
+		return coded.Status, []string{coded.Msg}, coded.Status >= 500
+	case errors.Is(err, core.ErrSealed):
+		return http.StatusServiceUnavailable, []string{"Vault is sealed"}, false
+	case errors.Is(err, core.ErrNotInitialized):
+		return http.StatusBadRequest, []string{"server is not yet initialized"}, false
+	case errors.Is(err, core.ErrAlreadyInitialized):
+		return http.StatusBadRequest, []string{"Vault is already initialized"}, false
+	case errors.Is(err, core.ErrAlreadyUnsealed):
+		return http.StatusBadRequest, []string{"vault is unsealed"}, false
+	case errors.Is(err, core.ErrNoRoute):
+		return http.StatusNotFound, []string{noRouteMessage(path)}, false
+	case errors.Is(err, logical.ErrPermissionDenied):
+		return http.StatusForbidden, []string{"permission denied"}, false
+	case errors.Is(err, logical.ErrNotFound):
+		return http.StatusNotFound, nil, false
+	case errors.Is(err, logical.ErrUnsupportedPath):
+		return http.StatusNotFound, []string{"unsupported path"}, false
+	case errors.Is(err, logical.ErrUnsupportedOperation):
+		return http.StatusMethodNotAllowed, []string{"unsupported operation"}, false
+	case errors.Is(err, logical.ErrInvalidRequest):
+		return http.StatusBadRequest, []string{err.Error()}, false
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, []string{"request timed out"}, true
+	}
+	return http.StatusInternalServerError, []string{"internal error"}, true
+}
+
+// respondError renders err; internal causes are logged with the request id.
+func (h *Handler) respondError(w http.ResponseWriter, reqID, path string, err error) {
+	status, msgs, internal := errorStatus(err, path)
+	if internal {
+		h.log.Error("request failed", "request_id", reqID, "path", path, "status", status, "error", err)
+	}
+	writeErrors(w, status, msgs...)
+}

@@ -1,0 +1,370 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-secrets/vigil/internal/core"
+)
+
+// sealStatusBody is sys/seal-status (and the answer to sys/unseal).
+type sealStatusBody struct {
+	Type         string `json:"type"`
+	Initialized  bool   `json:"initialized"`
+	Sealed       bool   `json:"sealed"`
+	T            int    `json:"t"`
+	N            int    `json:"n"`
+	Progress     int    `json:"progress"`
+	Nonce        string `json:"nonce"`
+	Version      string `json:"version"`
+	BuildDate    string `json:"build_date"`
+	Migration    bool   `json:"migration"`
+	ClusterName  string `json:"cluster_name,omitempty"`
+	ClusterID    string `json:"cluster_id,omitempty"`
+	RecoverySeal bool   `json:"recovery_seal"`
+	StorageType  string `json:"storage_type,omitempty"`
+}
+
+func (h *Handler) sealStatusBody(st core.SealStatus) sealStatusBody {
+	return sealStatusBody{
+		Type: st.Type, Initialized: st.Initialized, Sealed: st.Sealed,
+		T: st.Threshold, N: st.Shares, Progress: st.Progress, Nonce: st.Nonce,
+		Version: h.version, BuildDate: "", ClusterName: st.ClusterName, ClusterID: st.ClusterID,
+		StorageType: st.StorageType,
+	}
+}
+
+func methodIs(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	writeErrors(w, http.StatusMethodNotAllowed)
+	return false
+}
+
+func (h *Handler) handleSealStatus(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	if !methodIs(w, r, http.MethodGet) {
+		return
+	}
+	st, err := h.core.SealStatus(ctx)
+	if err != nil {
+		h.respondError(w, "", "sys/seal-status", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.sealStatusBody(st))
+}
+
+// healthCodes are sys/health's query parameters and defaults.
+var healthCodes = map[string]int{
+	"activecode":             http.StatusOK,
+	"standbycode":            http.StatusTooManyRequests,
+	"drsecondarycode":        472,
+	"performancestandbycode": 473,
+	"haunhealthycode":        474,
+	"removedcode":            530,
+	"sealedcode":             http.StatusServiceUnavailable,
+	"uninitcode":             http.StatusNotImplemented,
+}
+
+func (h *Handler) handleHealth(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	if !methodIs(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	q := r.URL.Query()
+	codes := make(map[string]int, len(healthCodes))
+	for name, def := range healthCodes {
+		codes[name] = def
+		if v := q.Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 100 || n > 999 {
+				writeErrors(w, http.StatusBadRequest, fmt.Sprintf("bad code value for %s", name))
+				return
+			}
+			codes[name] = n
+		}
+	}
+	for _, b := range []string{"standbyok", "perfstandbyok"} {
+		if v := q.Get(b); v != "" {
+			if _, err := strconv.ParseBool(v); err != nil {
+				writeErrors(w, http.StatusBadRequest, fmt.Sprintf("bad value for %s parameter", b))
+				return
+			}
+		}
+	}
+	st, err := h.core.SealStatus(ctx)
+	if err != nil {
+		h.respondError(w, "", "sys/health", err)
+		return
+	}
+	status := codes["activecode"]
+	switch {
+	case !st.Initialized:
+		status = codes["uninitcode"]
+	case st.Sealed:
+		status = codes["sealedcode"]
+	}
+	body := struct {
+		Initialized                bool   `json:"initialized"`
+		Sealed                     bool   `json:"sealed"`
+		Standby                    bool   `json:"standby"`
+		PerformanceStandby         bool   `json:"performance_standby"`
+		ReplicationPerformanceMode string `json:"replication_performance_mode"`
+		ReplicationDRMode          string `json:"replication_dr_mode"`
+		ServerTimeUTC              int64  `json:"server_time_utc"`
+		Version                    string `json:"version"`
+		ClusterName                string `json:"cluster_name,omitempty"`
+		ClusterID                  string `json:"cluster_id,omitempty"`
+	}{
+		Initialized: st.Initialized, Sealed: st.Sealed,
+		ReplicationPerformanceMode: "disabled", ReplicationDRMode: "disabled",
+		ServerTimeUTC: h.now().Unix(), Version: h.version,
+		ClusterName: st.ClusterName, ClusterID: st.ClusterID,
+	}
+	if r.Method == http.MethodHead {
+		w.Header()["Content-Type"] = []string{"application/json"}
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, body)
+}
+
+func (h *Handler) handleLeader(w http.ResponseWriter, r *http.Request) {
+	if !methodIs(w, r, http.MethodGet) {
+		return
+	}
+	// A single node is never part of an HA cluster: Vault's non-HA answer,
+	// with the remaining fields present for clients that decode them.
+	writeJSON(w, http.StatusOK, map[string]any{
+		"ha_enabled":                          false,
+		"is_self":                             false,
+		"active_time":                         time.Time{}.Format(time.RFC3339),
+		"leader_address":                      "",
+		"leader_cluster_address":              "",
+		"performance_standby":                 false,
+		"performance_standby_last_remote_wal": 0,
+	})
+}
+
+// readParams decodes a JSON object body for the seal endpoints.
+func (h *Handler) readParams(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
+	data, status, msg := h.parseBody(w, r, false)
+	if status != 0 {
+		writeErrors(w, status, msg)
+		return nil, false
+	}
+	return data, true
+}
+
+func (h *Handler) handleInit(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet {
+		ok, err := h.core.Initialized(ctx)
+		if err != nil {
+			h.respondError(w, "", "sys/init", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"initialized": ok})
+		return
+	}
+	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
+		return
+	}
+	data, ok := h.readParams(w, r)
+	if !ok {
+		return
+	}
+	var p fields
+	p.data = data
+	shares := p.int("secret_shares")
+	threshold := p.int("secret_threshold")
+	recShares := p.int("recovery_shares")
+	recThreshold := p.int("recovery_threshold")
+	pgp := p.strings("pgp_keys")
+	recPGP := p.strings("recovery_pgp_keys")
+	rootPGP := p.string("root_token_pgp_key")
+	if err := p.err(); err != nil {
+		writeErrors(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var bad []string
+	if recShares != 0 {
+		bad = append(bad, "recovery_shares")
+	}
+	if recThreshold != 0 {
+		bad = append(bad, "recovery_threshold")
+	}
+	if len(recPGP) != 0 {
+		bad = append(bad, "recovery_pgp_keys")
+	}
+	if len(bad) > 0 {
+		writeErrors(w, http.StatusBadRequest, "parameters "+strings.Join(bad, ",")+" not applicable to seal type shamir")
+		return
+	}
+	if len(pgp) != 0 || rootPGP != "" {
+		writeErrors(w, http.StatusBadRequest, "PGP-encrypted key shares are not supported by this server")
+		return
+	}
+	res, err := h.core.Init(ctx, core.InitRequest{SecretShares: shares, SecretThreshold: threshold})
+	if err != nil {
+		h.respondError(w, "", "sys/init", err)
+		return
+	}
+	keys := make([]string, len(res.Keys))
+	keysB64 := make([]string, len(res.Keys))
+	for i, k := range res.Keys {
+		keys[i] = hex.EncodeToString(k)
+		keysB64[i] = base64.StdEncoding.EncodeToString(k)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"keys":        keys,
+		"keys_base64": keysB64,
+		"root_token":  res.RootToken.Reveal(),
+	})
+}
+
+func (h *Handler) handleUnseal(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
+		return
+	}
+	data, ok := h.readParams(w, r)
+	if !ok {
+		return
+	}
+	var p fields
+	p.data = data
+	key := p.string("key")
+	reset := p.bool("reset")
+	_ = p.bool("migrate")
+	if err := p.err(); err != nil {
+		writeErrors(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var st core.SealStatus
+	var err error
+	switch {
+	case reset:
+		st, err = h.core.ResetUnseal(ctx)
+	case key == "":
+		writeErrors(w, http.StatusBadRequest, "'key' must be specified in request body as JSON, or 'reset' set to true")
+		return
+	default:
+		st, err = h.core.Unseal(ctx, key)
+	}
+	if err != nil {
+		h.respondError(w, "", "sys/unseal", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.sealStatusBody(st))
+}
+
+func (h *Handler) handleSeal(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
+		return
+	}
+	if err := h.core.Seal(ctx, requestToken(r)); err != nil {
+		h.respondError(w, "", "sys/seal", err)
+		return
+	}
+	w.Header()["Content-Type"] = []string{"application/json"}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// fields decodes the few loosely typed parameters of the seal endpoints,
+// remembering the first error (which names the field).
+type fields struct {
+	data  map[string]any
+	first error
+}
+
+func (f *fields) fail(name, want string) {
+	if f.first == nil {
+		f.first = fmt.Errorf("invalid value for %q: expected %s", name, want)
+	}
+}
+
+func (f *fields) err() error { return f.first }
+
+func (f *fields) int(name string) int {
+	switch v := f.data[name].(type) {
+	case nil:
+		return 0
+	case json.Number:
+		n, err := strconv.Atoi(v.String())
+		if err != nil {
+			f.fail(name, "an integer")
+		}
+		return n
+	case string:
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			f.fail(name, "an integer")
+		}
+		return n
+	}
+	f.fail(name, "an integer")
+	return 0
+}
+
+func (f *fields) bool(name string) bool {
+	switch v := f.data[name].(type) {
+	case nil:
+		return false
+	case bool:
+		return v
+	case string:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			f.fail(name, "a boolean")
+		}
+		return b
+	}
+	f.fail(name, "a boolean")
+	return false
+}
+
+func (f *fields) string(name string) string {
+	switch v := f.data[name].(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	}
+	f.fail(name, "a string")
+	return ""
+}
+
+func (f *fields) strings(name string) []string {
+	switch v := f.data[name].(type) {
+	case nil:
+		return nil
+	case string:
+		if v == "" {
+			return nil
+		}
+		return strings.Split(v, ",")
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				f.fail(name, "a list of strings")
+				return nil
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	f.fail(name, "a list of strings")
+	return nil
+}

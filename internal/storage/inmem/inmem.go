@@ -1,0 +1,193 @@
+// Package inmem is an in-memory storage.Backend for tests and for dev-mode
+// servers. Nothing it stores survives the process, so it must never be used
+// where the storage contract's durability promise matters.
+//
+// Keys live in a map for lookups and in a sorted slice so that List costs
+// O(log n + k) for k children: it seeks past each child directory instead of
+// scanning its descendants.
+package inmem
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/vigil-secrets/vigil/internal/storage"
+)
+
+var (
+	_ storage.Backend       = (*Backend)(nil)
+	_ storage.Transactional = (*Backend)(nil)
+	_ storage.Closer        = (*Backend)(nil)
+)
+
+// Backend is an in-memory [storage.Backend]. It is safe for concurrent use.
+// Values are copied on the way in and on the way out, so callers can never
+// alias stored data.
+type Backend struct {
+	mu     sync.RWMutex
+	data   map[string][]byte
+	keys   []string // sorted; exactly the keys of data
+	closed bool
+}
+
+// New returns an empty backend.
+func New() *Backend {
+	return &Backend{data: make(map[string][]byte)}
+}
+
+// Get returns a copy of the value stored at key.
+func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := check(ctx, key); err != nil {
+		return nil, err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, storage.ErrClosed
+	}
+	v, ok := b.data[key]
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return clone(v), nil
+}
+
+// Put stores a copy of value at key.
+func (b *Backend) Put(ctx context.Context, key string, value []byte) error {
+	if err := check(ctx, key); err != nil {
+		return err
+	}
+	v := clone(value)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return storage.ErrClosed
+	}
+	b.put(key, v)
+	return nil
+}
+
+// Delete removes key. Deleting a missing key is not an error.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := check(ctx, key); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return storage.ErrClosed
+	}
+	b.delete(key)
+	return nil
+}
+
+// List returns the immediate children of prefix, sorted, directories once
+// with a trailing '/'.
+func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, storage.ErrClosed
+	}
+	var out []string
+	i, _ := slices.BinarySearch(b.keys, prefix)
+	for i < len(b.keys) && strings.HasPrefix(b.keys[i], prefix) {
+		child, ok := storage.ChildOf(prefix, b.keys[i])
+		if !ok { // the key equals prefix: it is not a child of itself
+			i++
+			continue
+		}
+		out = append(out, child)
+		if strings.HasSuffix(child, "/") {
+			// Every key of the subtree starts with prefix+child; '0' is the
+			// byte after '/', so this is the first key past the subtree.
+			next := prefix + child[:len(child)-1] + "0"
+			j, _ := slices.BinarySearch(b.keys[i:], next)
+			i += j
+			continue
+		}
+		i++
+	}
+	return out, nil
+}
+
+// Transaction applies ops in order, atomically: every key is validated
+// first, and no reader sees a state in which only some ops are applied.
+func (b *Backend) Transaction(ctx context.Context, ops []storage.Op) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	vals := make([][]byte, len(ops))
+	for i, op := range ops {
+		if err := storage.ValidateKey(op.Key); err != nil {
+			return err
+		}
+		if !op.Delete {
+			vals[i] = clone(op.Value)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return storage.ErrClosed
+	}
+	for i, op := range ops {
+		if op.Delete {
+			b.delete(op.Key)
+		} else {
+			b.put(op.Key, vals[i])
+		}
+	}
+	return nil
+}
+
+// Close discards the data. Every later call returns [storage.ErrClosed].
+// Closing twice is safe.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	b.data = nil
+	b.keys = nil
+	return nil
+}
+
+// put stores v, which the caller has already copied. b.mu must be held.
+func (b *Backend) put(key string, v []byte) {
+	if _, ok := b.data[key]; !ok {
+		i, _ := slices.BinarySearch(b.keys, key)
+		b.keys = slices.Insert(b.keys, i, key)
+	}
+	b.data[key] = v
+}
+
+// delete removes key if present. b.mu must be held.
+func (b *Backend) delete(key string) {
+	if _, ok := b.data[key]; !ok {
+		return
+	}
+	delete(b.data, key)
+	if i, found := slices.BinarySearch(b.keys, key); found {
+		b.keys = slices.Delete(b.keys, i, i+1)
+	}
+}
+
+func check(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return storage.ValidateKey(key)
+}
+
+// clone copies v; a nil or empty v becomes a non-nil empty slice so that an
+// empty value reads back as present.
+func clone(v []byte) []byte {
+	out := make([]byte, len(v))
+	copy(out, v)
+	return out
+}
