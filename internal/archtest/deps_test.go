@@ -1,0 +1,231 @@
+// Package archtest enforces DESIGN.md §4: which internal packages each
+// package may import, that test helpers never reach production code, and
+// that every package says what it is for.
+package archtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/vigil-secrets/vigil"
+
+// Layer groups, by package path relative to the module.
+var (
+	layer0 = []string{"api", "internal/logical", "internal/clock", "internal/secret", "internal/shamir"}
+	layer1 = []string{"internal/storage", "internal/policy", "internal/framework", "internal/config", "internal/logging"}
+	// testHelpers are imported only from _test.go files.
+	testHelpers = []string{"internal/storage/storagetest", "internal/logical/logicaltest", "internal/testcluster", "internal/pgtest"}
+)
+
+func join(groups ...[]string) []string { return slices.Concat(groups...) }
+
+// rule says which internal packages a package may import directly, and why.
+type rule struct {
+	allow  []string // allowed imports; an entry ending in "/..." allows a subtree
+	reason string
+}
+
+// rules maps a package (or subtree with "/...") to its rule. A package
+// matching no rule fails the test: add it here deliberately.
+var rules = map[string]rule{
+	"api":              {nil, "the public client stays free of internal code so it could become its own module"},
+	"internal/logical": {nil, "the mount contract is a leaf"},
+	"internal/clock":   {nil, "leaf"},
+	"internal/secret":  {nil, "leaf"},
+	"internal/shamir":  {nil, "pure math"},
+
+	"internal/storage":   {nil, "physical storage knows nothing above it"},
+	"internal/policy":    {nil, "policy stays pure: parse, compile, check"},
+	"internal/framework": {[]string{"internal/logical"}, "a toolkit for mounts over the mount contract"},
+	"internal/config":    {nil, "config files decode to typed structs with no runtime imports"},
+	"internal/logging":   {nil, "leaf"},
+
+	"internal/storage/inmem":    {[]string{"internal/storage"}, "backends see only the storage contract"},
+	"internal/storage/bolt":     {[]string{"internal/storage"}, "backends see only the storage contract"},
+	"internal/storage/postgres": {[]string{"internal/storage"}, "backends see only the storage contract"},
+	"internal/barrier":          {[]string{"internal/storage", "internal/logical", "internal/secret", "internal/clock"}, "the barrier wraps storage"},
+	"internal/seal":             {[]string{"internal/shamir", "internal/secret"}, "the seal produces the root key; core hands it to the barrier"},
+
+	"internal/token":     {join(layer0, layer1), "layer 3 uses layers 0-1"},
+	"internal/lease":     {join(layer0, layer1), "layer 3 uses layers 0-1; revocation goes through an interface"},
+	"internal/audit":     {join(layer0, layer1), "layer 3 uses layers 0-1"},
+	"internal/jobs":      {join(layer0, layer1), "layer 3 uses layers 0-1"},
+	"internal/mount":     {join(layer0, layer1, []string{"internal/barrier"}), "the mount table hands out barrier views"},
+	"internal/audit/...": {join([]string{"internal/audit"}, layer0), "audit devices see only the audit package"},
+
+	"internal/secrets/...": {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/secrets/..."}, "engines see storage only through logical.Storage"},
+	"internal/auth/...":    {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/auth/..."}, "auth methods see storage only through logical.Storage"},
+
+	"internal/core": {join(layer0, layer1, []string{"internal/storage/...", "internal/barrier", "internal/seal", "internal/token", "internal/lease", "internal/audit", "internal/jobs", "internal/mount"}), "core composes layers 0-3 and receives engines as factories"},
+
+	"internal/httpapi": {[]string{"internal/core", "internal/logical", "api", "internal/ui", "internal/secret"}, "the HTTP layer talks to core through its own interface"},
+	"internal/ui":      {[]string{"api"}, "the UI uses only the public API"},
+
+	"internal/server":      {[]string{"..."}, "the one wiring point"},
+	"internal/cli":         {[]string{"api", "internal/secret", "internal/logging", "internal/cli/..."}, "the CLI reaches the server only over HTTP"},
+	"internal/cli/...":     {[]string{"api", "internal/secret", "internal/logging", "internal/cli/..."}, "the CLI reaches the server only over HTTP"},
+	"internal/agent":       {[]string{"api", "internal/config", "internal/secret", "internal/logging", "internal/agent/..."}, "the agent reaches the server only over HTTP"},
+	"internal/agent/...":   {[]string{"api", "internal/config", "internal/secret", "internal/logging", "internal/agent/..."}, "the agent reaches the server only over HTTP"},
+	"internal/archtest":    {[]string{"..."}, "this test"},
+	"cmd/vigil":            {[]string{"..."}, "the binary"},
+	"bench":                {[]string{"..."}, "benchmarks"},
+	"bench/...":            {[]string{"..."}, "benchmarks"},
+	"tests/...":            {[]string{"..."}, "tests"},
+	"internal/testcluster": {[]string{"..."}, "test helper"},
+	"internal/pgtest":      {nil, "test helper"},
+
+	"internal/storage/storagetest": {[]string{"internal/storage"}, "test helper"},
+	"internal/logical/logicaltest": {[]string{"internal/logical"}, "test helper"},
+}
+
+// forbiddenStd are standard packages a package must not import directly.
+var forbiddenStd = map[string][]string{
+	"internal/core": {"net/http"},
+}
+
+type pkg struct {
+	ImportPath string
+	Name       string
+	Doc        string
+	Imports    []string
+	Deps       []string
+	GoFiles    []string
+	Standard   bool
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", module+"/...")
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(&out)
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func rel(importPath string) (string, bool) {
+	if importPath == module {
+		return ".", true
+	}
+	return strings.CutPrefix(importPath, module+"/")
+}
+
+// match reports whether p matches pattern (exact, "x/..." subtree, or "...").
+func match(pattern, p string) bool {
+	if pattern == "..." {
+		return true
+	}
+	if base, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return p == base || strings.HasPrefix(p, base+"/")
+	}
+	return pattern == p
+}
+
+func ruleFor(p string) (rule, bool) {
+	if r, ok := rules[p]; ok {
+		return r, true
+	}
+	// The most specific subtree rule wins.
+	best, found := "", false
+	for pat := range rules {
+		if strings.HasSuffix(pat, "/...") && match(pat, p) && len(pat) > len(best) {
+			best, found = pat, true
+		}
+	}
+	return rules[best], found
+}
+
+func TestDependencyRules(t *testing.T) {
+	pkgs := listPackages(t)
+	if len(pkgs) < 5 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	for _, p := range pkgs {
+		name, ok := rel(p.ImportPath)
+		if !ok || len(p.GoFiles) == 0 {
+			continue
+		}
+		r, ok := ruleFor(name)
+		if !ok {
+			t.Errorf("%s: no dependency rule; add it to internal/archtest/deps_test.go", name)
+			continue
+		}
+		for _, imp := range p.Imports {
+			dep, internal := rel(imp)
+			if !internal {
+				for _, bad := range forbiddenStd[name] {
+					if imp == bad {
+						t.Errorf("%s imports %s, which it must not (%s)", name, imp, r.reason)
+					}
+				}
+				continue
+			}
+			allowed := slices.ContainsFunc(r.allow, func(a string) bool { return match(a, dep) })
+			if !allowed {
+				t.Errorf("%s imports %s: not allowed (%s)", name, dep, r.reason)
+			}
+		}
+	}
+}
+
+// TestHelpersStayInTests checks that no production package can reach a
+// test helper through any chain of imports.
+func TestHelpersStayInTests(t *testing.T) {
+	for _, p := range listPackages(t) {
+		name, ok := rel(p.ImportPath)
+		if !ok || slices.Contains(testHelpers, name) || strings.HasPrefix(name, "tests/") || name == "internal/archtest" {
+			continue
+		}
+		for _, d := range p.Deps {
+			dep, internal := rel(d)
+			if internal && slices.Contains(testHelpers, dep) {
+				t.Errorf("%s (production code) depends on test helper %s", name, dep)
+			}
+		}
+	}
+}
+
+// TestAPIIsStdlibOnly keeps the public client free of third-party modules.
+func TestAPIIsStdlibOnly(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.ImportPath != module+"/api" {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+				t.Errorf("api imports %s; it must use the standard library only", imp)
+			}
+		}
+	}
+}
+
+// TestPackageDocs fails for a package without a package doc comment.
+func TestPackageDocs(t *testing.T) {
+	for _, p := range listPackages(t) {
+		name, ok := rel(p.ImportPath)
+		if !ok || len(p.GoFiles) == 0 {
+			continue
+		}
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("%s has no package doc comment", name)
+		}
+	}
+}

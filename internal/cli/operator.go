@@ -1,0 +1,407 @@
+package cli
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/vigil-secrets/vigil/api"
+	"github.com/vigil-secrets/vigil/internal/cli/output"
+	"github.com/vigil-secrets/vigil/internal/secret"
+)
+
+func operatorCommands() []*command {
+	return []*command{
+		operatorInitCommand(),
+		operatorUnsealCommand(),
+		operatorSealCommand(),
+		operatorRotateCommand(),
+		operatorKeyStatusCommand(),
+	}
+}
+
+func statusCommand() *command {
+	return &command{
+		name:     "status",
+		synopsis: "Print the server's seal status",
+		usage:    "[flags]",
+		help:     `Prints whether the server is initialized and sealed. Exits 2 when it is sealed, 1 on error.`,
+		run: func(ctx context.Context, c *call) int {
+			if code, done := c.parse(); done {
+				return code
+			}
+			if code, ok := c.nargs(0, 0); !ok {
+				return code
+			}
+			cl, code, ok := c.client()
+			if !ok {
+				return code
+			}
+			st, err := cl.Sys().SealStatus(ctx)
+			if err != nil {
+				return c.fail("checking seal status", err)
+			}
+			if code := c.printStatus(ctx, cl, st); code != exitOK {
+				return code
+			}
+			if st.Sealed {
+				return exitUsage
+			}
+			return exitOK
+		},
+	}
+}
+
+// statusOutput is the JSON/YAML form of status: the seal status and the
+// HA state.
+type statusOutput struct {
+	*api.SealStatusResponse
+	HAEnabled     bool       `json:"ha_enabled"`
+	IsSelf        bool       `json:"is_self,omitempty"`
+	ActiveTime    *time.Time `json:"active_time,omitempty"`
+	LeaderAddress string     `json:"leader_address,omitempty"`
+}
+
+// printStatus prints the seal status, with the HA rows from sys/leader
+// (whose failure, "sealed" in particular, is ignored).
+func (c *call) printStatus(ctx context.Context, cl *api.Client, st *api.SealStatusResponse) int {
+	out := statusOutput{SealStatusResponse: st}
+	if l, err := cl.Sys().Leader(ctx); err == nil {
+		out.HAEnabled = l.HAEnabled
+		out.IsSelf = l.IsSelf
+		out.LeaderAddress = l.LeaderAddress
+		if l.HAEnabled && !l.ActiveTime.IsZero() {
+			out.ActiveTime = &l.ActiveTime
+		}
+	}
+	if code, handled := c.structured(out); handled {
+		return code
+	}
+	rows := []output.Row{
+		{Key: "Seal Type", Value: st.Type},
+		{Key: "Initialized", Value: st.Initialized},
+		{Key: "Sealed", Value: st.Sealed},
+		{Key: "Total Shares", Value: st.N},
+		{Key: "Threshold", Value: st.T},
+	}
+	if st.Sealed {
+		rows = append(rows,
+			output.Row{Key: "Unseal Progress", Value: fmt.Sprintf("%d/%d", st.Progress, st.T)},
+			output.Row{Key: "Unseal Nonce", Value: st.Nonce})
+	}
+	rows = append(rows, output.Row{Key: "Version", Value: st.Version})
+	if st.BuildDate != "" {
+		rows = append(rows, output.Row{Key: "Build Date", Value: st.BuildDate})
+	}
+	rows = append(rows, output.Row{Key: "Storage Type", Value: st.StorageType})
+	if st.ClusterName != "" {
+		rows = append(rows, output.Row{Key: "Cluster Name", Value: st.ClusterName})
+	}
+	if st.ClusterID != "" {
+		rows = append(rows, output.Row{Key: "Cluster ID", Value: st.ClusterID})
+	}
+	rows = append(rows, output.Row{Key: "HA Enabled", Value: out.HAEnabled})
+	if out.HAEnabled && !st.Sealed {
+		mode := "standby"
+		if out.IsSelf {
+			mode = "active"
+		}
+		rows = append(rows, output.Row{Key: "HA Mode", Value: mode})
+		if out.LeaderAddress != "" {
+			rows = append(rows, output.Row{Key: "Active Node Address", Value: out.LeaderAddress})
+		}
+	}
+	if err := output.WriteKeyValues(c.stdout, rows); err != nil {
+		return c.fail("printing the result", err)
+	}
+	return exitOK
+}
+
+func operatorInitCommand() *command {
+	return &command{
+		name:     "init",
+		synopsis: "Initialize a new server",
+		usage:    "[flags]",
+		help: `Initializes the server: creates the root key, splits it into -key-shares
+unseal keys of which -key-threshold are needed to unseal, and creates the
+initial root token. The keys and the token are printed once, to stdout;
+store them safely. The server stays sealed afterwards.
+
+With -status, only reports whether the server is initialized: exit 0 when
+it is, 2 when it is not.`,
+		run: func(ctx context.Context, c *call) int {
+			shares := c.fs.Int("key-shares", 5, "Number of unseal key `shares` to create.")
+			threshold := c.fs.Int("key-threshold", 3, "Number of shares needed to unseal (`threshold`).")
+			statusOnly := c.fs.Bool("status", false, "Only report whether the server is initialized.")
+			if code, done := c.parse(); done {
+				return code
+			}
+			if code, ok := c.nargs(0, 0); !ok {
+				return code
+			}
+			cl, code, ok := c.client()
+			if !ok {
+				return code
+			}
+			if *statusOnly {
+				done, err := cl.Sys().InitStatus(ctx)
+				if err != nil {
+					return c.fail("checking initialization status", err)
+				}
+				if !done {
+					fmt.Fprintln(c.stdout, "Vigil is not initialized")
+					return exitUsage
+				}
+				fmt.Fprintln(c.stdout, "Vigil is initialized")
+				return exitOK
+			}
+			if *shares < 1 || *shares > 255 {
+				return c.usageError("-key-shares must be between 1 and 255")
+			}
+			if *threshold < 1 || *threshold > *shares {
+				return c.usageError("-key-threshold must be between 1 and -key-shares (%d)", *shares)
+			}
+			if *shares > 1 && *threshold == 1 {
+				return c.usageError("-key-threshold must be at least 2 when there are several shares")
+			}
+			// Like the Vault CLI, look at the seal first (it picks recovery
+			// defaults from it); an unreachable server fails here.
+			if _, err := cl.Sys().SealStatus(ctx); err != nil {
+				return c.fail("initializing", err)
+			}
+			resp, err := cl.Sys().Init(ctx, api.InitRequest{SecretShares: *shares, SecretThreshold: *threshold})
+			if err != nil {
+				return c.fail("initializing", err)
+			}
+			return c.printInit(resp, *shares, *threshold)
+		},
+	}
+}
+
+// initOutput is the JSON/YAML form of operator init: the server's answer
+// plus the field names the Vault CLI prints, so scripts reading
+// .unseal_keys_b64 or .root_token work unchanged.
+type initOutput struct {
+	Keys                  []string `json:"keys"`
+	KeysB64               []string `json:"keys_base64"`
+	UnsealKeysB64         []string `json:"unseal_keys_b64"`
+	UnsealKeysHex         []string `json:"unseal_keys_hex"`
+	UnsealShares          int      `json:"unseal_shares"`
+	UnsealThreshold       int      `json:"unseal_threshold"`
+	RecoveryKeysB64       []string `json:"recovery_keys_b64"`
+	RecoveryKeysHex       []string `json:"recovery_keys_hex"`
+	RecoveryKeysShares    int      `json:"recovery_keys_shares"`
+	RecoveryKeysThreshold int      `json:"recovery_keys_threshold"`
+	RootToken             string   `json:"root_token"`
+}
+
+func (c *call) printInit(r *api.InitResponse, shares, threshold int) int {
+	if c.fmt != output.Table || c.g.field != "" {
+		code, _ := c.structured(initOutput{
+			Keys: nonNil(r.Keys), KeysB64: nonNil(r.KeysB64),
+			UnsealKeysB64: nonNil(r.KeysB64), UnsealKeysHex: nonNil(r.Keys),
+			UnsealShares: shares, UnsealThreshold: threshold,
+			RecoveryKeysB64: nonNil(r.RecoveryKeysB64), RecoveryKeysHex: nonNil(r.RecoveryKeys),
+			RootToken: r.RootToken,
+		})
+		return code
+	}
+	w := c.stdout
+	keys := r.KeysB64
+	if len(keys) == 0 {
+		keys = r.Keys
+	}
+	for i, k := range keys {
+		fmt.Fprintf(w, "Unseal Key %d: %s\n", i+1, k)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Initial Root Token: %s\n", r.RootToken)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Vigil is initialized with %d key shares and a key threshold of %d.\n", shares, threshold)
+	fmt.Fprintln(w, "Give each key share to a different trusted person and keep them apart:")
+	fmt.Fprintf(w, "after every restart or seal, %d of them are needed (vigil operator unseal)\n", threshold)
+	fmt.Fprintln(w, "before the server can answer requests.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Vigil does not keep the root key. If fewer than the threshold of shares")
+	fmt.Fprintln(w, "survive, the data can never be unsealed again. Use the root token to set up")
+	fmt.Fprintln(w, "policies and other auth methods, then revoke it.")
+	return exitOK
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func operatorUnsealCommand() *command {
+	return &command{
+		name:     "unseal",
+		synopsis: "Submit an unseal key share",
+		usage:    "[flags] [KEY | -]",
+		help: `Submits one unseal key share. Without KEY, or with "-", the key is read as
+one line from stdin (not echoed on a terminal), which keeps it out of the
+shell history. -reset discards the shares submitted so far.`,
+		run: func(ctx context.Context, c *call) int {
+			reset := c.fs.Bool("reset", false, "Discard the unseal key shares submitted so far.")
+			if code, done := c.parse(); done {
+				return code
+			}
+			if code, ok := c.nargs(0, 1); !ok {
+				return code
+			}
+			cl, code, ok := c.client()
+			if !ok {
+				return code
+			}
+			var st *api.SealStatusResponse
+			var err error
+			if *reset {
+				if len(c.args) > 0 {
+					return c.usageError("-reset takes no key")
+				}
+				st, err = cl.Sys().UnsealReset(ctx)
+			} else {
+				var key secret.String
+				if len(c.args) == 1 && c.args[0] != "-" {
+					key = secret.NewString(c.args[0])
+				} else {
+					key, err = c.readSecretLine(ctx, "Unseal Key (will be hidden): ")
+					if err != nil {
+						return c.fail("reading the unseal key", err)
+					}
+				}
+				if key.IsEmpty() {
+					return c.usageError("no unseal key given")
+				}
+				if !validShare(key.Reveal()) {
+					return c.usageError("the unseal key must be a hex or base64 string")
+				}
+				st, err = cl.Sys().Unseal(ctx, key.Reveal())
+			}
+			if err != nil {
+				return c.fail("unsealing", err)
+			}
+			return c.printStatus(ctx, cl, st)
+		},
+	}
+}
+
+// validShare is a cheap local check that a key looks like hex or base64;
+// the server checks it for real.
+func validShare(k string) bool {
+	if _, err := hex.DecodeString(k); err == nil {
+		return true
+	}
+	for _, r := range k {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9',
+			r == '+', r == '/', r == '=', r == '-', r == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func operatorSealCommand() *command {
+	return &command{
+		name:     "seal",
+		synopsis: "Seal the server",
+		usage:    "[flags]",
+		help:     `Seals the server: it forgets its keys and answers 503 until unsealed again. Needs a root token.`,
+		run: func(ctx context.Context, c *call) int {
+			if code, done := c.parse(); done {
+				return code
+			}
+			if code, ok := c.nargs(0, 0); !ok {
+				return code
+			}
+			cl, code, ok := c.client()
+			if !ok {
+				return code
+			}
+			if err := cl.Sys().Seal(ctx); err != nil {
+				return c.fail("sealing", err)
+			}
+			return c.success("Vigil is sealed.")
+		},
+	}
+}
+
+func operatorRotateCommand() *command {
+	return &command{
+		name:     "rotate",
+		synopsis: "Rotate the barrier encryption key",
+		usage:    "[flags]",
+		help:     `Adds a new term to the barrier keyring; new writes use it, old data stays readable.`,
+		run: func(ctx context.Context, c *call) int {
+			if code, done := c.parse(); done {
+				return code
+			}
+			if code, ok := c.nargs(0, 0); !ok {
+				return code
+			}
+			cl, code, ok := c.client()
+			if !ok {
+				return code
+			}
+			if err := cl.Sys().Rotate(ctx); err != nil {
+				return c.fail("rotating the key", err)
+			}
+			ks, err := cl.Sys().KeyStatus(ctx)
+			if err != nil {
+				return c.fail("reading the key status", err)
+			}
+			if c.fmt == output.Table && c.g.field == "" {
+				fmt.Fprintln(c.stdout, "Success! Rotated key")
+				fmt.Fprintln(c.stdout)
+			}
+			return c.printKeyStatus(ks)
+		},
+	}
+}
+
+func operatorKeyStatusCommand() *command {
+	return &command{
+		name:     "key-status",
+		synopsis: "Print the barrier key status",
+		usage:    "[flags]",
+		help:     `Prints the current barrier key term, its install time and the encryption count.`,
+		run: func(ctx context.Context, c *call) int {
+			if code, done := c.parse(); done {
+				return code
+			}
+			if code, ok := c.nargs(0, 0); !ok {
+				return code
+			}
+			cl, code, ok := c.client()
+			if !ok {
+				return code
+			}
+			ks, err := cl.Sys().KeyStatus(ctx)
+			if err != nil {
+				return c.fail("reading the key status", err)
+			}
+			return c.printKeyStatus(ks)
+		},
+	}
+}
+
+func (c *call) printKeyStatus(ks *api.KeyStatus) int {
+	if code, handled := c.structured(ks); handled {
+		return code
+	}
+	rows := []output.Row{
+		{Key: "Key Term", Value: strconv.Itoa(ks.Term)},
+		{Key: "Install Time", Value: ks.InstallTime.UTC().Format(time.RFC1123)},
+		{Key: "Encryption Count", Value: strconv.FormatInt(ks.Encryptions, 10)},
+	}
+	if err := output.WriteKeyValues(c.stdout, rows); err != nil {
+		return c.fail("printing the result", err)
+	}
+	return exitOK
+}

@@ -1,0 +1,185 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const full = `# a production-like server
+storage "bolt" {
+  path = "/var/lib/vigil/vigil.db"
+}
+
+listener "tcp" {
+  address         = "0.0.0.0:8200"
+  tls_cert_file   = "/etc/vigil/tls.crt"
+  tls_key_file    = "/etc/vigil/tls.key"
+  tls_min_version = "tls13"
+  max_request_size = 1048576
+  max_request_duration = "30s"
+  x_forwarded_for_authorized_addrs = "10.0.0.0/8, 192.168.1.1"
+}
+
+listener "tcp" {
+  address     = "127.0.0.1:8201"
+  tls_disable = "true"
+  x_forwarded_for_authorized_addrs = ["::1"]
+}
+
+api_addr          = "https://vigil.internal:8200"
+cluster_name      = "ml-platform"
+log_level         = "debug"
+log_format        = "json"
+ui                = true
+disable_mlock     = 1
+default_lease_ttl = "1h"
+max_lease_ttl     = 86400
+`
+
+func TestFullConfig(t *testing.T) {
+	cfg, err := Parse("vigil.hcl", []byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.Type != "bolt" || cfg.Storage.Bolt.Path != "/var/lib/vigil/vigil.db" || cfg.Storage.Line != 2 {
+		t.Fatalf("storage %+v", cfg.Storage)
+	}
+	if len(cfg.Listeners) != 2 {
+		t.Fatalf("%d listeners", len(cfg.Listeners))
+	}
+	l := cfg.Listeners[0]
+	if l.Address != "0.0.0.0:8200" || l.TLSCertFile == "" || l.TLSMinVersion != "tls13" || l.TLSDisable ||
+		l.MaxRequestSize != 1<<20 || l.MaxRequestDuration != 30*time.Second || l.Line != 6 {
+		t.Fatalf("listener 0 %+v", l)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.1/32")}
+	if len(l.XForwardedForAuthorizedAddrs) != 2 || l.XForwardedForAuthorizedAddrs[0] != want[0] || l.XForwardedForAuthorizedAddrs[1] != want[1] {
+		t.Fatalf("xff %v", l.XForwardedForAuthorizedAddrs)
+	}
+	l = cfg.Listeners[1]
+	if !l.TLSDisable || l.MaxRequestSize != DefaultMaxRequestSize || l.MaxRequestDuration != DefaultMaxRequestDuration ||
+		l.XForwardedForAuthorizedAddrs[0] != netip.MustParsePrefix("::1/128") {
+		t.Fatalf("listener 1 %+v", l)
+	}
+	if cfg.APIAddr != "https://vigil.internal:8200" || cfg.ClusterName != "ml-platform" || cfg.LogLevel != "debug" ||
+		cfg.LogFormat != "json" || !cfg.UI || !cfg.DisableMlock || cfg.DefaultLeaseTTL != time.Hour || cfg.MaxLeaseTTL != 24*time.Hour {
+		t.Fatalf("top level %+v", cfg)
+	}
+}
+
+func TestInmemAndDefaults(t *testing.T) {
+	cfg, err := Parse("c.hcl", []byte("storage \"inmem\" {}\nlistener \"tcp\" {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.Type != "inmem" || cfg.Storage.Bolt != nil || cfg.Listeners[0].Address != DefaultAddress {
+		t.Fatalf("%+v", cfg)
+	}
+}
+
+func TestJSONConfig(t *testing.T) {
+	src := `{"storage": {"bolt": {"path": "/tmp/v.db"}}, "listener": [{"tcp": {"address": "127.0.0.1:9200", "tls_disable": true}}], "ui": false}`
+	cfg, err := Parse("c.json", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.Bolt.Path != "/tmp/v.db" || cfg.Listeners[0].Address != "127.0.0.1:9200" || !cfg.Listeners[0].TLSDisable {
+		t.Fatalf("%+v", cfg)
+	}
+}
+
+func TestErrorsNameTheLine(t *testing.T) {
+	base := "storage \"inmem\" {}\nlistener \"tcp\" {}\n"
+	for _, tc := range []struct {
+		name, src string
+		line      int
+		text      string
+	}{
+		{"unknown top-level key", base + "listner \"tcp\" {}\n", 3, `unknown key "listner"`},
+		{"unknown listener key", "storage \"inmem\" {}\nlistener \"tcp\" {\n  adress = \"x\"\n}\n", 3, `unknown key "adress"`},
+		{"unknown bolt key", "storage \"bolt\" {\n  path = \"x\"\n  pth = \"y\"\n}\nlistener \"tcp\" {}\n", 3, `unknown key "pth"`},
+		{"inmem takes no keys", "storage \"inmem\" {\n  path = \"x\"\n}\nlistener \"tcp\" {}\n", 2, `unknown key "path"`},
+		{"bolt without path", "storage \"bolt\" {}\nlistener \"tcp\" {}\n", 1, "needs a path"},
+		{"unknown storage", "storage \"consul\" {}\nlistener \"tcp\" {}\n", 1, "supported types are bolt and inmem"},
+		{"two storages", base + "storage \"inmem\" {}\n", 3, "only one storage"},
+		{"bad bool", "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = \"maybe\"\n}\n", 3, "tls_disable must be true or false"},
+		{"bad ui", base + "ui = \"yes\"\n", 3, "ui must be true or false"},
+		{"bad duration", base + "max_lease_ttl = \"forever\"\n", 3, "max_lease_ttl must be a duration"},
+		{"bad level", base + "log_level = \"loud\"\n", 3, "invalid log_level"},
+		{"bad format", base + "log_format = \"xml\"\n", 3, "invalid log_format"},
+		{"bad tls version", "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_min_version = \"tls10\"\n}\n", 3, "tls_min_version"},
+		{"cert without key", "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_cert_file = \"c\"\n}\n", 2, "must be set together"},
+		{"negative size", "storage \"inmem\" {}\nlistener \"tcp\" {\n  max_request_size = -1\n}\n", 3, "negative"},
+		{"bad cidr", "storage \"inmem\" {}\nlistener \"tcp\" {\n  x_forwarded_for_authorized_addrs = \"10.0.0.0/99\"\n}\n", 3, "invalid address"},
+		{"bad listener type", "storage \"inmem\" {}\nlistener \"unix\" {}\n", 2, "unsupported listener type"},
+		{"bad address", "storage \"inmem\" {}\nlistener \"tcp\" {\n address = \"nope\"\n}\n", 2, "host:port"},
+		{"string for a string key", base + "api_addr = 8200\n", 3, "api_addr must be a string"},
+		{"syntax", base + "ui = {\n", 0, "syntax error"},
+		{"ttl order", base + "default_lease_ttl = \"2h\"\nmax_lease_ttl = \"1h\"\n", 0, "must not exceed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("vigil.hcl", []byte(tc.src))
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v is not a ParseError", err)
+			}
+			if tc.line != 0 && pe.Line != tc.line {
+				t.Errorf("line %d, want %d (%v)", pe.Line, tc.line, err)
+			}
+			if !strings.Contains(err.Error(), tc.text) || !strings.HasPrefix(err.Error(), "vigil.hcl") {
+				t.Errorf("error %q lacks %q", err, tc.text)
+			}
+		})
+	}
+	for _, src := range []string{"listener \"tcp\" {}\n", "storage \"inmem\" {}\n"} {
+		if _, err := Parse("x.hcl", []byte(src)); err == nil {
+			t.Errorf("accepted %q", src)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vigil.hcl")
+	os.WriteFile(path, []byte(full), 0o600)
+	if _, err := Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path + ".missing"); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8200": true, "[::1]:8200": true, "localhost:8200": true, "127.1.2.3:1": true,
+		"0.0.0.0:8200": false, ":8200": false, "10.0.0.1:8200": false, "[::]:8200": false, "vigil.internal:8200": false,
+	} {
+		if got := (Listener{Address: addr}).Loopback(); got != want {
+			t.Errorf("Loopback(%s) = %v", addr, got)
+		}
+	}
+}
+
+func TestDev(t *testing.T) {
+	cfg := Dev("")
+	if cfg.Storage.Type != "inmem" || cfg.Listeners[0].Address != DefaultAddress || !cfg.Listeners[0].TLSDisable {
+		t.Fatalf("%+v", cfg)
+	}
+	if Dev("127.0.0.1:9999").Listeners[0].Address != "127.0.0.1:9999" {
+		t.Fatal("address ignored")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(full))
+	f.Add([]byte(`{"storage":{"inmem":{}}}`))
+	f.Add([]byte("max_lease_ttl = 99999999999999999999999\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		_, _ = Parse("fuzz.hcl", src) // must not panic
+	})
+}

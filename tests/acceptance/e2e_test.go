@@ -1,0 +1,315 @@
+//go:build e2e
+
+package acceptance
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+// vigilBin is the binary built once by TestMain.
+var vigilBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vigil-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	vigilBin = filepath.Join(dir, "vigil")
+	build := exec.Command("go", "build", "-o", vigilBin, "../../cmd/vigil")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build vigil:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running `vigil server`.
+type proc struct {
+	cmd    *exec.Cmd
+	output *bytes.Buffer
+	done   chan error
+}
+
+func startServer(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{output: &bytes.Buffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(vigilBin, append([]string{"server"}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() { p.stop(t, syscall.SIGKILL) })
+	return p
+}
+
+func (p *proc) stop(t *testing.T, sig syscall.Signal) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("server did not stop after %v; output:\n%s", sig, p.output)
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+func waitHealthy(t *testing.T, url string, p *proc) {
+	t.Helper()
+	waitFor(t, 20*time.Second, func() error {
+		select {
+		case err := <-p.done:
+			t.Fatalf("server exited: %v\n%s", err, p.output)
+		default:
+		}
+		resp, err := http.Get(url + "/v1/sys/health?uninitcode=200&sealedcode=200")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+}
+
+func writeConfig(t *testing.T, dir, addr string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+storage "bolt" {
+  path = %q
+}
+listener "tcp" {
+  address = %q
+}
+log_level = "warn"
+`, filepath.Join(dir, "vigil.db"), addr)
+	path := filepath.Join(dir, "config.hcl")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// newBinaryTarget starts the built binary from a config file, initializes
+// it with 5 shares / threshold 3 and unseals it with 3.
+func newBinaryTarget(t *testing.T) *target {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, dir, addr)
+	url := "http://" + addr
+	p := startServer(t, "-config", cfg)
+	waitHealthy(t, url, p)
+	cl, err := vault.NewClient(&vault.Config{Address: url, MaxRetries: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	init, err := cl.Sys().Init(&vault.InitRequest{SecretShares: 5, SecretThreshold: 3})
+	if err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	for _, k := range init.Keys[:3] {
+		if _, err := cl.Sys().Unseal(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tg := &target{URL: url, RootToken: init.RootToken, Keys: init.Keys[2:5], DataDir: dir}
+	tg.Kill = func(t *testing.T) { p.stop(t, syscall.SIGKILL) }
+	tg.Start = func(t *testing.T) {
+		p = startServer(t, "-config", cfg)
+		waitHealthy(t, url, p)
+	}
+	tg.Restart = func(t *testing.T) {
+		p.stop(t, syscall.SIGTERM)
+		tg.Start(t)
+	}
+	return tg
+}
+
+func TestBinary(t *testing.T) {
+	runSuite(t, newBinaryTarget)
+}
+
+// runCLI runs the vigil binary as a client.
+func runCLI(t *testing.T, env []string, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(vigilBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestDevServerAndCLI is the README's first five minutes: a dev server,
+// then put and get with the CLI.
+func TestDevServerAndCLI(t *testing.T) {
+	addr := freeAddr(t)
+	url := "http://" + addr
+	p := startServer(t, "-dev", "-dev-listen-address", addr, "-dev-root-token-id", "dev-root")
+	waitHealthy(t, url, p)
+	home := t.TempDir()
+	env := []string{"VIGIL_ADDR=" + url, "HOME=" + home, "VIGIL_TOKEN=", "VAULT_TOKEN="}
+	withToken := append(env, "VIGIL_TOKEN=dev-root")
+
+	if _, stderr, code := runCLI(t, withToken, "", "kv", "put", "secret/ml/openai", "api_key=sk-abc123"); code != 0 {
+		t.Fatalf("kv put: exit %d: %s", code, stderr)
+	}
+	out, stderr, code := runCLI(t, withToken, "", "kv", "get", "-field=api_key", "secret/ml/openai")
+	if code != 0 || strings.TrimSpace(out) != "sk-abc123" {
+		t.Fatalf("kv get -field: exit %d, out %q, err %s", code, out, stderr)
+	}
+	// The same through the official Go client.
+	cl, _ := vault.NewClient(&vault.Config{Address: url, MaxRetries: 0})
+	cl.SetToken("dev-root")
+	s, err := cl.KVv2("secret").Get(context.Background(), "ml/openai")
+	if err != nil || s.Data["api_key"] != "sk-abc123" {
+		t.Fatalf("go client get: %v %v", s, err)
+	}
+	// login stores the token (0600) for later commands.
+	if _, stderr, code := runCLI(t, env, "", "login", "dev-root"); code != 0 {
+		t.Fatalf("login: exit %d: %s", code, stderr)
+	}
+	fi, err := os.Stat(filepath.Join(home, ".vigil-token"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", fi, err)
+	}
+	if out, _, code := runCLI(t, env, "", "kv", "get", "-format=json", "secret/ml/openai"); code != 0 || !strings.Contains(out, `"api_key": "sk-abc123"`) {
+		t.Fatalf("kv get with stored token: exit %d: %s", code, out)
+	}
+	// Errors: a usage mistake exits 2, a server error exits 1 and the
+	// secret never appears in error output.
+	if _, _, code := runCLI(t, withToken, "", "kv"); code != 2 {
+		t.Fatalf("usage error exit = %d, want 2", code)
+	}
+	if _, stderr, code := runCLI(t, append(env, "VIGIL_TOKEN=wrong"), "", "kv", "get", "secret/ml/openai"); code != 1 || strings.Contains(stderr, "sk-abc123") {
+		t.Fatalf("bad token: exit %d: %s", code, stderr)
+	}
+	if out, _, code := runCLI(t, withToken, "", "status"); code != 0 || !strings.Contains(out, "Sealed") {
+		t.Fatalf("status: exit %d: %s", code, out)
+	}
+	p.stop(t, syscall.SIGINT)
+	if p.cmd.ProcessState == nil || !p.cmd.ProcessState.Success() {
+		t.Fatalf("dev server did not exit cleanly on SIGINT:\n%s", p.output)
+	}
+}
+
+// TestNoPlaintextAtRest writes secrets through a config-file server and
+// checks that the bolt file holds none of them, nor the root token.
+func TestNoPlaintextAtRest(t *testing.T) {
+	tg := newBinaryTarget(t)
+	c := vaultClient(t, tg)
+	if err := c.Sys().Mount("secret", &vault.MountInput{Type: "kv-v2"}); err != nil {
+		t.Fatal(err)
+	}
+	values := []string{"sk-plaintext-canary-7f3a9c", "pg-password-canary-41bd0e"}
+	for i, v := range values {
+		if _, err := c.KVv2("secret").Put(context.Background(), fmt.Sprintf("canary/%d", i), map[string]any{"value": v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tg.Restart(t) // stop cleanly so the file is complete
+	db, err := os.ReadFile(filepath.Join(tg.DataDir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range append(values, tg.RootToken) {
+		if bytes.Contains(db, []byte(v)) {
+			t.Errorf("the bolt file contains a plaintext secret (%d bytes long)", len(v))
+		}
+	}
+	for _, k := range tg.Keys {
+		if bytes.Contains(db, []byte(k)) {
+			t.Error("the bolt file contains an unseal key share")
+		}
+	}
+}
+
+// TestKillNineLosesNothing streams acknowledged writes, kills the server
+// with SIGKILL mid-stream, restarts it and checks every acknowledged write.
+func TestKillNineLosesNothing(t *testing.T) {
+	tg := newBinaryTarget(t)
+	c := vaultClient(t, tg)
+	if err := c.Sys().Mount("secret", &vault.MountInput{Type: "kv-v2"}); err != nil {
+		t.Fatal(err)
+	}
+	acked := make(chan int, 100000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const workers = 8
+	done := make(chan struct{}, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := w; ctx.Err() == nil; i += workers {
+				_, err := c.KVv2("secret").Put(ctx, fmt.Sprintf("k/%d", i), map[string]any{"n": fmt.Sprint(i)})
+				if err != nil {
+					return
+				}
+				acked <- i
+			}
+		}()
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if len(acked) < 300 {
+			return fmt.Errorf("only %d writes acknowledged", len(acked))
+		}
+		return nil
+	})
+	tg.Kill(t)
+	cancel()
+	for w := 0; w < workers; w++ {
+		<-done
+	}
+	close(acked)
+	tg.Start(t)
+	c = vaultClient(t, tg)
+	for _, k := range tg.Keys {
+		if _, err := c.Sys().Unseal(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for i := range acked {
+		n++
+		s, err := c.KVv2("secret").Get(context.Background(), fmt.Sprintf("k/%d", i))
+		if err != nil || s.Data["n"] != fmt.Sprint(i) {
+			t.Fatalf("acknowledged write k/%d lost after kill -9: %v", i, err)
+		}
+	}
+	t.Logf("%d acknowledged writes survived kill -9", n)
+}
