@@ -142,6 +142,10 @@ func Open(path string, opts Options) (*Backend, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: lockTimeout,
 		NoSync:  opts.NoSync,
+		// The freelist is rebuilt by scanning on open instead of being
+		// written at every commit: fewer pages per commit.
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, ErrLocked)

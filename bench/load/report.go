@@ -1,0 +1,174 @@
+package load
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// The scenarios of `go run ./bench`, by Result.Name.
+const (
+	BareGET  = "bare GET"
+	KV2Read  = "kv2 read"
+	BarePOST = "bare POST"
+	KV2Write = "kv2 write"
+)
+
+// RatioSpec names a throughput ratio Num / Den and its goal (0: for
+// information only).
+type RatioSpec struct {
+	Num, Den string
+	Goal     float64
+}
+
+// Ratios are the ratios the benchmark reports, goals first.
+var Ratios = []RatioSpec{
+	{KV2Read, BareGET, 0.85},
+	{KV2Write, BareGET, 0.50},
+	{KV2Write, BarePOST, 0}, // information: the cost of the write path beyond HTTP
+}
+
+// Ratio is a measured RatioSpec.
+type Ratio struct {
+	Num   string  `json:"num"`
+	Den   string  `json:"den"`
+	Value float64 `json:"value"`
+	Goal  float64 `json:"goal,omitempty"`
+	// Met reports Value ≥ Goal; it is false when there is no goal.
+	Met bool `json:"met"`
+}
+
+// ComputeRatios measures specs over results (by name), skipping a ratio
+// whose scenario is missing or measured no throughput.
+func ComputeRatios(results []Result, specs []RatioSpec) []Ratio {
+	rps := make(map[string]float64, len(results))
+	for _, r := range results {
+		rps[r.Name] = r.RPS
+	}
+	var out []Ratio
+	for _, s := range specs {
+		num, ok1 := rps[s.Num]
+		den, ok2 := rps[s.Den]
+		if !ok1 || !ok2 || den <= 0 {
+			continue
+		}
+		r := Ratio{Num: s.Num, Den: s.Den, Value: num / den, Goal: s.Goal}
+		r.Met = s.Goal > 0 && r.Value >= s.Goal
+		out = append(out, r)
+	}
+	return out
+}
+
+// Report is one benchmark run: the environment, the settings and the
+// results. It holds nothing secret.
+type Report struct {
+	GoVersion   string        `json:"go_version"`
+	GOOS        string        `json:"goos"`
+	GOARCH      string        `json:"goarch"`
+	GOMAXPROCS  int           `json:"gomaxprocs"`
+	NumCPU      int           `json:"num_cpu"`
+	Concurrency int           `json:"concurrency"`
+	Storage     string        `json:"storage"`
+	Duration    time.Duration `json:"-"`
+	Warmup      time.Duration `json:"-"`
+	Keys        int           `json:"keys"`
+	ValueSize   int           `json:"value_size"`
+	// BareBodyBytes and KVReadBodyBytes are the sizes of the bare GET
+	// answer and of a real KV v2 read answer, which should be close.
+	BareBodyBytes   int      `json:"bare_body_bytes"`
+	KVReadBodyBytes int      `json:"kv_read_body_bytes"`
+	Results         []Result `json:"-"`
+	Ratios          []Ratio  `json:"ratios"`
+}
+
+// jsonResult is Result for JSON, with durations in milliseconds.
+type jsonResult struct {
+	Name       string  `json:"name"`
+	Requests   int64   `json:"requests"`
+	Errors     int64   `json:"errors"`
+	ElapsedSec float64 `json:"elapsed_s"`
+	RPS        float64 `json:"rps"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// WriteJSON writes r as one indented JSON object.
+func (r Report) WriteJSON(w io.Writer) error {
+	type alias Report
+	results := make([]jsonResult, len(r.Results))
+	for i, x := range r.Results {
+		results[i] = jsonResult{
+			Name: x.Name, Requests: x.Requests, Errors: x.Errors,
+			ElapsedSec: x.Elapsed.Seconds(), RPS: x.RPS,
+			P50ms: ms(x.P50), P99ms: ms(x.P99), FirstError: x.FirstError,
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		alias
+		DurationSec float64      `json:"duration_s"`
+		WarmupSec   float64      `json:"warmup_s"`
+		Results     []jsonResult `json:"results"`
+	}{alias(r), r.Duration.Seconds(), r.Warmup.Seconds(), results})
+}
+
+// WriteText writes r as a table followed by the ratios and any errors.
+func (r Report) WriteText(w io.Writer) error {
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, "%s %s/%s, GOMAXPROCS=%d (NumCPU=%d), concurrency=%d, storage=%s, keys=%d, value size=%d B, %v per scenario after %v warmup\n\n",
+		r.GoVersion, r.GOOS, r.GOARCH, r.GOMAXPROCS, r.NumCPU, r.Concurrency, r.Storage, r.Keys, r.ValueSize, r.Duration, r.Warmup)
+	fmt.Fprintf(ew, "response bodies: bare GET %d B, kv2 read %d B\n\n", r.BareBodyBytes, r.KVReadBodyBytes)
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\trequests\terrors\t")
+	for _, x := range r.Results {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%d\t\n", x.Name, x.RPS, fmtDur(x.P50), fmtDur(x.P99), x.Requests, x.Errors)
+	}
+	tw.Flush()
+	fmt.Fprintln(ew)
+	for _, q := range r.Ratios {
+		if q.Goal > 0 {
+			verdict := "met"
+			if !q.Met {
+				verdict = "NOT met"
+			}
+			fmt.Fprintf(ew, "%s / %s = %.2f (goal ≥ %.2f: %s)\n", q.Num, q.Den, q.Value, q.Goal, verdict)
+		} else {
+			fmt.Fprintf(ew, "%s / %s = %.2f (for information)\n", q.Num, q.Den, q.Value)
+		}
+	}
+	for _, x := range r.Results {
+		if x.FirstError != "" {
+			fmt.Fprintf(ew, "\n%s: %d errors; first: %s\n", x.Name, x.Errors, x.FirstError)
+		}
+	}
+	return ew.err
+}
+
+// fmtDur prints d in a unit fitting latencies: µs below 1 ms, else ms.
+func fmtDur(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	}
+	return fmt.Sprintf("%.2fms", ms(d))
+}
+
+// errWriter keeps the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}

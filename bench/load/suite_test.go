@@ -1,0 +1,196 @@
+package load
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBareHandler(t *testing.T) {
+	body := KVReadBody(256)
+	srv := httptest.NewServer(BareHandler(body))
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/anything")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || !bytes.Equal(got, body) {
+		t.Errorf("GET: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), got)
+	}
+
+	resp, err = http.Post(srv.URL, "application/json", strings.NewReader(`{"data":{"value":"x"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("POST: status %d, want 204", resp.StatusCode)
+	}
+
+	req, _ := http.NewRequest(http.MethodDelete, srv.URL, nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("DELETE: status %d, want 405", resp.StatusCode)
+	}
+}
+
+func TestKVBodies(t *testing.T) {
+	var read struct {
+		Data struct {
+			Data     map[string]string
+			Metadata struct{ Version int }
+		}
+		MountType string `json:"mount_type"`
+	}
+	b := KVReadBody(100)
+	if err := json.Unmarshal(b, &read); err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Data.Data["value"]) != 100 || read.Data.Metadata.Version != 1 || read.MountType != "kv" {
+		t.Errorf("KVReadBody: %s", b)
+	}
+	// Shaped like Vigil's: the envelope costs a few hundred bytes.
+	if n := len(b); n < 100+200 || n > 100+600 {
+		t.Errorf("KVReadBody(100) is %d bytes", n)
+	}
+
+	write := writeBody(20)
+	seen := map[string]bool{}
+	for w := range 40 {
+		for i := range 2000 {
+			b := write(w, i)
+			var in struct{ Data map[string]string }
+			if err := json.Unmarshal(b, &in); err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+			v := in.Data["value"]
+			if len(v) != 20 || seen[v] {
+				t.Fatalf("value %q: wrong size or repeated", v)
+			}
+			seen[v] = true
+		}
+	}
+	if v := writeBody(1)(35, 1000); len(v) != len(`{"data":{"value":"x"}}`) {
+		t.Errorf("short value: %s", v)
+	}
+}
+
+func TestSuiteRunAll(t *testing.T) {
+	bare := httptest.NewServer(BareHandler(KVReadBody(32)))
+	defer bare.Close()
+	fake := newFakeVigil()
+	vsrv := httptest.NewServer(fake)
+	defer vsrv.Close()
+	v := &Vigil{Base: vsrv.URL}
+	ctx := t.Context()
+	if err := v.InitUnseal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.MountKV2(ctx, "kvbench", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Preload(ctx, "kvbench", 20, 32, 4); err != nil {
+		t.Fatal(err)
+	}
+
+	s := Suite{BareURL: bare.URL, VigilURL: vsrv.URL, Mount: "kvbench", Header: v.Header(), Keys: 20, ValueSize: 32}
+	results, err := RunAll(ctx, s.Targets(), Options{Concurrency: 4, Duration: 80 * time.Millisecond, Warmup: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range results {
+		names = append(names, r.Name)
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s: %+v", r.Name, r)
+		}
+	}
+	if want := []string{BareGET, KV2Read, BarePOST, KV2Write}; strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("scenarios %q, want %q", names, want)
+	}
+	fake.mu.Lock()
+	n := len(fake.kv)
+	fake.mu.Unlock()
+	if n <= 20 {
+		t.Errorf("the write scenario wrote no new keys (%d keys)", n)
+	}
+}
+
+func TestReport(t *testing.T) {
+	results := []Result{
+		{Name: BareGET, Requests: 1000, RPS: 10000, P50: 800 * time.Microsecond, P99: 3 * time.Millisecond},
+		{Name: KV2Read, Requests: 900, RPS: 9000, P50: 900 * time.Microsecond, P99: 4 * time.Millisecond},
+		{Name: BarePOST, Requests: 1000, RPS: 8000, P50: time.Millisecond, P99: 3 * time.Millisecond},
+		{Name: KV2Write, Requests: 400, Errors: 2, RPS: 4000, P50: 5 * time.Millisecond, P99: 20 * time.Millisecond, FirstError: "POST /v1/kvbench/data/k1-2: status 500"},
+	}
+	ratios := ComputeRatios(results, Ratios)
+	if len(ratios) != 3 {
+		t.Fatalf("ratios: %+v", ratios)
+	}
+	for i, want := range []Ratio{
+		{Num: KV2Read, Den: BareGET, Value: 0.9, Goal: 0.85, Met: true},
+		{Num: KV2Write, Den: BareGET, Value: 0.4, Goal: 0.5, Met: false},
+		{Num: KV2Write, Den: BarePOST, Value: 0.5},
+	} {
+		got := ratios[i]
+		if got.Num != want.Num || got.Den != want.Den || got.Goal != want.Goal || got.Met != want.Met || got.Value < want.Value-1e-9 || got.Value > want.Value+1e-9 {
+			t.Errorf("ratio %d = %+v, want %+v", i, got, want)
+		}
+	}
+	if r := ComputeRatios(results[:1], Ratios); len(r) != 0 {
+		t.Errorf("ratios of missing scenarios: %+v", r)
+	}
+
+	rep := Report{GoVersion: "go1.26", GOOS: "linux", GOARCH: "amd64", GOMAXPROCS: 2, NumCPU: 2, Concurrency: 32, Storage: "bolt",
+		Duration: 5 * time.Second, Warmup: time.Second, Keys: 1000, ValueSize: 256, BareBodyBytes: 585, KVReadBodyBytes: 583, Results: results, Ratios: ratios}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"GOMAXPROCS=2", "concurrency=32", "storage=bolt", "go1.26",
+		"kv2 read / bare GET = 0.90 (goal ≥ 0.85: met)",
+		"kv2 write / bare GET = 0.40 (goal ≥ 0.50: NOT met)",
+		"kv2 write / bare POST = 0.50 (for information)",
+		"800µs", "20.00ms", "response bodies: bare GET 585 B, kv2 read 583 B", "first: POST /v1/kvbench/data/k1-2: status 500",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		GOMAXPROCS  int     `json:"gomaxprocs"`
+		Storage     string  `json:"storage"`
+		DurationSec float64 `json:"duration_s"`
+		Results     []struct {
+			Name  string  `json:"name"`
+			RPS   float64 `json:"rps"`
+			P99ms float64 `json:"p99_ms"`
+		} `json:"results"`
+		Ratios []Ratio `json:"ratios"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatalf("%v\n%s", err, js.String())
+	}
+	if back.GOMAXPROCS != 2 || back.Storage != "bolt" || back.DurationSec != 5 || len(back.Results) != 4 ||
+		back.Results[3].Name != KV2Write || back.Results[3].P99ms != 20 || len(back.Ratios) != 3 || !back.Ratios[0].Met {
+		t.Errorf("JSON report:\n%s", js.String())
+	}
+}

@@ -1,0 +1,260 @@
+// Command bench measures Vigil's KV v2 reads and writes over HTTP beside a
+// bare net/http JSON handler, at the same concurrency in the same run, and
+// prints req/s, p50, p99 and the throughput ratios:
+//
+//	go run ./bench [-concurrency 32] [-duration 5s] [-warmup 1s] [-keys 1000]
+//	               [-value-size 256] [-storage bolt|inmem] [-json]
+//
+// It starts a real Vigil server in-process on a loopback port with a
+// throwaway configuration and data directory, initializes and unseals it
+// over HTTP, and never prints the root token or the unseal key. See
+// README.md for the method and how to read the ratios.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sync"
+	"time"
+
+	"github.com/vigil-secrets/vigil/bench/load"
+	"github.com/vigil-secrets/vigil/internal/server"
+)
+
+const mount = "kvbench"
+
+type config struct {
+	concurrency int
+	duration    time.Duration
+	warmup      time.Duration
+	keys        int
+	valueSize   int
+	storage     string
+	json        bool
+	cpuProfile  string
+}
+
+func main() {
+	var c config
+	flag.IntVar(&c.concurrency, "concurrency", 32, "concurrent requests (workers) in every scenario")
+	flag.DurationVar(&c.duration, "duration", 5*time.Second, "measured time per scenario")
+	flag.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured warmup per scenario")
+	flag.IntVar(&c.keys, "keys", 1000, "keys written before the read scenario, which reads them at random")
+	flag.IntVar(&c.valueSize, "value-size", 256, "bytes per secret value")
+	flag.StringVar(&c.storage, "storage", "bolt", "Vigil storage backend: bolt (fsynced) or inmem")
+	flag.BoolVar(&c.json, "json", false, "print the results as JSON")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (load generator and server) to this file")
+	flag.Parse()
+	switch {
+	case flag.NArg() > 0:
+		fail(fmt.Errorf("unexpected argument %q", flag.Arg(0)))
+	case c.storage != "bolt" && c.storage != "inmem":
+		fail(fmt.Errorf("-storage must be bolt or inmem, not %q", c.storage))
+	case c.concurrency < 1 || c.duration <= 0 || c.warmup < 0 || c.keys < 1 || c.valueSize < 1:
+		fail(errors.New("-concurrency, -duration, -keys and -value-size must be positive, -warmup not negative"))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+	}
+	rep, err := run(ctx, c)
+	if c.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		fail(err)
+	}
+	if c.json {
+		err = rep.WriteJSON(os.Stdout)
+	} else {
+		err = rep.WriteText(os.Stdout)
+	}
+	if err != nil {
+		fail(err)
+	}
+	for _, r := range rep.Results {
+		if r.Errors > 0 {
+			os.Exit(1) // the figures of a run with errors mean nothing
+		}
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func run(ctx context.Context, c config) (rep load.Report, err error) {
+	rep = load.Report{
+		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
+		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+		Concurrency: c.concurrency, Storage: c.storage,
+		Duration: c.duration, Warmup: c.warmup, Keys: c.keys, ValueSize: c.valueSize,
+	}
+
+	// The baseline: a bare net/http server answering a KV v2-shaped body.
+	bareLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return rep, err
+	}
+	bareBody := load.KVReadBody(c.valueSize)
+	rep.BareBodyBytes = len(bareBody)
+	bare := &http.Server{Handler: load.BareHandler(bareBody), ReadHeaderTimeout: 10 * time.Second}
+	go bare.Serve(bareLn)
+	defer bare.Close()
+
+	// Vigil, in-process.
+	base, stopVigil, err := startVigil(ctx, c.storage)
+	if err != nil {
+		return rep, err
+	}
+	defer func() {
+		if serr := stopVigil(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	v := &load.Vigil{Base: base, Client: load.NewClient(c.concurrency)}
+	defer v.Client.CloseIdleConnections()
+	if err := v.InitUnseal(ctx); err != nil {
+		return rep, err
+	}
+	if err := v.MountKV2(ctx, mount, 10*time.Second); err != nil {
+		return rep, err
+	}
+	if err := v.Preload(ctx, mount, c.keys, c.valueSize, c.concurrency); err != nil {
+		return rep, fmt.Errorf("preload %d keys: %w", c.keys, err)
+	}
+	sample, err := v.Read(ctx, "/v1/"+mount+"/data/k0")
+	if err != nil {
+		return rep, err
+	}
+	rep.KVReadBodyBytes = len(sample)
+
+	suite := load.Suite{
+		BareURL: "http://" + bareLn.Addr().String(), VigilURL: base, Mount: mount,
+		Header: v.Header(), Keys: c.keys, ValueSize: c.valueSize,
+	}
+	rep.Results, err = load.RunAll(ctx, suite.Targets(), load.Options{
+		Concurrency: c.concurrency, Duration: c.duration, Warmup: c.warmup,
+	})
+	if err != nil {
+		return rep, err
+	}
+	rep.Ratios = load.ComputeRatios(rep.Results, load.Ratios)
+	return rep, nil
+}
+
+// startVigil runs server.Run with a throwaway configuration and data
+// directory and waits until it answers HTTP. stop cancels it, waits for it
+// to return and removes the directory; on failure, the server's output is
+// part of the error.
+func startVigil(ctx context.Context, storage string) (base string, stop func() error, err error) {
+	dir, err := os.MkdirTemp("", "vigil-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	stanza := `storage "inmem" {}`
+	if storage == "bolt" {
+		stanza = fmt.Sprintf("storage \"bolt\" {\n  path = %q\n}", filepath.Join(dir, "vigil.db"))
+	}
+	cfg := fmt.Sprintf("%s\n\nlistener \"tcp\" {\n  address     = %q\n  tls_disable = true\n}\n\nlog_level = \"error\"\n", stanza, addr)
+	path := filepath.Join(dir, "vigil.hcl")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+
+	out := &syncBuffer{}
+	sctx, cancel := context.WithCancel(ctx)
+	exited := make(chan struct{})
+	var code int // written before exited is closed
+	go func() {
+		defer close(exited)
+		code = server.Run(sctx, []string{"-config", path}, out, out, nil)
+	}()
+	var once sync.Once
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			<-exited
+			os.RemoveAll(dir)
+		})
+		if code != 0 {
+			return fmt.Errorf("vigil server exited with %d:\n%s", code, out.String())
+		}
+		return nil
+	}
+
+	// Wait until it answers, or until it gives up.
+	base = "http://" + addr
+	wctx, wcancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-exited:
+			wcancel()
+		case <-wctx.Done():
+		}
+	}()
+	err = (&load.Vigil{Base: base}).WaitHealthy(wctx, 30*time.Second)
+	wcancel()
+	if err != nil {
+		select {
+		case <-exited:
+			err = fmt.Errorf("vigil server exited with %d before serving", code)
+		default:
+		}
+		stop()
+		return "", nil, fmt.Errorf("%w\nserver output:\n%s", err, out.String())
+	}
+	return base, stop, nil
+}
+
+// freePort returns a loopback address that was free an instant ago.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
