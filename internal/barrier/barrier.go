@@ -178,8 +178,10 @@ func termOf(path string, ct []byte) (uint32, error) {
 	return binary.BigEndian.Uint32(ct[1:headerSize]), nil
 }
 
+// decrypt opens ct, which it owns: the plaintext overwrites the ciphertext.
 func decrypt(a cipher.AEAD, path string, ct []byte) ([]byte, error) {
-	pt, err := a.Open(nil, ct[headerSize:headerSize+nonceSize], ct[headerSize+nonceSize:], aad(ct[:headerSize], path))
+	body := ct[headerSize+nonceSize:]
+	pt, err := a.Open(body[:0], ct[headerSize:headerSize+nonceSize], body, aad(ct[:headerSize], path))
 	if err != nil {
 		return nil, fmt.Errorf("barrier: entry %q: %w: authentication failed", path, ErrDecrypt)
 	}

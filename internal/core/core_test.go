@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -187,7 +188,7 @@ func TestMountsPersistAcrossSeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := resp.Data["data"].(map[string]any)["api_key"]; got != "sk-test" {
+	if got := dataOf(t, resp)["api_key"]; got != "sk-test" {
 		t.Fatalf("api_key = %v", got)
 	}
 	resp, err = f.do(t, logical.ReadOperation, "sys/mounts", nil)
@@ -218,7 +219,7 @@ func TestMoveTuneDisable(t *testing.T) {
 	if _, err := f.do(t, logical.ReadOperation, "a/data/x", nil); !errors.Is(err, ErrNoRoute) {
 		t.Fatalf("old path: %v", err)
 	}
-	if resp, err := f.do(t, logical.ReadOperation, "b/data/x", nil); err != nil || resp.Data["data"].(map[string]any)["k"] != "v" {
+	if resp, err := f.do(t, logical.ReadOperation, "b/data/x", nil); err != nil || dataOf(t, resp)["k"] != "v" {
 		t.Fatalf("moved data: %v", err)
 	}
 	if _, err := f.do(t, logical.UpdateOperation, "sys/mounts/b/tune", map[string]any{"default_lease_ttl": "1h", "max_lease_ttl": "2h"}); err != nil {
@@ -329,4 +330,19 @@ func TestUIMounts(t *testing.T) {
 	if err == nil {
 		t.Fatal("preflight without a token succeeded")
 	}
+}
+
+// dataOf decodes a KV v2 read's data as a client would (the engine hands
+// the stored JSON through as it is).
+func dataOf(t *testing.T, resp *logical.Response) map[string]any {
+	t.Helper()
+	raw, err := json.Marshal(resp.Data["data"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/core"
@@ -62,6 +63,8 @@ type Handler struct {
 	proxies []netip.Prefix
 	version string
 	now     func() time.Time
+	// bufs recycles the buffers of small responses (see respondResult).
+	bufs sync.Pool
 }
 
 // New returns the API handler.
@@ -75,6 +78,7 @@ func New(opts Options) *Handler {
 		version: opts.Version,
 		now:     opts.Now,
 	}
+	h.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

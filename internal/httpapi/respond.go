@@ -65,12 +65,33 @@ func (h *Handler) respondResult(w http.ResponseWriter, reqID, path string, res *
 		env.Renewable = s.Renewable
 		env.LeaseDuration = int64(s.TTL.Seconds())
 	}
-	var body any = env
 	if injects(path) && resp.Data != nil {
-		body = injected(env)
+		writeJSON(w, status, injected(env))
+		return
 	}
-	writeJSON(w, status, body)
+	bp := h.bufs.Get().(*[]byte)
+	body, err := appendEnvelope((*bp)[:0], &env)
+	if err != nil {
+		h.bufs.Put(bp)
+		h.log.Error("encode response", "path", path, "error", err)
+		writeErrors(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	// Response bodies carry secrets: clear the buffer before reuse, and
+	// drop buffers grown by a large response.
+	clear(body)
+	if cap(body) <= maxPooledBuf {
+		*bp = body[:0]
+		h.bufs.Put(bp)
+	}
 }
+
+const maxPooledBuf = 64 << 10
+
+var jsonContentType = []string{"application/json"}
 
 // injected returns env as a map with the data keys copied to the top level
 // (envelope fields win on a clash).

@@ -67,7 +67,9 @@ type Request struct {
 
 // Response is what a mount returns for a successful request.
 type Response struct {
-	// Data is the payload rendered as the envelope's "data".
+	// Data is the payload rendered as the envelope's "data". A
+	// json.RawMessage value is written to the client as it is, unchecked:
+	// mounts use it only for JSON documents they stored themselves.
 	Data map[string]any
 	// Warnings are non-fatal notes rendered as "warnings".
 	Warnings []string

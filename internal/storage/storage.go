@@ -37,6 +37,7 @@ type Entry struct {
 // crash of the process (and, for file-backed stores, of the machine).
 type Backend interface {
 	// Get returns the value stored at key, or an error wrapping ErrNotFound.
+	// The returned slice belongs to the caller, who may modify it.
 	Get(ctx context.Context, key string) ([]byte, error)
 	// Put stores value at key, replacing any previous value. The backend
 	// does not retain value after Put returns.

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +76,10 @@ type Store struct {
 	salt []byte
 	now  func() time.Time
 
+	// hashers pools HMAC states keyed with salt: building one costs more
+	// than hashing a token.
+	hashers sync.Pool
+
 	mu    sync.RWMutex
 	cache map[string]*Entry // by hashed id
 }
@@ -91,7 +96,9 @@ func Open(ctx context.Context, s logical.Storage, now func() time.Time) (*Store,
 	case err != nil:
 		return nil, fmt.Errorf("token: load salt: %w", err)
 	}
-	return &Store{s: s, salt: salt, now: now, cache: map[string]*Entry{}}, nil
+	st := &Store{s: s, salt: salt, now: now, cache: map[string]*Entry{}}
+	st.hashers.New = func() any { return hmac.New(sha256.New, st.salt) }
+	return st, nil
 }
 
 // Close forgets cached entries and wipes the salt from memory.
@@ -100,12 +107,17 @@ func (st *Store) Close() {
 	defer st.mu.Unlock()
 	secret.Zero(st.salt)
 	st.cache = nil
+	st.hashers = sync.Pool{New: func() any { return hmac.New(sha256.New, nil) }}
 }
 
 func (st *Store) hash(v string) string {
-	m := hmac.New(sha256.New, st.salt)
+	m := st.hashers.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(v))
-	return hex.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	out := hex.EncodeToString(m.Sum(sum[:0]))
+	st.hashers.Put(m)
+	return out
 }
 
 // CreateRoot stores a new root token. With id empty a random token is

@@ -421,6 +421,39 @@ func loadVersion(ctx context.Context, s logical.Storage, key string, n int64) (m
 	return decodeVersion(raw)
 }
 
+// loadVersionRaw returns the stored JSON object of version n of key without
+// decoding it: a read passes it to the response as it is.
+func loadVersionRaw(ctx context.Context, s logical.Storage, key string, n int64) (json.RawMessage, error) {
+	raw, err := s.Get(ctx, versionKey(key, n))
+	if errors.Is(err, logical.ErrNotFound) {
+		return nil, errNoVersionData
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv: read version %d of %q: %w", n, key, err)
+	}
+	return rawVersionData(raw)
+}
+
+// rawVersionData extracts the data object of a stored version record. The
+// record is what writeOps.put stored (the barrier authenticates it), so the
+// common shape is sliced out directly; anything else is decoded.
+func rawVersionData(raw []byte) (json.RawMessage, error) {
+	const head = `{"data":`
+	if len(raw) > len(head)+1 && string(raw[:len(head)]) == head && raw[len(raw)-1] == '}' && raw[len(head)] == '{' {
+		return json.RawMessage(raw[len(head) : len(raw)-1]), nil
+	}
+	var rec struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("kv: decode version: %w", err)
+	}
+	if len(rec.Data) == 0 || string(rec.Data) == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	return rec.Data, nil
+}
+
 func decodeVersion(raw []byte) (map[string]any, error) {
 	var rec versionRecord
 	dec := json.NewDecoder(bytes.NewReader(raw))

@@ -88,7 +88,25 @@ func (h *harness) do(op logical.Operation, path string, data map[string]any) (*l
 	if err == nil && resp == nil {
 		h.t.Fatalf("%s %s: nil response without error", op, path)
 	}
+	if err == nil {
+		decodeRawData(h.t, resp)
+	}
 	return resp, err
+}
+
+// decodeRawData turns the raw JSON a read hands to the HTTP layer into the
+// map a client decodes, so tests look at what clients see.
+func decodeRawData(t testing.TB, resp *logical.Response) {
+	t.Helper()
+	raw, ok := resp.Data["data"].(json.RawMessage)
+	if !ok {
+		return
+	}
+	data, err := decodeVersion(append([]byte(`{"data":`), append(raw, '}')...))
+	if err != nil {
+		t.Fatalf("response data is not a JSON object: %v", err)
+	}
+	resp.Data["data"] = data
 }
 
 // ok sends a request that must succeed.

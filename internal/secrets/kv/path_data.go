@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -55,8 +56,9 @@ func (b *versioned) keyExists(ctx context.Context, req *logical.Request, d *fram
 type versionRead struct {
 	meta *keyMetadata
 	vm   *versionMetadata
-	// data is nil when the version is deleted or destroyed.
-	data map[string]any
+	// data is the stored JSON object, nil when the version is deleted or
+	// destroyed.
+	data json.RawMessage
 }
 
 // readVersion reads version n of key (the current version when n <= 0). A
@@ -97,7 +99,7 @@ func readVersionOnce(ctx context.Context, s logical.Storage, key string, n int64
 	if !vm.live(now) {
 		return r, nil
 	}
-	r.data, err = loadVersion(ctx, s, key, n)
+	r.data, err = loadVersionRaw(ctx, s, key, n)
 	return r, err
 }
 

@@ -41,7 +41,11 @@ func (b *versioned) handleSubkeysRead(ctx context.Context, req *logical.Request,
 	if r.data == nil {
 		return &logical.Response{StatusCode: 404, Data: map[string]any{"subkeys": nil, "metadata": md}}, nil
 	}
-	return &logical.Response{Data: map[string]any{"subkeys": subkeys(r.data, depth, 1), "metadata": md}}, nil
+	data, err := decodeVersion(append([]byte(`{"data":`), append(r.data, '}')...))
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"subkeys": subkeys(data, depth, 1), "metadata": md}}, nil
 }
 
 // subkeys returns the structure of m at nesting level level: non-empty

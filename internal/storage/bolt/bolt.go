@@ -85,6 +85,9 @@ type Options struct {
 	// requests to a commit. Zero or less means 1000. A single request
 	// larger than MaxBatch is still committed whole, in its own commit.
 	MaxBatch int
+	// CacheBytes bounds the read cache of recently read and written
+	// values (ciphertext). Zero means 32 MiB; negative disables it.
+	CacheBytes int
 }
 
 // Stats counts the work of the writer goroutine.
@@ -109,12 +112,16 @@ type Backend struct {
 	// hold it for reading, so Close waits for them.
 	mu     sync.RWMutex
 	closed bool
+	// shut mirrors closed for the read cache's lock-free fast path.
+	shut atomic.Bool
 
 	reqs       chan *writeReq
 	writerDone chan struct{}
 
 	commits atomic.Uint64
 	writes  atomic.Uint64
+
+	cache *readCache
 }
 
 // writeReq is one Put, Delete or Transaction waiting for the writer.
@@ -167,6 +174,7 @@ func Open(path string, opts Options) (*Backend, error) {
 		maxBatch:   maxBatch,
 		reqs:       make(chan *writeReq, queueLen),
 		writerDone: make(chan struct{}),
+		cache:      newReadCache(cacheBytes(opts.CacheBytes)),
 	}
 	go b.writer()
 	return b, nil
@@ -179,6 +187,13 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	if err := validateKey(key); err != nil {
 		return nil, err
+	}
+	if b.shut.Load() {
+		return nil, storage.ErrClosed
+	}
+	cached, ok, epoch := b.cache.get(key)
+	if ok {
+		return cached, nil
 	}
 	var out []byte
 	err := b.view(func(bkt *bbolt.Bucket) error {
@@ -195,6 +210,7 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.cache.fill(key, out, epoch)
 	return out, nil
 }
 
@@ -318,6 +334,7 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.shut.Store(true)
 	close(b.reqs)
 	b.mu.Unlock()
 
@@ -417,7 +434,11 @@ func (b *Backend) commit(batch []*writeReq) {
 		}
 		return nil
 	})
+	if err != nil {
+		b.cache.invalidate()
+	}
 	if err == nil {
+		b.cache.committed(batch)
 		b.commits.Add(1)
 		b.writes.Add(uint64(len(batch)))
 		for _, r := range batch {
@@ -455,6 +476,16 @@ func apply(tx *bbolt.Tx, ops []storage.Op) error {
 		}
 	}
 	return nil
+}
+
+func cacheBytes(n int) int {
+	switch {
+	case n == 0:
+		return 32 << 20
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 // validateKey applies storage.ValidateKey and bbolt's key length limit,
