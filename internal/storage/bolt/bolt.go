@@ -3,22 +3,33 @@
 // an exclusive lock on that file while open, so only one process can use a
 // data file at a time.
 //
-// # Durability
+// # Durability and group commit
 //
-// Put, Delete and Transaction return nil only after their write has been
-// committed and the file fsynced (unless [Options.NoSync] is set, which is
-// for tests only). Get and List read from a consistent snapshot.
+// Put, Delete and Transaction return nil only after their write is in the
+// write-ahead log (the data file's name plus "-wal") and the log has been
+// fsynced (unless [Options.NoSync] is set, which is for tests only).
 //
-// # Group commit
+// An fsync costs far more than the writes it makes durable, and a bbolt
+// commit rewrites every B+tree page a write touches, so writes are not
+// committed to bbolt one by one. Every write is queued to one writer
+// goroutine that takes all queued requests (up to [Options.MaxBatch] ops),
+// appends them to the log as one record, fsyncs once and answers every
+// request of the batch: an idle store answers after one small sequential
+// write and one fsync, a busy one shares each fsync among many writes.
+// Logged writes are kept in memory until a checkpoint applies them to
+// bbolt in one sorted, fsynced commit (when the log holds
+// [Options.CheckpointBytes], at Close and before a Backup); the log is then
+// written again from its start. Its file keeps its size and is filled with
+// zeros before records are written into it, so that a commit overwrites
+// allocated blocks and needs only a data sync, not a journal commit. Open
+// replays the log, so a crash loses nothing that was acknowledged; a torn
+// record at the end of the log is a write that never was.
 //
-// An fsync costs far more than the writes it makes durable, so concurrent
-// writers share commits. Every write is queued to one writer goroutine that
-// takes all queued requests (up to [Options.MaxBatch] ops), applies them in
-// one bbolt transaction and commits once; then it answers every request in
-// the batch. An idle store therefore answers a write after one fsync, and a
-// busy one amortises each fsync over many writes. If a batch fails, each of
-// its requests is retried in its own transaction, so one bad request never
-// costs the others their write.
+// Get, List and Backup see every acknowledged write. A request that is
+// invalid is refused before it reaches the log, so it never costs the
+// others in its batch their write. If the log cannot be written or synced,
+// the store refuses every later write (its state on disk is no longer
+// known); reads go on, and a restart recovers from the log.
 //
 // A caller whose context is cancelled while its write is queued gets
 // ctx.Err() back at once, but the write may still be applied: cancellation
@@ -30,12 +41,14 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,6 +82,17 @@ const (
 	lockTimeout = time.Second
 	// defaultMaxBatch is the default of Options.MaxBatch.
 	defaultMaxBatch = 1000
+	// defaultCheckpointBytes is the default of Options.CheckpointBytes.
+	defaultCheckpointBytes = 16 << 20
+	// maxPendingEntries also triggers a checkpoint: List scans the
+	// pending writes.
+	maxPendingEntries = 16384
+	// walChunk is the step by which the log file grows (zero-filled).
+	walChunk = 1 << 20
+	// metaBucket holds the store's own records (never user keys).
+	metaBucket = "vigil-meta"
+	// appliedSeqKey records the last log record a checkpoint applied.
+	appliedSeqKey = "wal-applied-seq"
 	// queueLen is the capacity of the writer's request queue. Callers
 	// beyond it wait to enqueue; the batch size is set by MaxBatch.
 	queueLen = 256
@@ -78,13 +102,17 @@ const (
 type Options struct {
 	// Logger receives errors. Nil discards them.
 	Logger *slog.Logger
-	// NoSync skips fsync on commit. It is for tests only: with it set a
+	// NoSync skips every fsync. It is for tests only: with it set a
 	// machine crash can lose acknowledged writes.
 	NoSync bool
 	// MaxBatch is the number of ops after which the writer stops adding
 	// requests to a commit. Zero or less means 1000. A single request
 	// larger than MaxBatch is still committed whole, in its own commit.
 	MaxBatch int
+	// CheckpointBytes is the size the write-ahead log reaches before a
+	// checkpoint applies the writes it holds (kept in memory until then)
+	// to bbolt and the log starts over. Zero means 16 MiB.
+	CheckpointBytes int
 	// CacheBytes bounds the read cache of recently read and written
 	// values (ciphertext). Zero means 32 MiB; negative disables it.
 	CacheBytes int
@@ -92,11 +120,13 @@ type Options struct {
 
 // Stats counts the work of the writer goroutine.
 type Stats struct {
-	// Commits is the number of successful bbolt write commits.
+	// Commits is the number of group commits (fsynced log records).
 	Commits uint64
 	// Writes is the number of write requests (Put, Delete or Transaction
 	// calls) that were committed.
 	Writes uint64
+	// Checkpoints is the number of checkpoints into bbolt.
+	Checkpoints uint64
 }
 
 // Backend is a bbolt-backed [storage.Backend]. It is safe for concurrent
@@ -118,16 +148,38 @@ type Backend struct {
 	reqs       chan *writeReq
 	writerDone chan struct{}
 
-	commits atomic.Uint64
-	writes  atomic.Uint64
+	commits     atomic.Uint64
+	writes      atomic.Uint64
+	checkpoints atomic.Uint64
 
 	cache *readCache
+
+	// pmu guards pending: the logged writes not yet in bbolt, by key
+	// (the last op on each key). Only the writer changes it.
+	pmu     sync.RWMutex
+	pending map[string]storage.Op
+
+	// Owned by the writer goroutine.
+	wal             *os.File
+	walSize         int64 // end of the last record written
+	walAlloc        int64 // size of the log file, zero-filled beyond walSize
+	walBuf          []byte
+	seq             uint64 // of the last record written
+	checkpointBytes int
+	noSync          bool
+	broken          error // set when the log can no longer be trusted
+
+	// onCheckpoint, if set (by tests), runs in the writer before each
+	// checkpoint it makes while running.
+	onCheckpoint func()
 }
 
-// writeReq is one Put, Delete or Transaction waiting for the writer.
+// writeReq is one Put, Delete or Transaction waiting for the writer, or,
+// with checkpoint set, a request for a checkpoint.
 type writeReq struct {
-	ops  []storage.Op // validated, values already copied
-	done chan error   // buffered, so the writer never blocks on it
+	ops        []storage.Op // validated, values already copied
+	checkpoint bool
+	done       chan error // buffered, so the writer never blocks on it
 }
 
 // Open opens (creating if needed) the data file at path. The parent
@@ -161,7 +213,10 @@ func Open(path string, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists([]byte(bucketName))
+		if _, err := tx.CreateBucketIfNotExists([]byte(bucketName)); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists([]byte(metaBucket))
 		return err
 	})
 	if err != nil {
@@ -169,15 +224,80 @@ func Open(path string, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("bolt: create bucket: %w", err)
 	}
 	b := &Backend{
-		db:         db,
-		logger:     logger,
-		maxBatch:   maxBatch,
-		reqs:       make(chan *writeReq, queueLen),
-		writerDone: make(chan struct{}),
-		cache:      newReadCache(cacheBytes(opts.CacheBytes)),
+		db:              db,
+		logger:          logger,
+		maxBatch:        maxBatch,
+		reqs:            make(chan *writeReq, queueLen),
+		writerDone:      make(chan struct{}),
+		cache:           newReadCache(cacheBytes(opts.CacheBytes)),
+		pending:         make(map[string]storage.Op),
+		checkpointBytes: opts.CheckpointBytes,
+		noSync:          opts.NoSync,
+	}
+	if b.checkpointBytes <= 0 {
+		b.checkpointBytes = defaultCheckpointBytes
+	}
+	if err := b.recover(path); err != nil {
+		_ = db.Close()
+		if b.wal != nil {
+			_ = b.wal.Close()
+		}
+		return nil, err
 	}
 	go b.writer()
 	return b, nil
+}
+
+// recover opens the log, applies what it holds beyond the last checkpoint
+// to bbolt and empties it.
+func (b *Backend) recover(dbPath string) error {
+	path := walPath(dbPath)
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("bolt: open log: %w", err)
+	}
+	b.wal = f
+	if errors.Is(statErr, os.ErrNotExist) && !b.noSync {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return fmt.Errorf("bolt: sync directory: %w", err)
+		}
+	}
+	var applied uint64
+	if err := b.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket([]byte(metaBucket)).Get([]byte(appliedSeqKey)); len(v) == 8 {
+			applied = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("bolt: read log position: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("bolt: open log: %w", err)
+	}
+	b.walAlloc = fi.Size()
+	ops, last, torn, err := readLog(f, applied)
+	if err != nil {
+		return fmt.Errorf("bolt: %w", err)
+	}
+	if torn {
+		// Either the tail of a write that was never acknowledged or the
+		// remains of an older round that new records partly overwrote:
+		// nothing acknowledged is lost either way.
+		b.logger.Info("bolt: the write-ahead log ends in an incomplete record; ignored it")
+	}
+	b.seq = last
+	for _, op := range ops {
+		b.pending[op.Key] = op
+	}
+	if err := b.checkpoint(); err != nil {
+		return fmt.Errorf("bolt: replay log: %w", err)
+	}
+	if len(ops) > 0 {
+		b.logger.Info("bolt: replayed the write-ahead log", "ops", len(ops))
+	}
+	return nil
 }
 
 // Get returns a copy of the value stored at key.
@@ -190,6 +310,15 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	if b.shut.Load() {
 		return nil, storage.ErrClosed
+	}
+	b.pmu.RLock()
+	op, ok := b.pending[key]
+	b.pmu.RUnlock()
+	if ok {
+		if op.Delete {
+			return nil, storage.ErrNotFound
+		}
+		return append(make([]byte, 0, len(op.Value)), op.Value...), nil
 	}
 	cached, ok, epoch := b.cache.get(key)
 	if ok {
@@ -263,38 +392,87 @@ func (b *Backend) Transaction(ctx context.Context, ops []storage.Op) error {
 }
 
 // List returns the immediate children of prefix, sorted, directories once
-// with a trailing '/'. It skips over each child directory's subtree with a
-// cursor seek, so its cost grows with the number of children, not with the
-// number of descendants.
+// with a trailing '/'. It merges the logged writes not yet checkpointed with
+// bbolt's keys, and skips over each child directory's subtree in bbolt with
+// a cursor seek, so its cost grows with the number of children, not with
+// the number of descendants.
 func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// deleted holds the pending deletes under prefix; pending puts become
+	// children directly.
+	seen := map[string]bool{}
 	var out []string
-	err := b.view(func(bkt *bbolt.Bucket) error {
-		c := bkt.Cursor()
-		p := []byte(prefix)
-		k, _ := c.Seek(p)
-		for k != nil && bytes.HasPrefix(k, p) {
-			child, ok := storage.ChildOf(prefix, string(k))
-			if !ok { // k equals prefix: not a child of itself
-				k, _ = c.Next()
-				continue
-			}
+	add := func(child string) {
+		if !seen[child] {
+			seen[child] = true
 			out = append(out, child)
-			if strings.HasSuffix(child, "/") {
-				// Every key of the subtree starts with prefix+child; '0'
-				// is the byte after '/', so this seeks just past it.
-				k, _ = c.Seek([]byte(prefix + child[:len(child)-1] + "0"))
-				continue
+		}
+	}
+	var deleted map[string]bool
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, storage.ErrClosed
+	}
+	// The pending writes and the bbolt snapshot must be of one moment,
+	// or a key written after the snapshot of pending would show up from
+	// bbolt beside the name it replaced. A checkpoint changes bbolt
+	// before it clears pending, and either bbolt state merged with these
+	// pending writes is the same, so holding pmu until the read
+	// transaction has begun is enough.
+	b.pmu.RLock()
+	for k, op := range b.pending {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		if op.Delete {
+			if deleted == nil {
+				deleted = map[string]bool{}
+			}
+			deleted[k] = true
+		} else if child, ok := storage.ChildOf(prefix, k); ok {
+			add(child)
+		}
+	}
+	tx, err := b.db.Begin(false)
+	b.pmu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("bolt: list: %w", err)
+	}
+	defer tx.Rollback()
+	bkt := tx.Bucket([]byte(bucketName))
+	c := bkt.Cursor()
+	p := []byte(prefix)
+	k, _ := c.Seek(p)
+	for k != nil && bytes.HasPrefix(k, p) {
+		child, ok := storage.ChildOf(prefix, string(k))
+		if !ok { // k equals prefix: not a child of itself
+			k, _ = c.Next()
+			continue
+		}
+		if !strings.HasSuffix(child, "/") {
+			if !deleted[string(k)] {
+				add(child)
 			}
 			k, _ = c.Next()
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		// A directory is listed if one key under it survives the
+		// pending deletes (usually its first).
+		dir := []byte(prefix + child)
+		for ; k != nil && bytes.HasPrefix(k, dir); k, _ = c.Next() {
+			if !deleted[string(k)] {
+				add(child)
+				break
+			}
+		}
+		// Every key of the subtree starts with dir; '0' is the byte
+		// after '/', so this seeks just past it.
+		k, _ = c.Seek([]byte(prefix + child[:len(child)-1] + "0"))
 	}
+	slices.Sort(out)
 	return out, nil
 }
 
@@ -302,6 +480,14 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 // returns the number of bytes written. Writes continue while it runs; the
 // snapshot is the state when Backup began.
 func (b *Backend) Backup(w io.Writer) (int64, error) {
+	// Put every acknowledged write into bbolt first.
+	req := &writeReq{checkpoint: true, done: make(chan error, 1)}
+	if err := b.enqueue(context.Background(), req); err != nil {
+		return 0, err
+	}
+	if err := <-req.done; err != nil {
+		return 0, fmt.Errorf("bolt: backup: %w", err)
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
@@ -321,7 +507,7 @@ func (b *Backend) Backup(w io.Writer) (int64, error) {
 
 // Stats returns the writer's counters.
 func (b *Backend) Stats() Stats {
-	return Stats{Commits: b.commits.Load(), Writes: b.writes.Load()}
+	return Stats{Commits: b.commits.Load(), Writes: b.writes.Load(), Checkpoints: b.checkpoints.Load()}
 }
 
 // Close waits for queued writes to be committed and answered, stops the
@@ -338,10 +524,15 @@ func (b *Backend) Close() error {
 	close(b.reqs)
 	b.mu.Unlock()
 
-	// The writer drains what was queued before reqs was closed.
+	// The writer drains what was queued before reqs was closed, and
+	// checkpoints.
 	<-b.writerDone
+	werr := b.wal.Close()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("bolt: close: %w", err)
+	}
+	if werr != nil {
+		return fmt.Errorf("bolt: close log: %w", werr)
 	}
 	return nil
 }
@@ -398,13 +589,23 @@ func (b *Backend) enqueue(ctx context.Context, req *writeReq) error {
 }
 
 // writer is the single goroutine that commits writes. It exits when reqs
-// is closed and drained.
+// is closed and drained, after a last checkpoint.
 func (b *Backend) writer() {
 	defer close(b.writerDone)
 	batch := make([]*writeReq, 0, 64)
+	var checkpointReqs []*writeReq
 	for first := range b.reqs {
-		batch = append(batch[:0], first)
-		n := len(first.ops)
+		batch, checkpointReqs = batch[:0], checkpointReqs[:0]
+		n := 0
+		take := func(r *writeReq) {
+			if r.checkpoint {
+				checkpointReqs = append(checkpointReqs, r)
+				return
+			}
+			batch = append(batch, r)
+			n += len(r.ops)
+		}
+		take(first)
 	drain:
 		for n < b.maxBatch {
 			select {
@@ -412,67 +613,164 @@ func (b *Backend) writer() {
 				if !ok {
 					break drain
 				}
-				batch = append(batch, r)
-				n += len(r.ops)
+				take(r)
 			default:
 				break drain
 			}
 		}
-		b.commit(batch)
-		clear(batch) // drop references to committed values
-	}
-}
-
-// commit applies batch in one transaction and answers every request. If
-// that fails, it retries each request alone so each gets its own result.
-func (b *Backend) commit(batch []*writeReq) {
-	err := b.db.Update(func(tx *bbolt.Tx) error {
-		for _, r := range batch {
-			if err := apply(tx, r.ops); err != nil {
-				return err
+		if len(batch) > 0 {
+			b.commit(batch)
+		}
+		if len(checkpointReqs) > 0 || b.walSize >= int64(b.checkpointBytes) || len(b.pending) >= maxPendingEntries {
+			if b.onCheckpoint != nil {
+				b.onCheckpoint()
+			}
+			err := b.checkpoint()
+			if err != nil {
+				b.logger.Error("bolt: checkpoint failed; writes stay in the log", "error", err)
+			}
+			for _, r := range checkpointReqs {
+				r.done <- err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		b.cache.invalidate()
+		clear(batch) // drop references to committed values
+		clear(checkpointReqs)
 	}
-	if err == nil {
-		b.cache.committed(batch)
-		b.commits.Add(1)
-		b.writes.Add(uint64(len(batch)))
-		for _, r := range batch {
-			r.done <- nil
-		}
-		return
+	if err := b.checkpoint(); err != nil {
+		b.logger.Error("bolt: checkpoint on close failed; the log is replayed at the next open", "error", err)
 	}
-	if len(batch) > 1 {
-		b.logger.Warn("bolt group commit failed, retrying requests one by one",
-			"batch_size", len(batch), "error", err)
-		for _, r := range batch {
-			b.commit([]*writeReq{r})
-		}
-		return
-	}
-	b.logger.Error("bolt commit failed", "ops", len(batch[0].ops), "error", err)
-	batch[0].done <- fmt.Errorf("bolt: commit: %w", err)
 }
 
-// apply performs ops, in order, inside tx.
-func apply(tx *bbolt.Tx, ops []storage.Op) error {
-	bkt := tx.Bucket([]byte(bucketName))
-	if bkt == nil {
-		return fmt.Errorf("bucket %q missing", bucketName)
-	}
-	for _, op := range ops {
-		var err error
-		if op.Delete {
-			err = bkt.Delete([]byte(op.Key))
-		} else {
-			err = bkt.Put([]byte(op.Key), op.Value)
+// commit logs batch as one record, fsyncs the log, makes the writes
+// visible and answers every request.
+func (b *Backend) commit(batch []*writeReq) {
+	valid := batch[:0:0]
+	for _, r := range batch {
+		if err := validateOps(r.ops); err != nil {
+			r.done <- err
+			continue
 		}
-		if err != nil {
+		valid = append(valid, r)
+	}
+	if len(valid) == 0 {
+		return
+	}
+	if b.broken != nil {
+		for _, r := range valid {
+			r.done <- b.broken
+		}
+		return
+	}
+	b.walBuf = appendRecord(b.walBuf[:0], b.seq+1, valid)
+	err := b.appendLog(b.walBuf)
+	if cap(b.walBuf) > 1<<20 {
+		b.walBuf = nil // do not keep a buffer grown by one large batch
+	}
+	if err != nil {
+		// After a failed write or sync the log's content on disk is
+		// unknown: appending more could put acknowledged records
+		// behind a torn one. Refuse writes until a restart recovers.
+		b.broken = fmt.Errorf("bolt: write-ahead log failed, restart to recover: %w", err)
+		b.logger.Error("bolt: write-ahead log failed; refusing writes until restart", "error", err)
+		for _, r := range valid {
+			r.done <- b.broken
+		}
+		return
+	}
+	b.seq++
+	b.pmu.Lock()
+	for _, r := range valid {
+		for _, op := range r.ops {
+			b.pending[op.Key] = op
+		}
+	}
+	b.pmu.Unlock()
+	b.cache.committed(valid)
+	b.commits.Add(1)
+	b.writes.Add(uint64(len(valid)))
+	for _, r := range valid {
+		r.done <- nil
+	}
+}
+
+// appendLog writes rec at the end of the log and makes it durable. Where
+// the log file must grow, it grows by zero-filled chunks, so that most
+// appends overwrite allocated blocks and a data sync suffices.
+func (b *Backend) appendLog(rec []byte) error {
+	end := b.walSize + int64(len(rec))
+	if end > b.walAlloc {
+		alloc := (end + walChunk - 1) / walChunk * walChunk
+		if _, err := b.wal.WriteAt(make([]byte, alloc-b.walAlloc), b.walAlloc); err != nil {
 			return err
+		}
+		b.walAlloc = alloc
+	}
+	if _, err := b.wal.WriteAt(rec, b.walSize); err != nil {
+		return err
+	}
+	if !b.noSync {
+		if err := datasync(b.wal); err != nil {
+			return err
+		}
+	}
+	b.walSize = end
+	return nil
+}
+
+// checkpoint applies the pending writes to bbolt in one commit (in key
+// order, which bbolt writes most compactly) together with the sequence
+// number of the last log record, then empties the pending set and starts
+// the log over. Readers see the writes in pending until bbolt has them.
+// The log's old records need not be erased: replay skips those bbolt
+// already holds and stops at the first that does not follow its
+// predecessor.
+func (b *Backend) checkpoint() error {
+	if len(b.pending) > 0 {
+		keys := make([]string, 0, len(b.pending))
+		for k := range b.pending {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var seq [8]byte
+		binary.BigEndian.PutUint64(seq[:], b.seq)
+		err := b.db.Update(func(tx *bbolt.Tx) error {
+			bkt := tx.Bucket([]byte(bucketName))
+			for _, k := range keys {
+				op := b.pending[k]
+				var err error
+				if op.Delete {
+					err = bkt.Delete([]byte(k))
+				} else {
+					err = bkt.Put([]byte(k), op.Value)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return tx.Bucket([]byte(metaBucket)).Put([]byte(appliedSeqKey), seq[:])
+		})
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		b.pmu.Lock()
+		clear(b.pending)
+		b.pmu.Unlock()
+		b.cache.invalidate()
+		b.checkpoints.Add(1)
+	}
+	b.walSize = 0
+	return nil
+}
+
+// validateOps rejects what bbolt would refuse, so that it never reaches
+// the log. The public methods have checked already; this guards the log.
+func validateOps(ops []storage.Op) error {
+	for _, op := range ops {
+		if err := validateKey(op.Key); err != nil {
+			return err
+		}
+		if !op.Delete && int64(len(op.Value)) > bbolt.MaxValueSize {
+			return fmt.Errorf("bolt: value of %d bytes is too large", len(op.Value))
 		}
 	}
 	return nil

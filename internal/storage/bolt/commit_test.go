@@ -15,20 +15,57 @@ import (
 	"github.com/vigil-secrets/vigil/internal/storage"
 )
 
-// TestCommitIsolatesFailure hands the writer's commit a batch in which one
-// request fails inside bbolt (an empty key, which the public methods reject
-// before queuing) and checks that the other requests still commit and each
-// request gets its own answer.
-func TestCommitIsolatesFailure(t *testing.T) {
+// openHeld opens a store whose writer can be parked: holdWriter makes it
+// hold bbolt's write lock and ask for a checkpoint, which blocks on that
+// lock while writes stay pending. Requests sent to b.reqs meanwhile wait
+// in the queue, so the writer takes them as one batch once the returned
+// release is called.
+func openHeld(t *testing.T) (b *Backend, holdWriter func() (release func())) {
+	t.Helper()
 	b, err := Open(filepath.Join(t.TempDir(), "vigil.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	entered := make(chan struct{}, 1)
+	// Set before the first request: the channel send that follows
+	// orders it before the writer's read.
+	b.onCheckpoint = func() { entered <- struct{}{} }
+	return b, func() func() {
+		t.Helper()
+		if err := b.Put(t.Context(), "hold", []byte("h")); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := b.db.Begin(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp := &writeReq{checkpoint: true, done: make(chan error, 1)}
+		b.reqs <- cp
+		<-entered // the writer is about to block on the write lock
+		return func() {
+			t.Helper()
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-cp.done; err != nil {
+				t.Fatalf("checkpoint: %v", err)
+			}
+		}
+	}
+}
+
+// TestCommitIsolatesFailure gives the writer a batch in which one request
+// is invalid (an empty key, which the public methods reject before
+// queuing) and checks that the other requests still commit in one log
+// record and each request gets its own answer.
+func TestCommitIsolatesFailure(t *testing.T) {
+	b, holdWriter := openHeld(t)
 	defer b.Close()
 	ctx := t.Context()
 	if err := b.Put(ctx, "x", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
+	release := holdWriter()
 	before := b.Stats()
 
 	mk := func(ops ...storage.Op) *writeReq {
@@ -37,7 +74,10 @@ func TestCommitIsolatesFailure(t *testing.T) {
 	good1 := mk(storage.Op{Key: "a", Value: []byte("a")})
 	bad := mk(storage.Op{Key: "c", Value: []byte("c")}, storage.Op{Key: "", Value: []byte("bad")})
 	good2 := mk(storage.Op{Key: "b", Value: []byte("b")}, storage.Op{Key: "x", Delete: true})
-	b.commit([]*writeReq{good1, bad, good2})
+	for _, r := range []*writeReq{good1, bad, good2} {
+		b.reqs <- r
+	}
+	release()
 
 	if err := <-good1.done; err != nil {
 		t.Errorf("good1: %v", err)
@@ -61,11 +101,13 @@ func TestCommitIsolatesFailure(t *testing.T) {
 		}
 	}
 	after := b.Stats()
-	if got := after.Commits - before.Commits; got != 2 {
-		t.Errorf("commits for the retried batch = %d, want 2", got)
+	// The invalid request is refused before it reaches the log; the
+	// others share one record.
+	if got := after.Commits - before.Commits; got != 1 {
+		t.Errorf("commits for the batch = %d, want 1", got)
 	}
 	if got := after.Writes - before.Writes; got != 2 {
-		t.Errorf("writes for the retried batch = %d, want 2", got)
+		t.Errorf("writes for the batch = %d, want 2", got)
 	}
 }
 
@@ -73,27 +115,8 @@ func TestCommitIsolatesFailure(t *testing.T) {
 // its write waits in the queue gets ctx.Err() at once, and that Close
 // afterwards drains the queue instead of hanging.
 func TestCancelledWhileQueued(t *testing.T) {
-	b, err := Open(filepath.Join(t.TempDir(), "vigil.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Hold bbolt's write lock with a manual transaction: the writer takes
-	// a first request and blocks in its commit, so the Put under test
-	// stays queued.
-	tx, err := b.db.Begin(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocker := &writeReq{
-		ops:  []storage.Op{{Key: "first", Value: []byte("1")}},
-		done: make(chan error, 1),
-	}
-	b.reqs <- blocker
-	// Once the send has returned, an empty queue means the writer holds
-	// the blocker and is waiting for the write lock.
-	for len(b.reqs) != 0 {
-		runtime.Gosched()
-	}
+	b, holdWriter := openHeld(t)
+	release := holdWriter()
 	ctx, cancel := context.WithCancel(t.Context())
 	second := make(chan error, 1)
 	go func() { second <- b.Put(ctx, "second", []byte("2")) }()
@@ -104,12 +127,7 @@ func TestCancelledWhileQueued(t *testing.T) {
 	if err := <-second; !errors.Is(err, context.Canceled) {
 		t.Fatalf("queued Put with cancelled context: error = %v, want context.Canceled", err)
 	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-blocker.done; err != nil {
-		t.Fatalf("blocker: %v", err)
-	}
+	release()
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
