@@ -361,8 +361,7 @@ func (b *Barrier) seal(key string, value []byte) ([]byte, error) {
 	return encrypt(r.aeads[r.active], r.active, key, value), nil
 }
 
-// Get returns the decrypted value at key, or an error wrapping
-// logical.ErrNotFound.
+// Get returns the decrypted value at key, or logical.ErrNotFound.
 func (b *Barrier) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := checkPath(key); err != nil {
 		return nil, err
@@ -373,7 +372,9 @@ func (b *Barrier) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	ct, err := b.backend.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("barrier: %q: %w", key, logical.ErrNotFound)
+		// Unwrapped: a miss is a common answer, not a failure, and the
+		// caller knows which key it asked for.
+		return nil, logical.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("barrier: read %q: %w", key, err)

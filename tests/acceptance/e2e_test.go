@@ -229,7 +229,8 @@ func TestDevServerAndCLI(t *testing.T) {
 }
 
 // TestNoPlaintextAtRest writes secrets through a config-file server and
-// checks that the bolt file holds none of them, nor the root token.
+// checks that no file of the store holds any of them, nor the root token
+// or an unseal key share.
 func TestNoPlaintextAtRest(t *testing.T) {
 	tg := newBinaryTarget(t)
 	c := vaultClient(t, tg)
@@ -242,19 +243,23 @@ func TestNoPlaintextAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tg.Restart(t) // stop cleanly so the file is complete
-	db, err := os.ReadFile(filepath.Join(tg.DataDir, "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range append(values, tg.RootToken) {
-		if bytes.Contains(db, []byte(v)) {
-			t.Errorf("the bolt file contains a plaintext secret (%d bytes long)", len(v))
+	tg.Restart(t) // stop cleanly so the files are complete
+	// The data file and both write-ahead log segments (which keep the
+	// records of their last round after a checkpoint).
+	for _, name := range []string{"vigil.db", "vigil.db-wal.0", "vigil.db-wal.1"} {
+		raw, err := os.ReadFile(filepath.Join(tg.DataDir, name))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	for _, k := range tg.Keys {
-		if bytes.Contains(db, []byte(k)) {
-			t.Error("the bolt file contains an unseal key share")
+		for _, v := range append(values, tg.RootToken) {
+			if bytes.Contains(raw, []byte(v)) {
+				t.Errorf("%s contains a plaintext secret (%d bytes long)", name, len(v))
+			}
+		}
+		for _, k := range tg.Keys {
+			if bytes.Contains(raw, []byte(k)) {
+				t.Errorf("%s contains an unseal key share", name)
+			}
 		}
 	}
 }

@@ -6,8 +6,9 @@
 // # Durability and group commit
 //
 // Put, Delete and Transaction return nil only after their write is in the
-// write-ahead log (the data file's name plus "-wal") and the log has been
-// fsynced (unless [Options.NoSync] is set, which is for tests only).
+// write-ahead log (two files beside the data file, "vigil.db-wal.0" and
+// "vigil.db-wal.1" for "vigil.db") and the log has been fsynced (unless
+// [Options.NoSync] is set, which is for tests only).
 //
 // An fsync costs far more than the writes it makes durable, and a bbolt
 // commit rewrites every B+tree page a write touches, so writes are not
@@ -17,13 +18,16 @@
 // request of the batch: an idle store answers after one small sequential
 // write and one fsync, a busy one shares each fsync among many writes.
 // Logged writes are kept in memory until a checkpoint applies them to
-// bbolt in one sorted, fsynced commit (when the log holds
-// [Options.CheckpointBytes], at Close and before a Backup); the log is then
-// written again from its start. Its file keeps its size and is filled with
-// zeros before records are written into it, so that a commit overwrites
-// allocated blocks and needs only a data sync, not a journal commit. Open
-// replays the log, so a crash loses nothing that was acknowledged; a torn
-// record at the end of the log is a write that never was.
+// bbolt in one sorted, fsynced commit. A checkpoint starts when the log
+// segment being written holds [Options.CheckpointBytes] and runs in the
+// background while records go to the other segment, written again from
+// its start; only a checkpoint that outlasts a whole segment's worth of
+// writes makes writers wait. Close and Backup checkpoint everything first.
+// The segments keep their size and are filled with zeros before records
+// are written into them, so that a commit overwrites allocated blocks and
+// needs only a data sync, not a journal commit. Open replays the log, so a
+// crash loses nothing that was acknowledged; a torn record at the end of
+// the log is a write that never was.
 //
 // Get, List and Backup see every acknowledged write. A request that is
 // invalid is refused before it reaches the log, so it never costs the
@@ -109,9 +113,10 @@ type Options struct {
 	// requests to a commit. Zero or less means 1000. A single request
 	// larger than MaxBatch is still committed whole, in its own commit.
 	MaxBatch int
-	// CheckpointBytes is the size the write-ahead log reaches before a
-	// checkpoint applies the writes it holds (kept in memory until then)
-	// to bbolt and the log starts over. Zero means 16 MiB.
+	// CheckpointBytes is the size a write-ahead log segment reaches
+	// before a checkpoint applies the writes it holds (kept in memory
+	// until then) to bbolt and records go to the other segment. Zero
+	// means 16 MiB.
 	CheckpointBytes int
 	// CacheBytes bounds the read cache of recently read and written
 	// values (ciphertext). Zero means 32 MiB; negative disables it.
@@ -154,17 +159,22 @@ type Backend struct {
 
 	cache *readCache
 
-	// pmu guards pending: the logged writes not yet in bbolt, by key
-	// (the last op on each key). Only the writer changes it.
+	// pmu guards pending and frozen, the logged writes not yet in bbolt,
+	// by key (the last op on each key). pending holds those logged since
+	// the last checkpoint began, frozen (nil between checkpoints) those
+	// the running checkpoint applies; pending comes first. Only the
+	// writer changes them, and frozen is never modified, only replaced.
 	pmu     sync.RWMutex
 	pending map[string]storage.Op
+	frozen  map[string]storage.Op
 
 	// Owned by the writer goroutine.
-	wal             *os.File
-	walSize         int64 // end of the last record written
-	walAlloc        int64 // size of the log file, zero-filled beyond walSize
-	walBuf          []byte
-	seq             uint64 // of the last record written
+	segs            [2]logSegment
+	cur             int        // the segment records are appended to
+	walBuf          []byte     // encoding buffer
+	seq             uint64     // of the last record written
+	frozenSeq       uint64     // of the last record in frozen
+	ckpt            chan error // the running checkpoint's result; nil if none runs
 	checkpointBytes int
 	noSync          bool
 	broken          error // set when the log can no longer be trusted
@@ -172,6 +182,15 @@ type Backend struct {
 	// onCheckpoint, if set (by tests), runs in the writer before each
 	// checkpoint it makes while running.
 	onCheckpoint func()
+}
+
+// logSegment is one of the two files of the write-ahead log. Records are
+// appended to one while a checkpoint applies those of the other to bbolt,
+// so checkpoints do not stall writes.
+type logSegment struct {
+	f     *os.File
+	size  int64 // end of the last record written in this round
+	alloc int64 // size of the file, zero-filled beyond size
 }
 
 // writeReq is one Put, Delete or Transaction waiting for the writer, or,
@@ -239,27 +258,29 @@ func Open(path string, opts Options) (*Backend, error) {
 	}
 	if err := b.recover(path); err != nil {
 		_ = db.Close()
-		if b.wal != nil {
-			_ = b.wal.Close()
-		}
+		b.closeLog()
 		return nil, err
 	}
 	go b.writer()
 	return b, nil
 }
 
-// recover opens the log, applies what it holds beyond the last checkpoint
-// to bbolt and empties it.
+// recover opens the log's segments, applies what they hold beyond the
+// last checkpoint to bbolt and starts the log over.
 func (b *Backend) recover(dbPath string) error {
-	path := walPath(dbPath)
-	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("bolt: open log: %w", err)
+	var created bool
+	for i := range b.segs {
+		path := segmentPath(dbPath, i)
+		_, statErr := os.Stat(path)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("bolt: open log: %w", err)
+		}
+		b.segs[i].f = f
+		created = created || errors.Is(statErr, os.ErrNotExist)
 	}
-	b.wal = f
-	if errors.Is(statErr, os.ErrNotExist) && !b.noSync {
-		if err := syncDir(filepath.Dir(path)); err != nil {
+	if created && !b.noSync {
+		if err := syncDir(filepath.Dir(dbPath)); err != nil {
 			return fmt.Errorf("bolt: sync directory: %w", err)
 		}
 	}
@@ -272,15 +293,16 @@ func (b *Backend) recover(dbPath string) error {
 	}); err != nil {
 		return fmt.Errorf("bolt: read log position: %w", err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("bolt: open log: %w", err)
+	var data [2][]byte
+	for i, seg := range b.segs {
+		raw, err := io.ReadAll(seg.f)
+		if err != nil {
+			return fmt.Errorf("bolt: read log: %w", err)
+		}
+		data[i] = raw
+		b.segs[i].alloc = int64(len(raw))
 	}
-	b.walAlloc = fi.Size()
-	ops, last, torn, err := readLog(f, applied)
-	if err != nil {
-		return fmt.Errorf("bolt: %w", err)
-	}
+	ops, last, torn := replayLog(data, applied)
 	if torn {
 		// Either the tail of a write that was never acknowledged or the
 		// remains of an older round that new records partly overwrote:
@@ -291,13 +313,26 @@ func (b *Backend) recover(dbPath string) error {
 	for _, op := range ops {
 		b.pending[op.Key] = op
 	}
-	if err := b.checkpoint(); err != nil {
+	if err := b.checkpointAll(); err != nil {
 		return fmt.Errorf("bolt: replay log: %w", err)
 	}
 	if len(ops) > 0 {
 		b.logger.Info("bolt: replayed the write-ahead log", "ops", len(ops))
 	}
 	return nil
+}
+
+// closeLog closes the log's segment files.
+func (b *Backend) closeLog() error {
+	var first error
+	for _, seg := range b.segs {
+		if seg.f != nil {
+			if err := seg.f.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
 }
 
 // Get returns a copy of the value stored at key.
@@ -313,6 +348,9 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	b.pmu.RLock()
 	op, ok := b.pending[key]
+	if !ok {
+		op, ok = b.frozen[key]
+	}
 	b.pmu.RUnlock()
 	if ok {
 		if op.Delete {
@@ -320,9 +358,12 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 		}
 		return append(make([]byte, 0, len(op.Value)), op.Value...), nil
 	}
-	cached, ok, epoch := b.cache.get(key)
-	if ok {
+	cached, found, ok, epoch := b.cache.get(key)
+	switch {
+	case ok && found:
 		return cached, nil
+	case ok:
+		return nil, storage.ErrNotFound
 	}
 	var out []byte
 	err := b.view(func(bkt *bbolt.Bucket) error {
@@ -336,7 +377,11 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 		copy(out, v)
 		return nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		b.cache.fillMissing(key, epoch)
+		return nil, err
+	case err != nil:
 		return nil, err
 	}
 	b.cache.fill(key, out, epoch)
@@ -418,14 +463,14 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	// The pending writes and the bbolt snapshot must be of one moment,
 	// or a key written after the snapshot of pending would show up from
-	// bbolt beside the name it replaced. A checkpoint changes bbolt
-	// before it clears pending, and either bbolt state merged with these
-	// pending writes is the same, so holding pmu until the read
-	// transaction has begun is enough.
+	// bbolt beside the name it replaced. A checkpoint commits frozen to
+	// bbolt before it drops frozen, and either bbolt state overlaid with
+	// frozen is the same, so holding pmu until the read transaction has
+	// begun is enough.
 	b.pmu.RLock()
-	for k, op := range b.pending {
+	overlay := func(k string, op storage.Op) {
 		if !strings.HasPrefix(k, prefix) {
-			continue
+			return
 		}
 		if op.Delete {
 			if deleted == nil {
@@ -434,6 +479,14 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 			deleted[k] = true
 		} else if child, ok := storage.ChildOf(prefix, k); ok {
 			add(child)
+		}
+	}
+	for k, op := range b.pending {
+		overlay(k, op)
+	}
+	for k, op := range b.frozen {
+		if _, ok := b.pending[k]; !ok {
+			overlay(k, op)
 		}
 	}
 	tx, err := b.db.Begin(false)
@@ -527,7 +580,7 @@ func (b *Backend) Close() error {
 	// The writer drains what was queued before reqs was closed, and
 	// checkpoints.
 	<-b.writerDone
-	werr := b.wal.Close()
+	werr := b.closeLog()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("bolt: close: %w", err)
 	}
@@ -594,7 +647,22 @@ func (b *Backend) writer() {
 	defer close(b.writerDone)
 	batch := make([]*writeReq, 0, 64)
 	var checkpointReqs []*writeReq
-	for first := range b.reqs {
+	for {
+		var first *writeReq
+		var ok bool
+		if b.ckpt != nil {
+			select {
+			case first, ok = <-b.reqs:
+			case err := <-b.ckpt:
+				b.endCheckpoint(err)
+				continue
+			}
+		} else {
+			first, ok = <-b.reqs
+		}
+		if !ok {
+			break
+		}
 		batch, checkpointReqs = batch[:0], checkpointReqs[:0]
 		n := 0
 		take := func(r *writeReq) {
@@ -621,22 +689,25 @@ func (b *Backend) writer() {
 		if len(batch) > 0 {
 			b.commit(batch)
 		}
-		if len(checkpointReqs) > 0 || b.walSize >= int64(b.checkpointBytes) || len(b.pending) >= maxPendingEntries {
+		switch {
+		case len(checkpointReqs) > 0:
 			if b.onCheckpoint != nil {
 				b.onCheckpoint()
 			}
-			err := b.checkpoint()
-			if err != nil {
-				b.logger.Error("bolt: checkpoint failed; writes stay in the log", "error", err)
-			}
+			err := b.checkpointAll()
 			for _, r := range checkpointReqs {
 				r.done <- err
 			}
+		case b.segs[b.cur].size >= int64(b.checkpointBytes) || len(b.pending) >= maxPendingEntries:
+			if b.onCheckpoint != nil {
+				b.onCheckpoint()
+			}
+			b.startCheckpoint()
 		}
 		clear(batch) // drop references to committed values
 		clear(checkpointReqs)
 	}
-	if err := b.checkpoint(); err != nil {
+	if err := b.checkpointAll(); err != nil {
 		b.logger.Error("bolt: checkpoint on close failed; the log is replayed at the next open", "error", err)
 	}
 }
@@ -693,72 +764,124 @@ func (b *Backend) commit(batch []*writeReq) {
 	}
 }
 
-// appendLog writes rec at the end of the log and makes it durable. Where
-// the log file must grow, it grows by zero-filled chunks, so that most
-// appends overwrite allocated blocks and a data sync suffices.
+// appendLog writes rec at the end of the current log segment and makes it
+// durable. Where the file must grow, it grows by zero-filled chunks, so
+// that most appends overwrite allocated blocks and a data sync suffices.
 func (b *Backend) appendLog(rec []byte) error {
-	end := b.walSize + int64(len(rec))
-	if end > b.walAlloc {
+	seg := &b.segs[b.cur]
+	end := seg.size + int64(len(rec))
+	if end > seg.alloc {
 		alloc := (end + walChunk - 1) / walChunk * walChunk
-		if _, err := b.wal.WriteAt(make([]byte, alloc-b.walAlloc), b.walAlloc); err != nil {
+		if _, err := seg.f.WriteAt(make([]byte, alloc-seg.alloc), seg.alloc); err != nil {
 			return err
 		}
-		b.walAlloc = alloc
+		seg.alloc = alloc
 	}
-	if _, err := b.wal.WriteAt(rec, b.walSize); err != nil {
+	if _, err := seg.f.WriteAt(rec, seg.size); err != nil {
 		return err
 	}
 	if !b.noSync {
-		if err := datasync(b.wal); err != nil {
+		if err := datasync(seg.f); err != nil {
 			return err
 		}
 	}
-	b.walSize = end
+	seg.size = end
 	return nil
 }
 
-// checkpoint applies the pending writes to bbolt in one commit (in key
-// order, which bbolt writes most compactly) together with the sequence
-// number of the last log record, then empties the pending set and starts
-// the log over. Readers see the writes in pending until bbolt has them.
-// The log's old records need not be erased: replay skips those bbolt
-// already holds and stops at the first that does not follow its
-// predecessor.
-func (b *Backend) checkpoint() error {
-	if len(b.pending) > 0 {
-		keys := make([]string, 0, len(b.pending))
-		for k := range b.pending {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		var seq [8]byte
-		binary.BigEndian.PutUint64(seq[:], b.seq)
-		err := b.db.Update(func(tx *bbolt.Tx) error {
-			bkt := tx.Bucket([]byte(bucketName))
-			for _, k := range keys {
-				op := b.pending[k]
-				var err error
-				if op.Delete {
-					err = bkt.Delete([]byte(k))
-				} else {
-					err = bkt.Put([]byte(k), op.Value)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return tx.Bucket([]byte(metaBucket)).Put([]byte(appliedSeqKey), seq[:])
-		})
-		if err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
-		b.pmu.Lock()
-		clear(b.pending)
-		b.pmu.Unlock()
-		b.cache.invalidate()
-		b.checkpoints.Add(1)
+// startCheckpoint begins applying the pending writes to bbolt in the
+// background: they become frozen, and new records go to the other log
+// segment from its start. If a checkpoint is running, it waits for it
+// first, so that the other segment is free to reuse: under a write load
+// that outruns checkpoints, this is where writers slow down.
+func (b *Backend) startCheckpoint() {
+	if b.ckpt != nil {
+		b.endCheckpoint(<-b.ckpt)
 	}
-	b.walSize = 0
+	if b.frozen != nil {
+		// The last checkpoint failed: its writes are still only in the
+		// other segment. Retry it here; until it succeeds, the current
+		// segment keeps growing.
+		if err := b.endCheckpoint(b.apply(b.frozen, b.frozenSeq)); err != nil {
+			return
+		}
+	}
+	if len(b.pending) == 0 {
+		return // nothing was logged since the last switch
+	}
+	b.pmu.Lock()
+	b.frozen, b.pending = b.pending, make(map[string]storage.Op, len(b.pending))
+	b.pmu.Unlock()
+	b.frozenSeq = b.seq
+	b.cur = 1 - b.cur
+	b.segs[b.cur].size = 0
+	frozen, seq, done := b.frozen, b.seq, make(chan error, 1)
+	b.ckpt = done
+	go func() { done <- b.apply(frozen, seq) }()
+}
+
+// endCheckpoint takes the result of the checkpoint of frozen. On success
+// the frozen writes are in bbolt and readers stop looking at them; on
+// failure they stay frozen and the next checkpoint retries them.
+func (b *Backend) endCheckpoint(err error) error {
+	b.ckpt = nil
+	if err != nil {
+		b.logger.Error("bolt: checkpoint failed; its writes stay in the log and are retried", "error", err)
+		return err
+	}
+	b.pmu.Lock()
+	b.frozen = nil
+	b.pmu.Unlock()
+	b.cache.invalidate()
+	b.checkpoints.Add(1)
+	return nil
+}
+
+// checkpointAll puts every logged write into bbolt before it returns: for
+// Backup, Close and the end of recovery.
+func (b *Backend) checkpointAll() error {
+	b.startCheckpoint()
+	if b.ckpt != nil {
+		return b.endCheckpoint(<-b.ckpt)
+	}
+	if b.frozen != nil || len(b.pending) > 0 {
+		return errors.New("bolt: checkpoint failed")
+	}
+	return nil
+}
+
+// apply writes ops to bbolt in one commit (in key order, which bbolt
+// writes most compactly) together with seq, the number of the last log
+// record they include. ops is not modified. The log's records need not be
+// erased: replay skips those bbolt already holds and stops at the first
+// that does not follow its predecessor.
+func (b *Backend) apply(ops map[string]storage.Op, seq uint64) error {
+	keys := make([]string, 0, len(ops))
+	for k := range ops {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var seqBytes [8]byte
+	binary.BigEndian.PutUint64(seqBytes[:], seq)
+	err := b.db.Update(func(tx *bbolt.Tx) error {
+		bkt := tx.Bucket([]byte(bucketName))
+		for _, k := range keys {
+			op := ops[k]
+			var err error
+			if op.Delete {
+				err = bkt.Delete([]byte(k))
+			} else {
+				err = bkt.Put([]byte(k), op.Value)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte(metaBucket)).Put([]byte(appliedSeqKey), seqBytes[:])
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	return nil
 }
 

@@ -60,7 +60,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	defer b.Close()
-	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
+	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600, path + "-wal.0": 0o600, path + "-wal.1": 0o600} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -21,14 +20,20 @@ import (
 //	op      = kind (1 byte: 0 put, 1 delete) | key length (uvarint) | key
 //	          [| value length (uvarint) | value]   (puts only)
 //
-// A record that is cut short or fails its checksum ends the log: it is the
-// tail of a write that was never acknowledged. Sequence numbers rise by one
-// from record to record and never restart; a checkpoint stores the last
-// one it applied in bbolt and the log is then written again from its
-// start, over the old records. Replay skips what bbolt already holds and
-// stops at the first record that does not follow its predecessor, so the
-// leftovers of an older round (and the zeros the file is filled with) are
-// never replayed over newer data.
+// The log is two files, segments. Records are appended to one; when it is
+// full, a checkpoint applies its writes to bbolt in the background while
+// records go to the other, written again from its start over the records
+// of its previous round (the checkpoint before made those redundant).
+// Sequence numbers rise by one from record to record, across segments, and
+// never restart; a checkpoint stores the last one it applied in bbolt.
+//
+// A record that is cut short or fails its checksum ends a segment: it is
+// the tail of a write that was never acknowledged, or what is left of an
+// older round's record that a newer one partly overwrote. Replay skips
+// what bbolt already holds, follows the sequence from one segment into the
+// other, and stops at the first record that does not follow its
+// predecessor, so the leftovers of an older round (and the zeros the files
+// are filled with) are never replayed over newer data.
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -127,11 +132,7 @@ func decodePayload(p []byte) (uint64, []storage.Op, error) {
 // sequence number in effect. torn reports that the log ends in a record
 // cut short or damaged, rather than in zeros or in an older round's
 // records: what a crash during a write leaves.
-func readLog(r io.Reader, applied uint64) (ops []storage.Op, last uint64, torn bool, err error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, 0, false, fmt.Errorf("read log: %w", err)
-	}
+func readLog(data []byte, applied uint64) (ops []storage.Op, last uint64, torn bool) {
 	last = applied
 	var prev uint64
 	for len(data) >= walHeaderSize {
@@ -141,15 +142,15 @@ func readLog(r io.Reader, applied uint64) (ops []storage.Op, last uint64, torn b
 			break // the zero fill beyond the last record
 		}
 		if n > maxRecord || int64(n) > int64(len(data)-walHeaderSize) {
-			return ops, last, true, nil
+			return ops, last, true
 		}
 		payload := data[walHeaderSize : walHeaderSize+int(n)]
 		if crc32.Checksum(payload, castagnoli) != sum {
-			return ops, last, true, nil
+			return ops, last, true
 		}
 		seq, rec, err := decodePayload(payload)
 		if err != nil {
-			return ops, last, true, nil
+			return ops, last, true
 		}
 		if seq <= prev {
 			break // an older round's leftovers
@@ -157,7 +158,7 @@ func readLog(r io.Reader, applied uint64) (ops []storage.Op, last uint64, torn b
 		if seq > applied {
 			if seq != last+1 {
 				// A gap: nothing after it can be trusted.
-				return ops, last, true, nil
+				return ops, last, true
 			}
 			ops = append(ops, rec...)
 			last = seq
@@ -169,7 +170,7 @@ func readLog(r io.Reader, applied uint64) (ops []storage.Op, last uint64, torn b
 	if len(data) > 0 && len(data) < walHeaderSize && !allZero(data) {
 		torn = true
 	}
-	return ops, last, torn, nil
+	return ops, last, torn
 }
 
 func allZero(p []byte) bool {
@@ -191,6 +192,28 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-func walPath(dbPath string) string {
-	return filepath.Join(filepath.Dir(dbPath), filepath.Base(dbPath)+"-wal")
+// segmentPath names log segment i of the data file at dbPath:
+// "vigil.db-wal.0" and "vigil.db-wal.1" beside "vigil.db".
+func segmentPath(dbPath string, i int) string {
+	return filepath.Join(filepath.Dir(dbPath), fmt.Sprintf("%s-wal.%d", filepath.Base(dbPath), i))
+}
+
+// replayLog returns, in order, the ops of the two log segments that follow
+// applied, the last sequence number in effect, and whether a segment ended
+// in a damaged record (see readLog). The records after applied are in one
+// segment, or begin in one and go on in the other: a checkpoint that did
+// not finish leaves its records in one segment and the later ones in the
+// other.
+func replayLog(segs [2][]byte, applied uint64) (ops []storage.Op, last uint64, torn bool) {
+	for i := range segs {
+		first, last, torn := readLog(segs[i], applied)
+		if last == applied {
+			continue // this segment does not go on from applied
+		}
+		then, end, tornThen := readLog(segs[1-i], last)
+		return append(first, then...), end, torn || tornThen
+	}
+	_, _, torn0 := readLog(segs[0], applied)
+	_, _, torn1 := readLog(segs[1], applied)
+	return nil, applied, torn0 || torn1
 }

@@ -1,11 +1,9 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -109,7 +107,7 @@ func TestListMergesPendingWrites(t *testing.T) {
 func copyStore(t *testing.T, src, dstDir string) string {
 	t.Helper()
 	dst := filepath.Join(dstDir, "v.db")
-	for _, pair := range [][2]string{{src, dst}, {walPath(src), walPath(dst)}} {
+	for _, pair := range [][2]string{{src, dst}, {segmentPath(src, 0), segmentPath(dst, 0)}, {segmentPath(src, 1), segmentPath(dst, 1)}} {
 		raw, err := os.ReadFile(pair[0])
 		if err != nil {
 			t.Fatal(err)
@@ -137,7 +135,7 @@ func TestReplayAndTornTail(t *testing.T) {
 	b.Delete(ctx, "before")
 	// The writer is idle and every write was acknowledged, so reading
 	// the end of the log here is ordered after the writer set it.
-	end := b.walSize
+	end, cur := b.segs[b.cur].size, b.cur
 	if end == 0 {
 		t.Fatal("nothing in the log")
 	}
@@ -153,7 +151,7 @@ func TestReplayAndTornTail(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dst := copyStore(t, src, t.TempDir())
 			// The tail goes where the next record would have gone.
-			f, err := os.OpenFile(walPath(dst), os.O_WRONLY, 0)
+			f, err := os.OpenFile(segmentPath(dst, cur), os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,8 +178,8 @@ func TestReplayAndTornTail(t *testing.T) {
 			// Replay checkpointed the writes and started the log
 			// over; writes go on with the next sequence number, and
 			// a second replay finds them and nothing stale.
-			if r.walSize != 0 {
-				t.Fatalf("log not started over: at %d", r.walSize)
+			if r.segs[r.cur].size != 0 {
+				t.Fatalf("log not started over: at %d", r.segs[r.cur].size)
 			}
 			mustPut(t, r, "after", "1")
 			if err := r.Close(); err != nil {
@@ -266,12 +264,14 @@ func TestLogSizeBounded(t *testing.T) {
 	if b.Stats().Checkpoints == 0 {
 		t.Fatal("no checkpoint")
 	}
-	fi, err := os.Stat(walPath(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Size() > limit+walChunk {
-		t.Fatalf("log file is %d bytes, want at most %d", fi.Size(), limit+walChunk)
+	for i := range 2 {
+		fi, err := os.Stat(segmentPath(path, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > limit+walChunk {
+			t.Fatalf("log segment %d is %d bytes, want at most %d", i, fi.Size(), limit+walChunk)
+		}
 	}
 }
 
@@ -280,9 +280,9 @@ func TestReadLogRecords(t *testing.T) {
 		return appendRecord(nil, seq, []*writeReq{{ops: []storage.Op{{Key: key, Value: []byte(key)}, {Key: "d", Delete: true}}}})
 	}
 	log := slices.Concat(rec(5, "a"), rec(6, "b"), rec(2, "stale"))
-	ops, last, torn, err := readLog(bytes.NewReader(log), 4)
-	if err != nil || last != 6 || torn {
-		t.Fatalf("last %d torn %v err %v", last, torn, err)
+	ops, last, torn := readLog(log, 4)
+	if last != 6 || torn {
+		t.Fatalf("last %d torn %v", last, torn)
 	}
 	var keys []string
 	for _, op := range ops {
@@ -291,10 +291,10 @@ func TestReadLogRecords(t *testing.T) {
 	if !slices.Equal(keys, []string{"a", "d", "b", "d"}) || !ops[1].Delete || string(ops[0].Value) != "a" {
 		t.Fatalf("ops %+v", ops)
 	}
-	if ops, last, _, _ := readLog(bytes.NewReader(log), 5); len(ops) != 2 || last != 6 {
+	if ops, last, _ := readLog(log, 5); len(ops) != 2 || last != 6 {
 		t.Fatalf("applied=5: %d ops, last %d", len(ops), last)
 	}
-	if ops, _, torn, _ := readLog(bytes.NewReader(rec(7, "x")), 4); len(ops) != 0 || !torn {
+	if ops, _, torn := readLog(rec(7, "x"), 4); len(ops) != 0 || !torn {
 		t.Fatal("a gap was replayed or not reported")
 	}
 	// The zero fill ends the log quietly; a damaged record or a cut
@@ -309,23 +309,109 @@ func TestReadLogRecords(t *testing.T) {
 		"cut record":  {slices.Concat(rec(5, "a"), rec(6, "b")[:15]), true},
 		"bad sum":     {slices.Concat(rec(5, "a"), corrupt(rec(6, "b"))), true},
 	} {
-		ops, last, torn, err := readLog(bytes.NewReader(tc.log), 4)
-		if err != nil || last != 5 || len(ops) != 2 || torn != tc.torn {
-			t.Errorf("%s: %d ops, last %d, torn %v, err %v", name, len(ops), last, torn, err)
+		ops, last, torn := readLog(tc.log, 4)
+		if last != 5 || len(ops) != 2 || torn != tc.torn {
+			t.Errorf("%s: %d ops, last %d, torn %v", name, len(ops), last, torn)
 		}
-	}
-	if _, _, _, err := readLog(errReader{}, 0); err == nil {
-		t.Fatal("read error ignored")
 	}
 }
 
-type errReader struct{}
-
-func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+// The records after the last checkpoint may begin in either segment and go
+// on in the other; each segment may hold an older round's leftovers.
+func TestReplayLogAcrossSegments(t *testing.T) {
+	rec := func(seq uint64) []byte {
+		return appendRecord(nil, seq, []*writeReq{{ops: []storage.Op{{Key: fmt.Sprint(seq), Value: []byte("v")}}}})
+	}
+	recs := func(from, to uint64) []byte {
+		var out []byte
+		for s := from; s <= to; s++ {
+			out = append(out, rec(s)...)
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		segs    [2][]byte
+		applied uint64
+		want    []string
+		last    uint64
+	}{
+		"empty":                {[2][]byte{nil, nil}, 0, nil, 0},
+		"one segment":          {[2][]byte{recs(1, 3), nil}, 0, []string{"1", "2", "3"}, 3},
+		"frozen then current":  {[2][]byte{recs(11, 12), recs(6, 10)}, 5, []string{"6", "7", "8", "9", "10", "11", "12"}, 12},
+		"frozen applied":       {[2][]byte{recs(11, 12), recs(6, 10)}, 10, []string{"11", "12"}, 12},
+		"all applied":          {[2][]byte{recs(11, 12), recs(6, 10)}, 12, nil, 12},
+		"over older leftovers": {[2][]byte{slices.Concat(recs(21, 22), recs(3, 5)), recs(11, 20)}, 10, []string{"11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "21", "22"}, 22},
+		"gap between segments": {[2][]byte{recs(13, 14), recs(6, 10)}, 5, []string{"6", "7", "8", "9", "10"}, 10},
+	} {
+		ops, last, _ := replayLog(tc.segs, tc.applied)
+		var got []string
+		for _, op := range ops {
+			got = append(got, op.Key)
+		}
+		if !slices.Equal(got, tc.want) || last != tc.last {
+			t.Errorf("%s: replayed %v (last %d), want %v (last %d)", name, got, last, tc.want, tc.last)
+		}
+	}
+}
 
 func FuzzReadLog(f *testing.F) {
 	f.Add(appendRecord(nil, 1, []*writeReq{{ops: []storage.Op{{Key: "a", Value: []byte("b")}}}}), uint64(0))
 	f.Fuzz(func(t *testing.T, data []byte, applied uint64) {
-		_, _, _, _ = readLog(bytes.NewReader(data), applied) // must not panic
+		_, _, _ = readLog(data, applied) // must not panic
+		half := len(data) / 2
+		_, _, _ = replayLog([2][]byte{data[:half], data[half:]}, applied)
 	})
+}
+
+// A crash while a checkpoint runs leaves its writes in one segment and the
+// later ones in the other; replay applies both, in order.
+func TestReplayWithCheckpointInProgress(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "v.db")
+	b, err := Open(src, Options{CheckpointBytes: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// Holding bbolt's write lock keeps the background checkpoint from
+	// finishing; writes go on meanwhile.
+	tx, err := b.db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, b, "gone", "x", "big", strings.Repeat("b", 300)) // fills segment 0: a checkpoint starts
+	mustPut(t, b, "later", "1")
+	if err := b.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	mustList(t, b, "", "big", "later")
+	if v, err := b.Get(ctx, "big"); err != nil || len(v) != 300 {
+		t.Fatalf("big while checkpointing: %d bytes, %v", len(v), err)
+	}
+	b.pmu.RLock()
+	running := b.frozen != nil
+	b.pmu.RUnlock()
+	if !running {
+		t.Fatal("no checkpoint is running")
+	}
+	dst := copyStore(t, src, t.TempDir())
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := Open(dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if v, err := r.Get(ctx, "big"); err != nil || len(v) != 300 {
+		t.Fatalf("big after replay: %d bytes, %v", len(v), err)
+	}
+	if v, err := r.Get(ctx, "later"); err != nil || string(v) != "1" {
+		t.Fatalf("later after replay: %q, %v", v, err)
+	}
+	if _, err := r.Get(ctx, "gone"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("gone after replay: %v", err)
+	}
+	mustList(t, r, "", "big", "later")
 }

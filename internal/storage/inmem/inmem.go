@@ -2,16 +2,17 @@
 // servers. Nothing it stores survives the process, so it must never be used
 // where the storage contract's durability promise matters.
 //
-// Keys live in a map for lookups and in a sorted slice so that List costs
-// O(log n + k) for k children: it seeks past each child directory instead of
-// scanning its descendants.
+// Keys live in a map for lookups and in a B-tree so that a new key costs
+// O(log n) and List O(k log n) for k children: it seeks past each child
+// directory instead of scanning its descendants.
 package inmem
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync"
+
+	"github.com/google/btree"
 
 	"github.com/vigil-secrets/vigil/internal/storage"
 )
@@ -28,13 +29,20 @@ var (
 type Backend struct {
 	mu     sync.RWMutex
 	data   map[string][]byte
-	keys   []string // sorted; exactly the keys of data
+	keys   *btree.BTreeG[string] // exactly the keys of data
 	closed bool
 }
 
 // New returns an empty backend.
 func New() *Backend {
-	return &Backend{data: make(map[string][]byte)}
+	return &Backend{data: make(map[string][]byte), keys: newKeys()}
+}
+
+// btreeDegree suits short string keys; it is not critical.
+const btreeDegree = 32
+
+func newKeys() *btree.BTreeG[string] {
+	return btree.NewG(btreeDegree, func(a, b string) bool { return a < b })
 }
 
 // Get returns a copy of the value stored at key.
@@ -95,23 +103,30 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 		return nil, storage.ErrClosed
 	}
 	var out []string
-	i, _ := slices.BinarySearch(b.keys, prefix)
-	for i < len(b.keys) && strings.HasPrefix(b.keys[i], prefix) {
-		child, ok := storage.ChildOf(prefix, b.keys[i])
-		if !ok { // the key equals prefix: it is not a child of itself
-			i++
-			continue
+	for from := prefix; ; {
+		next := ""
+		b.keys.AscendGreaterOrEqual(from, func(k string) bool {
+			if !strings.HasPrefix(k, prefix) {
+				return false
+			}
+			child, ok := storage.ChildOf(prefix, k)
+			if !ok { // the key equals prefix: it is not a child of itself
+				return true
+			}
+			out = append(out, child)
+			if strings.HasSuffix(child, "/") {
+				// Every key of the subtree starts with prefix+child; '0'
+				// is the byte after '/', so the walk goes on from the
+				// first key past the subtree.
+				next = prefix + child[:len(child)-1] + "0"
+				return false
+			}
+			return true
+		})
+		if next == "" {
+			break
 		}
-		out = append(out, child)
-		if strings.HasSuffix(child, "/") {
-			// Every key of the subtree starts with prefix+child; '0' is the
-			// byte after '/', so this is the first key past the subtree.
-			next := prefix + child[:len(child)-1] + "0"
-			j, _ := slices.BinarySearch(b.keys[i:], next)
-			i += j
-			continue
-		}
-		i++
+		from = next
 	}
 	return out, nil
 }
@@ -153,15 +168,14 @@ func (b *Backend) Close() error {
 	defer b.mu.Unlock()
 	b.closed = true
 	b.data = nil
-	b.keys = nil
+	b.keys = newKeys()
 	return nil
 }
 
 // put stores v, which the caller has already copied. b.mu must be held.
 func (b *Backend) put(key string, v []byte) {
 	if _, ok := b.data[key]; !ok {
-		i, _ := slices.BinarySearch(b.keys, key)
-		b.keys = slices.Insert(b.keys, i, key)
+		b.keys.ReplaceOrInsert(key)
 	}
 	b.data[key] = v
 }
@@ -172,9 +186,7 @@ func (b *Backend) delete(key string) {
 		return
 	}
 	delete(b.data, key)
-	if i, found := slices.BinarySearch(b.keys, key); found {
-		b.keys = slices.Delete(b.keys, i, i+1)
-	}
+	b.keys.Delete(key)
 }
 
 func check(ctx context.Context, key string) error {
