@@ -91,6 +91,10 @@ const (
 	// maxPendingEntries also triggers a checkpoint: List scans the
 	// pending writes.
 	maxPendingEntries = 16384
+	// maxBatchBytes ends a batch early, and maxRequestBytes bounds one
+	// request, so that every log record stays well below maxRecord.
+	maxBatchBytes   = 64 << 20
+	maxRequestBytes = 256 << 20
 	// walChunk is the step by which the log file grows (zero-filled).
 	walChunk = 1 << 20
 	// metaBucket holds the store's own records (never user keys).
@@ -664,7 +668,7 @@ func (b *Backend) writer() {
 			break
 		}
 		batch, checkpointReqs = batch[:0], checkpointReqs[:0]
-		n := 0
+		n, size := 0, 0
 		take := func(r *writeReq) {
 			if r.checkpoint {
 				checkpointReqs = append(checkpointReqs, r)
@@ -672,10 +676,11 @@ func (b *Backend) writer() {
 			}
 			batch = append(batch, r)
 			n += len(r.ops)
+			size += opsSize(r.ops)
 		}
 		take(first)
 	drain:
-		for n < b.maxBatch {
+		for n < b.maxBatch && size < maxBatchBytes {
 			select {
 			case r, ok := <-b.reqs:
 				if !ok {
@@ -885,9 +890,22 @@ func (b *Backend) apply(ops map[string]storage.Op, seq uint64) error {
 	return nil
 }
 
-// validateOps rejects what bbolt would refuse, so that it never reaches
-// the log. The public methods have checked already; this guards the log.
+// opsSize is about the bytes ops take in a log record.
+func opsSize(ops []storage.Op) int {
+	n := 0
+	for _, op := range ops {
+		n += len(op.Key) + len(op.Value) + 2*binary.MaxVarintLen64 + 1
+	}
+	return n
+}
+
+// validateOps rejects what bbolt would refuse, or what would not fit in a
+// log record, so that it never reaches the log. The public methods have
+// checked keys already; this guards the log.
 func validateOps(ops []storage.Op) error {
+	if size := opsSize(ops); size > maxRequestBytes {
+		return fmt.Errorf("bolt: a write of %d bytes is too large (at most %d)", size, maxRequestBytes)
+	}
 	for _, op := range ops {
 		if err := validateKey(op.Key); err != nil {
 			return err

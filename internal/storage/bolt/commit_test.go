@@ -200,3 +200,22 @@ func TestReadCacheNeverStale(t *testing.T) {
 		t.Fatalf("cached value was modified through a returned slice")
 	}
 }
+
+// A request too large for one log record is refused before it reaches the
+// log; the values below share one buffer, so the test allocates little.
+func TestValidateOpsRefusesOversizedWrites(t *testing.T) {
+	big := make([]byte, maxRequestBytes/4)
+	ops := make([]storage.Op, 5)
+	for i := range ops {
+		ops[i] = storage.Op{Key: "k" + strconv.Itoa(i), Value: big}
+	}
+	if err := validateOps(ops); err == nil {
+		t.Fatal("a write larger than maxRequestBytes was accepted")
+	}
+	if err := validateOps(ops[:3]); err != nil {
+		t.Fatalf("a write below the bound was refused: %v", err)
+	}
+	if maxBatchBytes+maxRequestBytes >= maxRecord {
+		t.Fatal("a batch could exceed the largest record replay accepts")
+	}
+}
