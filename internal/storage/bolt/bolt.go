@@ -534,8 +534,10 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 }
 
 // Backup writes a consistent snapshot of the whole data file to w and
-// returns the number of bytes written. Writes continue while it runs; the
-// snapshot is the state when Backup began.
+// returns the number of bytes written. It first checkpoints the log, so
+// the snapshot holds every write acknowledged before Backup was called;
+// it is the state after one log record (transactions are whole). Writes
+// continue while it runs.
 func (b *Backend) Backup(w io.Writer) (int64, error) {
 	// Put every acknowledged write into bbolt first.
 	req := &writeReq{checkpoint: true, done: make(chan error, 1)}
