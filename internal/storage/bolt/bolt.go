@@ -350,23 +350,25 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	if b.shut.Load() {
 		return nil, storage.ErrClosed
 	}
+	// The cache's epoch is taken before the pending writes are looked
+	// at: bbolt lags the log, so what it returns for a key may predate a
+	// commit that lands after the pending check, and fill refuses it
+	// once any commit has advanced the epoch.
+	cached, found, known, epoch := b.cache.get(key)
 	b.pmu.RLock()
 	op, ok := b.pending[key]
 	if !ok {
 		op, ok = b.frozen[key]
 	}
 	b.pmu.RUnlock()
-	if ok {
-		if op.Delete {
-			return nil, storage.ErrNotFound
-		}
-		return append(make([]byte, 0, len(op.Value)), op.Value...), nil
-	}
-	cached, found, ok, epoch := b.cache.get(key)
 	switch {
-	case ok && found:
-		return cached, nil
+	case ok && op.Delete:
+		return nil, storage.ErrNotFound
 	case ok:
+		return append(make([]byte, 0, len(op.Value)), op.Value...), nil
+	case known && found:
+		return cached, nil
+	case known:
 		return nil, storage.ErrNotFound
 	}
 	var out []byte
@@ -449,8 +451,9 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// deleted holds the pending deletes under prefix; pending puts become
-	// children directly.
+	// out collects the children once each, from the pending puts and
+	// from bbolt's keys; deleted holds the pending deletes under prefix,
+	// which hide bbolt's keys.
 	seen := map[string]bool{}
 	var out []string
 	add := func(child string) {
@@ -539,12 +542,7 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 // it is the state after one log record (transactions are whole). Writes
 // continue while it runs.
 func (b *Backend) Backup(w io.Writer) (int64, error) {
-	// Put every acknowledged write into bbolt first.
-	req := &writeReq{checkpoint: true, done: make(chan error, 1)}
-	if err := b.enqueue(context.Background(), req); err != nil {
-		return 0, err
-	}
-	if err := <-req.done; err != nil {
+	if err := b.checkpointSync(); err != nil {
 		return 0, fmt.Errorf("bolt: backup: %w", err)
 	}
 	b.mu.RLock()
@@ -562,6 +560,16 @@ func (b *Backend) Backup(w io.Writer) (int64, error) {
 		return n, fmt.Errorf("bolt: backup: %w", err)
 	}
 	return n, nil
+}
+
+// checkpointSync has the writer put every write acknowledged so far into
+// bbolt, and waits for it.
+func (b *Backend) checkpointSync() error {
+	req := &writeReq{checkpoint: true, done: make(chan error, 1)}
+	if err := b.enqueue(context.Background(), req); err != nil {
+		return err
+	}
+	return <-req.done
 }
 
 // Stats returns the writer's counters.
@@ -709,7 +717,7 @@ func (b *Backend) writer() {
 			if b.onCheckpoint != nil {
 				b.onCheckpoint()
 			}
-			b.startCheckpoint()
+			_ = b.startCheckpoint() // a failure is logged and retried
 		}
 		clear(batch) // drop references to committed values
 		clear(checkpointReqs)
@@ -800,8 +808,10 @@ func (b *Backend) appendLog(rec []byte) error {
 // background: they become frozen, and new records go to the other log
 // segment from its start. If a checkpoint is running, it waits for it
 // first, so that the other segment is free to reuse: under a write load
-// that outruns checkpoints, this is where writers slow down.
-func (b *Backend) startCheckpoint() {
+// that outruns checkpoints, this is where writers slow down. It returns
+// an error only if the writes of an earlier, failed checkpoint could still
+// not be applied (and then starts nothing).
+func (b *Backend) startCheckpoint() error {
 	if b.ckpt != nil {
 		b.endCheckpoint(<-b.ckpt)
 	}
@@ -810,11 +820,11 @@ func (b *Backend) startCheckpoint() {
 		// other segment. Retry it here; until it succeeds, the current
 		// segment keeps growing.
 		if err := b.endCheckpoint(b.apply(b.frozen, b.frozenSeq)); err != nil {
-			return
+			return err
 		}
 	}
 	if len(b.pending) == 0 {
-		return // nothing was logged since the last switch
+		return nil // nothing was logged since the last switch
 	}
 	b.pmu.Lock()
 	b.frozen, b.pending = b.pending, make(map[string]storage.Op, len(b.pending))
@@ -825,6 +835,7 @@ func (b *Backend) startCheckpoint() {
 	frozen, seq, done := b.frozen, b.seq, make(chan error, 1)
 	b.ckpt = done
 	go func() { done <- b.apply(frozen, seq) }()
+	return nil
 }
 
 // endCheckpoint takes the result of the checkpoint of frozen. On success
@@ -836,10 +847,12 @@ func (b *Backend) endCheckpoint(err error) error {
 		b.logger.Error("bolt: checkpoint failed; its writes stay in the log and are retried", "error", err)
 		return err
 	}
+	// The cache needs no change: a checkpoint moves writes into bbolt
+	// without changing any key's value, and bbolt has them before
+	// readers stop finding them in frozen.
 	b.pmu.Lock()
 	b.frozen = nil
 	b.pmu.Unlock()
-	b.cache.invalidate()
 	b.checkpoints.Add(1)
 	return nil
 }
@@ -847,12 +860,11 @@ func (b *Backend) endCheckpoint(err error) error {
 // checkpointAll puts every logged write into bbolt before it returns: for
 // Backup, Close and the end of recovery.
 func (b *Backend) checkpointAll() error {
-	b.startCheckpoint()
+	if err := b.startCheckpoint(); err != nil {
+		return err
+	}
 	if b.ckpt != nil {
 		return b.endCheckpoint(<-b.ckpt)
-	}
-	if b.frozen != nil || len(b.pending) > 0 {
-		return errors.New("bolt: checkpoint failed")
 	}
 	return nil
 }

@@ -13,9 +13,9 @@ import (
 //
 // It is never stale: the writer updates it after each commit and before it
 // acknowledges the writes, and advances epoch. A reader notes the epoch
-// before it reads bbolt and caches what it read (or found missing) only if
-// no commit happened in between, so an answer read before a commit is
-// never cached after it.
+// before it looks at the pending writes (bbolt lags them) and caches what
+// it then read from bbolt (or found missing) only if no commit happened in
+// between, so an answer read before a commit is never cached after it.
 type readCache struct {
 	mu       sync.RWMutex
 	epoch    uint64
@@ -87,14 +87,6 @@ func (c *readCache) committed(batch []*writeReq) {
 			c.apply(op)
 		}
 	}
-}
-
-// invalidate advances the epoch without changing entries, so that readers
-// in flight do not cache across whatever the caller changed.
-func (c *readCache) invalidate() {
-	c.mu.Lock()
-	c.epoch++
-	c.mu.Unlock()
 }
 
 func (c *readCache) apply(op storage.Op) {

@@ -1,6 +1,12 @@
 package bolt
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vigil-secrets/vigil/internal/storage"
@@ -59,5 +65,44 @@ func TestReadCacheBounded(t *testing.T) {
 	disabled.fill("j", []byte("v"), epoch)
 	if len(disabled.entries) != 0 {
 		t.Fatal("a disabled cache holds entries")
+	}
+}
+
+// A reader that looks a key up while its first write commits must not
+// leave a stale answer in the read cache: once the write is checkpointed
+// out of the pending set, the cache is all that stands before bbolt. The
+// values are too large for the cache, so only a miss could be cached.
+func TestReadDuringCommitLeavesNoStaleMiss(t *testing.T) {
+	b := mustOpen(t, filepath.Join(t.TempDir(), "v.db"), Options{CacheBytes: 64 * 64, CheckpointBytes: 1, NoSync: true})
+	defer b.Close()
+	ctx := context.Background()
+	value := []byte(strings.Repeat("v", 100))
+	for i := range 1000 {
+		key := fmt.Sprintf("k/%d", i)
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for range 2 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := b.Get(ctx, key); err == nil {
+						return
+					}
+				}
+			})
+		}
+		if err := b.Put(ctx, key, value); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		wg.Wait()
+		b.checkpointNow(t)
+		if _, err := b.Get(ctx, key); errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s: acknowledged and checkpointed, but read as missing", key)
+		}
 	}
 }

@@ -15,17 +15,14 @@ import (
 	"github.com/vigil-secrets/vigil/internal/storage"
 )
 
-// openHeld opens a store whose writer can be parked: holdWriter makes it
-// hold bbolt's write lock and ask for a checkpoint, which blocks on that
-// lock while writes stay pending. Requests sent to b.reqs meanwhile wait
-// in the queue, so the writer takes them as one batch once the returned
-// release is called.
+// openHeld opens a store whose writer can be parked: holdWriter holds
+// bbolt's write lock and asks for a checkpoint, which the writer waits for
+// while the checkpoint blocks on that lock. Requests sent to b.reqs
+// meanwhile wait in the queue, so the writer takes them as one batch once
+// the returned release is called.
 func openHeld(t *testing.T) (b *Backend, holdWriter func() (release func())) {
 	t.Helper()
-	b, err := Open(filepath.Join(t.TempDir(), "vigil.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b = mustOpen(t, filepath.Join(t.TempDir(), "vigil.db"), Options{})
 	entered := make(chan struct{}, 1)
 	// Set before the first request: the channel send that follows
 	// orders it before the writer's read.
@@ -136,10 +133,7 @@ func TestCancelledWhileQueued(t *testing.T) {
 // The read cache never serves a value older than the last acknowledged
 // write, however reads and writes interleave.
 func TestReadCacheNeverStale(t *testing.T) {
-	b, err := Open(filepath.Join(t.TempDir(), "c.db"), Options{NoSync: true, CacheBytes: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, filepath.Join(t.TempDir(), "c.db"), Options{NoSync: true, CacheBytes: 1 << 20})
 	defer b.Close()
 	ctx := context.Background()
 	const keys = 8

@@ -18,20 +18,23 @@ import (
 // lists go to bbolt instead of the pending writes.
 func TestConformanceCheckpointEveryBatch(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Backend {
-		b, err := Open(filepath.Join(t.TempDir(), "v.db"), Options{CheckpointBytes: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := mustOpen(t, filepath.Join(t.TempDir(), "v.db"), Options{CheckpointBytes: 1})
 		t.Cleanup(func() { b.Close() })
 		return b
 	})
 	storagetest.RunDurable(t, func(t *testing.T, dir string) storage.Backend {
-		b, err := Open(filepath.Join(dir, "v.db"), Options{CheckpointBytes: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return mustOpen(t, filepath.Join(dir, "v.db"), Options{CheckpointBytes: 1})
 	})
+}
+
+// mustOpen opens the store at path; the caller closes it.
+func mustOpen(t *testing.T, path string, opts Options) *Backend {
+	t.Helper()
+	b, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func mustPut(t *testing.T, b *Backend, kv ...string) {
@@ -56,11 +59,7 @@ func mustList(t *testing.T, b *Backend, prefix string, want ...string) {
 
 func (b *Backend) checkpointNow(t *testing.T) {
 	t.Helper()
-	req := &writeReq{checkpoint: true, done: make(chan error, 1)}
-	if err := b.enqueue(context.Background(), req); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-req.done; err != nil {
+	if err := b.checkpointSync(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -69,10 +68,7 @@ func (b *Backend) checkpointNow(t *testing.T) {
 // whose keys are all deleted (pending) disappears.
 func TestListMergesPendingWrites(t *testing.T) {
 	ctx := context.Background()
-	b, err := Open(filepath.Join(t.TempDir(), "v.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, filepath.Join(t.TempDir(), "v.db"), Options{})
 	defer b.Close()
 	mustPut(t, b, "a/x", "1", "a/y", "2", "b/z", "3", "c", "4", "e/1/2", "5")
 	b.checkpointNow(t)
@@ -122,10 +118,7 @@ func copyStore(t *testing.T, src, dstDir string) string {
 func TestReplayAndTornTail(t *testing.T) {
 	ctx := context.Background()
 	src := filepath.Join(t.TempDir(), "v.db")
-	b, err := Open(src, Options{CheckpointBytes: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, src, Options{CheckpointBytes: 1 << 30})
 	defer b.Close()
 	mustPut(t, b, "before", "0")
 	b.checkpointNow(t)
@@ -159,10 +152,7 @@ func TestReplayAndTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.Close()
-			r, err := Open(dst, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := mustOpen(t, dst, Options{})
 			defer r.Close()
 			for i := range 50 {
 				v, err := r.Get(ctx, fmt.Sprintf("k/%02d", i))
@@ -185,10 +175,7 @@ func TestReplayAndTornTail(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			r2, err := Open(dst, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r2 := mustOpen(t, dst, Options{})
 			defer r2.Close()
 			if v, err := r2.Get(ctx, "after"); err != nil || string(v) != "1" {
 				t.Fatalf("after = %q, %v", v, err)
@@ -223,10 +210,7 @@ func TestReplaySkipsCheckpointedRecords(t *testing.T) {
 			}
 			path = dst
 		}
-		r, err := Open(path, Options{CheckpointBytes: 1 << 30})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := mustOpen(t, path, Options{CheckpointBytes: 1 << 30})
 		return r
 	}
 	b := reopen(nil)
@@ -252,10 +236,7 @@ func TestReplaySkipsCheckpointedRecords(t *testing.T) {
 func TestLogSizeBounded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v.db")
 	const limit = 64 << 10
-	b, err := Open(path, Options{CheckpointBytes: limit, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, path, Options{CheckpointBytes: limit, NoSync: true})
 	defer b.Close()
 	value := strings.Repeat("v", 500)
 	for range 2000 {
@@ -368,10 +349,7 @@ func FuzzReadLog(f *testing.F) {
 func TestReplayWithCheckpointInProgress(t *testing.T) {
 	ctx := context.Background()
 	src := filepath.Join(t.TempDir(), "v.db")
-	b, err := Open(src, Options{CheckpointBytes: 200})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, src, Options{CheckpointBytes: 200})
 	defer b.Close()
 	// Holding bbolt's write lock keeps the background checkpoint from
 	// finishing; writes go on meanwhile.
@@ -399,10 +377,7 @@ func TestReplayWithCheckpointInProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r, err := Open(dst, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustOpen(t, dst, Options{})
 	defer r.Close()
 	if v, err := r.Get(ctx, "big"); err != nil || len(v) != 300 {
 		t.Fatalf("big after replay: %d bytes, %v", len(v), err)

@@ -168,7 +168,7 @@ func (b *Backend) Close() error {
 	defer b.mu.Unlock()
 	b.closed = true
 	b.data = nil
-	b.keys = newKeys()
+	b.keys = nil
 	return nil
 }
 
