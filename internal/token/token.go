@@ -81,7 +81,7 @@ type Store struct {
 	hashers sync.Pool
 
 	mu    sync.RWMutex
-	cache map[string]*Entry // by hashed id
+	cache map[digest]*Entry // by hashed id
 }
 
 // Open loads the store's salt from s, creating it on first use.
@@ -96,7 +96,7 @@ func Open(ctx context.Context, s logical.Storage, now func() time.Time) (*Store,
 	case err != nil:
 		return nil, fmt.Errorf("token: load salt: %w", err)
 	}
-	st := &Store{s: s, salt: salt, now: now, cache: map[string]*Entry{}}
+	st := &Store{s: s, salt: salt, now: now, cache: map[digest]*Entry{}}
 	st.hashers.New = func() any { return hmac.New(sha256.New, st.salt) }
 	return st, nil
 }
@@ -110,14 +110,20 @@ func (st *Store) Close() {
 	st.hashers = sync.Pool{New: func() any { return hmac.New(sha256.New, nil) }}
 }
 
-func (st *Store) hash(v string) string {
+// digest is a salted hash of a token or accessor: the in-memory cache key,
+// and, hex-encoded, the storage key.
+type digest [sha256.Size]byte
+
+func (d digest) String() string { return hex.EncodeToString(d[:]) }
+
+func (st *Store) hash(v string) digest {
 	m := st.hashers.Get().(hash.Hash)
 	m.Reset()
 	m.Write([]byte(v))
-	var sum [sha256.Size]byte
-	out := hex.EncodeToString(m.Sum(sum[:0]))
+	var d digest
+	m.Sum(d[:0])
 	st.hashers.Put(m)
-	return out
+	return d
 }
 
 // CreateRoot stores a new root token. With id empty a random token is
@@ -144,15 +150,15 @@ func (st *Store) CreateRoot(ctx context.Context, id string) (secret.String, *Ent
 	return secret.NewString(id), e, nil
 }
 
-func (st *Store) put(ctx context.Context, hashed string, e *Entry) error {
+func (st *Store) put(ctx context.Context, hashed digest, e *Entry) error {
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("token: encode: %w", err)
 	}
-	if err := st.s.Put(ctx, idPrefix+hashed, raw); err != nil {
+	if err := st.s.Put(ctx, idPrefix+hashed.String(), raw); err != nil {
 		return fmt.Errorf("token: store: %w", err)
 	}
-	if err := st.s.Put(ctx, accessorPrefix+st.hash(e.Accessor), []byte(hashed)); err != nil {
+	if err := st.s.Put(ctx, accessorPrefix+st.hash(e.Accessor).String(), []byte(hashed.String())); err != nil {
 		return fmt.Errorf("token: store accessor: %w", err)
 	}
 	st.mu.Lock()
@@ -173,7 +179,7 @@ func (st *Store) Lookup(ctx context.Context, tok secret.String) (*Entry, error) 
 	e, ok := st.cache[hashed]
 	st.mu.RUnlock()
 	if !ok {
-		raw, err := st.s.Get(ctx, idPrefix+hashed)
+		raw, err := st.s.Get(ctx, idPrefix+hashed.String())
 		if errors.Is(err, logical.ErrNotFound) {
 			return nil, ErrInvalid
 		}
@@ -209,10 +215,10 @@ func (st *Store) Revoke(ctx context.Context, tok secret.String) error {
 	st.mu.Lock()
 	delete(st.cache, hashed)
 	st.mu.Unlock()
-	if err := st.s.Delete(ctx, accessorPrefix+st.hash(e.Accessor)); err != nil {
+	if err := st.s.Delete(ctx, accessorPrefix+st.hash(e.Accessor).String()); err != nil {
 		return fmt.Errorf("token: revoke accessor: %w", err)
 	}
-	if err := st.s.Delete(ctx, idPrefix+hashed); err != nil {
+	if err := st.s.Delete(ctx, idPrefix+hashed.String()); err != nil {
 		return fmt.Errorf("token: revoke: %w", err)
 	}
 	return nil
