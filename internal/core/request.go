@@ -81,6 +81,11 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 	if resp == nil {
 		resp = &logical.Response{}
 	}
+	if resp.Auth != nil {
+		// Logins arrive with the token pipeline; until then no token may
+		// be promised and not created.
+		return nil, fmt.Errorf("core: mount %q returned an auth, but logins are not served yet", route.Entry.Path)
+	}
 	if s := resp.Secret; s != nil {
 		if !s.NoLease {
 			// Leases arrive with the expiration manager; no engine of

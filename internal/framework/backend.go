@@ -84,9 +84,36 @@ type Path struct {
 // Backend is a [logical.Backend] built from a path table. It is safe for
 // concurrent use and immutable once built.
 type Backend struct {
-	help  string
-	paths []*compiledPath
+	help      string
+	paths     []*compiledPath
+	special   logical.PathsSpecial
+	authRenew AuthRenewFunc
 }
+
+// AuthRenewFunc serves [logical.RenewOperation] for a token one of the
+// mount's logins created: req.Auth is the Auth the login returned. It
+// returns the Auth to renew with (TTL and MaxTTL recomputed, say, from the
+// role's current settings), or an error to refuse the renewal (the role
+// was deleted).
+type AuthRenewFunc func(ctx context.Context, req *logical.Request) (*logical.Auth, error)
+
+// Option sets an optional part of a backend.
+type Option func(*Backend)
+
+// WithSpecialPaths declares the backend's unauthenticated and root paths
+// (see [logical.PathsSpecial]).
+func WithSpecialPaths(ps logical.PathsSpecial) Option {
+	return func(b *Backend) { b.special = ps }
+}
+
+// WithAuthRenew sets the handler of token renewals. Without one, the
+// backend refuses them.
+func WithAuthRenew(f AuthRenewFunc) Option {
+	return func(b *Backend) { b.authRenew = f }
+}
+
+// SpecialPaths implements [logical.SpecialPather].
+func (b *Backend) SpecialPaths() logical.PathsSpecial { return b.special }
 
 var _ logical.Backend = (*Backend)(nil)
 
@@ -106,12 +133,15 @@ type compiledPath struct {
 	required []string
 }
 
-// NewBackend builds a backend from help (the mount's help text) and an
-// ordered path table: a request goes to the first path whose pattern
-// matches. It checks every pattern, field type and default, and returns an
-// error for the first that is invalid.
-func NewBackend(help string, paths []*Path) (*Backend, error) {
+// NewBackend builds a backend from help (the mount's help text), an
+// ordered path table (a request goes to the first path whose pattern
+// matches) and options. It checks every pattern, field type and default,
+// and returns an error for the first that is invalid.
+func NewBackend(help string, paths []*Path, opts ...Option) (*Backend, error) {
 	b := &Backend{help: help}
+	for _, o := range opts {
+		o(b)
+	}
 	for i, p := range paths {
 		cp, err := compilePath(p)
 		if err != nil {
@@ -262,6 +292,9 @@ func (p *compiledPath) fieldData(req *logical.Request, loc []int) (*FieldData, [
 
 // HandleRequest implements [logical.Backend].
 func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if req.Operation == logical.RenewOperation {
+		return b.renewAuth(ctx, req)
+	}
 	p, loc := b.match(req.Path)
 	if req.Operation == logical.HelpOperation {
 		return b.helpResponse(p), nil
@@ -298,6 +331,21 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		resp.AddWarning(fmt.Sprintf("Endpoint ignored these unrecognized parameters: %v", unknown))
 	}
 	return resp, nil
+}
+
+// renewAuth serves a token renewal with the backend's AuthRenewFunc.
+func (b *Backend) renewAuth(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if b.authRenew == nil || req.Auth == nil {
+		return nil, logical.ErrUnsupportedOperation
+	}
+	a, err := b.authRenew(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, fmt.Errorf("framework: renewal handler returned no auth")
+	}
+	return &logical.Response{Auth: a}, nil
 }
 
 // ExistenceCheck implements [logical.Backend]: it runs the matching path's

@@ -482,3 +482,53 @@ func TestRawAndHas(t *testing.T) {
 		t.Errorf("Has(data)=%v Has(other)=%v Raw(data)=%#v", has, hasMissing, raw)
 	}
 }
+
+func TestSpecialPathsAndAuthRenew(t *testing.T) {
+	ok := func(context.Context, *logical.Request, *FieldData) (*logical.Response, error) { return nil, nil }
+	paths := []*Path{{Pattern: "login", Operations: map[logical.Operation]OperationHandler{logical.UpdateOperation: {Handler: ok}}}}
+	special := logical.PathsSpecial{Unauthenticated: []string{"login"}, Root: []string{"admin/*"}}
+
+	var got *logical.Auth
+	b, err := NewBackend("test", paths, WithSpecialPaths(special), WithAuthRenew(func(_ context.Context, req *logical.Request) (*logical.Auth, error) {
+		got = req.Auth
+		if req.Auth.InternalData["role"] == "gone" {
+			return nil, logical.ErrPermissionDenied
+		}
+		return &logical.Auth{TTL: time.Hour, Policies: req.Auth.Policies}, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sp logical.SpecialPather = b
+	if !reflect.DeepEqual(sp.SpecialPaths(), special) {
+		t.Fatalf("SpecialPaths = %+v", sp.SpecialPaths())
+	}
+
+	in := &logical.Auth{Policies: []string{"p"}, InternalData: map[string]any{"role": "r"}}
+	resp, err := b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RenewOperation, Path: "login", Auth: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != in || resp.Auth == nil || resp.Auth.TTL != time.Hour || !reflect.DeepEqual(resp.Auth.Policies, []string{"p"}) {
+		t.Fatalf("renew: got auth %+v, response %+v", got, resp)
+	}
+	_, err = b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RenewOperation, Auth: &logical.Auth{InternalData: map[string]any{"role": "gone"}}})
+	if !errors.Is(err, logical.ErrPermissionDenied) {
+		t.Fatalf("refused renewal: err = %v", err)
+	}
+	// A renewal without an Auth, or on a backend without a handler, is
+	// not an operation the backend serves.
+	if _, err := b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RenewOperation}); !errors.Is(err, logical.ErrUnsupportedOperation) {
+		t.Fatalf("renew without auth: err = %v", err)
+	}
+	plain, err := NewBackend("test", paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.HandleRequest(t.Context(), &logical.Request{Operation: logical.RenewOperation, Auth: in}); !errors.Is(err, logical.ErrUnsupportedOperation) {
+		t.Fatalf("renew without handler: err = %v", err)
+	}
+	if !reflect.DeepEqual(plain.SpecialPaths(), logical.PathsSpecial{}) {
+		t.Fatalf("default SpecialPaths = %+v", plain.SpecialPaths())
+	}
+}

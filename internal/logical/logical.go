@@ -30,6 +30,9 @@ const (
 	DeleteOperation Operation = "delete"
 	ListOperation   Operation = "list"
 	HelpOperation   Operation = "help"
+	// RenewOperation is sent by the pipeline, never by a client: a token
+	// a login of the mount created is being renewed (Request.Auth is set).
+	RenewOperation Operation = "renew"
 )
 
 // Connection describes the client's network connection.
@@ -63,6 +66,9 @@ type Request struct {
 	MountAccessor string
 	// Connection is the client connection, nil for internal requests.
 	Connection *Connection
+	// Auth is set on a RenewOperation: the Auth the mount returned at
+	// login, as stored with the token's lease.
+	Auth *Auth
 }
 
 // Response is what a mount returns for a successful request.
@@ -76,6 +82,8 @@ type Response struct {
 	// Secret asks for a lease on the returned data (or, with NoLease, only
 	// reports a TTL).
 	Secret *Secret
+	// Auth asks for a token: a login's answer (see [Auth]).
+	Auth *Auth
 	// StatusCode overrides the HTTP status of the rendered envelope when
 	// non-zero: KV v2 answers 404 with data for a deleted version.
 	StatusCode int
