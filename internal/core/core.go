@@ -93,10 +93,11 @@ type Core struct {
 	unsealer *seal.Unsealer // guarded by stateMu (write)
 
 	// Valid only while unsealed (set under stateMu write lock).
-	tokens  *token.Store
-	cluster clusterInfo
-	running []subsystem // started subsystems, in start order
-	stopCtx context.CancelFunc
+	tokens   *token.Store
+	policies *policyStore
+	cluster  clusterInfo
+	running  []subsystem // started subsystems, in start order
+	stopCtx  context.CancelFunc
 
 	// mountsMu serializes changes to the mount table.
 	mountsMu sync.Mutex
@@ -156,6 +157,7 @@ func (c *Core) subsystems() []subsystem {
 	return []subsystem{
 		{name: "cluster", start: c.loadCluster, stop: func(context.Context) {}},
 		{name: "tokens", start: c.startTokens, stop: c.stopTokens},
+		{name: "policies", start: c.startPolicies, stop: func(context.Context) { c.policies = nil }},
 		{name: "mounts", start: c.startMounts, stop: c.stopMounts},
 	}
 }
@@ -187,6 +189,15 @@ func (c *Core) startTokens(ctx context.Context) error {
 		return err
 	}
 	c.tokens = st
+	return nil
+}
+
+func (c *Core) startPolicies(ctx context.Context) error {
+	ps := newPolicyStore(c.barrier.View(policyView), c.clk.Now)
+	if err := ps.ensureDefault(ctx); err != nil {
+		return err
+	}
+	c.policies = ps
 	return nil
 }
 

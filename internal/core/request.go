@@ -8,6 +8,8 @@ import (
 
 	"github.com/vigil-secrets/vigil/internal/barrier"
 	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/mount"
+	"github.com/vigil-secrets/vigil/internal/policy"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/token"
 )
@@ -36,8 +38,11 @@ type Result struct {
 	MountType string
 }
 
-// HandleRequest runs a request through the pipeline: sealed check, token
-// check, routing, existence check, the mount itself.
+// HandleRequest runs a request through the pipeline: sealed check,
+// routing, token check (skipped for a mount's unauthenticated paths, its
+// logins), existence check, ACL check, the mount itself. A request the
+// ACL does not allow fails with logical.ErrPermissionDenied whether or not
+// its path exists.
 func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error) {
 	c.stateMu.RLock()
 	defer c.stateMu.RUnlock()
@@ -47,31 +52,46 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 	if isUIMountsPath(req.Path) {
 		return c.handleUIMounts(ctx, req)
 	}
-	if err := c.requireRoot(ctx, req.Token); err != nil {
-		return nil, err
+	route, rest, routed := c.router.Match(req.Path)
+	lreq := &logical.Request{
+		ID:         req.ID,
+		Operation:  req.Operation,
+		Path:       rest,
+		Data:       req.Data,
+		Connection: req.Connection,
 	}
-	route, rest, ok := c.router.Match(req.Path)
-	if !ok {
+	if routed {
+		lreq.Storage = route.Storage
+		lreq.MountPoint = route.Entry.Path
+		lreq.MountType = route.Entry.Type
+		lreq.MountAccessor = route.Entry.Accessor
+	}
+	unauth := routed && isUnauthenticated(route, rest)
+	if !unauth {
+		te, err := c.lookupToken(ctx, req.Token)
+		if err != nil {
+			return nil, err
+		}
+		if routed && lreq.Operation == logical.UpdateOperation {
+			if err := c.existenceCheck(ctx, route, lreq); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.checkACL(ctx, te, req.Path, route, rest, lreq); err != nil {
+			return nil, err
+		}
+		if routed && route.Entry.Type == typeSystem {
+			// sys endpoints about the caller (capabilities-self) need
+			// its token; no other mount sees it.
+			ctx = context.WithValue(ctx, callerKey{}, te)
+		}
+	}
+	if !routed {
 		return nil, fmt.Errorf("%w %q", ErrNoRoute, req.Path)
 	}
-	lreq := &logical.Request{
-		ID:            req.ID,
-		Operation:     req.Operation,
-		Path:          rest,
-		Data:          req.Data,
-		Storage:       route.Storage,
-		MountPoint:    route.Entry.Path,
-		MountType:     route.Entry.Type,
-		MountAccessor: route.Entry.Accessor,
-		Connection:    req.Connection,
-	}
-	if lreq.Operation == logical.UpdateOperation {
-		checked, exists, err := route.Backend.ExistenceCheck(ctx, lreq)
-		if err != nil {
-			return nil, c.storageError(err)
-		}
-		if checked && !exists {
-			lreq.Operation = logical.CreateOperation
+	if unauth && lreq.Operation == logical.UpdateOperation {
+		if err := c.existenceCheck(ctx, route, lreq); err != nil {
+			return nil, err
 		}
 	}
 	resp, err := route.Backend.HandleRequest(ctx, lreq)
@@ -98,20 +118,111 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 	return &Result{Response: resp, MountType: route.Entry.Type}, nil
 }
 
-// requireRoot accepts only a valid root token. Policies and the full token
-// store replace this check with ACLs.
-func (c *Core) requireRoot(ctx context.Context, tok secret.String) error {
+// callerKey carries the caller's token entry to the sys backend.
+type callerKey struct{}
+
+// callerOf returns the caller's token entry, nil for an unauthenticated
+// request.
+func callerOf(ctx context.Context) *token.Entry {
+	te, _ := ctx.Value(callerKey{}).(*token.Entry)
+	return te
+}
+
+// lookupToken returns the entry of a valid token; a missing, unknown or
+// expired token is permission denied.
+func (c *Core) lookupToken(ctx context.Context, tok secret.String) (*token.Entry, error) {
 	e, err := c.tokens.Lookup(ctx, tok)
 	if errors.Is(err, token.ErrInvalid) {
-		return logical.ErrPermissionDenied
+		return nil, logical.ErrPermissionDenied
 	}
+	if err != nil {
+		return nil, c.storageError(err)
+	}
+	return e, nil
+}
+
+// existenceCheck turns an update into a create where the mount says the
+// target does not exist: a policy may grant one and not the other.
+func (c *Core) existenceCheck(ctx context.Context, route *mount.Route, lreq *logical.Request) error {
+	checked, exists, err := route.Backend.ExistenceCheck(ctx, lreq)
 	if err != nil {
 		return c.storageError(err)
 	}
-	if !e.IsRoot() {
+	if checked && !exists {
+		lreq.Operation = logical.CreateOperation
+	}
+	return nil
+}
+
+// checkACL decides a request against the ACL of the token's policies:
+// deny by default. path is the full request path; route and rest are its
+// mount and the path within it (route is nil for an unrouted path, which
+// the ACL still decides first, so that a caller learns nothing of paths it
+// may not use).
+func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route *mount.Route, rest string, lreq *logical.Request) error {
+	acl, err := c.policies.acl(ctx, te.Policies)
+	if err != nil {
+		return c.storageError(err)
+	}
+	if acl.IsRoot() {
+		return nil
+	}
+	res := acl.Allowed(policy.Request{
+		Operation: policy.Operation(lreq.Operation),
+		Path:      path,
+		Data:      lreq.Data,
+		Sudo:      c.needsSudo(route, path, rest, lreq.Operation),
+	})
+	if !res.Allowed {
+		c.log.Debug("request denied", "path", path, "operation", lreq.Operation, "reason", res.Reason)
 		return logical.ErrPermissionDenied
 	}
 	return nil
+}
+
+// isUnauthenticated reports whether the mount serves rest without a token
+// (a login).
+func isUnauthenticated(route *mount.Route, rest string) bool {
+	sp, ok := route.Backend.(logical.SpecialPather)
+	return ok && logical.MatchSpecial(sp.SpecialPaths().Unauthenticated, rest)
+}
+
+// sysRootPaths are the root-protected paths of sys/ (spec §3): they need
+// sudo on top of the operation's capability.
+var sysRootPaths = []string{
+	"auth/*", "audit", "audit/*", "remount", "raw", "raw/*", "rotate", "rotate/*",
+	"config/cors", "config/auditing/*", "config/ui/headers/*", "plugins/catalog/*",
+	"revoke-prefix/*", "revoke-force/*", "leases/revoke-prefix/*", "leases/revoke-force/*",
+	"seal", "step-down",
+}
+
+// needsSudo reports whether a request's path is root-protected.
+func (c *Core) needsSudo(route *mount.Route, path, rest string, op logical.Operation) bool {
+	if sys, ok := strings.CutPrefix(path, "sys/"); ok {
+		switch {
+		case logical.MatchSpecial(sysRootPaths, sys):
+			return true
+		case op == logical.ListOperation && strings.HasPrefix(sys, "leases/lookup/"),
+			op == logical.ReadOperation && (sys == "leases" || sys == "leases/count"):
+			return true
+		}
+		return false
+	}
+	if route == nil {
+		return false
+	}
+	sp, ok := route.Backend.(logical.SpecialPather)
+	return ok && logical.MatchSpecial(sp.SpecialPaths().Root, rest)
+}
+
+// authorizeSys checks a token for a sys operation served outside the
+// router (sys/seal).
+func (c *Core) authorizeSys(ctx context.Context, tok secret.String, path string, op logical.Operation) error {
+	te, err := c.lookupToken(ctx, tok)
+	if err != nil {
+		return err
+	}
+	return c.checkACL(ctx, te, path, nil, "", &logical.Request{Operation: op})
 }
 
 // storageError turns a barrier decryption failure into a 500 that names the

@@ -203,7 +203,7 @@ func (c *Core) Seal(ctx context.Context, tok secret.String) error {
 		c.stateMu.RUnlock()
 		return ErrSealed
 	}
-	if err := c.requireRoot(ctx, tok); err != nil {
+	if err := c.authorizeSys(ctx, tok, "sys/seal", logical.UpdateOperation); err != nil {
 		c.stateMu.RUnlock()
 		return err
 	}

@@ -53,7 +53,7 @@ func newSystemBackend(c *Core) logical.Backend {
 	op := func(f framework.OperationFunc, summary string) framework.OperationHandler {
 		return framework.OperationHandler{Handler: f, Summary: summary}
 	}
-	b, err := framework.NewBackend("The system backend: mounts, keys and server control.", []*framework.Path{
+	paths := []*framework.Path{
 		{
 			Pattern: "mounts/?",
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -111,7 +111,10 @@ func newSystemBackend(c *Core) logical.Backend {
 			},
 			HelpSynopsis: "Rotate the barrier encryption key: new writes use a new term, old data stays readable.",
 		},
-	})
+	}
+	paths = append(paths, s.policyPaths()...)
+	paths = append(paths, s.capabilityPaths()...)
+	b, err := framework.NewBackend("The system backend: mounts, keys, policies and server control.", paths)
 	if err != nil {
 		// The table above is static: an error is a programming mistake
 		// caught by every test that builds a core.

@@ -129,25 +129,37 @@ func (st *Store) hash(v string) digest {
 // CreateRoot stores a new root token. With id empty a random token is
 // generated; otherwise id is used verbatim (dev mode's -dev-root-token-id).
 func (st *Store) CreateRoot(ctx context.Context, id string) (secret.String, *Entry, error) {
-	if id == "" {
-		id = ServicePrefix + secret.RandomBase62(24)
-	} else if strings.ContainsAny(id, ". \t\r\n") {
+	if id != "" && strings.ContainsAny(id, ". \t\r\n") {
 		// Vault's rule: a custom id may not contain '.', which would
 		// collide with the prefixed formats.
 		return secret.String{}, nil, ErrBadID
 	}
 	e := &Entry{
-		Accessor:     secret.RandomBase62(24),
-		Policies:     []string{"root"},
-		Path:         "auth/token/root",
-		DisplayName:  "root",
-		CreationTime: st.now().UTC(),
-		Type:         TypeService,
+		Policies:    []string{"root"},
+		Path:        "auth/token/root",
+		DisplayName: "root",
 	}
+	tok, err := st.create(ctx, id, e)
+	return tok, e, err
+}
+
+// Create stores a new service token for e, whose Accessor and
+// CreationTime it sets, and returns the token.
+func (st *Store) Create(ctx context.Context, e *Entry) (secret.String, error) {
+	return st.create(ctx, "", e)
+}
+
+func (st *Store) create(ctx context.Context, id string, e *Entry) (secret.String, error) {
+	if id == "" {
+		id = ServicePrefix + secret.RandomBase62(24)
+	}
+	e.Accessor = secret.RandomBase62(24)
+	e.CreationTime = st.now().UTC()
+	e.Type = TypeService
 	if err := st.put(ctx, st.hash(id), e); err != nil {
-		return secret.String{}, nil, err
+		return secret.String{}, err
 	}
-	return secret.NewString(id), e, nil
+	return secret.NewString(id), nil
 }
 
 func (st *Store) put(ctx context.Context, hashed digest, e *Entry) error {
@@ -174,7 +186,10 @@ func (st *Store) Lookup(ctx context.Context, tok secret.String) (*Entry, error) 
 	if tok.IsEmpty() {
 		return nil, ErrInvalid
 	}
-	hashed := st.hash(tok.Reveal())
+	return st.lookupDigest(ctx, st.hash(tok.Reveal()))
+}
+
+func (st *Store) lookupDigest(ctx context.Context, hashed digest) (*Entry, error) {
 	st.mu.RLock()
 	e, ok := st.cache[hashed]
 	st.mu.RUnlock()
@@ -200,6 +215,26 @@ func (st *Store) Lookup(ctx context.Context, tok secret.String) (*Entry, error) 
 		return nil, ErrInvalid
 	}
 	return e, nil
+}
+
+// LookupAccessor returns the entry of the token with the given accessor,
+// or ErrInvalid.
+func (st *Store) LookupAccessor(ctx context.Context, accessor string) (*Entry, error) {
+	if accessor == "" {
+		return nil, ErrInvalid
+	}
+	raw, err := st.s.Get(ctx, accessorPrefix+st.hash(accessor).String())
+	if errors.Is(err, logical.ErrNotFound) {
+		return nil, ErrInvalid
+	}
+	if err != nil {
+		return nil, fmt.Errorf("token: lookup accessor: %w", err)
+	}
+	var d digest
+	if n, err := hex.Decode(d[:], raw); err != nil || n != len(d) {
+		return nil, fmt.Errorf("token: accessor index entry is malformed")
+	}
+	return st.lookupDigest(ctx, d)
 }
 
 // Revoke deletes a token; revoking an unknown token is not an error.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,54 @@ func runSuite(t *testing.T, newTarget func(t *testing.T) *target) {
 	t.Run("Sys", func(t *testing.T) { testSys(t, newTarget(t)) })
 	t.Run("HTTPErrors", func(t *testing.T) { testHTTPErrors(t, newTarget(t)) })
 	t.Run("RotateAndRestart", func(t *testing.T) { testRotateRestart(t, newTarget(t)) })
+	t.Run("Policies", func(t *testing.T) { testPolicies(t, newTarget(t)) })
+}
+
+// testPolicies drives the policy API through the official client: write,
+// read, list, delete, capabilities, and the errors clients see.
+func testPolicies(t *testing.T, tg *target) {
+	c := vaultClient(t, tg)
+	sys := c.Sys()
+	const text = `path "secret/data/ml/*" { capabilities = ["read"] }`
+	if err := sys.PutPolicy("ml-training", text); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	got, err := sys.GetPolicy("ml-training")
+	if err != nil || got != text {
+		t.Fatalf("get = %q, %v", got, err)
+	}
+	names, err := sys.ListPolicies()
+	if err != nil || !slices.Equal(names, []string{"default", "ml-training", "root"}) {
+		t.Fatalf("list = %v, %v", names, err)
+	}
+	// A policy that does not exist reads as empty, no error (the
+	// client's contract for a 404).
+	if got, err := sys.GetPolicy("nosuch"); err != nil || got != "" {
+		t.Fatalf("get missing = %q, %v", got, err)
+	}
+	caps, err := sys.CapabilitiesSelf("secret/data/ml/x")
+	if err != nil || !slices.Equal(caps, []string{"root"}) {
+		t.Fatalf("capabilities-self = %v, %v", caps, err)
+	}
+	// Parse errors are 400 with the reason; default cannot be deleted.
+	err = sys.PutPolicy("broken", `path "x" { capabilities = ["fly"] }`)
+	var re *vault.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, " "), "failed to parse policy") {
+		t.Fatalf("broken policy: %v", err)
+	}
+	if err := sys.DeletePolicy("default"); !errors.As(err, &re) || re.StatusCode != 400 {
+		t.Fatalf("delete default: %v", err)
+	}
+	if err := sys.DeletePolicy("ml-training"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	// The legacy API answers "rules" and lists at the top level too.
+	if code, body := rawDo(t, tg, "GET", "/v1/sys/policy/default", "", ""); code != 200 || body["rules"] == nil {
+		t.Fatalf("legacy read: %d %v", code, body)
+	}
+	if code, body := rawDo(t, tg, "GET", "/v1/sys/policy", "", ""); code != 200 || body["policies"] == nil || body["keys"] == nil {
+		t.Fatalf("legacy list: %d %v", code, body)
+	}
 }
 
 func testKVv2(t *testing.T, tg *target) {

@@ -1,0 +1,239 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/policy"
+)
+
+// policyView is where ACL policies live behind the barrier, one entry per
+// name.
+const policyView = "sys/policy/"
+
+// storedPolicy is a policy as persisted: the text exactly as submitted
+// (the API returns it so), and when it last changed.
+type storedPolicy struct {
+	Name     string    `json:"name"`
+	Text     string    `json:"policy"`
+	Version  int       `json:"version"`
+	Modified time.Time `json:"modified"`
+}
+
+// policyStore persists ACL policies and caches them twice: parsed by name,
+// and compiled by policy set, since every request needs the ACL of its
+// token's policies. Any change empties both caches: policies change
+// rarely, and a stale grant must never outlive the change.
+type policyStore struct {
+	view logical.Storage
+	now  func() time.Time
+
+	mu     sync.RWMutex
+	parsed map[string]*policy.Policy // by name; nil records a known miss
+	acls   map[string]*policy.ACL    // by setKey
+	// gen counts changes, so that a compile that raced a change does
+	// not fill the cache with what the change replaced.
+	gen uint64
+}
+
+func newPolicyStore(view logical.Storage, now func() time.Time) *policyStore {
+	return &policyStore{
+		view:   view,
+		now:    now,
+		parsed: map[string]*policy.Policy{},
+		acls:   map[string]*policy.ACL{},
+	}
+}
+
+// ensureDefault writes the built-in default policy if the store has none:
+// at the first unseal after init, and after an upgrade from a build
+// without policies.
+func (ps *policyStore) ensureDefault(ctx context.Context) error {
+	_, err := ps.view.Get(ctx, policy.DefaultName)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, logical.ErrNotFound) {
+		return fmt.Errorf("core: read default policy: %w", err)
+	}
+	return ps.put(ctx, policy.DefaultName, policy.DefaultText)
+}
+
+// policyName normalizes a policy name from a request (lower case,
+// trimmed), or answers 400 for a name that cannot be one.
+func policyName(name string) (string, error) {
+	n, err := policy.NormalizeName(name)
+	if err != nil {
+		return "", logical.BadRequest("%v", err)
+	}
+	return n, nil
+}
+
+// get returns the stored policy, or logical.ErrNotFound.
+func (ps *policyStore) get(ctx context.Context, name string) (*storedPolicy, error) {
+	raw, err := ps.view.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var sp storedPolicy
+	if err := json.Unmarshal(raw, &sp); err != nil {
+		return nil, fmt.Errorf("core: decode policy %q: %w", name, err)
+	}
+	return &sp, nil
+}
+
+// put parses text, stores it under name and drops every cached ACL.
+func (ps *policyStore) put(ctx context.Context, name, text string) error {
+	if err := policy.CheckWrite(name); err != nil {
+		return logical.BadRequest("%v", err)
+	}
+	p, err := policy.Parse(name, text)
+	if err != nil {
+		// The error says "failed to parse policy: ..." with the line.
+		return logical.BadRequest("%v", err)
+	}
+	version := 1
+	if old, err := ps.get(ctx, name); err == nil {
+		version = old.Version + 1
+	} else if !errors.Is(err, logical.ErrNotFound) {
+		return err
+	}
+	raw, err := json.Marshal(storedPolicy{Name: name, Text: text, Version: version, Modified: ps.now().UTC()})
+	if err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	// Storing under the lock orders concurrent writers of one name with
+	// their cache updates.
+	if err := ps.view.Put(ctx, name, raw); err != nil {
+		return err
+	}
+	ps.invalidateLocked()
+	ps.parsed[name] = p
+	return nil
+}
+
+// delete removes a policy. default and root cannot be deleted.
+func (ps *policyStore) delete(ctx context.Context, name string) error {
+	if err := policy.CheckDelete(name); err != nil {
+		return logical.BadRequest("%v", err)
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if err := ps.view.Delete(ctx, name); err != nil {
+		return err
+	}
+	ps.invalidateLocked()
+	return nil
+}
+
+func (ps *policyStore) invalidateLocked() {
+	ps.gen++
+	clear(ps.parsed)
+	clear(ps.acls)
+}
+
+// list returns the stored policy names, sorted, then "root", which always
+// exists and is never stored.
+func (ps *policyStore) list(ctx context.Context) ([]string, error) {
+	keys, err := ps.view.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	names := keys[:0]
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "/") {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return append(names, policy.RootName), nil
+}
+
+// parsedPolicy returns the named policy parsed, or nil if it does not
+// exist (a token may name a policy that was deleted or never written:
+// Vault ignores such names).
+func (ps *policyStore) parsedPolicy(ctx context.Context, name string) (*policy.Policy, error) {
+	ps.mu.RLock()
+	p, ok := ps.parsed[name]
+	gen := ps.gen
+	ps.mu.RUnlock()
+	if ok {
+		return p, nil
+	}
+	sp, err := ps.get(ctx, name)
+	switch {
+	case errors.Is(err, logical.ErrNotFound):
+		p = nil
+	case err != nil:
+		return nil, err
+	default:
+		if p, err = policy.Parse(name, sp.Text); err != nil {
+			// Stored policies were parsed when written; one that no
+			// longer parses is a bug or a tampered store, and grants
+			// nothing.
+			return nil, fmt.Errorf("core: stored policy %q does not parse: %w", name, err)
+		}
+	}
+	ps.mu.Lock()
+	if ps.gen == gen {
+		ps.parsed[name] = p
+	}
+	ps.mu.Unlock()
+	return p, nil
+}
+
+// acl returns the compiled ACL of a token's policy names, from the cache
+// when the same set was compiled since the last change.
+func (ps *policyStore) acl(ctx context.Context, names []string) (*policy.ACL, error) {
+	key := setKey(names)
+	ps.mu.RLock()
+	a, ok := ps.acls[key]
+	gen := ps.gen
+	ps.mu.RUnlock()
+	if ok {
+		return a, nil
+	}
+	if slices.Contains(names, policy.RootName) {
+		a = policy.Root()
+	} else {
+		var ps2 []*policy.Policy
+		for _, name := range names {
+			p, err := ps.parsedPolicy(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			if p != nil {
+				ps2 = append(ps2, p)
+			}
+		}
+		var err error
+		if a, err = policy.Compile(ps2...); err != nil {
+			return nil, fmt.Errorf("core: compile policies: %w", err)
+		}
+	}
+	ps.mu.Lock()
+	if ps.gen == gen {
+		ps.acls[key] = a
+	}
+	ps.mu.Unlock()
+	return a, nil
+}
+
+// setKey names a policy set independently of order and duplicates.
+func setKey(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	s := slices.Clone(names)
+	slices.Sort(s)
+	return strings.Join(slices.Compact(s), "\x00")
+}
