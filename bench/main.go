@@ -2,8 +2,12 @@
 // bare net/http JSON handler, at the same concurrency in the same run, and
 // prints req/s, p50, p99 and the throughput ratios:
 //
-//	go run ./bench [-concurrency 32] [-duration 5s] [-warmup 1s] [-keys 1000]
-//	               [-value-size 256] [-storage bolt|inmem] [-json]
+//	go run ./bench [-concurrency 32] [-duration 5s] [-rounds 5] [-warmup 1s]
+//	               [-keys 1000] [-value-size 256] [-storage bolt|inmem] [-json]
+//
+// The scenarios run interleaved: -duration is split into -rounds slices and
+// each round runs every scenario for one slice, so that a ratio's two sides
+// see the same drift of a shared machine's load.
 //
 // It starts a real Vigil server in-process on a loopback port with a
 // throwaway configuration and data directory, initializes and unseals it
@@ -36,6 +40,7 @@ const mount = "kvbench"
 type config struct {
 	concurrency int
 	duration    time.Duration
+	rounds      int
 	warmup      time.Duration
 	keys        int
 	valueSize   int
@@ -47,8 +52,9 @@ type config struct {
 func main() {
 	var c config
 	flag.IntVar(&c.concurrency, "concurrency", 32, "concurrent requests (workers) in every scenario")
-	flag.DurationVar(&c.duration, "duration", 5*time.Second, "measured time per scenario")
-	flag.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured warmup per scenario")
+	flag.DurationVar(&c.duration, "duration", 5*time.Second, "measured time per scenario, in total over all rounds")
+	flag.IntVar(&c.rounds, "rounds", 5, "interleave the scenarios in this many rounds, each measuring every scenario for duration/rounds")
+	flag.DurationVar(&c.warmup, "warmup", time.Second, fmt.Sprintf("unmeasured warmup per scenario, before its first round (later rounds warm up for min(warmup, %v))", load.Rewarmup))
 	flag.IntVar(&c.keys, "keys", 1000, "keys written before the read scenario, which reads them at random")
 	flag.IntVar(&c.valueSize, "value-size", 256, "bytes per secret value")
 	flag.StringVar(&c.storage, "storage", "bolt", "Vigil storage backend: bolt (fsynced) or inmem")
@@ -62,6 +68,10 @@ func main() {
 		fail(fmt.Errorf("-storage must be bolt or inmem, not %q", c.storage))
 	case c.concurrency < 1 || c.duration <= 0 || c.warmup < 0 || c.keys < 1 || c.valueSize < 1:
 		fail(errors.New("-concurrency, -duration, -keys and -value-size must be positive, -warmup not negative"))
+	}
+	// Before the setup, which takes seconds.
+	if err := load.CheckRounds(c.duration, c.rounds); err != nil {
+		fail(fmt.Errorf("invalid -duration/-rounds: %w", err))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -106,7 +116,7 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		Concurrency: c.concurrency, Storage: c.storage,
-		Duration: c.duration, Warmup: c.warmup, Keys: c.keys, ValueSize: c.valueSize,
+		Duration: c.duration, Rounds: c.rounds, Warmup: c.warmup, Keys: c.keys, ValueSize: c.valueSize,
 	}
 
 	// The baseline: a bare net/http server answering a KV v2-shaped body.
@@ -151,13 +161,14 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 		BareURL: "http://" + bareLn.Addr().String(), VigilURL: base, Mount: mount,
 		Header: v.Header(), Keys: c.keys, ValueSize: c.valueSize,
 	}
-	rep.Results, err = load.RunAll(ctx, suite.Targets(), load.Options{
+	rr, err := load.RunRounds(ctx, suite.Targets(), load.Options{
 		Concurrency: c.concurrency, Duration: c.duration, Warmup: c.warmup,
-	})
+	}, c.rounds)
 	if err != nil {
 		return rep, err
 	}
-	rep.Ratios = load.ComputeRatios(rep.Results, load.Ratios)
+	rep.Results = rr.Results
+	rep.Ratios = load.RoundRatios(load.ComputeRatios(rr.Results, load.Ratios), rr.PerRound)
 	return rep, nil
 }
 

@@ -59,7 +59,8 @@ type Result struct {
 	// Errors counts transport errors and responses with status ≥ 400.
 	Errors int64
 	// Elapsed runs from the end of the warmup until the last counted
-	// request completed.
+	// request completed; for RunRounds, it is the sum of that time over
+	// the target's slices.
 	Elapsed time.Duration
 	// RPS is Requests / Elapsed.
 	RPS float64
@@ -112,14 +113,52 @@ func checkClient(c *http.Client, concurrency int) error {
 	return nil
 }
 
-// worker is one worker's tally; only that worker writes it until Run has
-// waited for all of them.
-type worker struct {
-	latencies []time.Duration
+// tally is a measured run in raw form, every counted latency kept, so that
+// runs of the same target merge exactly: percentiles of a merge are those
+// of the union of the samples, not an average of percentiles.
+type tally struct {
+	name      string
+	latencies []time.Duration // in no particular order
 	errors    int64
 	firstErr  string
-	firstAt   time.Time
-	lastEnd   time.Time
+	firstAt   time.Time // when firstErr's request completed
+	elapsed   time.Duration
+}
+
+// merge adds b's samples, errors and elapsed time to t and keeps the
+// earlier of the two first errors. t's name stays.
+func (t *tally) merge(b tally) {
+	t.latencies = append(t.latencies, b.latencies...)
+	t.errors += b.errors
+	if b.firstErr != "" && (t.firstErr == "" || b.firstAt.Before(t.firstAt)) {
+		t.firstErr, t.firstAt = b.firstErr, b.firstAt
+	}
+	t.elapsed += b.elapsed
+}
+
+// result summarizes t. It sorts t.latencies in place.
+func (t tally) result() Result {
+	slices.Sort(t.latencies)
+	res := Result{
+		Name:       t.name,
+		Requests:   int64(len(t.latencies)),
+		Errors:     t.errors,
+		Elapsed:    t.elapsed,
+		P50:        Percentile(t.latencies, 50),
+		P99:        Percentile(t.latencies, 99),
+		FirstError: t.firstErr,
+	}
+	if t.elapsed > 0 {
+		res.RPS = float64(res.Requests) / t.elapsed.Seconds()
+	}
+	return res
+}
+
+// worker is one worker's tally; only that worker writes it until run has
+// waited for all of them.
+type worker struct {
+	tally
+	lastEnd time.Time
 }
 
 // Run loads t with o.Concurrency workers for o.Warmup plus o.Duration and
@@ -127,16 +166,32 @@ type worker struct {
 // (aborting requests in flight), and returns what it measured so far with
 // ctx's error.
 func Run(ctx context.Context, t Target, o Options) (Result, error) {
-	res := Result{Name: t.Name}
+	s, err := run(ctx, t, o)
+	return s.result(), err
+}
+
+// check rejects options and targets Run cannot use.
+func check(t Target, o Options) error {
 	switch {
 	case o.Concurrency < 1:
-		return res, fmt.Errorf("load: concurrency %d < 1", o.Concurrency)
+		return fmt.Errorf("load: concurrency %d < 1", o.Concurrency)
 	case o.Duration <= 0:
-		return res, fmt.Errorf("load: duration %v ≤ 0", o.Duration)
+		return fmt.Errorf("load: duration %v ≤ 0", o.Duration)
 	case o.Warmup < 0:
-		return res, fmt.Errorf("load: warmup %v < 0", o.Warmup)
+		return fmt.Errorf("load: warmup %v < 0", o.Warmup)
 	case t.URL == nil:
-		return res, errors.New("load: target has no URL")
+		return errors.New("load: target has no URL")
+	case o.Client != nil:
+		return checkClient(o.Client, o.Concurrency)
+	}
+	return nil
+}
+
+// run is Run without the summary: it returns the raw samples, so that
+// RunRounds can merge the slices of one target.
+func run(ctx context.Context, t Target, o Options) (tally, error) {
+	if err := check(t, o); err != nil {
+		return tally{name: t.Name}, err
 	}
 	method := t.Method
 	if method == "" {
@@ -146,8 +201,6 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	if client == nil {
 		client = NewClient(o.Concurrency)
 		defer client.CloseIdleConnections()
-	} else if err := checkClient(client, o.Concurrency); err != nil {
-		return res, err
 	}
 
 	start := time.Now()
@@ -195,29 +248,20 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	}
 	wg.Wait()
 
-	var all []time.Duration
-	var firstAt time.Time
+	n := 0
+	for i := range workers {
+		n += len(workers[i].latencies)
+	}
+	sum := tally{name: t.Name, latencies: make([]time.Duration, 0, n)}
 	lastEnd := measureFrom
 	for i := range workers {
-		wk := &workers[i]
-		all = append(all, wk.latencies...)
-		res.Errors += wk.errors
-		if wk.firstErr != "" && (res.FirstError == "" || wk.firstAt.Before(firstAt)) {
-			res.FirstError, firstAt = wk.firstErr, wk.firstAt
-		}
-		if wk.lastEnd.After(lastEnd) {
-			lastEnd = wk.lastEnd
+		sum.merge(workers[i].tally) // the workers' elapsed is 0
+		if workers[i].lastEnd.After(lastEnd) {
+			lastEnd = workers[i].lastEnd
 		}
 	}
-	slices.Sort(all)
-	res.Requests = int64(len(all))
-	res.Elapsed = lastEnd.Sub(measureFrom)
-	if res.Elapsed > 0 {
-		res.RPS = float64(res.Requests) / res.Elapsed.Seconds()
-	}
-	res.P50 = Percentile(all, 50)
-	res.P99 = Percentile(all, 99)
-	return res, ctx.Err()
+	sum.elapsed = lastEnd.Sub(measureFrom)
+	return sum, ctx.Err()
 }
 
 // do sends one request and drains and closes the response. It returns ""

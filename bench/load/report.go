@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -38,15 +40,16 @@ type Ratio struct {
 	Goal  float64 `json:"goal,omitempty"`
 	// Met reports Value ≥ Goal; it is false when there is no goal.
 	Met bool `json:"met"`
+	// PerRound is the ratio in each round of an interleaved run (see
+	// RoundRatios), for information only: its spread shows how noisy the
+	// machine was. Value and Met are over all rounds.
+	PerRound []float64 `json:"per_round,omitempty"`
 }
 
 // ComputeRatios measures specs over results (by name), skipping a ratio
 // whose scenario is missing or measured no throughput.
 func ComputeRatios(results []Result, specs []RatioSpec) []Ratio {
-	rps := make(map[string]float64, len(results))
-	for _, r := range results {
-		rps[r.Name] = r.RPS
-	}
+	rps := rpsByName(results)
 	var out []Ratio
 	for _, s := range specs {
 		num, ok1 := rps[s.Num]
@@ -61,6 +64,38 @@ func ComputeRatios(results []Result, specs []RatioSpec) []Ratio {
 	return out
 }
 
+// RoundRatios returns a copy of ratios with each one's PerRound set to its
+// value in every round of perRound (perRound[r] holding round r's results,
+// as RunRounds returns them), leaving out the rounds where it cannot be
+// computed.
+func RoundRatios(ratios []Ratio, perRound [][]Result) []Ratio {
+	out := make([]Ratio, len(ratios))
+	copy(out, ratios)
+	for i := range out {
+		out[i].PerRound = nil // not the caller's backing array
+	}
+	for _, round := range perRound {
+		rps := rpsByName(round)
+		for i := range out {
+			num, ok1 := rps[out[i].Num]
+			den, ok2 := rps[out[i].Den]
+			if ok1 && ok2 && den > 0 {
+				out[i].PerRound = append(out[i].PerRound, num/den)
+			}
+		}
+	}
+	return out
+}
+
+// rpsByName maps each result's name to its throughput.
+func rpsByName(results []Result) map[string]float64 {
+	rps := make(map[string]float64, len(results))
+	for _, r := range results {
+		rps[r.Name] = r.RPS
+	}
+	return rps
+}
+
 // Report is one benchmark run: the environment, the settings and the
 // results. It holds nothing secret.
 type Report struct {
@@ -72,9 +107,12 @@ type Report struct {
 	Concurrency int           `json:"concurrency"`
 	Storage     string        `json:"storage"`
 	Duration    time.Duration `json:"-"`
-	Warmup      time.Duration `json:"-"`
-	Keys        int           `json:"keys"`
-	ValueSize   int           `json:"value_size"`
+	// Rounds is the number of slices Duration was split into, each
+	// scenario running one slice per round (see RunRounds).
+	Rounds    int           `json:"rounds"`
+	Warmup    time.Duration `json:"-"`
+	Keys      int           `json:"keys"`
+	ValueSize int           `json:"value_size"`
 	// BareBodyBytes and KVReadBodyBytes are the sizes of the bare GET
 	// answer and of a real KV v2 read answer, which should be close.
 	BareBodyBytes   int      `json:"bare_body_bytes"`
@@ -121,8 +159,8 @@ func (r Report) WriteJSON(w io.Writer) error {
 // WriteText writes r as a table followed by the ratios and any errors.
 func (r Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
-	fmt.Fprintf(ew, "%s %s/%s, GOMAXPROCS=%d (NumCPU=%d), concurrency=%d, storage=%s, keys=%d, value size=%d B, %v per scenario after %v warmup\n\n",
-		r.GoVersion, r.GOOS, r.GOARCH, r.GOMAXPROCS, r.NumCPU, r.Concurrency, r.Storage, r.Keys, r.ValueSize, r.Duration, r.Warmup)
+	fmt.Fprintf(ew, "%s %s/%s, GOMAXPROCS=%d (NumCPU=%d), concurrency=%d, storage=%s, keys=%d, value size=%d B, %v per scenario in %s after %v warmup\n\n",
+		r.GoVersion, r.GOOS, r.GOARCH, r.GOMAXPROCS, r.NumCPU, r.Concurrency, r.Storage, r.Keys, r.ValueSize, r.Duration, plural(r.Rounds, "round"), r.Warmup)
 	fmt.Fprintf(ew, "response bodies: bare GET %d B, kv2 read %d B\n\n", r.BareBodyBytes, r.KVReadBodyBytes)
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\trequests\terrors\t")
@@ -142,12 +180,38 @@ func (r Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(ew, "%s / %s = %.2f (for information)\n", q.Num, q.Den, q.Value)
 		}
 	}
+	if spread := roundSpread(r.Ratios); spread != "" {
+		fmt.Fprintf(ew, "\nper round, min–max of %d: %s\n", r.Rounds, spread)
+	}
 	for _, x := range r.Results {
 		if x.FirstError != "" {
 			fmt.Fprintf(ew, "\n%s: %d errors; first: %s\n", x.Name, x.Errors, x.FirstError)
 		}
 	}
 	return ew.err
+}
+
+// roundSpread describes the range of each ratio over the rounds, as
+// "kv2 read / bare GET 0.70–0.85, …", or returns "" if no ratio has more
+// than one round. Its wording differs from the ratio lines' ("… = 0.xx")
+// so that a search for those finds only them.
+func roundSpread(ratios []Ratio) string {
+	var parts []string
+	for _, q := range ratios {
+		if len(q.PerRound) < 2 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s / %s %.2f–%.2f", q.Num, q.Den, slices.Min(q.PerRound), slices.Max(q.PerRound)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// plural is "1 round", "5 rounds".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // fmtDur prints d in a unit fitting latencies: µs below 1 ms, else ms.

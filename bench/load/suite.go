@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
-	"runtime"
 	"strconv"
 )
 
@@ -83,27 +82,10 @@ func (v *Vigil) Preload(ctx context.Context, mount string, keys, valueSize, conc
 	})
 }
 
-// RunAll runs each target in turn with o, each with a fresh client (after a
-// garbage collection, so that one scenario's garbage is not collected in
-// the next), and stops at the first error.
+// RunAll runs each target in turn with o, each with its own client and
+// after a garbage collection, and stops at the first error: RunRounds with
+// a single round.
 func RunAll(ctx context.Context, targets []Target, o Options) ([]Result, error) {
-	var out []Result
-	for _, t := range targets {
-		runtime.GC()
-		opts := o
-		c := o.Client
-		if c == nil {
-			c = NewClient(o.Concurrency)
-			opts.Client = c
-		}
-		res, err := Run(ctx, t, opts)
-		if o.Client == nil {
-			c.CloseIdleConnections()
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, res)
-	}
-	return out, nil
+	rr, err := RunRounds(ctx, targets, o, 1)
+	return rr.Results, err
 }

@@ -153,22 +153,30 @@ func TestReport(t *testing.T) {
 		t.Errorf("ratios of missing scenarios: %+v", r)
 	}
 
+	ratios[0].PerRound = []float64{0.95, 0.8, 0.9}
+	ratios[1].PerRound = []float64{0.4, 0.35, 0.45}
 	rep := Report{GoVersion: "go1.26", GOOS: "linux", GOARCH: "amd64", GOMAXPROCS: 2, NumCPU: 2, Concurrency: 32, Storage: "bolt",
-		Duration: 5 * time.Second, Warmup: time.Second, Keys: 1000, ValueSize: 256, BareBodyBytes: 585, KVReadBodyBytes: 583, Results: results, Ratios: ratios}
+		Duration: 5 * time.Second, Rounds: 3, Warmup: time.Second, Keys: 1000, ValueSize: 256, BareBodyBytes: 585, KVReadBodyBytes: 583, Results: results, Ratios: ratios}
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"GOMAXPROCS=2", "concurrency=32", "storage=bolt", "go1.26",
+		"GOMAXPROCS=2", "concurrency=32", "storage=bolt", "go1.26", "5s per scenario in 3 rounds after 1s warmup\n",
 		"kv2 read / bare GET = 0.90 (goal ≥ 0.85: met)",
 		"kv2 write / bare GET = 0.40 (goal ≥ 0.50: NOT met)",
 		"kv2 write / bare POST = 0.50 (for information)",
+		"\nper round, min–max of 3: kv2 read / bare GET 0.80–0.95, kv2 write / bare GET 0.35–0.45\n",
 		"800µs", "20.00ms", "response bodies: bare GET 585 B, kv2 read 583 B", "first: POST /v1/kvbench/data/k1-2: status 500",
 	} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
+	}
+
+	// Whoever greps a ratio line finds only it.
+	if n := strings.Count(text.String(), "kv2 read / bare GET = "); n != 1 {
+		t.Errorf("%d lines match \"kv2 read / bare GET = \":\n%s", n, text.String())
 	}
 
 	var js bytes.Buffer
@@ -179,6 +187,7 @@ func TestReport(t *testing.T) {
 		GOMAXPROCS  int     `json:"gomaxprocs"`
 		Storage     string  `json:"storage"`
 		DurationSec float64 `json:"duration_s"`
+		Rounds      int     `json:"rounds"`
 		Results     []struct {
 			Name  string  `json:"name"`
 			RPS   float64 `json:"rps"`
@@ -189,8 +198,54 @@ func TestReport(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 		t.Fatalf("%v\n%s", err, js.String())
 	}
-	if back.GOMAXPROCS != 2 || back.Storage != "bolt" || back.DurationSec != 5 || len(back.Results) != 4 ||
-		back.Results[3].Name != KV2Write || back.Results[3].P99ms != 20 || len(back.Ratios) != 3 || !back.Ratios[0].Met {
+	if back.GOMAXPROCS != 2 || back.Storage != "bolt" || back.DurationSec != 5 || back.Rounds != 3 || len(back.Results) != 4 ||
+		back.Results[3].Name != KV2Write || back.Results[3].P99ms != 20 || len(back.Ratios) != 3 || !back.Ratios[0].Met ||
+		len(back.Ratios[0].PerRound) != 3 || back.Ratios[0].PerRound[1] != 0.8 {
 		t.Errorf("JSON report:\n%s", js.String())
+	}
+}
+
+func TestReportOneRound(t *testing.T) {
+	results := []Result{{Name: BareGET, RPS: 100}, {Name: KV2Read, RPS: 90}}
+	ratios := RoundRatios(ComputeRatios(results, Ratios), [][]Result{results})
+	rep := Report{Duration: 5 * time.Second, Rounds: 1, Warmup: time.Second, Results: results, Ratios: ratios}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if s := text.String(); !strings.Contains(s, "5s per scenario in 1 round after 1s warmup") || strings.Contains(s, "per round") {
+		t.Errorf("one-round report:\n%s", s)
+	}
+}
+
+func TestRoundRatios(t *testing.T) {
+	round := func(bare, read, write float64) []Result {
+		return []Result{{Name: BareGET, RPS: bare}, {Name: KV2Read, RPS: read}, {Name: KV2Write, RPS: write}}
+	}
+	perRound := [][]Result{
+		round(100, 80, 40),
+		round(200, 180, 60),
+		round(0, 50, 10), // no baseline throughput: left out
+		round(100, 90, 30),
+	}
+	overall := ComputeRatios(round(400, 350, 130), Ratios)
+	overall[0].PerRound = []float64{9} // the caller's, to be replaced
+	got := RoundRatios(overall, perRound)
+	if len(got) != 2 {
+		t.Fatalf("%+v", got)
+	}
+	want := [][]float64{{0.8, 0.9, 0.9}, {0.4, 0.3, 0.3}}
+	for i, q := range got {
+		if q.Value != overall[i].Value || q.Num != overall[i].Num || len(q.PerRound) != len(want[i]) {
+			t.Fatalf("ratio %d: %+v", i, q)
+		}
+		for r, v := range q.PerRound {
+			if v < want[i][r]-1e-9 || v > want[i][r]+1e-9 {
+				t.Errorf("%s / %s, round %d: %v, want %v", q.Num, q.Den, r, v, want[i][r])
+			}
+		}
+	}
+	if len(overall[0].PerRound) != 1 {
+		t.Errorf("RoundRatios changed its argument: %+v", overall[0])
 	}
 }
