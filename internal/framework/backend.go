@@ -21,9 +21,15 @@
 // Handlers decode the FieldData into typed values at their top and never
 // pass map[string]any further.
 //
-// The package owns only request dispatch and field decoding. It must not
-// import anything internal but package logical, and it keeps no state
-// between requests: storage, locks and caches belong to the mount.
+// For auth methods it also provides the token fields every role-based
+// method shares (token_ttl, token_policies...: see [TokenFields] and
+// [TokenParams]) and the options for logins ([WithSpecialPaths],
+// [WithAuthRenew]).
+//
+// Beyond these, the package owns only request dispatch and field
+// decoding. It must not import anything internal but package logical, and
+// it keeps no state between requests: storage, locks and caches belong to
+// the mount.
 package framework
 
 import (
