@@ -337,7 +337,7 @@ type MountMigrationInfo struct {
 
 // RemountStatus returns the state of a mount move.
 func (s *Sys) RemountStatus(ctx context.Context, migrationID string) (*MountMigrationOutput, error) {
-	sec, err := s.readData(ctx, "sys/remount/status/"+url.PathEscape(migrationID))
+	sec, err := s.readData(ctx, "sys/remount/status/"+migrationID) // Do escapes the path
 	if err != nil {
 		return nil, err
 	}
