@@ -268,3 +268,48 @@ func TestCapabilities(t *testing.T) {
 		}
 	}
 }
+
+// TestUIMountsFollowsPolicies: the KV CLI's preflight answers a token
+// whose policy reaches only deep paths of a mount, and hides the mounts it
+// cannot reach (403, never 404).
+func TestUIMountsFollowsPolicies(t *testing.T) {
+	f := initCore(t)
+	for _, m := range []string{"secret", "other"} {
+		if _, err := f.do(t, logical.UpdateOperation, "sys/mounts/"+m, map[string]any{"type": "kv", "options": map[string]any{"version": "2"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.do(t, logical.UpdateOperation, "sys/policies/acl/ml-training", map[string]any{"policy": mlTraining}); err != nil {
+		t.Fatal(err)
+	}
+	ml := f.tokenWith(t, "ml-training")
+	resp, err := f.doAs(t, ml, logical.ReadOperation, "sys/internal/ui/mounts/secret/ml/openai", nil)
+	if err != nil {
+		t.Fatalf("preflight: %v", err)
+	}
+	if resp.Data["path"] != "secret/" || resp.Data["type"] != "kv" {
+		t.Fatalf("preflight = %v", resp.Data)
+	}
+	for _, p := range []string{"sys/internal/ui/mounts/other/x", "sys/internal/ui/mounts/nosuch/x", "sys/mounts-all/other/x"} {
+		_, err := f.doAs(t, ml, logical.ReadOperation, p, nil)
+		var ce *logical.CodedError
+		if !errors.As(err, &ce) || ce.Status != 403 {
+			t.Fatalf("%s: %v, want a 403", p, err)
+		}
+	}
+	if _, err := f.doAs(t, secret.String{}, logical.ReadOperation, "sys/internal/ui/mounts/secret/x", nil); !errors.Is(err, logical.ErrPermissionDenied) {
+		t.Fatalf("preflight without a token: %v", err)
+	}
+	// The listing shows what the token reaches.
+	resp, err = f.doAs(t, ml, logical.ReadOperation, "sys/internal/ui/mounts", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := resp.Data["secret"].(map[string]any)
+	if _, ok := listed["secret/"]; !ok {
+		t.Fatalf("listing lacks secret/: %v", listed)
+	}
+	if _, ok := listed["other/"]; ok {
+		t.Fatalf("listing shows a mount the token cannot reach: %v", listed)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/mount"
+	"github.com/vigil-secrets/vigil/internal/policy"
 	"github.com/vigil-secrets/vigil/internal/token"
 )
 
@@ -66,9 +67,16 @@ func (c *Core) handleUIMounts(ctx context.Context, req *Request) (*Result, error
 	} else {
 		target, one = strings.TrimPrefix(strings.TrimPrefix(req.Path, "sys/mounts-all"), "/"), true
 	}
+	// The path needs no ACL grant of its own; what the caller sees
+	// depends on what its policies reach.
+	var acl *policy.ACL
 	te, err := c.tokens.Lookup(ctx, req.Token)
-	validRoot := err == nil && te.IsRoot()
-	if err != nil && !errors.Is(err, token.ErrInvalid) {
+	switch {
+	case err == nil:
+		if acl, err = c.policies.acl(ctx, te.Policies); err != nil {
+			return nil, c.storageError(err)
+		}
+	case !errors.Is(err, token.ErrInvalid):
 		return nil, c.storageError(err)
 	}
 	sysRes := func(data map[string]any) *Result {
@@ -77,20 +85,20 @@ func (c *Core) handleUIMounts(ctx context.Context, req *Request) (*Result, error
 	if !one {
 		secrets := map[string]any{}
 		for p, rt := range c.router.Routes() {
-			if validRoot || rt.Entry.Config.ListingVisibility == "unauth" {
+			if rt.Entry.Config.ListingVisibility == "unauth" || acl.CanReachMount(p) {
 				secrets[p] = mountInfo(rt.Entry)
 			}
 		}
 		return sysRes(map[string]any{"secret": secrets, "auth": map[string]any{}}), nil
 	}
-	if !validRoot {
+	if acl == nil {
 		return nil, logical.ErrPermissionDenied
 	}
 	if target == "" {
 		return nil, logical.BadRequest("path not specified")
 	}
 	rt, _, ok := c.router.Match(target)
-	if !ok {
+	if !ok || !acl.CanReachMount(rt.Entry.Path) {
 		p := target
 		if !strings.HasSuffix(p, "/") {
 			p += "/"
