@@ -53,6 +53,7 @@ var (
 const (
 	sealKey    = "core/seal"
 	mountsKey  = "core/mounts"
+	authKey    = "core/auth"
 	clusterKey = "core/cluster"
 	tokenView  = "sys/token/"
 )
@@ -68,8 +69,10 @@ type Config struct {
 	StorageType string
 	// Factories maps engine type names to factories.
 	Factories map[string]logical.Factory
-	Logger    *slog.Logger
-	Clock     clock.Clock
+	// AuthFactories maps auth method type names to factories.
+	AuthFactories map[string]logical.Factory
+	Logger        *slog.Logger
+	Clock         clock.Clock
 	// DefaultLeaseTTL and MaxLeaseTTL are the system TTL defaults (768h
 	// when zero).
 	DefaultLeaseTTL time.Duration
@@ -99,9 +102,10 @@ type Core struct {
 	running  []subsystem // started subsystems, in start order
 	stopCtx  context.CancelFunc
 
-	// mountsMu serializes changes to the mount table.
+	// mountsMu serializes changes to the mount tables.
 	mountsMu sync.Mutex
-	mounts   *mount.Table
+	mounts   *mount.Table // secrets engines
+	auth     *mount.Table // auth methods, paths under authPrefix
 	sys      logical.Backend
 }
 

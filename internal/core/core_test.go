@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-secrets/vigil/internal/auth/approle"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/secrets/kv"
@@ -25,7 +26,7 @@ type fixture struct {
 
 func newCore(t *testing.T, phys storage.Backend) *Core {
 	t.Helper()
-	c, err := New(Config{Storage: phys, StorageType: "inmem", Factories: map[string]logical.Factory{"kv": kv.Factory}})
+	c, err := New(Config{Storage: phys, StorageType: "inmem", Factories: map[string]logical.Factory{"kv": kv.Factory}, AuthFactories: map[string]logical.Factory{"approle": approle.Factory}})
 	if err != nil {
 		t.Fatal(err)
 	}

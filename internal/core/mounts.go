@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,9 @@ const (
 	typeSystem = "system"
 	typeKV     = "kv"
 )
+
+// authPrefix is where auth methods are mounted ("auth/approle/").
+const authPrefix = "auth/"
 
 // MountInput is what enabling a mount takes.
 type MountInput struct {
@@ -37,7 +41,9 @@ type TuneInput struct {
 	DefaultLeaseTTL   *time.Duration
 	MaxLeaseTTL       *time.Duration
 	ListingVisibility *string
-	Options           map[string]string
+	// TokenType is an auth method's token_type.
+	TokenType *string
+	Options   map[string]string
 	AuditNonHMACRequestKeys,
 	AuditNonHMACResponseKeys,
 	PassthroughRequestHeaders,
@@ -47,17 +53,16 @@ type TuneInput struct {
 func (c *Core) startMounts(ctx context.Context) error {
 	c.mountsMu.Lock()
 	defer c.mountsMu.Unlock()
-	tbl, err := mount.Load(ctx, c.barrier, mountsKey)
-	if errors.Is(err, logical.ErrNotFound) {
-		tbl = c.defaultMounts()
-		if err := tbl.Save(ctx, c.barrier, mountsKey); err != nil {
-			return err
-		}
-	} else if err != nil {
+	secrets, err := c.loadTable(ctx, mountsKey, c.defaultMounts)
+	if err != nil {
 		return err
 	}
-	routes := make(map[string]*mount.Route, len(tbl.Entries))
-	for _, e := range tbl.Entries {
+	auth, err := c.loadTable(ctx, authKey, func() *mount.Table { return &mount.Table{} })
+	if err != nil {
+		return err
+	}
+	routes := make(map[string]*mount.Route, len(secrets.Entries)+len(auth.Entries))
+	for _, e := range append(slices.Clone(secrets.Entries), auth.Entries...) {
 		rt, err := c.buildRoute(ctx, e)
 		if err != nil {
 			cleanupRoutes(ctx, routes)
@@ -65,9 +70,38 @@ func (c *Core) startMounts(ctx context.Context) error {
 		}
 		routes[e.Path] = rt
 	}
-	c.mounts = tbl
+	c.mounts, c.auth = secrets, auth
 	c.router.Replace(routes)
 	return nil
+}
+
+// loadTable reads the table at key, or saves and returns def() where
+// there is none yet (the first unseal, or a store from before the table
+// existed).
+func (c *Core) loadTable(ctx context.Context, key string, def func() *mount.Table) (*mount.Table, error) {
+	tbl, err := mount.Load(ctx, c.barrier, key)
+	if errors.Is(err, logical.ErrNotFound) {
+		tbl = def()
+		if err := tbl.Save(ctx, c.barrier, key); err != nil {
+			return nil, err
+		}
+		return tbl, nil
+	}
+	return tbl, err
+}
+
+// isAuthPath reports whether a normalized mount path belongs to the auth
+// table: auth methods are mounted under auth/, where no secrets engine may
+// be.
+func isAuthPath(path string) bool { return strings.HasPrefix(path, authPrefix) }
+
+// tableFor returns the table holding path and its storage key; the
+// caller holds mountsMu.
+func (c *Core) tableFor(path string) (*mount.Table, string) {
+	if isAuthPath(path) {
+		return c.auth, authKey
+	}
+	return c.mounts, mountsKey
 }
 
 func (c *Core) stopMounts(ctx context.Context) {
@@ -76,7 +110,7 @@ func (c *Core) stopMounts(ctx context.Context) {
 	routes := c.router.Routes()
 	c.router.Replace(map[string]*mount.Route{})
 	cleanupRoutes(ctx, routes)
-	c.mounts = nil
+	c.mounts, c.auth = nil, nil
 }
 
 func cleanupRoutes(ctx context.Context, routes map[string]*mount.Route) {
@@ -100,7 +134,7 @@ func (c *Core) buildRoute(ctx context.Context, e *mount.Entry) (*mount.Route, er
 	if e.Type == typeSystem {
 		return &mount.Route{Entry: e, Backend: c.sys, Storage: view, System: sv}, nil
 	}
-	f, ok := c.cfg.Factories[e.Type]
+	f, ok := c.factories(e.Path)[e.Type]
 	if !ok {
 		return nil, fmt.Errorf("unknown mount type %q", e.Type)
 	}
@@ -125,28 +159,73 @@ func (c *Core) buildRoute(ctx context.Context, e *mount.Entry) (*mount.Route, er
 	return &mount.Route{Entry: e, Backend: b, Storage: view, System: sv}, nil
 }
 
-// commitTable persists tbl and installs routes; the caller holds mountsMu.
-func (c *Core) commitTable(ctx context.Context, tbl *mount.Table, routes map[string]*mount.Route) error {
-	if err := tbl.Save(ctx, c.barrier, mountsKey); err != nil {
+// commitTable persists tbl, the table holding path, and installs routes;
+// the caller holds mountsMu.
+func (c *Core) commitTable(ctx context.Context, path string, tbl *mount.Table, routes map[string]*mount.Route) error {
+	_, key := c.tableFor(path)
+	if err := tbl.Save(ctx, c.barrier, key); err != nil {
 		return err
 	}
-	c.mounts = tbl
+	if isAuthPath(path) {
+		c.auth = tbl
+	} else {
+		c.mounts = tbl
+	}
 	c.router.Replace(routes)
 	return nil
 }
 
-// EnableMount mounts a new engine at path.
+// factories returns the factory table for mounts at path.
+func (c *Core) factories(path string) map[string]logical.Factory {
+	if isAuthPath(path) {
+		return c.cfg.AuthFactories
+	}
+	return c.cfg.Factories
+}
+
+// EnableMount mounts a new secrets engine at path.
 func (c *Core) EnableMount(ctx context.Context, path string, in MountInput) error {
 	path, err := mount.NormalizePath(path)
 	if err != nil {
 		return err
 	}
+	if isReservedPath(path) {
+		return logical.BadRequest("cannot mount at %q: the path is reserved", path)
+	}
 	typ, opts, err := normalizeType(in.Type, in.Options)
 	if err != nil {
 		return err
 	}
-	if _, ok := c.cfg.Factories[typ]; !ok {
-		return logical.BadRequest("plugin not found in the catalog: %s", in.Type)
+	in.Type, in.Options = typ, opts
+	return c.enable(ctx, path, in)
+}
+
+// EnableAuth mounts a new auth method at auth/<path>.
+func (c *Core) EnableAuth(ctx context.Context, path string, in MountInput) error {
+	path, err := mount.NormalizePath(path)
+	if err != nil {
+		return err
+	}
+	if path == authPrefix+"token/" || path == "token/" {
+		return logical.BadRequest("token auth method is always mounted at auth/token")
+	}
+	if in.Type == "" {
+		return logical.BadRequest("missing auth method type")
+	}
+	if _, ok := in.Options["version"]; ok {
+		return logical.BadRequest("options.version is only valid for kv mounts")
+	}
+	if err := validateTokenType(in.Config.TokenType); err != nil {
+		return err
+	}
+	return c.enable(ctx, authPrefix+strings.TrimPrefix(path, authPrefix), in)
+}
+
+// enable mounts in at path, a normalized path of either table.
+func (c *Core) enable(ctx context.Context, path string, in MountInput) error {
+	typ, opts := in.Type, in.Options
+	if _, ok := c.factories(path)[typ]; !ok {
+		return logical.BadRequest("plugin not found in the catalog: %s", typ)
 	}
 	if err := c.validateTTLs(in.Config.DefaultLeaseTTL, in.Config.MaxLeaseTTL); err != nil {
 		return err
@@ -154,15 +233,16 @@ func (c *Core) EnableMount(ctx context.Context, path string, in MountInput) erro
 	if err := validateVisibility(in.Config.ListingVisibility); err != nil {
 		return err
 	}
-	if isReservedPath(path) {
-		return logical.BadRequest("cannot mount at %q: the path is reserved", path)
-	}
 	c.mountsMu.Lock()
 	defer c.mountsMu.Unlock()
-	if c.mounts.Conflicts(path) {
+	cur, _ := c.tableFor(path)
+	if cur.Conflicts(path) {
 		return logical.BadRequest("path is already in use at %s", path)
 	}
 	e := mount.NewEntry(path, typ, c.clk.Now())
+	if isAuthPath(path) {
+		e.Accessor = mount.NewAccessor("auth_" + typ)
+	}
 	e.Description = in.Description
 	e.Config = in.Config
 	e.Options = opts
@@ -171,11 +251,11 @@ func (c *Core) EnableMount(ctx context.Context, path string, in MountInput) erro
 	if err != nil {
 		return fmt.Errorf("core: enable %q: %w", path, err)
 	}
-	tbl := c.mounts.Clone()
+	tbl := cur.Clone()
 	tbl.Entries = append(tbl.Entries, e)
 	routes := maps.Clone(c.router.Routes())
 	routes[path] = rt
-	if err := c.commitTable(ctx, tbl, routes); err != nil {
+	if err := c.commitTable(ctx, path, tbl, routes); err != nil {
 		cleanupRoutes(ctx, map[string]*mount.Route{path: rt})
 		return err
 	}
@@ -183,28 +263,51 @@ func (c *Core) EnableMount(ctx context.Context, path string, in MountInput) erro
 	return nil
 }
 
-// DisableMount unmounts path and deletes its data. Disabling a path where
-// nothing is mounted is not an error.
+// DisableMount unmounts the secrets engine at path and deletes its data.
+// Disabling a path where nothing is mounted is not an error.
 func (c *Core) DisableMount(ctx context.Context, path string) error {
 	path, err := mount.NormalizePath(path)
 	if err != nil {
 		return err
 	}
+	if isAuthPath(path) {
+		return logical.BadRequest("cannot unmount %q: use sys/auth to disable auth methods", path)
+	}
+	return c.disable(ctx, path)
+}
+
+// DisableAuth unmounts the auth method at auth/<path> and deletes its
+// data. Tokens it issued are revoked with it once logins create tokens
+// (the token pipeline); until then it has issued none.
+func (c *Core) DisableAuth(ctx context.Context, path string) error {
+	path, err := mount.NormalizePath(path)
+	if err != nil {
+		return err
+	}
+	path = authPrefix + strings.TrimPrefix(path, authPrefix)
+	if path == authPrefix+"token/" {
+		return logical.BadRequest("token auth method cannot be disabled")
+	}
+	return c.disable(ctx, path)
+}
+
+func (c *Core) disable(ctx context.Context, path string) error {
 	c.mountsMu.Lock()
 	defer c.mountsMu.Unlock()
-	e := c.mounts.Find(path)
+	cur, _ := c.tableFor(path)
+	e := cur.Find(path)
 	if e == nil {
 		return nil
 	}
 	if e.Type == typeSystem {
 		return logical.BadRequest("cannot unmount %q", path)
 	}
-	tbl := c.mounts.Clone()
+	tbl := cur.Clone()
 	tbl.Entries = removeEntry(tbl.Entries, path)
 	routes := maps.Clone(c.router.Routes())
 	rt := routes[path]
 	delete(routes, path)
-	if err := c.commitTable(ctx, tbl, routes); err != nil {
+	if err := c.commitTable(ctx, path, tbl, routes); err != nil {
 		return err
 	}
 	cleanupRoutes(ctx, map[string]*mount.Route{path: rt})
@@ -289,7 +392,7 @@ func (c *Core) MoveMount(ctx context.Context, from, to string) error {
 	old := routes[from]
 	delete(routes, from)
 	routes[to] = rt
-	if err := c.commitTable(ctx, tbl, routes); err != nil {
+	if err := c.commitTable(ctx, to, tbl, routes); err != nil {
 		cleanupRoutes(ctx, map[string]*mount.Route{to: rt})
 		return err
 	}
@@ -307,11 +410,21 @@ func (c *Core) TuneMount(ctx context.Context, path string, in TuneInput) error {
 	}
 	c.mountsMu.Lock()
 	defer c.mountsMu.Unlock()
-	cur := c.mounts.Find(path)
+	table, _ := c.tableFor(path)
+	cur := table.Find(path)
 	if cur == nil {
 		return logical.BadRequest("no mount at %s", path)
 	}
 	e := cur.Clone()
+	if in.TokenType != nil {
+		if !isAuthPath(path) {
+			return logical.BadRequest("token_type is only valid for auth methods")
+		}
+		if err := validateTokenType(*in.TokenType); err != nil {
+			return err
+		}
+		e.Config.TokenType = *in.TokenType
+	}
 	if in.Description != nil {
 		e.Description = *in.Description
 	}
@@ -377,13 +490,13 @@ func (c *Core) TuneMount(ctx context.Context, path string, in TuneInput) error {
 	} else {
 		routes[path] = &mount.Route{Entry: e, Backend: old.Backend, Storage: old.Storage, System: old.System}
 	}
-	tbl := c.mounts.Clone()
+	tbl := table.Clone()
 	for i, x := range tbl.Entries {
 		if x.Path == path {
 			tbl.Entries[i] = e
 		}
 	}
-	if err := c.commitTable(ctx, tbl, routes); err != nil {
+	if err := c.commitTable(ctx, path, tbl, routes); err != nil {
 		if rebuild {
 			cleanupRoutes(ctx, map[string]*mount.Route{path: routes[path]})
 		}
@@ -396,11 +509,19 @@ func (c *Core) TuneMount(ctx context.Context, path string, in TuneInput) error {
 	return nil
 }
 
-// Mounts returns a copy of the mount table.
+// Mounts returns a copy of the secrets engines' mount table.
 func (c *Core) Mounts() []*mount.Entry {
 	c.mountsMu.Lock()
 	defer c.mountsMu.Unlock()
 	return c.mounts.Clone().Entries
+}
+
+// AuthMounts returns a copy of the auth methods' mount table; their paths
+// begin with "auth/".
+func (c *Core) AuthMounts() []*mount.Entry {
+	c.mountsMu.Lock()
+	defer c.mountsMu.Unlock()
+	return c.auth.Clone().Entries
 }
 
 // Mount returns a copy of the entry mounted exactly at path.
@@ -411,7 +532,8 @@ func (c *Core) Mount(path string) (*mount.Entry, bool) {
 	}
 	c.mountsMu.Lock()
 	defer c.mountsMu.Unlock()
-	e := c.mounts.Find(path)
+	table, _ := c.tableFor(path)
+	e := table.Find(path)
 	if e == nil {
 		return nil, false
 	}
@@ -458,6 +580,15 @@ func (c *Core) validateTTLs(def, max time.Duration) error {
 		return logical.BadRequest("default_lease_ttl %s exceeds the system maximum of %s", def, c.cfg.MaxLeaseTTL)
 	}
 	return nil
+}
+
+// validateTokenType checks an auth mount's token_type.
+func validateTokenType(t string) error {
+	switch t {
+	case "", "default-service", "default-batch", "service", "batch":
+		return nil
+	}
+	return logical.BadRequest("invalid token_type %q: want service, batch, default-service or default-batch", t)
 }
 
 func validateVisibility(v string) error {

@@ -112,6 +112,7 @@ func newSystemBackend(c *Core) logical.Backend {
 			HelpSynopsis: "Rotate the barrier encryption key: new writes use a new term, old data stays readable.",
 		},
 	}
+	paths = append(paths, s.authPaths(mountFields, tuneFields)...)
 	paths = append(paths, s.policyPaths()...)
 	paths = append(paths, s.capabilityPaths()...)
 	b, err := framework.NewBackend("The system backend: mounts, keys, policies and server control.", paths)
@@ -169,9 +170,15 @@ func (s *systemBackend) disableMount(ctx context.Context, _ *logical.Request, d 
 }
 
 func (s *systemBackend) readTune(_ context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	e, ok := s.c.Mount(d.String("path"))
+	return s.readTunePath(d.String("path"))
+}
+
+// readTunePath answers the effective configuration of the mount at path
+// (of either table).
+func (s *systemBackend) readTunePath(path string) (*logical.Response, error) {
+	e, ok := s.c.Mount(path)
 	if !ok {
-		return nil, logical.BadRequest("cannot fetch sysview for path %q", d.String("path"))
+		return nil, logical.BadRequest("cannot fetch sysview for path %q", path)
 	}
 	def, max := s.c.EffectiveTTLs(e.Config)
 	data := map[string]any{
@@ -196,10 +203,18 @@ func (s *systemBackend) readTune(_ context.Context, _ *logical.Request, d *frame
 			data[k] = v
 		}
 	}
+	if isAuthPath(e.Path) {
+		data["token_type"] = tokenTypeOf(e)
+	}
 	return &logical.Response{Data: data}, nil
 }
 
 func (s *systemBackend) tune(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return s.tunePath(ctx, d.String("path"), d)
+}
+
+// tunePath tunes the mount at path (of either table) from d's fields.
+func (s *systemBackend) tunePath(ctx context.Context, path string, d *framework.FieldData) (*logical.Response, error) {
 	var in TuneInput
 	if d.Has("description") {
 		v := d.String("description")
@@ -235,10 +250,10 @@ func (s *systemBackend) tune(ctx context.Context, _ *logical.Request, d *framewo
 			*dst = &v
 		}
 	}
-	if d.Has("token_type") && d.String("token_type") != "" {
-		return nil, logical.BadRequest("token_type can only be set on auth mounts")
+	if v := d.String("token_type"); v != "" {
+		in.TokenType = &v
 	}
-	return nil, s.c.TuneMount(ctx, d.String("path"), in)
+	return nil, s.c.TuneMount(ctx, path, in)
 }
 
 // parseTuneTTL decodes a tune TTL as Vault does: "" leaves the value
@@ -356,7 +371,13 @@ func decodeMountConfig(m map[string]any) (mount.Config, error) {
 			default:
 				cfg.AllowedResponseHeaders = list
 			}
-		case "plugin_version", "token_type", "options", "description":
+		case "token_type":
+			s, ok := v.(string)
+			if !ok {
+				return cfg, bad("a string")
+			}
+			cfg.TokenType = s
+		case "plugin_version", "options", "description":
 			// Accepted for compatibility; options and description are
 			// top-level fields of the request.
 		default:

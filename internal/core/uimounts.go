@@ -21,6 +21,9 @@ func mountInfo(e *mount.Entry) map[string]any {
 	if e.Config.ListingVisibility != "" {
 		cfg["listing_visibility"] = e.Config.ListingVisibility
 	}
+	if isAuthPath(e.Path) {
+		cfg["token_type"] = tokenTypeOf(e)
+	}
 	for k, v := range map[string][]string{
 		"audit_non_hmac_request_keys":  e.Config.AuditNonHMACRequestKeys,
 		"audit_non_hmac_response_keys": e.Config.AuditNonHMACResponseKeys,
@@ -83,13 +86,18 @@ func (c *Core) handleUIMounts(ctx context.Context, req *Request) (*Result, error
 		return &Result{Response: &logical.Response{Data: data}, MountType: typeSystem}
 	}
 	if !one {
-		secrets := map[string]any{}
+		secrets, auth := map[string]any{}, map[string]any{}
 		for p, rt := range c.router.Routes() {
-			if rt.Entry.Config.ListingVisibility == "unauth" || acl.CanReachMount(p) {
+			if rt.Entry.Config.ListingVisibility != "unauth" && !acl.CanReachMount(p) {
+				continue
+			}
+			if name, ok := strings.CutPrefix(p, authPrefix); ok {
+				auth[name] = mountInfo(rt.Entry)
+			} else {
 				secrets[p] = mountInfo(rt.Entry)
 			}
 		}
-		return sysRes(map[string]any{"secret": secrets, "auth": map[string]any{}}), nil
+		return sysRes(map[string]any{"secret": secrets, "auth": auth}), nil
 	}
 	if acl == nil {
 		return nil, logical.ErrPermissionDenied

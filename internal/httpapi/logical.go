@@ -146,6 +146,11 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	if dec.More() {
 		return nil, errors.New("failed to parse JSON input: trailing data after the JSON object")
 	}
+	if v == nil {
+		// JSON null: what the Vault Go client sends for a write with no
+		// data (Logical().Write(path, nil)); Vault takes it as {}.
+		return nil, nil
+	}
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, errors.New("failed to parse JSON input: the body must be a JSON object")

@@ -1,5 +1,6 @@
-// Package mount owns the mount table: the persisted list of mounted secrets
-// engines (and, later, auth methods), each keyed by a UUID that names its
+// Package mount owns the mount tables: the persisted lists of mounted
+// secrets engines and of auth methods (whose paths begin with "auth/"),
+// each entry keyed by a UUID that names its
 // barrier view, and the longest-prefix [Router] that finds the mount owning a
 // request path.
 //
@@ -32,14 +33,17 @@ var (
 // Config is a mount's tunable configuration. Zero TTLs mean "the system
 // default".
 type Config struct {
-	DefaultLeaseTTL           time.Duration `json:"default_lease_ttl"`
-	MaxLeaseTTL               time.Duration `json:"max_lease_ttl"`
-	ForceNoCache              bool          `json:"force_no_cache"`
-	ListingVisibility         string        `json:"listing_visibility,omitempty"`
-	AuditNonHMACRequestKeys   []string      `json:"audit_non_hmac_request_keys,omitempty"`
-	AuditNonHMACResponseKeys  []string      `json:"audit_non_hmac_response_keys,omitempty"`
-	PassthroughRequestHeaders []string      `json:"passthrough_request_headers,omitempty"`
-	AllowedResponseHeaders    []string      `json:"allowed_response_headers,omitempty"`
+	DefaultLeaseTTL   time.Duration `json:"default_lease_ttl"`
+	MaxLeaseTTL       time.Duration `json:"max_lease_ttl"`
+	ForceNoCache      bool          `json:"force_no_cache"`
+	ListingVisibility string        `json:"listing_visibility,omitempty"`
+	// TokenType is an auth method's token_type ("default-service" when
+	// empty).
+	TokenType                 string   `json:"token_type,omitempty"`
+	AuditNonHMACRequestKeys   []string `json:"audit_non_hmac_request_keys,omitempty"`
+	AuditNonHMACResponseKeys  []string `json:"audit_non_hmac_response_keys,omitempty"`
+	PassthroughRequestHeaders []string `json:"passthrough_request_headers,omitempty"`
+	AllowedResponseHeaders    []string `json:"allowed_response_headers,omitempty"`
 }
 
 // Entry is one mount.
@@ -107,8 +111,15 @@ func NewAccessor(prefix string) string {
 	return fmt.Sprintf("%s_%x", prefix, secret.RandomBytes(4))
 }
 
-// ViewPrefix is the storage prefix of the mount's barrier view.
-func (e *Entry) ViewPrefix() string { return "logical/" + e.UUID + "/" }
+// ViewPrefix is the storage prefix of the mount's barrier view:
+// "auth/<uuid>/" for an auth method (mounted under "auth/"),
+// "logical/<uuid>/" for a secrets engine.
+func (e *Entry) ViewPrefix() string {
+	if strings.HasPrefix(e.Path, "auth/") {
+		return "auth/" + e.UUID + "/"
+	}
+	return "logical/" + e.UUID + "/"
+}
 
 // NormalizePath cleans a user-supplied mount path: no leading '/', exactly
 // one trailing '/'. It rejects empty paths and ".." segments.

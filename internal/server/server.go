@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/auth/approle"
 	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/config"
 	"github.com/vigil-secrets/vigil/internal/core"
@@ -34,10 +35,17 @@ import (
 	"github.com/vigil-secrets/vigil/internal/storage/inmem"
 )
 
-// Factories is the table of engines this build serves.
+// Factories is the table of secrets engines this build serves.
 func Factories() map[string]logical.Factory {
 	return map[string]logical.Factory{
 		"kv": kv.Factory,
+	}
+}
+
+// AuthFactories is the table of auth methods this build serves.
+func AuthFactories() map[string]logical.Factory {
+	return map[string]logical.Factory{
+		"approle": approle.Factory,
 	}
 }
 
@@ -165,6 +173,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		Storage:         backend,
 		StorageType:     cfg.Storage.Type,
 		Factories:       Factories(),
+		AuthFactories:   AuthFactories(),
 		Logger:          logger,
 		Clock:           clock.Real{},
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL,

@@ -69,7 +69,7 @@ func New(t testing.TB, opts Options) *Server {
 		}
 		s.Storage = b
 	}
-	c, err := core.New(core.Config{Storage: s.Storage, StorageType: storageType(opts), Factories: server.Factories()})
+	c, err := core.New(core.Config{Storage: s.Storage, StorageType: storageType(opts), Factories: server.Factories(), AuthFactories: server.AuthFactories()})
 	if err != nil {
 		t.Fatalf("testcluster: core: %v", err)
 	}

@@ -82,6 +82,59 @@ func runSuite(t *testing.T, newTarget func(t *testing.T) *target) {
 	t.Run("HTTPErrors", func(t *testing.T) { testHTTPErrors(t, newTarget(t)) })
 	t.Run("RotateAndRestart", func(t *testing.T) { testRotateRestart(t, newTarget(t)) })
 	t.Run("Policies", func(t *testing.T) { testPolicies(t, newTarget(t)) })
+	t.Run("AuthMounts", func(t *testing.T) { testAuthMounts(t, newTarget(t)) })
+}
+
+// testAuthMounts enables, lists, tunes and disables an auth method with
+// the official client, and drives AppRole's role and secret-id API.
+func testAuthMounts(t *testing.T, tg *target) {
+	c := vaultClient(t, tg)
+	sys := c.Sys()
+	if err := sys.EnableAuthWithOptions("ci", &vault.EnableAuthOptions{Type: "approle", Description: "CI jobs"}); err != nil {
+		t.Fatalf("enable: %v", err)
+	}
+	auths, err := sys.ListAuth()
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	m, ok := auths["ci/"]
+	if !ok || m.Type != "approle" || m.Description != "CI jobs" || !strings.HasPrefix(m.Accessor, "auth_approle_") || m.Config.TokenType != "default-service" {
+		t.Fatalf("list = %+v", auths)
+	}
+	if err := sys.TuneMount("auth/ci", vault.MountConfigInput{DefaultLeaseTTL: "30m"}); err != nil {
+		t.Fatalf("tune: %v", err)
+	}
+	if cfg, err := sys.MountConfig("auth/ci"); err != nil || cfg.DefaultLeaseTTL != 1800 {
+		t.Fatalf("tune read = %+v, %v", cfg, err)
+	}
+	if _, err := c.Logical().Write("auth/ci/role/trainer", map[string]any{"token_policies": []string{"ml-training"}, "secret_id_ttl": "10m"}); err != nil {
+		t.Fatalf("role write: %v", err)
+	}
+	rid, err := c.Logical().Read("auth/ci/role/trainer/role-id")
+	if err != nil || rid == nil || rid.Data["role_id"] == "" {
+		t.Fatalf("role-id = %v, %v", rid, err)
+	}
+	sid, err := c.Logical().Write("auth/ci/role/trainer/secret-id", nil)
+	if err != nil || sid == nil || sid.Data["secret_id"] == "" || sid.Data["secret_id_accessor"] == "" {
+		t.Fatalf("secret-id = %v, %v", sid, err)
+	}
+	// A wrong secret id is a 400 with the deliberately vague message.
+	anon, err := c.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon.ClearToken()
+	_, err = anon.Logical().Write("auth/ci/login", map[string]any{"role_id": rid.Data["role_id"], "secret_id": "nope"})
+	var re *vault.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, " "), "invalid role or secret ID") {
+		t.Fatalf("bad login: %v", err)
+	}
+	if err := sys.DisableAuth("ci"); err != nil {
+		t.Fatalf("disable: %v", err)
+	}
+	if auths, err := sys.ListAuth(); err != nil || auths["ci/"] != nil {
+		t.Fatalf("after disable: %v, %v", auths, err)
+	}
 }
 
 // testPolicies drives the policy API through the official client: write,
@@ -327,6 +380,7 @@ func testHTTPErrors(t *testing.T, tg *target) {
 		{"parent reference", "GET", "/v1/secret/../sys/mounts", "", ``, 400, ""},
 		{"cas mismatch", "PUT", "/v1/secret/data/c", "", `{"data":{"a":"b"},"options":{"cas":5}}`, 400, "check-and-set parameter did not match"},
 		{"no data", "PUT", "/v1/secret/data/c", "", `{"options":{}}`, 400, "no data provided"},
+		{"null body is no data", "PUT", "/v1/secret/data/c", "", `null`, 400, "no data provided"},
 		{"outside v1", "GET", "/", "", ``, 404, ""},
 	}
 	for _, tt := range tests {
