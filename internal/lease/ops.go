@@ -1,0 +1,678 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/secret"
+)
+
+// idSuffixLen is the length of the random part of a secret lease id
+// (base62, about 143 bits).
+const idSuffixLen = 24
+
+// Register records a new lease and schedules its expiry. For a secret the
+// manager picks the id (Path + "/" + random); for a token the caller gives
+// it, and registering an id twice fails with [ErrExists].
+func (m *Manager) Register(ctx context.Context, req RegisterRequest) (*Lease, error) {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	l := &Lease{
+		ID:           req.ID,
+		Path:         strings.TrimSuffix(req.Path, "/"),
+		Kind:         req.Kind,
+		IssueTime:    now,
+		Renewable:    req.Renewable,
+		MaxTTL:       req.MaxTTL,
+		TokenKey:     req.TokenKey,
+		InternalData: req.InternalData,
+		Data:         req.Data,
+	}
+	if l.Kind == KindSecret {
+		l.ID = l.Path + "/" + secret.RandomBase62(idSuffixLen)
+	}
+	if req.TTL > 0 {
+		l.ExpireTime = now.Add(req.TTL)
+	}
+	l.ExpireTime = l.capExpire(l.ExpireTime)
+
+	release, _, err := m.acquire(ctx, l.ID, claimChange)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if l.Kind == KindToken {
+		switch _, err := m.st.Get(ctx, recordKey(l.ID)); {
+		case err == nil:
+			return nil, fmt.Errorf("%w: %q", ErrExists, l.ID)
+		case !errors.Is(err, logical.ErrNotFound):
+			return nil, fmt.Errorf("lease: read %q: %w", l.ID, err)
+		}
+	}
+	if err := m.create(ctx, l); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.trackLocked(placementOf(l, m.dueFor(l.ID, l.ExpireTime, now)))
+	m.mu.Unlock()
+	return l, nil
+}
+
+// Lookup returns the lease with id, from storage.
+func (m *Manager) Lookup(ctx context.Context, id string) (*Lease, error) {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return m.load(ctx, id)
+}
+
+// List returns the immediate children of prefix among lease ids, as a
+// storage List does: leaf suffixes, and sub-prefixes with a trailing '/'.
+// prefix "" lists the top level; a prefix without a trailing '/' gets one
+// (LIST sys/leases/lookup/<prefix>/).
+func (m *Manager) List(ctx context.Context, prefix string) ([]string, error) {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if prefix != "" {
+		if err := validID(strings.TrimSuffix(prefix, "/")); err != nil {
+			return nil, fmt.Errorf("%w: prefix: %v", ErrInvalid, err)
+		}
+		if !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+	}
+	keys, err := m.st.List(ctx, recordPrefix+prefix)
+	if err != nil {
+		return nil, fmt.Errorf("lease: list %q: %w", prefix, err)
+	}
+	return keys, nil
+}
+
+// Renew renews a secret lease through the Renewer, which decides the new
+// TTL from increment (zero: the mount's default); the new expire time is
+// capped at IssueTime+MaxTTL. It fails with [ErrNotFound], [ErrExpired],
+// [ErrNotRenewable] or [ErrTokenLease].
+func (m *Manager) Renew(ctx context.Context, id string, increment time.Duration) (*Lease, error) {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if increment < 0 {
+		return nil, fmt.Errorf("%w: negative increment", ErrInvalid)
+	}
+	release, _, err := m.acquire(ctx, id, claimChange)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	l, err := m.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if l.Kind == KindToken {
+		return nil, fmt.Errorf("%w: %q", ErrTokenLease, id)
+	}
+	now := m.now()
+	if l.Irrevocable || l.Expired(now) {
+		return nil, fmt.Errorf("%w: %q", ErrExpired, id)
+	}
+	if !l.Renewable || m.renewer == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNotRenewable, id)
+	}
+	ttl, err := m.renewer.Renew(ctx, l, increment)
+	if err != nil {
+		return nil, fmt.Errorf("lease: renew %q: %w", id, err)
+	}
+	if ttl <= 0 {
+		return nil, fmt.Errorf("%w: %q: the mount granted no time", ErrNotRenewable, id)
+	}
+	// The Renewer took time: measure from when it answered.
+	now = m.now()
+	return m.setExpire(ctx, l, now.Add(ttl), now)
+}
+
+// Extend sets the expire time of a lease, capped at IssueTime+MaxTTL, and
+// records a renewal. The token store calls it when it renews a token,
+// having computed the new TTL itself. It fails with [ErrNotFound] or
+// [ErrExpired].
+func (m *Manager) Extend(ctx context.Context, id string, expire time.Time) (*Lease, error) {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if expire.IsZero() {
+		return nil, fmt.Errorf("%w: zero expire time", ErrInvalid)
+	}
+	release, _, err := m.acquire(ctx, id, claimChange)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	l, err := m.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := m.now()
+	if l.Irrevocable || l.Expired(now) {
+		return nil, fmt.Errorf("%w: %q", ErrExpired, id)
+	}
+	return m.setExpire(ctx, l, expire.UTC(), now)
+}
+
+// setExpire persists a renewal of the claimed lease l and reschedules it.
+func (m *Manager) setExpire(ctx context.Context, l *Lease, expire, now time.Time) (*Lease, error) {
+	l.ExpireTime = l.capExpire(expire)
+	l.LastRenewal = now
+	if err := m.save(ctx, l, false); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.trackLocked(placementOf(l, m.dueFor(l.ID, l.ExpireTime, now)))
+	m.mu.Unlock()
+	return l, nil
+}
+
+// Revoke revokes a lease now, through the Revoker, then deletes it
+// (sys/leases/revoke with sync=true). With force, a Revoker error is
+// logged and the lease deleted anyway (revoke-force). It fails with
+// [ErrNotFound] for a lease that does not exist (or was revoked meanwhile).
+func (m *Manager) Revoke(ctx context.Context, id string, force bool) error {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return m.revoke(ctx, id, force)
+}
+
+// revoke claims the lease id, revokes it and deletes it.
+func (m *Manager) revoke(ctx context.Context, id string, force bool) error {
+	release, _, err := m.acquire(ctx, id, claimRevoke)
+	if err != nil {
+		return err
+	}
+	defer release()
+	l, err := m.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := m.revoker.Revoke(ctx, l); err != nil {
+		if !force || ctx.Err() != nil {
+			return fmt.Errorf("lease: revoke %q: %w", id, err)
+		}
+		m.log.Warn("forced revocation ignored a revoke error", "lease_id", id, "error", truncate(err.Error()))
+	}
+	return m.erase(ctx, l)
+}
+
+// RevokeAsync queues a lease for revocation and returns (sync=false): its
+// expire time becomes now, persisted, and the workers revoke it with
+// retries, at the scheduled rate. An irrevocable lease is queued afresh
+// with its attempts reset. It fails with [ErrNotFound].
+func (m *Manager) RevokeAsync(ctx context.Context, id string) error {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	release, _, err := m.acquire(ctx, id, claimChange)
+	if err != nil {
+		return err
+	}
+	defer release()
+	l, err := m.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	return m.expireNow(ctx, l)
+}
+
+// expireNow makes the claimed lease l expire now and queues it, without
+// jitter: someone asked for this revocation.
+func (m *Manager) expireNow(ctx context.Context, l *Lease) error {
+	now := m.now()
+	was := l.Irrevocable
+	changed := false
+	if !l.Expired(now) {
+		l.ExpireTime = now
+		changed = true
+	}
+	if l.Irrevocable {
+		l.Irrevocable, l.RevokeAttempts, l.RevokeError = false, 0, ""
+		changed = true
+	}
+	if changed {
+		if err := m.save(ctx, l, was); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	m.trackLocked(placementOf(l, now))
+	m.mu.Unlock()
+	return nil
+}
+
+// cleanPrefix checks a revoke prefix and returns it without trailing '/'.
+func cleanPrefix(prefix string) (string, error) {
+	p := strings.TrimSuffix(prefix, "/")
+	if err := validID(p); err != nil {
+		return "", fmt.Errorf("%w: prefix: %v", ErrInvalid, err)
+	}
+	return p, nil
+}
+
+// maxJoined bounds the errors a bulk operation reports one by one.
+const maxJoined = 10
+
+// errList collects the errors of a bulk operation, keeping the first few.
+type errList struct {
+	mu    sync.Mutex
+	errs  []error
+	total int
+}
+
+func (l *errList) add(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total++
+	if len(l.errs) < maxJoined {
+		l.errs = append(l.errs, err)
+	}
+}
+
+func (l *errList) err(op string) error {
+	if l.total == 0 {
+		return nil
+	}
+	return fmt.Errorf("lease: %s: %d failed: %w", op, l.total, errors.Join(l.errs...))
+}
+
+// RevokePrefix revokes, now, the lease whose id is prefix and every lease
+// under prefix + "/" (revoke-prefix; with force, revoke-force). It uses up
+// to RevokeWorkers goroutines and is not rate-limited. Without force it
+// goes on past a failure and reports every failure at the end; the leases
+// that failed stay. The prefix must not be empty.
+func (m *Manager) RevokePrefix(ctx context.Context, prefix string, force bool) error {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	p, err := cleanPrefix(prefix)
+	if err != nil {
+		return err
+	}
+	ids := make(chan string)
+	var errs errList
+	var wg sync.WaitGroup
+	for range m.cfg.RevokeWorkers {
+		wg.Go(func() {
+			for id := range ids {
+				if err := m.revoke(ctx, id, force); err != nil && !errors.Is(err, ErrNotFound) {
+					errs.add(err)
+				}
+			}
+		})
+	}
+	send := func(id string) error {
+		select {
+		case ids <- id:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	werr := send(p)
+	if werr == nil {
+		werr = m.walk(ctx, recordPrefix+p+"/", func(key string) error {
+			return send(strings.TrimPrefix(key, recordPrefix))
+		})
+	}
+	close(ids)
+	wg.Wait()
+	if werr != nil {
+		errs.add(werr)
+	}
+	return errs.err(fmt.Sprintf("revoke prefix %q", p))
+}
+
+// RevokePrefixAsync queues for revocation, as [Manager.RevokeAsync] does,
+// the lease whose id is prefix and every lease under prefix + "/", and
+// returns (revoke-prefix with sync=false).
+func (m *Manager) RevokePrefixAsync(ctx context.Context, prefix string) error {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	p, err := cleanPrefix(prefix)
+	if err != nil {
+		return err
+	}
+	var errs errList
+	queue := func(id string) error {
+		release, _, err := m.acquire(ctx, id, claimChange)
+		if err != nil {
+			return err
+		}
+		defer release()
+		l, err := m.load(ctx, id)
+		if err == nil {
+			err = m.expireNow(ctx, l)
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			errs.add(err)
+		}
+		return nil
+	}
+	werr := queue(p)
+	if werr == nil {
+		werr = m.walk(ctx, recordPrefix+p+"/", func(key string) error {
+			return queue(strings.TrimPrefix(key, recordPrefix))
+		})
+	}
+	if werr != nil {
+		errs.add(werr)
+	}
+	return errs.err(fmt.Sprintf("queue prefix %q", p))
+}
+
+// RevokeByToken is what the token store calls while it revokes a token.
+// Every secret lease the token owns is made to expire now (persisted) and
+// queued, so that the workers revoke it with retries as they do any
+// expired lease; the token's own lease (a [KindToken] lease carrying the
+// same key) is deleted without calling the Revoker, since the caller is
+// revoking that token, and skipped if the manager is revoking it (the
+// Revoker called us). It reads only the token's index, never every lease.
+func (m *Manager) RevokeByToken(ctx context.Context, tokenKey string) error {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := validTokenKey(tokenKey, false); err != nil {
+		return err
+	}
+	dir := tokenDir(tokenKey)
+	names, err := m.st.List(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("lease: list token index: %w", err)
+	}
+	var errs errList
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := m.revokeOwned(ctx, tokenKey, dir+name); err != nil {
+			errs.add(err)
+		}
+	}
+	return errs.err("revoke by token")
+}
+
+// revokeOwned handles one token index entry for RevokeByToken.
+func (m *Manager) revokeOwned(ctx context.Context, tokenKey, indexKey string) error {
+	id, err := url.PathUnescape(indexKey[strings.LastIndexByte(indexKey, '/')+1:])
+	if err != nil || validID(id) != nil {
+		return m.dropIndex(ctx, indexKey)
+	}
+	// A lease's kind never changes, so it may be read before the claim.
+	// The token's own lease is skipped when it is being revoked: that
+	// revocation is what called us, and waiting for it would wait for
+	// ourselves. A secret lease is waited for: a revocation in flight may
+	// fail and leave it unexpired.
+	mode := claimChange
+	if l, err := m.load(ctx, id); err == nil && l.Kind == KindToken {
+		mode = claimUnlessRevoking
+	}
+	release, skipped, err := m.acquire(ctx, id, mode)
+	if err != nil {
+		return err
+	}
+	if skipped {
+		return nil
+	}
+	defer release()
+	l, err := m.load(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return m.dropIndex(ctx, indexKey)
+	case err != nil:
+		return err
+	case l.TokenKey != tokenKey:
+		return m.dropIndex(ctx, indexKey)
+	case l.Kind == KindToken:
+		return m.erase(ctx, l)
+	default:
+		return m.expireNow(ctx, l)
+	}
+}
+
+func (m *Manager) dropIndex(ctx context.Context, key string) error {
+	if err := m.st.Delete(ctx, key); err != nil {
+		return fmt.Errorf("lease: delete index entry %q: %w", key, err)
+	}
+	return nil
+}
+
+// Irrevocable returns the irrevocable leases, sorted by escaped id, read
+// through their index.
+func (m *Manager) Irrevocable(ctx context.Context) ([]*Lease, error) {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	names, err := m.st.List(ctx, irrevocablePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("lease: list irrevocable: %w", err)
+	}
+	out := make([]*Lease, 0, len(names))
+	for _, name := range names {
+		id, err := url.PathUnescape(name)
+		if err != nil {
+			continue // Tidy removes it
+		}
+		l, err := m.load(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // dangling: Tidy removes it
+		}
+		if err != nil {
+			return nil, err
+		}
+		if l.Irrevocable {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// IrrevocableCount returns the number of entries in the irrevocable
+// index (sys/leases/count). It may count an entry Tidy would remove.
+func (m *Manager) IrrevocableCount(ctx context.Context) (int, error) {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	names, err := m.st.List(ctx, irrevocablePrefix)
+	if err != nil {
+		return 0, fmt.Errorf("lease: list irrevocable: %w", err)
+	}
+	return len(names), nil
+}
+
+// TidyResult reports what [Manager.Tidy] did.
+type TidyResult struct {
+	// Leases counts the records scanned; Unreadable those that could not
+	// be decoded (left in place and logged).
+	Leases     int
+	Unreadable int
+	// IndexRemoved counts index entries that pointed at a missing lease
+	// or at a lease they do not describe; IndexRestored counts index
+	// entries a lease lacked and got back.
+	IndexRemoved  int
+	IndexRestored int
+	// Rescheduled counts expiring leases the scheduler did not know of.
+	Rescheduled int
+}
+
+// Tidy repairs what a crash between two writes can leave (sys/leases/tidy):
+// index entries without their lease are removed, leases missing from an
+// index are added back, and, once the restore is done, expiring leases
+// the scheduler does not know of are scheduled. It reads every record.
+func (m *Manager) Tidy(ctx context.Context) (TidyResult, error) {
+	var res TidyResult
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer done()
+	var errs errList
+	err = m.walk(ctx, recordPrefix, func(key string) error {
+		res.Leases++
+		if err := m.tidyRecord(ctx, strings.TrimPrefix(key, recordPrefix), &res); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs.add(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	// Index entries: the token index, then the irrevocable one.
+	index := func(key, id string, parsed bool, belongs func(*Lease) bool) error {
+		removed, err := m.tidyIndex(ctx, key, id, parsed, belongs)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && isStorageErr(err):
+			errs.add(err)
+		case removed:
+			res.IndexRemoved++
+		}
+		return nil
+	}
+	err = m.walk(ctx, tokenPrefix, func(key string) error {
+		rest := strings.TrimPrefix(key, tokenPrefix)
+		i := strings.IndexByte(rest, '/')
+		tk, err1 := url.PathUnescape(rest[:max(i, 0)])
+		id, err2 := url.PathUnescape(rest[i+1:])
+		parsed := i > 0 && err1 == nil && err2 == nil
+		return index(key, id, parsed, func(l *Lease) bool { return l.TokenKey == tk })
+	})
+	if err != nil {
+		return res, err
+	}
+	err = m.walk(ctx, irrevocablePrefix, func(key string) error {
+		id, err := url.PathUnescape(strings.TrimPrefix(key, irrevocablePrefix))
+		return index(key, id, err == nil, func(l *Lease) bool { return l.Irrevocable })
+	})
+	if err != nil {
+		return res, err
+	}
+	if res.IndexRemoved+res.IndexRestored+res.Rescheduled+res.Unreadable > 0 {
+		m.log.Info("lease tidy repaired entries", "removed", res.IndexRemoved, "restored", res.IndexRestored,
+			"rescheduled", res.Rescheduled, "unreadable", res.Unreadable)
+	}
+	return res, errs.err("tidy")
+}
+
+// tidyRecord checks one lease's index entries and schedule.
+func (m *Manager) tidyRecord(ctx context.Context, id string, res *TidyResult) error {
+	release, _, err := m.acquire(ctx, id, claimChange)
+	if err != nil {
+		return err
+	}
+	defer release()
+	l, err := m.load(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil // revoked meanwhile
+	case err != nil && ctx.Err() == nil && !isStorageErr(err):
+		res.Unreadable++
+		m.log.Error("unreadable lease record", "lease_id", id, "error", err)
+		return nil
+	case err != nil:
+		return err
+	}
+	var keys []string
+	if l.TokenKey != "" {
+		keys = append(keys, tokenIndexKey(l.TokenKey, l.ID))
+	}
+	if l.Irrevocable {
+		keys = append(keys, irrevocableKey(l.ID))
+	}
+	for _, k := range keys {
+		_, err := m.st.Get(ctx, k)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, logical.ErrNotFound) {
+			return fmt.Errorf("lease: read %q: %w", k, err)
+		}
+		if err := m.st.Put(ctx, k, []byte{}); err != nil {
+			return fmt.Errorf("lease: write %q: %w", k, err)
+		}
+		res.IndexRestored++
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.restoring && m.pending[id] == nil && (l.Irrevocable || !l.ExpireTime.IsZero()) {
+		res.Rescheduled++
+		m.trackLocked(placementOf(l, m.dueFor(id, l.ExpireTime, m.now())))
+	}
+	return nil
+}
+
+// tidyIndex removes the index entry key unless it names (parsed) a lease
+// id that exists and that belongs says it describes. An unreadable lease
+// keeps its entries.
+func (m *Manager) tidyIndex(ctx context.Context, key, id string, parsed bool, belongs func(*Lease) bool) (removed bool, err error) {
+	if parsed && validID(id) == nil {
+		release, _, err := m.acquire(ctx, id, claimChange)
+		if err != nil {
+			return false, err
+		}
+		defer release()
+		l, err := m.load(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return false, err
+		case belongs(l):
+			return false, nil
+		}
+	}
+	if err := m.dropIndex(ctx, key); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// isStorageErr tells a storage failure from a record that would not decode.
+func isStorageErr(err error) bool {
+	return !errors.Is(err, errDecode)
+}
