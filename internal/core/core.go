@@ -26,6 +26,7 @@ import (
 
 	"github.com/vigil-secrets/vigil/internal/barrier"
 	"github.com/vigil-secrets/vigil/internal/clock"
+	"github.com/vigil-secrets/vigil/internal/lease"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/mount"
 	"github.com/vigil-secrets/vigil/internal/seal"
@@ -98,6 +99,7 @@ type Core struct {
 	// Valid only while unsealed (set under stateMu write lock).
 	tokens   *token.Store
 	policies *policyStore
+	leases   *lease.Manager
 	cluster  clusterInfo
 	running  []subsystem // started subsystems, in start order
 	stopCtx  context.CancelFunc
@@ -163,6 +165,8 @@ func (c *Core) subsystems() []subsystem {
 		{name: "tokens", start: c.startTokens, stop: c.stopTokens},
 		{name: "policies", start: c.startPolicies, stop: func(context.Context) { c.policies = nil }},
 		{name: "mounts", start: c.startMounts, stop: c.stopMounts},
+		// After the mounts: revoking a lease goes through its mount.
+		{name: "leases", start: c.startLeases, stop: c.stopLeases},
 	}
 }
 

@@ -67,9 +67,10 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 		lreq.MountAccessor = route.Entry.Accessor
 	}
 	unauth := routed && isUnauthenticated(route, rest)
+	var te *token.Entry // the caller's token; nil on an unauthenticated path
 	if !unauth {
-		te, err := c.lookupToken(ctx, req.Token)
-		if err != nil {
+		var err error
+		if te, err = c.lookupToken(ctx, req.Token); err != nil {
 			return nil, err
 		}
 		if routed && lreq.Operation == logical.UpdateOperation {
@@ -107,13 +108,11 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 		return nil, fmt.Errorf("core: mount %q returned an auth, but logins are not served yet", route.Entry.Path)
 	}
 	if s := resp.Secret; s != nil {
-		if !s.NoLease {
-			// Leases arrive with the expiration manager; no engine of
-			// this build asks for one, and none may be handed out
-			// unregistered.
-			return nil, fmt.Errorf("core: mount %q returned a lease, but no lease manager is running", route.Entry.Path)
+		if s.NoLease {
+			s.TTL = c.reportedTTL(route, s.TTL)
+		} else if err := c.registerLease(ctx, route, req.Path, te, s); err != nil {
+			return nil, err
 		}
-		s.TTL = c.reportedTTL(route, s.TTL)
 	}
 	return &Result{Response: resp, MountType: route.Entry.Type}, nil
 }

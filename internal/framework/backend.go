@@ -94,6 +94,7 @@ type Backend struct {
 	paths     []*compiledPath
 	special   logical.PathsSpecial
 	authRenew AuthRenewFunc
+	secrets   map[string]*SecretType
 }
 
 // AuthRenewFunc serves [logical.RenewOperation] for a token one of the
@@ -298,8 +299,13 @@ func (p *compiledPath) fieldData(req *logical.Request, loc []int) (*FieldData, [
 
 // HandleRequest implements [logical.Backend].
 func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	if req.Operation == logical.RenewOperation {
+	switch {
+	case req.Secret != nil && (req.Operation == logical.RenewOperation || req.Operation == logical.RevokeOperation):
+		return b.handleSecret(ctx, req)
+	case req.Operation == logical.RenewOperation:
 		return b.renewAuth(ctx, req)
+	case req.Operation == logical.RevokeOperation:
+		return nil, logical.ErrUnsupportedOperation
 	}
 	p, loc := b.match(req.Path)
 	if req.Operation == logical.HelpOperation {

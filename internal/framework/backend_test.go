@@ -532,3 +532,54 @@ func TestSpecialPathsAndAuthRenew(t *testing.T) {
 		t.Fatalf("default SpecialPaths = %+v", plain.SpecialPaths())
 	}
 }
+
+func TestSecretLeases(t *testing.T) {
+	var revoked []any
+	creds := &SecretType{
+		Type: "creds",
+		Renew: func(_ context.Context, req *logical.Request) (*logical.Response, error) {
+			return &logical.Response{Secret: &logical.Secret{TTL: 2 * time.Hour, Renewable: true, InternalData: req.Secret.InternalData}}, nil
+		},
+		Revoke: func(_ context.Context, req *logical.Request) (*logical.Response, error) {
+			revoked = append(revoked, req.Secret.InternalData["user"])
+			return nil, nil
+		},
+	}
+	fixed := &SecretType{Type: "fixed", Revoke: creds.Revoke}
+	issue := func(_ context.Context, _ *logical.Request, _ *FieldData) (*logical.Response, error) {
+		return SecretResponse("creds", map[string]any{"username": "u1"}, map[string]any{"user": "u1"}, logical.Secret{TTL: time.Hour, Renewable: true}), nil
+	}
+	b, err := NewBackend("test", []*Path{{Pattern: "creds", Operations: map[logical.Operation]OperationHandler{logical.ReadOperation: {Handler: issue}}}}, WithSecrets(creds, fixed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := b.HandleRequest(t.Context(), &logical.Request{Operation: logical.ReadOperation, Path: "creds"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := resp.Secret
+	if s == nil || s.TTL != time.Hour || s.InternalData[SecretTypeKey] != "creds" || s.InternalData["user"] != "u1" {
+		t.Fatalf("issued secret = %+v", s)
+	}
+	resp, err = b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RenewOperation, Secret: s})
+	if err != nil || resp.Secret.TTL != 2*time.Hour {
+		t.Fatalf("renew = %+v, %v", resp, err)
+	}
+	if _, err := b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RevokeOperation, Secret: s}); err != nil || len(revoked) != 1 || revoked[0] != "u1" {
+		t.Fatalf("revoke: %v, revoked %v", err, revoked)
+	}
+	// A kind without a renew handler is not renewable (400); an unknown
+	// kind is an error, never a silent success.
+	f := &logical.Secret{InternalData: map[string]any{SecretTypeKey: "fixed"}}
+	var ce *logical.CodedError
+	if _, err := b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RenewOperation, Secret: f}); !errors.As(err, &ce) || ce.Status != 400 {
+		t.Fatalf("renew of a fixed lease: %v", err)
+	}
+	u := &logical.Secret{InternalData: map[string]any{SecretTypeKey: "nosuch"}}
+	if _, err := b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RevokeOperation, Secret: u}); err == nil {
+		t.Fatal("revoke of an unknown kind succeeded")
+	}
+	if _, err := b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RevokeOperation}); !errors.Is(err, logical.ErrUnsupportedOperation) {
+		t.Fatalf("revoke without a secret: %v", err)
+	}
+}

@@ -30,9 +30,14 @@ const (
 	DeleteOperation Operation = "delete"
 	ListOperation   Operation = "list"
 	HelpOperation   Operation = "help"
-	// RenewOperation is sent by the pipeline, never by a client: a token
-	// a login of the mount created is being renewed (Request.Auth is set).
+	// RenewOperation is sent by the pipeline, never by a client: a lease
+	// the mount handed out is being renewed (Request.Secret is set), or a
+	// token one of its logins created (Request.Auth is set).
 	RenewOperation Operation = "renew"
+	// RevokeOperation is sent by the pipeline, never by a client: a lease
+	// the mount handed out has expired or is revoked (Request.Secret is
+	// set). The mount undoes what it created (drops the database user).
+	RevokeOperation Operation = "revoke"
 )
 
 // Connection describes the client's network connection.
@@ -66,9 +71,13 @@ type Request struct {
 	MountAccessor string
 	// Connection is the client connection, nil for internal requests.
 	Connection *Connection
-	// Auth is set on a RenewOperation: the Auth the mount returned at
-	// login, as stored with the token's lease.
+	// Auth is set on a RenewOperation of a token: the Auth the mount
+	// returned at login, as stored with the token's lease.
 	Auth *Auth
+	// Secret is set on a RenewOperation or RevokeOperation of a lease:
+	// the Secret the mount returned, with its InternalData, as stored
+	// with the lease.
+	Secret *Secret
 }
 
 // Response is what a mount returns for a successful request.
@@ -103,6 +112,11 @@ type Secret struct {
 	// NoLease reports the TTL as lease_duration without registering a lease
 	// (KV v1 reads: clients use it as a refresh hint).
 	NoLease bool
+	// InternalData is kept with the lease (behind the barrier) and handed
+	// back to the mount on renewal and revocation: what it needs to undo
+	// the secret (the database user's name). It is never shown to
+	// clients; put no credential in it that revocation does not need.
+	InternalData map[string]any
 	// LeaseID is set by the pipeline when it registers the lease.
 	LeaseID string
 }
