@@ -231,3 +231,40 @@ func TestLeasesThroughThePipeline(t *testing.T) {
 		t.Fatal("a restored lease did not expire")
 	}
 }
+
+func TestDisableRevokesMountLeases(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	eng := &credsEngine{}
+	f := leaseFixture(t, inmem.New(), clk, eng)
+	f.unsealWith(t, f.keys)
+	if _, err := f.do(t, logical.UpdateOperation, "sys/mounts/creds", map[string]any{"type": "creds"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := f.do(t, logical.ReadOperation, "creds/creds/ro", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// While the mount cannot revoke, it cannot be disabled either.
+	eng.mu.Lock()
+	eng.fail = true
+	eng.mu.Unlock()
+	if _, err := f.do(t, logical.DeleteOperation, "sys/mounts/creds", nil); err == nil {
+		t.Fatal("disabled a mount whose leases could not be revoked")
+	}
+	if _, ok := f.c.Mount("creds"); !ok {
+		t.Fatal("the mount is gone although its leases are not")
+	}
+	eng.mu.Lock()
+	eng.fail = false
+	eng.mu.Unlock()
+	if _, err := f.do(t, logical.DeleteOperation, "sys/mounts/creds", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := eng.revokedUsers(); len(got) != 3 {
+		t.Fatalf("revoked %v, want the 3 users", got)
+	}
+	if _, err := f.do(t, logical.ListOperation, "sys/leases/lookup/creds/", nil); !errors.Is(err, logical.ErrNotFound) {
+		t.Fatalf("leases left after disable: %v", err)
+	}
+}

@@ -302,6 +302,9 @@ func (c *Core) disable(ctx context.Context, path string) error {
 	if e.Type == typeSystem {
 		return logical.BadRequest("cannot unmount %q", path)
 	}
+	if err := c.revokeMountLeases(ctx, path); err != nil {
+		return err
+	}
 	tbl := cur.Clone()
 	tbl.Entries = removeEntry(tbl.Entries, path)
 	routes := maps.Clone(c.router.Routes())
@@ -317,6 +320,19 @@ func (c *Core) disable(ctx context.Context, path string) error {
 		c.log.Warn("could not delete all data of a disabled mount", "mount_path", path, "error", err)
 	}
 	c.log.Info("mount disabled", "mount_path", path)
+	return nil
+}
+
+// revokeMountLeases revokes every lease a mount handed out, through the
+// mount, before it goes away. A failure keeps the mount: its leases must
+// not outlive the means to revoke them.
+func (c *Core) revokeMountLeases(ctx context.Context, path string) error {
+	if c.leases == nil {
+		return nil
+	}
+	if err := c.leases.RevokePrefix(ctx, strings.TrimSuffix(path, "/"), false); err != nil {
+		return fmt.Errorf("core: revoke the leases of %q: %w", path, err)
+	}
 	return nil
 }
 
@@ -375,6 +391,11 @@ func (c *Core) MoveMount(ctx context.Context, from, to string) error {
 	}
 	if e.Type == typeSystem {
 		return logical.BadRequest("cannot remount %q", from)
+	}
+	// Leases name their path: those of the old path could no longer
+	// reach their mount.
+	if err := c.revokeMountLeases(ctx, from); err != nil {
+		return err
 	}
 	tbl := c.mounts.Clone()
 	tbl.Entries = removeEntry(tbl.Entries, from)
