@@ -212,6 +212,7 @@ type MountConfigOutput struct {
 	ListingVisibility         string            `json:"listing_visibility,omitempty"`
 	PassthroughRequestHeaders []string          `json:"passthrough_request_headers,omitempty"`
 	AllowedResponseHeaders    []string          `json:"allowed_response_headers,omitempty"`
+	TokenType                 string            `json:"token_type,omitempty"` // auth methods only
 }
 
 // MountInput is the body that enables a secrets engine.
@@ -240,6 +241,7 @@ type MountConfigInput struct {
 	ListingVisibility         string            `json:"listing_visibility,omitempty"`
 	PassthroughRequestHeaders []string          `json:"passthrough_request_headers,omitempty"`
 	AllowedResponseHeaders    []string          `json:"allowed_response_headers,omitempty"`
+	TokenType                 string            `json:"token_type,omitempty"` // auth methods only
 }
 
 // ListMounts returns the secrets engines keyed by path ("secret/").

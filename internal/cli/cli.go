@@ -1,6 +1,6 @@
 // Package cli implements every `vigil` command except `vigil server`: kv,
-// read/write/list/delete/patch, login, status, secrets, policy, operator. The
-// commands have the shapes of the Vault CLI (single-dash flags before the
+// read/write/list/delete/patch, login, status, secrets, auth, policy, operator.
+// The commands have the shapes of the Vault CLI (single-dash flags before the
 // positional arguments, -format=table|json|yaml, -field=NAME) and make the
 // same HTTP calls, so scripts written for `vault` work with `vigil`.
 //
@@ -105,6 +105,7 @@ func commands() []*command {
 		statusCommand(),
 		{name: "kv", synopsis: "Interact with the key/value secrets engine", subs: kvCommands()},
 		{name: "secrets", synopsis: "Enable, list, tune, move and disable secrets engines", subs: secretsCommands()},
+		{name: "auth", synopsis: "Enable, list, tune and disable auth methods", subs: authCommands()},
 		{name: "policy", synopsis: "Write, read, list, delete and format ACL policies", subs: policyCommands()},
 		{name: "operator", synopsis: "Initialize, unseal, seal and rotate the server", subs: operatorCommands()},
 		versionCommand(),

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -34,6 +35,163 @@ func durationFlag(name, v string) (string, error) {
 	return d.String(), nil
 }
 
+// The enable, tune and list commands of `secrets` and `auth` share their
+// flags and their listing: both manage mounts, one table each on the
+// server (sys/mounts, sys/auth), described by the same api types.
+
+// mountNouns are the words the help of the shared mount flags uses for one
+// kind of mount.
+type mountNouns struct {
+	thing  string // "engine"
+	Thing  string // "Engine"
+	leased string // what the TTLs apply to: "the engine's secrets"
+}
+
+// ttlFlags are the -default-lease-ttl and -max-lease-ttl flags.
+type ttlFlags struct {
+	def, max *string
+}
+
+// mountFlags are the flags of the enable commands.
+type mountFlags struct {
+	path, desc, visibility *string
+	local, sealWrap        *bool
+	ttl                    ttlFlags
+	opts                   mapFlag
+}
+
+func addMountFlags(fs *flag.FlagSet, n mountNouns) *mountFlags {
+	m := &mountFlags{opts: mapFlag{}}
+	m.path = fs.String("path", "", "Mount `path` (default: the type).")
+	m.desc = fs.String("description", "", "Human-friendly `text` describing the "+n.thing+".")
+	m.ttl = ttlFlags{
+		def: fs.String("default-lease-ttl", "", "Default lease `duration` of "+n.leased+" (system default if unset)."),
+		max: fs.String("max-lease-ttl", "", "Maximum lease `duration` of "+n.leased+" (system default if unset)."),
+	}
+	m.local = fs.Bool("local", false, "Do not replicate the mount.")
+	m.sealWrap = fs.Bool("seal-wrap", false, "Seal-wrap the "+n.thing+"'s critical values.")
+	m.visibility = fs.String("listing-visibility", "", "Visibility in unauthenticated mount listings: unauth or hidden.")
+	fs.Var(m.opts, "options", n.Thing+" option `key=value`; repeatable.")
+	return m
+}
+
+// mountPath is -path without its slashes, or def when it is empty.
+func (m *mountFlags) mountPath(def string) string {
+	if p := strings.Trim(*m.path, "/"); p != "" {
+		return p
+	}
+	return def
+}
+
+// config is the config of an enable request. A TTL not given is sent as
+// "0s", the system default, as Vault's CLI does.
+func (m *mountFlags) config() (api.MountConfigInput, error) {
+	cfg := api.MountConfigInput{DefaultLeaseTTL: "0s", MaxLeaseTTL: "0s", ListingVisibility: *m.visibility}
+	var err error
+	if *m.ttl.def != "" {
+		if cfg.DefaultLeaseTTL, err = durationFlag("default-lease-ttl", *m.ttl.def); err != nil {
+			return cfg, err
+		}
+	}
+	if *m.ttl.max != "" {
+		if cfg.MaxLeaseTTL, err = durationFlag("max-lease-ttl", *m.ttl.max); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+// tuneFlags are the flags of the tune commands.
+type tuneFlags struct {
+	ttl              ttlFlags
+	desc, visibility *string
+	opts             mapFlag
+}
+
+// addTuneFlags adds the tune flags; optionsUsage documents -options.
+func addTuneFlags(fs *flag.FlagSet, optionsUsage string) *tuneFlags {
+	t := &tuneFlags{opts: mapFlag{}}
+	t.ttl = ttlFlags{
+		def: fs.String("default-lease-ttl", "", "Default lease `duration` (\"system\" resets it)."),
+		max: fs.String("max-lease-ttl", "", "Maximum lease `duration` (\"system\" resets it)."),
+	}
+	t.desc = fs.String("description", "", "New description `text`.")
+	t.visibility = fs.String("listing-visibility", "", "Visibility in unauthenticated mount listings: unauth or hidden.")
+	fs.Var(t.opts, "options", optionsUsage)
+	return t
+}
+
+// input is the tune request: only the settings whose flags were given
+// (a non-empty -listing-visibility, a non-empty -options).
+func (t *tuneFlags) input(c *call) (api.MountConfigInput, error) {
+	in := api.MountConfigInput{ListingVisibility: *t.visibility}
+	var err error
+	if c.isSet("default-lease-ttl") {
+		if in.DefaultLeaseTTL, err = durationFlag("default-lease-ttl", *t.ttl.def); err != nil {
+			return in, err
+		}
+	}
+	if c.isSet("max-lease-ttl") {
+		if in.MaxLeaseTTL, err = durationFlag("max-lease-ttl", *t.ttl.max); err != nil {
+			return in, err
+		}
+	}
+	if c.isSet("description") {
+		in.Description = t.desc
+	}
+	if len(t.opts) > 0 {
+		in.Options = t.opts
+	}
+	return in, nil
+}
+
+// mountColumn is a column of a mount listing.
+type mountColumn struct {
+	title string
+	cell  func(m *api.MountOutput) string
+}
+
+// basicMountColumns are the columns after Path of a listing without
+// -detailed, in `secrets list` and `auth list` alike (Vault's).
+func basicMountColumns() []mountColumn {
+	return []mountColumn{
+		{"Type", func(m *api.MountOutput) string { return m.Type }},
+		{"Accessor", func(m *api.MountOutput) string { return m.Accessor }},
+		{"Description", func(m *api.MountOutput) string { return output.Cell(m.Description) }},
+	}
+}
+
+// printMounts prints mounts keyed by path: the map itself in JSON or YAML,
+// else a table sorted by path with a Path column and then cols.
+func (c *call) printMounts(mounts map[string]*api.MountOutput, cols []mountColumn) int {
+	if c.fmt != output.Table {
+		if err := c.printer().Structured(mounts); err != nil {
+			return c.fail("printing the result", err)
+		}
+		return exitOK
+	}
+	header := []string{"Path"}
+	for _, col := range cols {
+		header = append(header, col.title)
+	}
+	var rows [][]string
+	for _, p := range sortedKeys(mounts) {
+		m := mounts[p]
+		if m == nil { // a null entry: print its path rather than fail
+			m = &api.MountOutput{}
+		}
+		row := []string{p}
+		for _, col := range cols {
+			row = append(row, col.cell(m))
+		}
+		rows = append(rows, row)
+	}
+	if err := output.WriteTable(c.stdout, header, rows); err != nil {
+		return c.fail("printing the result", err)
+	}
+	return exitOK
+}
+
 func secretsEnableCommand() *command {
 	return &command{
 		name:     "enable",
@@ -44,16 +202,8 @@ func secretsEnableCommand() *command {
 
   $ vigil secrets enable -path=apps -version=2 kv`,
 		run: func(ctx context.Context, c *call) int {
-			path := c.fs.String("path", "", "Mount `path` (default: the type).")
-			desc := c.fs.String("description", "", "Human-friendly `text` describing the engine.")
+			mf := addMountFlags(c.fs, mountNouns{thing: "engine", Thing: "Engine", leased: "the engine's secrets"})
 			version := c.fs.Int("version", 0, "Engine version; for kv, 2 enables versioning (same as options version=2).")
-			defTTL := c.fs.String("default-lease-ttl", "", "Default lease `duration` of the engine's secrets (system default if unset).")
-			maxTTL := c.fs.String("max-lease-ttl", "", "Maximum lease `duration` of the engine's secrets (system default if unset).")
-			local := c.fs.Bool("local", false, "Do not replicate the mount.")
-			sealWrap := c.fs.Bool("seal-wrap", false, "Seal-wrap the engine's critical values.")
-			visibility := c.fs.String("listing-visibility", "", "Visibility in unauthenticated mount listings: unauth or hidden.")
-			opts := mapFlag{}
-			c.fs.Var(opts, "options", "Engine option `key=value`; repeatable.")
 			if code, done := c.parse(); done {
 				return code
 			}
@@ -61,31 +211,22 @@ func secretsEnableCommand() *command {
 				return code
 			}
 			typ := c.args[0]
-			mount := strings.Trim(*path, "/")
-			if mount == "" {
-				mount = typ
-				if typ == "kv-v1" || typ == "kv-v2" {
-					mount = "kv"
-				}
+			def := typ
+			if typ == "kv-v1" || typ == "kv-v2" {
+				def = "kv"
+			}
+			mount := mf.mountPath(def)
+			cfg, err := mf.config()
+			if err != nil {
+				return c.fail("parsing flags", err)
 			}
 			in := api.MountInput{
 				Type:        typ,
-				Description: *desc,
-				Local:       *local,
-				SealWrap:    *sealWrap,
-				Options:     map[string]string(opts),
-				Config:      api.MountConfigInput{DefaultLeaseTTL: "0s", MaxLeaseTTL: "0s", ListingVisibility: *visibility},
-			}
-			var err error
-			if *defTTL != "" {
-				if in.Config.DefaultLeaseTTL, err = durationFlag("default-lease-ttl", *defTTL); err != nil {
-					return c.fail("parsing flags", err)
-				}
-			}
-			if *maxTTL != "" {
-				if in.Config.MaxLeaseTTL, err = durationFlag("max-lease-ttl", *maxTTL); err != nil {
-					return c.fail("parsing flags", err)
-				}
+				Description: *mf.desc,
+				Local:       *mf.local,
+				SealWrap:    *mf.sealWrap,
+				Options:     map[string]string(mf.opts),
+				Config:      cfg,
 			}
 			if *version > 0 {
 				in.Options["version"] = strconv.Itoa(*version)
@@ -150,34 +291,27 @@ func secretsListCommand() *command {
 			if err != nil {
 				return c.fail("listing secrets engines", err)
 			}
-			if c.fmt != output.Table {
-				if err := c.printer().Structured(mounts); err != nil {
-					return c.fail("printing the result", err)
-				}
-				return exitOK
-			}
-			header := []string{"Path", "Type", "Accessor", "Description"}
+			cols := basicMountColumns()
 			if *detailed {
-				header = []string{"Path", "Type", "Accessor", "Default TTL", "Max TTL", "Options", "Local", "Seal Wrap", "Description", "UUID"}
+				cols = secretsDetailedColumns()
 			}
-			var rows [][]string
-			for _, p := range sortedKeys(mounts) {
-				m := mounts[p]
-				if !*detailed {
-					rows = append(rows, []string{p, m.Type, m.Accessor, output.Cell(m.Description)})
-					continue
-				}
-				rows = append(rows, []string{
-					p, m.Type, m.Accessor, ttlCell(m.Config.DefaultLeaseTTL), ttlCell(m.Config.MaxLeaseTTL),
-					optionsCell(m.Options), strconv.FormatBool(m.Local), strconv.FormatBool(m.SealWrap),
-					output.Cell(m.Description), m.UUID,
-				})
-			}
-			if err := output.WriteTable(c.stdout, header, rows); err != nil {
-				return c.fail("printing the result", err)
-			}
-			return exitOK
+			return c.printMounts(mounts, cols)
 		},
+	}
+}
+
+// secretsDetailedColumns are the columns of `secrets list -detailed`.
+func secretsDetailedColumns() []mountColumn {
+	return []mountColumn{
+		{"Type", func(m *api.MountOutput) string { return m.Type }},
+		{"Accessor", func(m *api.MountOutput) string { return m.Accessor }},
+		{"Default TTL", func(m *api.MountOutput) string { return ttlCell(m.Config.DefaultLeaseTTL) }},
+		{"Max TTL", func(m *api.MountOutput) string { return ttlCell(m.Config.MaxLeaseTTL) }},
+		{"Options", func(m *api.MountOutput) string { return optionsCell(m.Options) }},
+		{"Local", func(m *api.MountOutput) string { return strconv.FormatBool(m.Local) }},
+		{"Seal Wrap", func(m *api.MountOutput) string { return strconv.FormatBool(m.SealWrap) }},
+		{"Description", func(m *api.MountOutput) string { return output.Cell(m.Description) }},
+		{"UUID", func(m *api.MountOutput) string { return m.UUID }},
 	}
 }
 
@@ -209,35 +343,16 @@ are changed.
 
   $ vigil secrets tune -max-lease-ttl=72h -options=version=2 kv`,
 		run: func(ctx context.Context, c *call) int {
-			defTTL := c.fs.String("default-lease-ttl", "", "Default lease `duration` (\"system\" resets it).")
-			maxTTL := c.fs.String("max-lease-ttl", "", "Maximum lease `duration` (\"system\" resets it).")
-			desc := c.fs.String("description", "", "New description `text`.")
-			visibility := c.fs.String("listing-visibility", "", "Visibility in unauthenticated mount listings: unauth or hidden.")
-			opts := mapFlag{}
-			c.fs.Var(opts, "options", "Engine option `key=value`; repeatable (version=2 upgrades kv).")
+			tf := addTuneFlags(c.fs, "Engine option `key=value`; repeatable (version=2 upgrades kv).")
 			if code, done := c.parse(); done {
 				return code
 			}
 			if code, ok := c.nargs(1, 1); !ok {
 				return code
 			}
-			in := api.MountConfigInput{ListingVisibility: *visibility}
-			var err error
-			if c.isSet("default-lease-ttl") {
-				if in.DefaultLeaseTTL, err = durationFlag("default-lease-ttl", *defTTL); err != nil {
-					return c.fail("parsing flags", err)
-				}
-			}
-			if c.isSet("max-lease-ttl") {
-				if in.MaxLeaseTTL, err = durationFlag("max-lease-ttl", *maxTTL); err != nil {
-					return c.fail("parsing flags", err)
-				}
-			}
-			if c.isSet("description") {
-				in.Description = desc
-			}
-			if len(opts) > 0 {
-				in.Options = opts
+			in, err := tf.input(c)
+			if err != nil {
+				return c.fail("parsing flags", err)
 			}
 			cl, code, ok := c.client()
 			if !ok {
