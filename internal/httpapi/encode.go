@@ -36,7 +36,12 @@ func appendEnvelope(buf []byte, env *envelope) ([]byte, error) {
 	} else {
 		buf = appendStrings(buf, env.Warnings)
 	}
-	buf = append(buf, `,"auth":null`...)
+	buf = append(buf, `,"auth":`...)
+	if env.Auth == nil {
+		buf = append(buf, "null"...)
+	} else if buf, err = appendMap(buf, env.Auth); err != nil {
+		return nil, err
+	}
 	if env.MountType != "" {
 		buf = append(buf, `,"mount_type":`...)
 		buf = appendString(buf, env.MountType)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/vigil-secrets/vigil/internal/logical"
 )
 
 // The hand-written encoder must produce exactly what encoding/json does.
@@ -20,6 +22,8 @@ func TestEnvelopeMatchesEncodingJSON(t *testing.T) {
 		{RequestID: "id", Data: data, Warnings: []string{"w"}, MountType: "kv", LeaseDuration: 3600, Renewable: true, LeaseID: "l"},
 		{RequestID: "id"},
 		{RequestID: "id", Data: map[string]any{}, Warnings: []string{}},
+		{RequestID: "id", Auth: authObject(&logical.Auth{ClientToken: "hvs.x", Accessor: "a", Policies: []string{"default", "p"},
+			Metadata: map[string]string{"role_name": "ci"}, TTL: time.Hour, Renewable: true, TokenType: "service", Orphan: true})},
 	} {
 		got, err := appendEnvelope(nil, &env)
 		if err != nil {
@@ -39,6 +43,37 @@ func TestEnvelopeMatchesEncodingJSON(t *testing.T) {
 	// Values encoding/json refuses are errors, not broken output.
 	if _, err := appendEnvelope(nil, &envelope{Data: map[string]any{"c": make(chan int)}}); err == nil {
 		t.Fatal("unencodable value accepted")
+	}
+}
+
+// The auth object has every field clients read (spec §1.7), with the
+// types they assert.
+func TestAuthObject(t *testing.T) {
+	raw, err := appendEnvelope(nil, &envelope{Auth: authObject(&logical.Auth{ClientToken: "hvs.x", Accessor: "acc", TTL: 90 * time.Second, TokenType: "batch"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Auth map[string]any `json:"auth"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatal(err)
+	}
+	a := body.Auth
+	if a["client_token"] != "hvs.x" || a["accessor"] != "acc" || a["lease_duration"] != 90.0 || a["token_type"] != "batch" ||
+		a["renewable"] != false || a["orphan"] != false || a["num_uses"] != 0.0 || a["entity_id"] != "" {
+		t.Fatalf("auth = %v", a)
+	}
+	for _, k := range []string{"metadata", "mfa_requirement"} {
+		if v, ok := a[k]; !ok || v != nil {
+			t.Errorf("%s = %v, present %v; want null", k, v, ok)
+		}
+	}
+	if p, ok := a["policies"].([]any); !ok || len(p) != 0 {
+		t.Errorf("policies = %#v, want []", a["policies"])
+	}
+	if _, ok := a["token_policies"]; ok {
+		t.Error("token_policies present although empty")
 	}
 }
 

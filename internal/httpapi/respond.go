@@ -19,8 +19,39 @@ type envelope struct {
 	Data          map[string]any `json:"data"`
 	WrapInfo      any            `json:"wrap_info"`
 	Warnings      []string       `json:"warnings"`
-	Auth          any            `json:"auth"`
+	Auth          map[string]any `json:"auth"`
 	MountType     string         `json:"mount_type,omitempty"`
+}
+
+// authObject renders the token a login or token creation made, as Vault
+// does (spec §1.7): the Go client's Auth().Login refuses a response whose
+// mfa_requirement is not null, and token_policies is left out when empty.
+func authObject(a *logical.Auth) map[string]any {
+	var meta any // null when empty
+	if len(a.Metadata) > 0 {
+		meta = a.Metadata
+	}
+	policies := a.Policies
+	if policies == nil {
+		policies = []string{}
+	}
+	m := map[string]any{
+		"client_token":    a.ClientToken,
+		"accessor":        a.Accessor,
+		"policies":        policies,
+		"metadata":        meta,
+		"lease_duration":  int64(a.TTL.Seconds()),
+		"renewable":       a.Renewable,
+		"entity_id":       "",
+		"token_type":      a.TokenType,
+		"orphan":          a.Orphan,
+		"num_uses":        a.NumUses,
+		"mfa_requirement": nil,
+	}
+	if len(a.Policies) > 0 {
+		m["token_policies"] = a.Policies
+	}
+	return m
 }
 
 // injectPaths are the routes whose data keys are also copied to the top
@@ -49,7 +80,7 @@ func (h *Handler) respondResult(w http.ResponseWriter, reqID, path string, res *
 	if resp.StatusCode != 0 {
 		status = resp.StatusCode
 	}
-	if resp.Data == nil && resp.Secret == nil && len(resp.Warnings) == 0 && resp.StatusCode == 0 {
+	if resp.Data == nil && resp.Secret == nil && resp.Auth == nil && len(resp.Warnings) == 0 && resp.StatusCode == 0 {
 		w.Header()["Content-Type"] = []string{"application/json"}
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -59,6 +90,9 @@ func (h *Handler) respondResult(w http.ResponseWriter, reqID, path string, res *
 		Data:      resp.Data,
 		Warnings:  resp.Warnings,
 		MountType: res.MountType,
+	}
+	if resp.Auth != nil {
+		env.Auth = authObject(resp.Auth)
 	}
 	if s := resp.Secret; s != nil {
 		env.LeaseID = s.LeaseID
@@ -107,7 +141,11 @@ func injected(env envelope) map[string]any {
 	m["data"] = env.Data
 	m["wrap_info"] = nil
 	m["warnings"] = env.Warnings
-	m["auth"] = nil
+	if env.Auth != nil {
+		m["auth"] = env.Auth
+	} else {
+		m["auth"] = nil
+	}
 	if env.MountType != "" {
 		m["mount_type"] = env.MountType
 	}
