@@ -192,7 +192,13 @@ func (c *Core) stopAll(ctx context.Context) {
 }
 
 func (c *Core) startTokens(ctx context.Context) error {
-	st, err := token.Open(ctx, c.barrier.View(tokenView), c.clk.Now)
+	hooks := tokenHooks{c: c}
+	st, err := token.OpenWith(ctx, c.barrier.View(tokenView), token.Config{
+		Now:         c.clk.Now,
+		Leases:      hooks,
+		AuthRenewer: hooks,
+		Logger:      c.cfg.Logger.With("component", "token"),
+	})
 	if err != nil {
 		return err
 	}

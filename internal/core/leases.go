@@ -49,8 +49,9 @@ func (b leaseBridge) leaseRequest(l *lease.Lease, op logical.Operation) (*mount.
 
 // Revoke implements lease.Revoker.
 func (b leaseBridge) Revoke(ctx context.Context, l *lease.Lease) error {
-	if l.Kind != lease.KindSecret {
-		return fmt.Errorf("core: lease %q: %s leases are not served yet", l.ID, l.Kind)
+	if l.Kind == lease.KindToken {
+		// The token, its children and everything they own.
+		return b.c.tokens.RevokeTree(ctx, l.TokenKey)
 	}
 	route, req, ok := b.leaseRequest(l, logical.RevokeOperation)
 	if !ok {
@@ -133,7 +134,7 @@ func (c *Core) registerLease(ctx context.Context, route *mount.Route, path strin
 	}
 	var owner string
 	if te != nil {
-		owner = te.Accessor
+		owner = te.HashedID
 	}
 	l, err := c.leases.Register(ctx, lease.RegisterRequest{
 		Kind:         lease.KindSecret,

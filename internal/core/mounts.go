@@ -61,6 +61,17 @@ func (c *Core) startMounts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if auth.Find(tokenMountPath) == nil {
+		// The token store is always mounted (also on a store from before
+		// the auth table had it).
+		e := mount.NewEntry(tokenMountPath, typeToken, c.clk.Now())
+		e.Accessor = mount.NewAccessor("auth_" + typeToken)
+		e.Description = "token based credentials"
+		auth.Entries = append(auth.Entries, e)
+		if err := auth.Save(ctx, c.barrier, authKey); err != nil {
+			return err
+		}
+	}
 	routes := make(map[string]*mount.Route, len(secrets.Entries)+len(auth.Entries))
 	for _, e := range append(slices.Clone(secrets.Entries), auth.Entries...) {
 		rt, err := c.buildRoute(ctx, e)
@@ -131,8 +142,15 @@ func (c *Core) defaultMounts() *mount.Table {
 func (c *Core) buildRoute(ctx context.Context, e *mount.Entry) (*mount.Route, error) {
 	view := c.barrier.View(e.ViewPrefix())
 	sv := &systemView{c: c, uuid: e.UUID}
-	if e.Type == typeSystem {
+	switch e.Type {
+	case typeSystem:
 		return &mount.Route{Entry: e, Backend: c.sys, Storage: view, System: sv}, nil
+	case typeToken:
+		b, err := c.tokenBackend(sv)
+		if err != nil {
+			return nil, err
+		}
+		return &mount.Route{Entry: e, Backend: b, Storage: view, System: sv}, nil
 	}
 	f, ok := c.factories(e.Path)[e.Type]
 	if !ok {
@@ -304,6 +322,12 @@ func (c *Core) disable(ctx context.Context, path string) error {
 	}
 	if err := c.revokeMountLeases(ctx, path); err != nil {
 		return err
+	}
+	if isAuthPath(path) {
+		// Every token the method's logins issued goes with it.
+		if err := c.tokens.RevokeByPathPrefix(ctx, path); err != nil {
+			return fmt.Errorf("core: revoke the tokens of %q: %w", path, err)
+		}
 	}
 	tbl := cur.Clone()
 	tbl.Entries = removeEntry(tbl.Entries, path)

@@ -73,18 +73,35 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 		if te, err = c.lookupToken(ctx, req.Token); err != nil {
 			return nil, err
 		}
+		if err := checkCIDR(te, req.Connection); err != nil {
+			return nil, err
+		}
 		if routed && lreq.Operation == logical.UpdateOperation {
 			if err := c.existenceCheck(ctx, route, lreq); err != nil {
 				return nil, err
 			}
 		}
-		if err := c.checkACL(ctx, te, req.Path, route, rest, lreq); err != nil {
+		acl, err := c.checkACL(ctx, te, req.Path, route, rest, lreq)
+		if err != nil {
 			return nil, err
 		}
-		if routed && route.Entry.Type == typeSystem {
-			// sys endpoints about the caller (capabilities-self) need
-			// its token; no other mount sees it.
-			ctx = context.WithValue(ctx, callerKey{}, te)
+		if te, err = c.useToken(ctx, te); err != nil {
+			return nil, err
+		}
+		if te.Exhausted() {
+			// That was the token's last use: it goes once the request
+			// is served.
+			defer c.revokeUsedUp(ctx, te)
+		}
+		if routed {
+			switch route.Entry.Type {
+			case typeSystem:
+				// sys endpoints about the caller (capabilities-self)
+				// need its token; no other mount sees it.
+				ctx = context.WithValue(ctx, callerKey{}, te)
+			case typeToken:
+				ctx = token.WithCaller(ctx, &token.Caller{Entry: te, Token: req.Token, ACL: acl})
+			}
 		}
 	}
 	if !routed {
@@ -103,9 +120,16 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 		resp = &logical.Response{}
 	}
 	if resp.Auth != nil {
-		// Logins arrive with the token pipeline; until then no token may
-		// be promised and not created.
-		return nil, fmt.Errorf("core: mount %q returned an auth, but logins are not served yet", route.Entry.Path)
+		switch {
+		case route.Entry.Type == typeToken:
+			// auth/token created the token it answers.
+		case isAuthPath(route.Entry.Path):
+			if err := c.issueLoginToken(ctx, route, req.Path, resp); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("core: secrets engine %q returned an auth", route.Entry.Path)
+		}
 	}
 	if s := resp.Secret; s != nil {
 		if s.NoLease {
@@ -158,13 +182,13 @@ func (c *Core) existenceCheck(ctx context.Context, route *mount.Route, lreq *log
 // mount and the path within it (route is nil for an unrouted path, which
 // the ACL still decides first, so that a caller learns nothing of paths it
 // may not use).
-func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route *mount.Route, rest string, lreq *logical.Request) error {
+func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route *mount.Route, rest string, lreq *logical.Request) (*policy.ACL, error) {
 	acl, err := c.policies.acl(ctx, te.Policies)
 	if err != nil {
-		return c.storageError(err)
+		return nil, c.storageError(err)
 	}
 	if acl.IsRoot() {
-		return nil
+		return acl, nil
 	}
 	res := acl.Allowed(policy.Request{
 		Operation: policy.Operation(lreq.Operation),
@@ -174,9 +198,41 @@ func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route
 	})
 	if !res.Allowed {
 		c.log.Debug("request denied", "path", path, "operation", lreq.Operation, "reason", res.Reason)
+		return nil, logical.ErrPermissionDenied
+	}
+	return acl, nil
+}
+
+// checkCIDR refuses a token bound to addresses the client is not in.
+func checkCIDR(te *token.Entry, conn *logical.Connection) error {
+	var addr string
+	if conn != nil {
+		addr = conn.RemoteAddr
+	}
+	if err := token.CheckCIDR(te, addr); err != nil {
 		return logical.ErrPermissionDenied
 	}
 	return nil
+}
+
+// useToken counts one use of a token with a use limit.
+func (c *Core) useToken(ctx context.Context, te *token.Entry) (*token.Entry, error) {
+	used, err := c.tokens.UseToken(ctx, te)
+	if errors.Is(err, token.ErrInvalid) {
+		return nil, logical.ErrPermissionDenied
+	}
+	if err != nil {
+		return nil, c.storageError(err)
+	}
+	return used, nil
+}
+
+// revokeUsedUp revokes a token whose last use was just served. A failure
+// leaves a token no lookup accepts; tidy and its lease finish the job.
+func (c *Core) revokeUsedUp(ctx context.Context, te *token.Entry) {
+	if err := c.tokens.RevokeTree(context.WithoutCancel(ctx), te.HashedID); err != nil {
+		c.log.Warn("could not revoke a used-up token", "error", err)
+	}
 }
 
 // isUnauthenticated reports whether the mount serves rest without a token
@@ -221,7 +277,8 @@ func (c *Core) authorizeSys(ctx context.Context, tok secret.String, path string,
 	if err != nil {
 		return err
 	}
-	return c.checkACL(ctx, te, path, nil, "", &logical.Request{Operation: op})
+	_, err = c.checkACL(ctx, te, path, nil, "", &logical.Request{Operation: op})
+	return err
 }
 
 // storageError turns a barrier decryption failure into a 500 that names the

@@ -177,9 +177,18 @@ func (s *systemBackend) revokePrefix(force bool) framework.OperationFunc {
 			return nil, logical.BadRequest("missing prefix")
 		}
 		if !force && !d.Bool("sync") {
-			return nil, leaseError(s.c.leases.RevokePrefixAsync(ctx, prefix))
+			if err := s.c.leases.RevokePrefixAsync(ctx, prefix); err != nil {
+				return nil, leaseError(err)
+			}
+		} else if err := s.c.leases.RevokePrefix(ctx, prefix, force); err != nil {
+			return nil, leaseError(err)
 		}
-		return nil, leaseError(s.c.leases.RevokePrefix(ctx, prefix, force))
+		// Tokens issued under the prefix (auth/approle/login), also
+		// those without a lease of their own.
+		if err := s.c.tokens.RevokeByPathPrefix(ctx, prefix); err != nil {
+			return nil, err
+		}
+		return nil, nil
 	}
 }
 

@@ -83,6 +83,120 @@ func runSuite(t *testing.T, newTarget func(t *testing.T) *target) {
 	t.Run("RotateAndRestart", func(t *testing.T) { testRotateRestart(t, newTarget(t)) })
 	t.Run("Policies", func(t *testing.T) { testPolicies(t, newTarget(t)) })
 	t.Run("AuthMounts", func(t *testing.T) { testAuthMounts(t, newTarget(t)) })
+	t.Run("TokensAndAppRole", func(t *testing.T) { testTokensAndAppRole(t, newTarget(t)) })
+}
+
+// testTokensAndAppRole is the least-privilege flow through the official
+// client: a policy, an AppRole bound to it, a login, reads allowed where
+// the policy says and refused elsewhere, the token API (lookup, create a
+// child, renew, revoke with its children), and revoke-prefix on the auth
+// mount.
+func testTokensAndAppRole(t *testing.T, tg *target) {
+	ctx := context.Background()
+	root := vaultClient(t, tg)
+	if err := root.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.KVv2("secret").Put(ctx, "ml/openai", map[string]any{"api_key": "sk-test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("ml-training", `path "secret/data/ml/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().EnableAuthWithOptions("approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/approle/role/trainer", map[string]any{"token_policies": "ml-training", "token_ttl": "1h", "token_num_uses": 0}); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := root.Logical().Read("auth/approle/role/trainer/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := root.Logical().Write("auth/approle/role/trainer/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	app, err := root.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.ClearToken()
+	login, err := app.Logical().Write("auth/approle/login", map[string]any{"role_id": rid.Data["role_id"], "secret_id": sid.Data["secret_id"]})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if login.Auth == nil || login.Auth.ClientToken == "" || !login.Auth.Orphan || login.Auth.LeaseDuration != 3600 ||
+		!slices.Contains(login.Auth.Policies, "ml-training") || login.Auth.Metadata["role_name"] != "trainer" {
+		t.Fatalf("login auth = %+v", login.Auth)
+	}
+	app.SetToken(login.Auth.ClientToken)
+
+	if s, err := app.KVv2("secret").Get(ctx, "ml/openai"); err != nil || s.Data["api_key"] != "sk-test" {
+		t.Fatalf("allowed read: %v", err)
+	}
+	var re *vault.ResponseError
+	if _, err := app.KVv2("secret").Put(ctx, "ml/openai", map[string]any{"api_key": "x"}); !errors.As(err, &re) || re.StatusCode != 403 {
+		t.Fatalf("write: %v, want 403", err)
+	}
+	if _, err := app.Sys().ListMounts(); !errors.As(err, &re) || re.StatusCode != 403 {
+		t.Fatalf("sys/mounts: %v, want 403", err)
+	}
+
+	// lookup-self with the fields clients assert.
+	self, err := app.Auth().Token().LookupSelf()
+	if err != nil {
+		t.Fatalf("lookup-self: %v", err)
+	}
+	if ttl, err := self.TokenTTL(); err != nil || ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("ttl = %v, %v", ttl, err)
+	}
+	if self.Data["type"] != "service" || self.Data["renewable"] != true || self.Data["expire_time"] == nil {
+		t.Fatalf("lookup-self data = %v", self.Data)
+	}
+	if _, err := app.Auth().Token().RenewSelf(600); err != nil {
+		t.Fatalf("renew-self: %v", err)
+	}
+
+	// A token with a grant on auth/token/create makes a child with a
+	// subset of its policies; revoking the parent revokes the child.
+	if err := root.Sys().PutPolicy("creator", `path "auth/token/create" { capabilities = ["create", "update"] }`); err != nil {
+		t.Fatal(err)
+	}
+	parent, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"ml-training", "creator"}, TTL: "30m"})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	pc, err := root.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.SetToken(parent.Auth.ClientToken)
+	if _, err := pc.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"ml-training", "admin"}}); !errors.As(err, &re) || re.StatusCode >= 500 {
+		t.Fatalf("child with a policy the parent lacks: %v, want refused", err)
+	}
+	child, err := pc.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"ml-training"}})
+	if err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if child.Auth.Orphan {
+		t.Fatal("a child token is an orphan")
+	}
+	if err := root.Auth().Token().RevokeTree(parent.Auth.ClientToken); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	if _, err := root.Auth().Token().Lookup(child.Auth.ClientToken); !errors.As(err, &re) || re.StatusCode != 403 {
+		t.Fatalf("lookup of a revoked parent's child: %v, want 403", err)
+	}
+
+	// The incident button: every token the AppRole mount issued.
+	if err := root.Sys().RevokePrefix("auth/approle"); err != nil {
+		t.Fatalf("revoke-prefix: %v", err)
+	}
+	if _, err := app.KVv2("secret").Get(ctx, "ml/openai"); !errors.As(err, &re) || re.StatusCode != 403 {
+		t.Fatalf("read after revoke-prefix: %v, want 403", err)
+	}
 }
 
 // testAuthMounts enables, lists, tunes and disables an auth method with
