@@ -50,6 +50,11 @@ type Server struct {
 	PidFile         string
 	DefaultLeaseTTL time.Duration
 	MaxLeaseTTL     time.Duration
+	// LoginRateLimit and LoginBurst limit login attempts per client
+	// address (per second, and at once); zero means the server's
+	// defaults. Vigil's own keys: Vault has no such setting.
+	LoginRateLimit int64
+	LoginBurst     int64
 }
 
 // Storage is the storage block.
@@ -294,6 +299,16 @@ func (p *parser) server(list *ast.ObjectList) (*Server, error) {
 			cfg.DefaultLeaseTTL, err = p.duration(item)
 		case "max_lease_ttl":
 			cfg.MaxLeaseTTL, err = p.duration(item)
+		case "login_rate_limit", "login_burst":
+			var n int64
+			if n, err = p.integer(item); err == nil && n < 1 {
+				err = p.errorf(item.Pos(), "%s must be at least 1, got %d", key, n)
+			}
+			if key == "login_rate_limit" {
+				cfg.LoginRateLimit = n
+			} else {
+				cfg.LoginBurst = n
+			}
 		default:
 			err = p.errorf(item.Pos(), "unknown key %q", key)
 		}

@@ -39,6 +39,8 @@ ui                = true
 disable_mlock     = 1
 default_lease_ttl = "1h"
 max_lease_ttl     = 86400
+login_rate_limit  = 200
+login_burst       = 400
 `
 
 func TestFullConfig(t *testing.T) {
@@ -67,7 +69,8 @@ func TestFullConfig(t *testing.T) {
 		t.Fatalf("listener 1 %+v", l)
 	}
 	if cfg.APIAddr != "https://vigil.internal:8200" || cfg.ClusterName != "ml-platform" || cfg.LogLevel != "debug" ||
-		cfg.LogFormat != "json" || !cfg.UI || !cfg.DisableMlock || cfg.DefaultLeaseTTL != time.Hour || cfg.MaxLeaseTTL != 24*time.Hour {
+		cfg.LogFormat != "json" || !cfg.UI || !cfg.DisableMlock || cfg.DefaultLeaseTTL != time.Hour || cfg.MaxLeaseTTL != 24*time.Hour ||
+		cfg.LoginRateLimit != 200 || cfg.LoginBurst != 400 {
 		t.Fatalf("top level %+v", cfg)
 	}
 }
@@ -121,6 +124,8 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"string for a string key", base + "api_addr = 8200\n", 3, "api_addr must be a string"},
 		{"syntax", base + "ui = {\n", 0, "syntax error"},
 		{"ttl order", base + "default_lease_ttl = \"2h\"\nmax_lease_ttl = \"1h\"\n", 0, "must not exceed"},
+		{"zero login rate", base + "login_rate_limit = 0\n", 3, "login_rate_limit must be at least 1"},
+		{"login burst not a number", base + "login_burst = \"many\"\n", 3, "login_burst"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("vigil.hcl", []byte(tc.src))

@@ -80,6 +80,10 @@ type Config struct {
 	MaxLeaseTTL     time.Duration
 	// ClusterName is used at init; a name is generated when empty.
 	ClusterName string
+	// LoginRate and LoginBurst limit login attempts per client address
+	// (per second, and at once); zero means the defaults (50 and 100).
+	LoginRate  float64
+	LoginBurst int
 }
 
 // Core is one server's core. Create it with New.
@@ -103,6 +107,8 @@ type Core struct {
 	cluster  clusterInfo
 	running  []subsystem // started subsystems, in start order
 	stopCtx  context.CancelFunc
+
+	logins *loginLimiter
 
 	// mountsMu serializes changes to the mount tables.
 	mountsMu sync.Mutex
@@ -142,6 +148,7 @@ func New(cfg Config) (*Core, error) {
 		clk:     cfg.Clock,
 		barrier: barrier.New(cfg.Storage, cfg.Clock),
 		router:  mount.NewRouter(),
+		logins:  newLoginLimiter(cfg.LoginRate, cfg.LoginBurst),
 	}
 	c.sealed.Store(true)
 	c.sys = newSystemBackend(c)

@@ -67,6 +67,11 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 		lreq.MountAccessor = route.Entry.Accessor
 	}
 	unauth := routed && isUnauthenticated(route, rest)
+	if unauth {
+		if err := c.limitLogin(req.Connection); err != nil {
+			return nil, err
+		}
+	}
 	var te *token.Entry // the caller's token; nil on an unauthenticated path
 	if !unauth {
 		var err error
@@ -201,6 +206,19 @@ func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route
 		return nil, logical.ErrPermissionDenied
 	}
 	return acl, nil
+}
+
+// limitLogin counts a login attempt against its client address (429 with
+// Retry-After past the limit). Internal requests have no address and no
+// limit.
+func (c *Core) limitLogin(conn *logical.Connection) error {
+	if conn == nil || conn.RemoteAddr == "" {
+		return nil
+	}
+	if ok, wait := c.logins.allow(conn.RemoteAddr, c.clk.Now()); !ok {
+		return &logical.RateLimitError{RetryAfter: wait}
+	}
+	return nil
 }
 
 // checkCIDR refuses a token bound to addresses the client is not in.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/auth/approle"
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secrets/kv"
@@ -297,5 +298,32 @@ func TestBodyLimit(t *testing.T) {
 	}
 	if ok, _ := c.Initialized(context.Background()); ok {
 		t.Fatal("oversized request had an effect")
+	}
+}
+
+// A login past the per-address limit is a 429 with Retry-After.
+func TestLoginRateLimit(t *testing.T) {
+	c, err := core.New(core.Config{Storage: inmem.New(), StorageType: "inmem", LoginRate: 0.5, LoginBurst: 1,
+		AuthFactories: map[string]logical.Factory{"approle": approle.Factory}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(Options{Core: c, Version: "test"}))
+	t.Cleanup(func() {
+		srv.Close()
+		c.SealInternal(context.Background())
+	})
+	e := &env{t: t, core: c, srv: srv}
+	e.initAndUnseal()
+	if code, _, body := e.do("POST", "/v1/sys/auth/approle", `{"type":"approle"}`); code != 204 {
+		t.Fatalf("enable: %d %v", code, body)
+	}
+	e.token = ""
+	if code, _, _ := e.do("POST", "/v1/auth/approle/login", `{"role_id":"x","secret_id":"y"}`); code != 400 {
+		t.Fatalf("first login: %d, want 400 (bad credentials)", code)
+	}
+	code, hdr, body := e.do("POST", "/v1/auth/approle/login", `{"role_id":"x","secret_id":"y"}`)
+	if code != 429 || hdr.Get("Retry-After") != "2" || len(body["errors"].([]any)) != 1 {
+		t.Fatalf("second login: %d, Retry-After %q, %v", code, hdr.Get("Retry-After"), body)
 	}
 }

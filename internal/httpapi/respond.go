@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/logical"
@@ -196,6 +198,8 @@ func errorStatus(err error, path string) (status int, msgs []string, internal bo
 		return http.StatusBadRequest, []string{"vault is unsealed"}, false
 	case errors.Is(err, core.ErrNoRoute):
 		return http.StatusNotFound, []string{noRouteMessage(path)}, false
+	case errors.Is(err, logical.ErrRateLimited):
+		return http.StatusTooManyRequests, []string{"rate limit exceeded: too many login attempts from this address"}, false
 	case errors.Is(err, logical.ErrPermissionDenied):
 		return http.StatusForbidden, []string{"permission denied"}, false
 	case errors.Is(err, logical.ErrNotFound):
@@ -215,6 +219,10 @@ func errorStatus(err error, path string) (status int, msgs []string, internal bo
 // respondError renders err; internal causes are logged with the request id.
 func (h *Handler) respondError(w http.ResponseWriter, reqID, path string, err error) {
 	status, msgs, internal := errorStatus(err, path)
+	var rl *logical.RateLimitError
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(rl.RetryAfter.Seconds())), 10))
+	}
 	if internal {
 		h.log.Error("request failed", "request_id", reqID, "path", path, "status", status, "error", err)
 	}

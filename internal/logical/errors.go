@@ -3,6 +3,7 @@ package logical
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors. The HTTP layer maps each to a status code in one table;
@@ -50,3 +51,18 @@ func CodedErrorf(status int, format string, args ...any) *CodedError {
 func BadRequest(format string, args ...any) *CodedError {
 	return CodedErrorf(400, format, args...)
 }
+
+// ErrRateLimited: the client sent too many requests of a kind (429). A
+// [RateLimitError] says when to retry.
+var ErrRateLimited = errors.New("rate limit exceeded")
+
+// RateLimitError is a 429 that tells the client when it may try again
+// (the Retry-After header).
+type RateLimitError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string { return ErrRateLimited.Error() }
+
+// Is makes errors.Is(err, ErrRateLimited) true.
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }

@@ -179,6 +179,8 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
 		MaxLeaseTTL:     cfg.MaxLeaseTTL,
 		ClusterName:     cfg.ClusterName,
+		LoginRate:       float64(cfg.LoginRateLimit),
+		LoginBurst:      int(cfg.LoginBurst),
 	})
 	if err != nil {
 		return err
