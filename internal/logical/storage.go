@@ -1,6 +1,9 @@
 package logical
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Storage is a mount's view of the encrypted store: keys are relative to
 // the mount, and a mount can see nothing outside its view.
@@ -29,4 +32,30 @@ type StorageOp struct {
 type TransactionalStorage interface {
 	Storage
 	Transaction(ctx context.Context, ops []StorageOp) error
+}
+
+// ApplyOps writes ops to s: in one transaction when s is a
+// [TransactionalStorage], otherwise one by one in order, stopping at the
+// first failure. Callers order their ops so that every prefix of them
+// leaves a consistent state (data before the record that refers to it,
+// removals after the record that drops them).
+func ApplyOps(ctx context.Context, s Storage, ops []StorageOp) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	if ts, ok := s.(TransactionalStorage); ok {
+		return ts.Transaction(ctx, ops)
+	}
+	for i, op := range ops {
+		var err error
+		if op.Delete {
+			err = s.Delete(ctx, op.Key)
+		} else {
+			err = s.Put(ctx, op.Key, op.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("write %d of %d: %w", i+1, len(ops), err)
+		}
+	}
+	return nil
 }

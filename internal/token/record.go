@@ -155,25 +155,8 @@ func (w *writeOps) put(key string, v []byte) {
 func (w *writeOps) del(key string) { *w = append(*w, logical.StorageOp{Key: key, Delete: true}) }
 
 func (w writeOps) apply(ctx context.Context, s logical.Storage) error {
-	if len(w) == 0 {
-		return nil
-	}
-	if ts, ok := s.(logical.TransactionalStorage); ok {
-		if err := ts.Transaction(ctx, w); err != nil {
-			return fmt.Errorf("token: write: %w", err)
-		}
-		return nil
-	}
-	for _, op := range w {
-		var err error
-		if op.Delete {
-			err = s.Delete(ctx, op.Key)
-		} else {
-			err = s.Put(ctx, op.Key, op.Value)
-		}
-		if err != nil {
-			return fmt.Errorf("token: write: %w", err)
-		}
+	if err := logical.ApplyOps(ctx, s, w); err != nil {
+		return fmt.Errorf("token: write: %w", err)
 	}
 	return nil
 }

@@ -373,28 +373,11 @@ func (w *writeOps) del(key string) {
 	*w = append(*w, logical.StorageOp{Key: key, Delete: true})
 }
 
-// apply writes the batch. Without transactions the first failure stops it;
-// callers order their writes so that every prefix leaves a usable state.
+// apply writes the batch (see logical.ApplyOps): callers order their
+// writes so that every prefix leaves a usable state.
 func (w writeOps) apply(ctx context.Context, s logical.Storage) error {
-	if len(w) == 0 {
-		return nil
-	}
-	if ts, ok := s.(logical.TransactionalStorage); ok {
-		if err := ts.Transaction(ctx, w); err != nil {
-			return fmt.Errorf("approle: write: %w", err)
-		}
-		return nil
-	}
-	for _, op := range w {
-		var err error
-		if op.Delete {
-			err = s.Delete(ctx, op.Key)
-		} else {
-			err = s.Put(ctx, op.Key, op.Value)
-		}
-		if err != nil {
-			return fmt.Errorf("approle: write %s: %w", describeKey(op.Key), err)
-		}
+	if err := logical.ApplyOps(ctx, s, w); err != nil {
+		return fmt.Errorf("approle: write: %w", err)
 	}
 	return nil
 }

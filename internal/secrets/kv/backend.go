@@ -484,30 +484,12 @@ func (w *writeOps) delete(key string) {
 	*w = append(*w, logical.StorageOp{Key: key, Delete: true})
 }
 
-// apply writes ops. Without transactions the ops run in order and the first
-// failure stops them: callers order their ops so that every prefix leaves a
-// consistent state (data before the metadata that refers to it, garbage
-// removal after the metadata that drops it).
+// apply writes ops (see logical.ApplyOps): callers order their ops so that
+// every prefix leaves a consistent state (data before the metadata that
+// refers to it, garbage removal after the metadata that drops it).
 func (w writeOps) apply(ctx context.Context, s logical.Storage) error {
-	if len(w) == 0 {
-		return nil
-	}
-	if ts, ok := s.(logical.TransactionalStorage); ok {
-		if err := ts.Transaction(ctx, w); err != nil {
-			return fmt.Errorf("kv: write: %w", err)
-		}
-		return nil
-	}
-	for _, op := range w {
-		var err error
-		if op.Delete {
-			err = s.Delete(ctx, op.Key)
-		} else {
-			err = s.Put(ctx, op.Key, op.Value)
-		}
-		if err != nil {
-			return fmt.Errorf("kv: write %q: %w", op.Key, err)
-		}
+	if err := logical.ApplyOps(ctx, s, w); err != nil {
+		return fmt.Errorf("kv: write: %w", err)
 	}
 	return nil
 }
