@@ -142,15 +142,25 @@ func (s *systemBackend) readMount(_ context.Context, _ *logical.Request, d *fram
 }
 
 func (s *systemBackend) enableMount(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	cfg, err := decodeMountConfig(d.Map("config"))
+	in, err := mountInput(d)
 	if err != nil {
 		return nil, err
+	}
+	return nil, s.c.EnableMount(ctx, d.String("path"), in)
+}
+
+// mountInput decodes the body of an enable request (sys/mounts/<path>,
+// sys/auth/<path>).
+func mountInput(d *framework.FieldData) (MountInput, error) {
+	cfg, err := decodeMountConfig(d.Map("config"))
+	if err != nil {
+		return MountInput{}, err
 	}
 	typ := d.String("type")
 	if typ == "" {
 		typ = d.String("plugin_name")
 	}
-	in := MountInput{
+	return MountInput{
 		Type:                  typ,
 		Description:           d.String("description"),
 		Config:                cfg,
@@ -159,11 +169,7 @@ func (s *systemBackend) enableMount(ctx context.Context, _ *logical.Request, d *
 		SealWrap:              d.Bool("seal_wrap"),
 		ExternalEntropyAccess: d.Bool("external_entropy_access"),
 		PluginVersion:         d.String("plugin_version"),
-	}
-	if err := s.c.EnableMount(ctx, d.String("path"), in); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	}, nil
 }
 
 func (s *systemBackend) disableMount(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -79,22 +79,9 @@ func (s *systemBackend) readAuth(_ context.Context, _ *logical.Request, d *frame
 }
 
 func (s *systemBackend) enableAuth(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	cfg, err := decodeMountConfig(d.Map("config"))
+	in, err := mountInput(d)
 	if err != nil {
 		return nil, err
-	}
-	typ := d.String("type")
-	if typ == "" {
-		typ = d.String("plugin_name")
-	}
-	in := MountInput{
-		Type:          typ,
-		Description:   d.String("description"),
-		Config:        cfg,
-		Options:       d.StringMap("options"),
-		Local:         d.Bool("local"),
-		SealWrap:      d.Bool("seal_wrap"),
-		PluginVersion: d.String("plugin_version"),
 	}
 	return nil, s.c.EnableAuth(ctx, d.String("path"), in)
 }
