@@ -190,6 +190,48 @@ func testTokensAndAppRole(t *testing.T, tg *target) {
 		t.Fatalf("lookup of a revoked parent's child: %v, want 403", err)
 	}
 
+	// A use limit: a login token with token_num_uses 2 serves two
+	// requests, then nothing.
+	if _, err := root.Logical().Write("auth/approle/role/twice", map[string]any{"token_policies": "ml-training", "token_num_uses": 2}); err != nil {
+		t.Fatal(err)
+	}
+	rid2, _ := root.Logical().Read("auth/approle/role/twice/role-id")
+	sid2, _ := root.Logical().Write("auth/approle/role/twice/secret-id", nil)
+	anon, _ := root.Clone()
+	anon.ClearToken()
+	l2, err := anon.Logical().Write("auth/approle/login", map[string]any{"role_id": rid2.Data["role_id"], "secret_id": sid2.Data["secret_id"]})
+	if err != nil || l2.Auth == nil {
+		t.Fatalf("login with uses: %+v, %v", l2, err)
+	}
+	limited, _ := root.Clone()
+	limited.SetToken(l2.Auth.ClientToken)
+	for i := range 2 {
+		if _, err := limited.KVv2("secret").Get(ctx, "ml/openai"); err != nil {
+			t.Fatalf("use %d: %v", i+1, err)
+		}
+	}
+	if _, err := limited.KVv2("secret").Get(ctx, "ml/openai"); !errors.As(err, &re) || re.StatusCode != 403 {
+		t.Fatalf("third use: %v, want 403", err)
+	}
+
+	// Expiry on the real clock: a one-second token stops working (the
+	// expiration manager spreads revocations over a couple of seconds).
+	short, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"ml-training"}, TTL: "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := root.Clone()
+	sc.SetToken(short.Auth.ClientToken)
+	waitFor(t, 15*time.Second, func() error {
+		if _, err := sc.KVv2("secret").Get(ctx, "ml/openai"); errors.As(err, &re) && re.StatusCode == 403 {
+			return nil
+		}
+		return errors.New("the expired token still works")
+	})
+	if _, err := root.Auth().Token().Lookup(short.Auth.ClientToken); !errors.As(err, &re) || re.StatusCode != 403 {
+		t.Fatalf("lookup of an expired token: %v, want 403", err)
+	}
+
 	// The incident button: every token the AppRole mount issued.
 	if err := root.Sys().RevokePrefix("auth/approle"); err != nil {
 		t.Fatalf("revoke-prefix: %v", err)
