@@ -1,5 +1,6 @@
 // Package cli implements every `vigil` command except `vigil server`: kv,
-// read/write/list/delete/patch, login, status, secrets, auth, policy, operator.
+// read/write/list/delete/patch, login, status, secrets, auth, policy, token,
+// lease, operator.
 // The commands have the shapes of the Vault CLI (single-dash flags before the
 // positional arguments, -format=table|json|yaml, -field=NAME) and make the
 // same HTTP calls, so scripts written for `vault` work with `vigil`.
@@ -107,6 +108,8 @@ func commands() []*command {
 		{name: "secrets", synopsis: "Enable, list, tune, move and disable secrets engines", subs: secretsCommands()},
 		{name: "auth", synopsis: "Enable, list, tune and disable auth methods", subs: authCommands()},
 		{name: "policy", synopsis: "Write, read, list, delete and format ACL policies", subs: policyCommands()},
+		{name: "token", synopsis: "Create, look up, renew and revoke tokens; check their capabilities", subs: tokenCommands()},
+		{name: "lease", synopsis: "Look up, renew and revoke leases", subs: leaseCommands()},
 		{name: "operator", synopsis: "Initialize, unseal, seal and rotate the server", subs: operatorCommands()},
 		versionCommand(),
 	}
