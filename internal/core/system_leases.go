@@ -2,11 +2,12 @@ package core
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
-
+	"github.com/vigil-secrets/vigil/internal/lease"
 	"github.com/vigil-secrets/vigil/internal/logical"
 )
 
@@ -162,9 +163,16 @@ func (s *systemBackend) revokeLease(ctx context.Context, _ *logical.Request, d *
 		return nil, err
 	}
 	if !d.Bool("sync") {
-		return nil, leaseError(s.c.leases.RevokeAsync(ctx, id))
+		err = s.c.leases.RevokeAsync(ctx, id)
+	} else {
+		err = s.c.leases.Revoke(ctx, id, false)
 	}
-	return nil, leaseError(s.c.leases.Revoke(ctx, id, false))
+	if errors.Is(err, lease.ErrNotFound) {
+		// Revoking what is already gone succeeds, as in Vault: a retried
+		// revocation must not fail.
+		return nil, nil
+	}
+	return nil, leaseError(err)
 }
 
 // revokePrefix revokes every lease under a prefix: the incident-response
