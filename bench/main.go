@@ -1,9 +1,11 @@
-// Command bench measures Vigil's KV v2 reads and writes over HTTP beside a
-// bare net/http JSON handler, at the same concurrency in the same run, and
-// prints req/s, p50, p99 and the throughput ratios:
+// Command bench measures Vigil's KV v2 reads and writes, token creations
+// and AppRole logins over HTTP beside a bare net/http JSON handler, at the
+// same concurrency in the same run, and prints req/s, p50, p99 and the
+// throughput ratios:
 //
 //	go run ./bench [-concurrency 32] [-duration 5s] [-rounds 5] [-warmup 1s]
-//	               [-keys 1000] [-value-size 256] [-storage bolt|inmem] [-json]
+//	               [-keys 1000] [-value-size 256] [-storage bolt|inmem]
+//	               [-scenarios "bare POST,approle login"] [-json]
 //
 // The scenarios run interleaved: -duration is split into -rounds slices and
 // each round runs every scenario for one slice, so that a ratio's two sides
@@ -28,6 +30,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +39,11 @@ import (
 	"github.com/vigil-secrets/vigil/internal/server"
 )
 
-const mount = "kvbench"
+const (
+	mount        = "kvbench" // the KV v2 mount
+	appRoleMount = "approle" // the AppRole auth method
+	appRole      = "bench"   // its role
+)
 
 type config struct {
 	concurrency int
@@ -47,6 +55,7 @@ type config struct {
 	storage     string
 	json        bool
 	cpuProfile  string
+	scenarios   []string
 }
 
 func main() {
@@ -60,8 +69,13 @@ func main() {
 	flag.StringVar(&c.storage, "storage", "bolt", "Vigil storage backend: bolt (fsynced) or inmem")
 	flag.BoolVar(&c.json, "json", false, "print the results as JSON")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (load generator and server) to this file")
+	scenarios := flag.String("scenarios", strings.Join(load.Scenarios, ","), "comma-separated scenarios to run; they run in the order of this default whatever the order given")
 	flag.Parse()
+	var err error
+	c.scenarios, err = load.ParseScenarios(*scenarios)
 	switch {
+	case err != nil:
+		fail(fmt.Errorf("invalid -scenarios: %w", err))
 	case flag.NArg() > 0:
 		fail(fmt.Errorf("unexpected argument %q", flag.Arg(0)))
 	case c.storage != "bolt" && c.storage != "inmem":
@@ -145,23 +159,42 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 	if err := v.InitUnseal(ctx); err != nil {
 		return rep, err
 	}
-	if err := v.MountKV2(ctx, mount, 10*time.Second); err != nil {
-		return rep, err
-	}
-	if err := v.Preload(ctx, mount, c.keys, c.valueSize, c.concurrency); err != nil {
-		return rep, fmt.Errorf("preload %d keys: %w", c.keys, err)
-	}
-	sample, err := v.Read(ctx, "/v1/"+mount+"/data/k0")
-	if err != nil {
-		return rep, err
-	}
-	rep.KVReadBodyBytes = len(sample)
-
 	suite := load.Suite{
 		BareURL: "http://" + bareLn.Addr().String(), VigilURL: base, Mount: mount,
-		Header: v.Header(), Keys: c.keys, ValueSize: c.valueSize,
+		Header: v.Header(), Keys: c.keys, ValueSize: c.valueSize, AppRoleMount: appRoleMount,
 	}
-	rr, err := load.RunRounds(ctx, suite.Targets(), load.Options{
+	// Only the setup the chosen scenarios need.
+	chosen := func(names ...string) bool {
+		return slices.ContainsFunc(names, func(n string) bool { return slices.Contains(c.scenarios, n) })
+	}
+	if chosen(load.KV2Read, load.KV2Write) {
+		if err := v.MountKV2(ctx, mount, 10*time.Second); err != nil {
+			return rep, err
+		}
+	}
+	if chosen(load.KV2Read) {
+		if err := v.Preload(ctx, mount, c.keys, c.valueSize, c.concurrency); err != nil {
+			return rep, fmt.Errorf("preload %d keys: %w", c.keys, err)
+		}
+		sample, err := v.Read(ctx, "/v1/"+mount+"/data/k0")
+		if err != nil {
+			return rep, err
+		}
+		rep.KVReadBodyBytes = len(sample)
+	}
+	if chosen(load.AppRoleLogin) {
+		if err := v.EnableAuth(ctx, appRoleMount, "approle"); err != nil {
+			return rep, err
+		}
+		if suite.AppRoleLogin, err = v.SetupAppRole(ctx, appRoleMount, appRole); err != nil {
+			return rep, err
+		}
+	}
+	if err := suite.CheckTokens(ctx, v, c.scenarios); err != nil {
+		return rep, fmt.Errorf("check the token scenarios: %w", err)
+	}
+
+	rr, err := load.RunRounds(ctx, load.Select(suite.Targets(), c.scenarios), load.Options{
 		Concurrency: c.concurrency, Duration: c.duration, Warmup: c.warmup,
 	}, c.rounds)
 	if err != nil {
@@ -186,13 +219,8 @@ func startVigil(ctx context.Context, storage string) (base string, stop func() e
 		os.RemoveAll(dir)
 		return "", nil, err
 	}
-	stanza := `storage "inmem" {}`
-	if storage == "bolt" {
-		stanza = fmt.Sprintf("storage \"bolt\" {\n  path = %q\n}", filepath.Join(dir, "vigil.db"))
-	}
-	cfg := fmt.Sprintf("%s\n\nlistener \"tcp\" {\n  address     = %q\n  tls_disable = true\n}\n\nlog_level = \"error\"\n", stanza, addr)
 	path := filepath.Join(dir, "vigil.hcl")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(vigilConfig(storage, dir, addr)), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err
 	}
@@ -240,6 +268,30 @@ func startVigil(ctx context.Context, storage string) (base string, stop func() e
 		return "", nil, fmt.Errorf("%w\nserver output:\n%s", err, out.String())
 	}
 	return base, stop, nil
+}
+
+// vigilConfig is the server's configuration: storage (bolt in dir, or
+// inmem), one plain-HTTP listener on addr, errors only in the log, and a
+// login rate limit so high that it never caps the approle login scenario
+// (the default, 50 logins/s per client address with a burst of 100, would
+// answer most of its requests 429).
+func vigilConfig(storage, dir, addr string) string {
+	stanza := `storage "inmem" {}`
+	if storage == "bolt" {
+		stanza = fmt.Sprintf("storage \"bolt\" {\n  path = %q\n}", filepath.Join(dir, "vigil.db"))
+	}
+	return fmt.Sprintf(`%s
+
+listener "tcp" {
+  address     = %q
+  tls_disable = true
+}
+
+log_level = "error"
+
+login_rate_limit = 1000000
+login_burst      = 1000000
+`, stanza, addr)
 }
 
 // freePort returns a loopback address that was free an instant ago.

@@ -2,13 +2,25 @@ package load
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 )
 
-// Suite is the benchmark's four scenarios: the bare handler and Vigil's KV
-// v2 engine, read and written, all at the same concurrency.
+// The bodies of the token scenarios: the root token creates a service
+// token (stored, with a lease) or a batch token (encrypted into the token
+// itself, nothing stored), each with the default policy for an hour.
+const (
+	ServiceTokenBody = `{"policies":["default"],"ttl":"1h"}`
+	BatchTokenBody   = `{"type":"batch","policies":["default"],"ttl":"1h"}`
+)
+
+// Suite is the benchmark's scenarios (see Scenarios): the bare handler,
+// Vigil's KV v2 engine read and written, token creations and AppRole
+// logins, all at the same concurrency.
 type Suite struct {
 	// BareURL is the bare handler's base URL, VigilURL Vigil's.
 	BareURL, VigilURL string
@@ -22,13 +34,21 @@ type Suite struct {
 	Keys int
 	// ValueSize is the size of the written values.
 	ValueSize int
+	// AppRoleMount is where AppRole is enabled, without slashes, and
+	// AppRoleLogin the body of its logins, {"role_id":…,"secret_id":…}
+	// (see Vigil.SetupAppRole): a credential, sent but never printed.
+	AppRoleMount string
+	AppRoleLogin []byte
 }
 
-// Targets returns, in order, BareGET, KV2Read, BarePOST and KV2Write.
+// Targets returns the targets of all Scenarios, in their order: BareGET,
+// KV2Read, BarePOST, KV2Write, TokenCreate, BatchCreate and AppRoleLogin.
 func (s Suite) Targets() []Target {
 	data := s.VigilURL + "/v1/" + s.Mount + "/data/"
 	write := writeBody(s.ValueSize)
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
+	fixed := func(url string) func(int, int) string { return func(int, int) string { return url } }
+	body := func(b []byte) func(int, int) []byte { return func(int, int) []byte { return b } }
 	return []Target{{
 		Name:   BareGET,
 		Method: http.MethodGet,
@@ -54,7 +74,103 @@ func (s Suite) Targets() []Target {
 		},
 		Body:   write,
 		Header: s.Header,
+	}, {
+		Name:   TokenCreate,
+		Method: http.MethodPost,
+		URL:    fixed(s.VigilURL + "/v1/auth/token/create"),
+		Body:   body([]byte(ServiceTokenBody)),
+		Header: s.Header,
+	}, {
+		Name:   BatchCreate,
+		Method: http.MethodPost,
+		URL:    fixed(s.VigilURL + "/v1/auth/token/create"),
+		Body:   body([]byte(BatchTokenBody)),
+		Header: s.Header,
+	}, {
+		Name:   AppRoleLogin,
+		Method: http.MethodPost,
+		URL:    fixed(s.VigilURL + "/v1/auth/" + s.AppRoleMount + "/login"),
+		Body:   body(s.AppRoleLogin),
+		Header: jsonHeader, // no token: a login
 	}}
+}
+
+// CheckTokens sends one request of each token scenario among names and
+// checks that it gets the token that scenario is meant to measure: for
+// TokenCreate and AppRoleLogin, a service token (stored: it has an
+// accessor) with the default policy and an hour's lease; for BatchCreate, a
+// batch token of an hour. It runs before the measurement, so that a
+// misconfigured server fails the setup with a clear error instead of
+// every request of a scenario.
+func (s Suite) CheckTokens(ctx context.Context, v *Vigil, names []string) error {
+	check := func(name string, want string, info TokenInfo, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		// Up to a second less than the hour: a batch token's creation
+		// time is kept to the second, and its TTL counted from it.
+		hour := info.LeaseDuration >= 3599 && info.LeaseDuration <= 3600
+		if info.Type != want || !hour || !slices.Contains(info.Policies, "default") || info.Accessor != (want == "service") {
+			return fmt.Errorf("%s: got a %q token with a TTL of %ds, policies %q and accessor %v; want a %s token with the default policy for an hour",
+				name, info.Type, info.LeaseDuration, info.Policies, info.Accessor, want)
+		}
+		return nil
+	}
+	for _, name := range names {
+		var err error
+		switch name {
+		case TokenCreate:
+			info, cerr := v.CreateToken(ctx, []byte(ServiceTokenBody))
+			err = check(name, "service", info, cerr)
+		case BatchCreate:
+			info, cerr := v.CreateToken(ctx, []byte(BatchTokenBody))
+			err = check(name, "batch", info, cerr)
+		case AppRoleLogin:
+			info, cerr := v.Login(ctx, s.AppRoleMount, s.AppRoleLogin)
+			err = check(name, "service", info, cerr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseScenarios parses a comma-separated list of scenario names (spaces
+// around the commas are ignored, case is not significant) and returns
+// them in the order of Scenarios, each once. It rejects unknown names and
+// empty lists.
+func ParseScenarios(list string) ([]string, error) {
+	chosen := map[string]bool{}
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(Scenarios, func(s string) bool { return strings.EqualFold(s, name) })
+		if i < 0 {
+			if name == "" {
+				return nil, fmt.Errorf("empty scenario name in %q; the scenarios are %q", list, strings.Join(Scenarios, ","))
+			}
+			return nil, fmt.Errorf("unknown scenario %q; the scenarios are %q", name, strings.Join(Scenarios, ","))
+		}
+		chosen[Scenarios[i]] = true
+	}
+	var out []string
+	for _, s := range Scenarios {
+		if chosen[s] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Select returns the targets named in names, in the order of targets.
+func Select(targets []Target, names []string) []Target {
+	var out []Target
+	for _, t := range targets {
+		if slices.Contains(names, t.Name) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // writeBody returns a Target.Body that gives every request a new

@@ -104,9 +104,20 @@ func TestSuiteRunAll(t *testing.T) {
 	if err := v.Preload(ctx, "kvbench", 20, 32, 4); err != nil {
 		t.Fatal(err)
 	}
+	if err := v.EnableAuth(ctx, "approle", "approle"); err != nil {
+		t.Fatal(err)
+	}
+	login, err := v.SetupAppRole(ctx, "approle", "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	s := Suite{BareURL: bare.URL, VigilURL: vsrv.URL, Mount: "kvbench", Header: v.Header(), Keys: 20, ValueSize: 32}
-	results, err := RunAll(ctx, s.Targets(), Options{Concurrency: 4, Duration: 80 * time.Millisecond, Warmup: 10 * time.Millisecond})
+	s := Suite{BareURL: bare.URL, VigilURL: vsrv.URL, Mount: "kvbench", Header: v.Header(), Keys: 20, ValueSize: 32,
+		AppRoleMount: "approle", AppRoleLogin: login}
+	if err := s.CheckTokens(ctx, v, Scenarios); err != nil {
+		t.Fatal(err)
+	}
+	results, err := RunAll(ctx, s.Targets(), Options{Concurrency: 4, Duration: 50 * time.Millisecond, Warmup: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +128,136 @@ func TestSuiteRunAll(t *testing.T) {
 			t.Errorf("%s: %+v", r.Name, r)
 		}
 	}
-	if want := []string{BareGET, KV2Read, BarePOST, KV2Write}; strings.Join(names, ",") != strings.Join(want, ",") {
+	if want := []string{BareGET, KV2Read, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin}; strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("scenarios %q, want %q", names, want)
 	}
+	if strings.Join(names, ",") != strings.Join(Scenarios, ",") {
+		t.Errorf("scenarios %q, but Scenarios is %q", names, Scenarios)
+	}
 	fake.mu.Lock()
-	n := len(fake.kv)
+	n, tokens, loginTokens := len(fake.kv), fake.tokens, fake.loginTokens
 	fake.mu.Unlock()
 	if n <= 20 {
 		t.Errorf("the write scenario wrote no new keys (%d keys)", n)
+	}
+	var created int64
+	for _, r := range results[4:] {
+		created += r.Requests
+	}
+	if int64(tokens) < created {
+		t.Errorf("%d tokens made for %d token requests", tokens, created)
+	}
+	if loginTokens != 0 {
+		t.Errorf("%d logins sent a token", loginTokens)
+	}
+}
+
+func TestCheckTokens(t *testing.T) {
+	fake := newFakeVigil()
+	vsrv := httptest.NewServer(fake)
+	defer vsrv.Close()
+	v := &Vigil{Base: vsrv.URL}
+	ctx := t.Context()
+	if err := v.InitUnseal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.EnableAuth(ctx, "approle", "approle"); err != nil {
+		t.Fatal(err)
+	}
+	login, err := v.SetupAppRole(ctx, "approle", "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Suite{VigilURL: vsrv.URL, Header: v.Header(), AppRoleMount: "approle", AppRoleLogin: login}
+	tokens := func() int { return fake.count(func() int { return fake.tokens }) }
+
+	if err := s.CheckTokens(ctx, v, Scenarios); err != nil {
+		t.Fatal(err)
+	}
+	if n := tokens(); n != 3 {
+		t.Errorf("%d tokens made, want one per token scenario", n)
+	}
+	if err := s.CheckTokens(ctx, v, []string{BareGET, KV2Read, BarePOST, KV2Write}); err != nil || tokens() != 3 {
+		t.Errorf("no token scenario: %v, %d tokens", err, tokens())
+	}
+
+	// A second short of the hour is an hour (the server counts a batch
+	// token's TTL from its creation second); a minute is not.
+	fake.mu.Lock()
+	fake.tokenTTL = 3599
+	fake.mu.Unlock()
+	if err := s.CheckTokens(ctx, v, Scenarios); err != nil {
+		t.Errorf("TTL 3599s: %v", err)
+	}
+	fake.mu.Lock()
+	fake.tokenTTL = 60
+	fake.mu.Unlock()
+	err = s.CheckTokens(ctx, v, Scenarios)
+	if err == nil || !strings.HasPrefix(err.Error(), `token create: got a "service" token with a TTL of 60s`) {
+		t.Errorf("TTL 60s: err = %v", err)
+	}
+
+	// The wrong kind of token, or a refused login, fails the check
+	// with the scenario's name, and without the credentials.
+	fake.mu.Lock()
+	fake.tokenTTL, fake.batchAsSvc = 0, true
+	fake.mu.Unlock()
+	err = s.CheckTokens(ctx, v, []string{TokenCreate, BatchCreate})
+	if err == nil || !strings.HasPrefix(err.Error(), `batch create: got a "service" token`) {
+		t.Errorf("service token for a batch request: err = %v", err)
+	}
+	fake.mu.Lock()
+	fake.batchAsSvc, fake.loginStatus = false, http.StatusTooManyRequests
+	fake.mu.Unlock()
+	err = s.CheckTokens(ctx, v, []string{BatchCreate, AppRoleLogin})
+	if err == nil || !strings.HasPrefix(err.Error(), "approle login: POST /v1/auth/approle/login: status 429: ") {
+		t.Errorf("rate-limited login: err = %v", err)
+	}
+	if err != nil && (strings.Contains(err.Error(), secretID) || strings.Contains(err.Error(), secretToken)) {
+		t.Errorf("error leaks a secret: %v", err)
+	}
+}
+
+func TestParseScenarios(t *testing.T) {
+	for _, c := range []struct {
+		list string
+		want []string // nil: an error
+	}{
+		{strings.Join(Scenarios, ","), Scenarios},
+		{"bare POST,approle login", []string{BarePOST, AppRoleLogin}},
+		{" approle login , BARE post ", []string{BarePOST, AppRoleLogin}}, // the suite's order
+		{"kv2 read,kv2 read", []string{KV2Read}},
+		{"token create,batch create,bare POST", []string{BarePOST, TokenCreate, BatchCreate}},
+		{"", nil},
+		{"bare GET,", nil},
+		{"bare GET,,kv2 read", nil},
+		{"approle", nil},
+		{"bare  GET", nil},
+	} {
+		got, err := ParseScenarios(c.list)
+		if c.want == nil {
+			if err == nil || !strings.Contains(err.Error(), strings.Join(Scenarios, ",")) {
+				t.Errorf("ParseScenarios(%q) = %q, %v; want an error listing the scenarios", c.list, got, err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("ParseScenarios(%q) = %q, %v; want %q", c.list, got, err, c.want)
+		}
+	}
+}
+
+func TestSelect(t *testing.T) {
+	all := Suite{}.Targets()
+	var names []string
+	for _, tg := range Select(all, []string{AppRoleLogin, BareGET, "nonesuch"}) {
+		names = append(names, tg.Name)
+	}
+	if got := strings.Join(names, ","); got != BareGET+","+AppRoleLogin {
+		t.Errorf("Select: %s", got)
+	}
+	if got := Select(all, nil); len(got) != 0 {
+		t.Errorf("Select of nothing: %d targets", len(got))
 	}
 }
 
@@ -134,15 +267,21 @@ func TestReport(t *testing.T) {
 		{Name: KV2Read, Requests: 900, RPS: 9000, P50: 900 * time.Microsecond, P99: 4 * time.Millisecond},
 		{Name: BarePOST, Requests: 1000, RPS: 8000, P50: time.Millisecond, P99: 3 * time.Millisecond},
 		{Name: KV2Write, Requests: 400, Errors: 2, RPS: 4000, P50: 5 * time.Millisecond, P99: 20 * time.Millisecond, FirstError: "POST /v1/kvbench/data/k1-2: status 500"},
+		{Name: TokenCreate, Requests: 200, RPS: 2000, P50: 6 * time.Millisecond, P99: 30 * time.Millisecond},
+		{Name: BatchCreate, Requests: 600, RPS: 6000, P50: 2 * time.Millisecond, P99: 8 * time.Millisecond},
+		{Name: AppRoleLogin, Requests: 240, RPS: 2400, P50: 5 * time.Millisecond, P99: 25 * time.Millisecond},
 	}
 	ratios := ComputeRatios(results, Ratios)
-	if len(ratios) != 3 {
+	if len(ratios) != 6 {
 		t.Fatalf("ratios: %+v", ratios)
 	}
 	for i, want := range []Ratio{
 		{Num: KV2Read, Den: BareGET, Value: 0.9, Goal: 0.85, Met: true},
 		{Num: KV2Write, Den: BareGET, Value: 0.4, Goal: 0.5, Met: false},
 		{Num: KV2Write, Den: BarePOST, Value: 0.5},
+		{Num: TokenCreate, Den: BarePOST, Value: 0.25},
+		{Num: BatchCreate, Den: BarePOST, Value: 0.75},
+		{Num: AppRoleLogin, Den: BarePOST, Value: 0.3, Goal: 0.25, Met: true},
 	} {
 		got := ratios[i]
 		if got.Num != want.Num || got.Den != want.Den || got.Goal != want.Goal || got.Met != want.Met || got.Value < want.Value-1e-9 || got.Value > want.Value+1e-9 {
@@ -165,7 +304,11 @@ func TestReport(t *testing.T) {
 		"GOMAXPROCS=2", "concurrency=32", "storage=bolt", "go1.26", "5s per scenario in 3 rounds after 1s warmup\n",
 		"kv2 read / bare GET = 0.90 (goal ≥ 0.85: met)",
 		"kv2 write / bare GET = 0.40 (goal ≥ 0.50: NOT met)",
-		"kv2 write / bare POST = 0.50 (for information)",
+		"kv2 write / bare POST = 0.50 (for information)\n" +
+			"token create / bare POST = 0.25 (for information)\n" +
+			"batch create / bare POST = 0.75 (for information)\n" +
+			"approle login / bare POST = 0.30 (goal ≥ 0.25: met)\n",
+		"  approle login   2400  5.00ms  25.00ms       240       0",
 		"\nper round, min–max of 3: kv2 read / bare GET 0.80–0.95, kv2 write / bare GET 0.35–0.45\n",
 		"800µs", "20.00ms", "response bodies: bare GET 585 B, kv2 read 583 B", "first: POST /v1/kvbench/data/k1-2: status 500",
 	} {
@@ -175,8 +318,11 @@ func TestReport(t *testing.T) {
 	}
 
 	// Whoever greps a ratio line finds only it.
-	if n := strings.Count(text.String(), "kv2 read / bare GET = "); n != 1 {
-		t.Errorf("%d lines match \"kv2 read / bare GET = \":\n%s", n, text.String())
+	for _, q := range ratios {
+		line := q.Num + " / " + q.Den + " = "
+		if n := strings.Count(text.String(), line); n != 1 {
+			t.Errorf("%d lines match %q:\n%s", n, line, text.String())
+		}
 	}
 
 	var js bytes.Buffer
@@ -198,9 +344,11 @@ func TestReport(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 		t.Fatalf("%v\n%s", err, js.String())
 	}
-	if back.GOMAXPROCS != 2 || back.Storage != "bolt" || back.DurationSec != 5 || back.Rounds != 3 || len(back.Results) != 4 ||
-		back.Results[3].Name != KV2Write || back.Results[3].P99ms != 20 || len(back.Ratios) != 3 || !back.Ratios[0].Met ||
-		len(back.Ratios[0].PerRound) != 3 || back.Ratios[0].PerRound[1] != 0.8 {
+	if back.GOMAXPROCS != 2 || back.Storage != "bolt" || back.DurationSec != 5 || back.Rounds != 3 || len(back.Results) != 7 ||
+		back.Results[3].Name != KV2Write || back.Results[3].P99ms != 20 || len(back.Ratios) != 6 || !back.Ratios[0].Met ||
+		len(back.Ratios[0].PerRound) != 3 || back.Ratios[0].PerRound[1] != 0.8 ||
+		back.Results[6].Name != AppRoleLogin || back.Results[6].RPS != 2400 ||
+		back.Ratios[5].Num != AppRoleLogin || back.Ratios[5].Den != BarePOST || back.Ratios[5].Goal != 0.25 || !back.Ratios[5].Met {
 		t.Errorf("JSON report:\n%s", js.String())
 	}
 }
@@ -215,6 +363,32 @@ func TestReportOneRound(t *testing.T) {
 	}
 	if s := text.String(); !strings.Contains(s, "5s per scenario in 1 round after 1s warmup") || strings.Contains(s, "per round") {
 		t.Errorf("one-round report:\n%s", s)
+	}
+}
+
+// A run of some scenarios prints the ratios of those, and only those.
+func TestReportSubset(t *testing.T) {
+	results := []Result{{Name: BarePOST, RPS: 8000}, {Name: AppRoleLogin, RPS: 1600}}
+	perRound := [][]Result{
+		{{Name: BarePOST, RPS: 9000}, {Name: AppRoleLogin, RPS: 900}},
+		{{Name: BarePOST, RPS: 7000}, {Name: AppRoleLogin, RPS: 2100}},
+	}
+	ratios := RoundRatios(ComputeRatios(results, Ratios), perRound)
+	rep := Report{Duration: 5 * time.Second, Rounds: 2, Warmup: time.Second, BareBodyBytes: 585, Results: results, Ratios: ratios}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	s := text.String()
+	if !strings.Contains(s, "\napprole login / bare POST = 0.20 (goal ≥ 0.25: NOT met)\n") ||
+		!strings.Contains(s, "\nper round, min–max of 2: approle login / bare POST 0.10–0.30\n") {
+		t.Errorf("report lacks the approle login ratio:\n%s", s)
+	}
+	if n := strings.Count(s, " = "); n != 1 {
+		t.Errorf("%d ratio lines, want 1:\n%s", n, s)
+	}
+	if strings.Contains(s, "response bodies") {
+		t.Errorf("report of a run without kv2 read gives its body size:\n%s", s)
 	}
 }
 

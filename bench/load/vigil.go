@@ -14,9 +14,11 @@ import (
 )
 
 // Vigil makes the few calls the benchmark needs to prepare a Vigil (or
-// Vault) server over its HTTP API: initialize, unseal, mount, write. It
-// keeps the root token to itself: errors and String never show it, and the
-// unseal keys are forgotten once used.
+// Vault) server over its HTTP API: initialize, unseal, mount, write, set
+// up AppRole, create tokens and log in. It keeps the root token to itself:
+// errors and String never show it, the unseal keys are forgotten once
+// used, and neither the AppRole credentials nor the tokens created appear
+// in an error.
 type Vigil struct {
 	// Base is the server's address, like "http://127.0.0.1:8200".
 	Base string
@@ -190,6 +192,101 @@ func (v *Vigil) Write(ctx context.Context, path string, body []byte) error {
 // Read GETs path with the token and returns the response body.
 func (v *Vigil) Read(ctx context.Context, path string) ([]byte, error) {
 	return v.expect(ctx, http.MethodGet, path, nil)
+}
+
+// EnableAuth enables an auth method of type typ (like "approle") at path
+// (without slashes): POST /v1/sys/auth/<path>.
+func (v *Vigil) EnableAuth(ctx context.Context, path, typ string) error {
+	body, _ := json.Marshal(map[string]string{"type": typ})
+	_, err := v.expect(ctx, http.MethodPost, "/v1/sys/auth/"+path, body)
+	return err
+}
+
+// SetupAppRole creates role in the AppRole method enabled at mount, with
+// the default policy and tokens of an hour, reads its role_id, creates one
+// secret ID (unlimited uses, no expiry: the role's defaults) and returns
+// the body of a login with them, {"role_id":…,"secret_id":…}. Neither
+// appears in an error.
+func (v *Vigil) SetupAppRole(ctx context.Context, mount, role string) ([]byte, error) {
+	rolePath := "/v1/auth/" + mount + "/role/" + role
+	if _, err := v.expect(ctx, http.MethodPost, rolePath, []byte(`{"token_policies":"default","token_ttl":"1h"}`)); err != nil {
+		return nil, err
+	}
+	var rid, sid struct {
+		Data struct {
+			RoleID   string `json:"role_id"`
+			SecretID string `json:"secret_id"`
+		} `json:"data"`
+	}
+	b, err := v.expect(ctx, http.MethodGet, rolePath+"/role-id", nil)
+	if err != nil {
+		return nil, err
+	}
+	if json.Unmarshal(b, &rid) != nil || rid.Data.RoleID == "" {
+		return nil, fmt.Errorf("GET %s/role-id: the response has no data.role_id", rolePath)
+	}
+	if b, err = v.expect(ctx, http.MethodPost, rolePath+"/secret-id", []byte(`{}`)); err != nil {
+		return nil, err
+	}
+	err = json.Unmarshal(b, &sid)
+	clear(b) // holds the secret ID
+	if err != nil || sid.Data.SecretID == "" {
+		return nil, fmt.Errorf("POST %s/secret-id: the response has no data.secret_id", rolePath)
+	}
+	login, _ := json.Marshal(map[string]string{"role_id": rid.Data.RoleID, "secret_id": sid.Data.SecretID})
+	return login, nil
+}
+
+// TokenInfo describes the token of an auth response, without the token.
+type TokenInfo struct {
+	// Type is "service" or "batch".
+	Type string
+	// LeaseDuration is the token's TTL in seconds; a service token with
+	// one has a lease.
+	LeaseDuration int64
+	Policies      []string
+	// Accessor reports whether the token has an accessor, which only a
+	// stored token has.
+	Accessor bool
+}
+
+// CreateToken POSTs body (like ServiceTokenBody) to /v1/auth/token/create
+// with the root token and describes the token created.
+func (v *Vigil) CreateToken(ctx context.Context, body []byte) (TokenInfo, error) {
+	return v.auth(ctx, "/v1/auth/token/create", body)
+}
+
+// Login POSTs body (like what SetupAppRole returns) to the login path of
+// the auth method at mount, without a token, and describes the token it
+// returns.
+func (v *Vigil) Login(ctx context.Context, mount string, body []byte) (TokenInfo, error) {
+	anon := &Vigil{Base: v.Base, Client: v.Client}
+	return anon.auth(ctx, "/v1/auth/"+mount+"/login", body)
+}
+
+// auth POSTs body to path and describes the token of the response's auth
+// object, forgetting the token itself.
+func (v *Vigil) auth(ctx context.Context, path string, body []byte) (TokenInfo, error) {
+	b, err := v.expect(ctx, http.MethodPost, path, body)
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	var resp struct {
+		Auth *struct {
+			ClientToken   string   `json:"client_token"`
+			Accessor      string   `json:"accessor"`
+			TokenType     string   `json:"token_type"`
+			LeaseDuration int64    `json:"lease_duration"`
+			Policies      []string `json:"policies"`
+		} `json:"auth"`
+	}
+	err = json.Unmarshal(b, &resp)
+	clear(b) // holds the token
+	if err != nil || resp.Auth == nil || resp.Auth.ClientToken == "" {
+		return TokenInfo{}, fmt.Errorf("POST %s: the response has no auth.client_token", path)
+	}
+	a := resp.Auth
+	return TokenInfo{Type: a.TokenType, LeaseDuration: a.LeaseDuration, Policies: a.Policies, Accessor: a.Accessor != ""}, nil
 }
 
 // ForEach calls fn for i = 0 … n-1 from concurrency goroutines and returns

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +16,11 @@ import (
 	"time"
 )
 
-const unsealKey = "c0ffee00UNSEAL-KEY-do-not-print"
+const (
+	unsealKey = "c0ffee00UNSEAL-KEY-do-not-print"
+	roleID    = "role-id-0000"
+	secretID  = "SECRET-ID-do-not-print"
+)
 
 // fakeVigil answers the calls the benchmark makes the way Vigil does.
 type fakeVigil struct {
@@ -26,6 +31,15 @@ type fakeVigil struct {
 	configPolls int
 	kv          map[string][]byte
 	writeFails  bool
+	// The auth calls.
+	approle     bool // enabled at approle/
+	role        bool // role bench exists, with token_ttl 1h
+	secretIDs   int  // secret IDs handed out
+	tokens      int  // tokens created or logged in, of any type
+	batchAsSvc  bool // answer batch token requests with a service token
+	loginStatus int  // when not 0, the status of every login
+	loginTokens int  // logins that carried a token, which they should not
+	tokenTTL    int  // lease_duration of the tokens made; 3600 when 0
 }
 
 func newFakeVigil() *fakeVigil { return &fakeVigil{sealed: true, kv: map[string][]byte{}} }
@@ -52,6 +66,29 @@ func (f *fakeVigil) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/v1/sys/init" && r.Method == http.MethodPut:
 		f.initialized = true
 		reply(http.StatusOK, map[string]any{"keys": []string{unsealKey}, "keys_base64": []string{"x"}, "root_token": secretToken})
+		return
+	case p == "/v1/auth/approle/login" && r.Method == http.MethodPost && f.approle:
+		// Unauthenticated, like Vigil's: the token header is ignored.
+		if f.sealed {
+			errs(http.StatusServiceUnavailable, "Vault is sealed")
+			return
+		}
+		if r.Header.Get("X-Vault-Token") != "" {
+			f.loginTokens++
+		}
+		var in struct {
+			RoleID   string `json:"role_id"`
+			SecretID string `json:"secret_id"`
+		}
+		json.Unmarshal(body, &in)
+		switch {
+		case f.loginStatus != 0:
+			errs(f.loginStatus, "request rate limited")
+		case !f.role || in.RoleID != roleID || in.SecretID != secretID || f.secretIDs == 0:
+			errs(http.StatusBadRequest, "invalid role or secret ID")
+		default:
+			f.reply(w, "service", "default")
+		}
 		return
 	case p == "/v1/sys/unseal" && r.Method == http.MethodPut:
 		var in struct{ Key string }
@@ -110,9 +147,73 @@ func (f *fakeVigil) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(KVReadBody(16))
 		}
+	case p == "/v1/auth/token/create" && r.Method == http.MethodPost:
+		var in struct {
+			Type     string
+			Policies []string
+			TTL      string
+		}
+		if json.Unmarshal(body, &in) != nil || in.TTL != "1h" || len(in.Policies) != 1 {
+			errs(http.StatusBadRequest, "bad request")
+			return
+		}
+		if in.Type == "batch" && !f.batchAsSvc {
+			f.reply(w, "batch", in.Policies[0])
+			return
+		}
+		f.reply(w, "service", in.Policies[0])
+	case p == "/v1/sys/auth/approle" && r.Method == http.MethodPost:
+		if !bytes.Equal(body, []byte(`{"type":"approle"}`)) {
+			errs(http.StatusBadRequest, "want type approle")
+			return
+		}
+		f.approle = true
+		w.WriteHeader(http.StatusNoContent)
+	case p == "/v1/auth/approle/role/bench" && r.Method == http.MethodPost && f.approle:
+		var in struct {
+			TokenPolicies string `json:"token_policies"`
+			TokenTTL      string `json:"token_ttl"`
+		}
+		if json.Unmarshal(body, &in) != nil || in.TokenPolicies != "default" || in.TokenTTL != "1h" {
+			errs(http.StatusBadRequest, "bad role")
+			return
+		}
+		f.role = true
+		w.WriteHeader(http.StatusNoContent)
+	case p == "/v1/auth/approle/role/bench/role-id" && r.Method == http.MethodGet && f.role:
+		reply(http.StatusOK, map[string]any{"data": map[string]string{"role_id": roleID}})
+	case p == "/v1/auth/approle/role/bench/secret-id" && r.Method == http.MethodPost && f.role:
+		f.secretIDs++
+		reply(http.StatusOK, map[string]any{"data": map[string]any{"secret_id": secretID, "secret_id_accessor": "acc", "secret_id_num_uses": 0}})
 	default:
 		errs(http.StatusNotFound, "no handler for route")
 	}
+}
+
+// count returns what get returns, holding f.mu.
+func (f *fakeVigil) count(get func() int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return get()
+}
+
+// reply answers a token creation or a login with a new token of type typ
+// and an hour's TTL. The caller holds f.mu.
+func (f *fakeVigil) reply(w http.ResponseWriter, typ, policy string) {
+	f.tokens++
+	ttl := f.tokenTTL
+	if ttl == 0 {
+		ttl = 3600
+	}
+	auth := map[string]any{
+		"client_token": fmt.Sprintf("hvs.token-%d", f.tokens), "accessor": fmt.Sprintf("acc-%d", f.tokens),
+		"token_type": typ, "lease_duration": ttl, "policies": []string{policy},
+	}
+	if typ == "batch" {
+		auth["accessor"] = ""
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"auth": auth})
 }
 
 func TestVigilSetup(t *testing.T) {
@@ -159,6 +260,79 @@ func TestVigilSetup(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), secretToken) || strings.Contains(err.Error(), unsealKey) {
 		t.Errorf("error leaks a secret: %v", err)
+	}
+}
+
+func TestVigilAuthSetup(t *testing.T) {
+	fake := newFakeVigil()
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	v := &Vigil{Base: srv.URL, Client: NewClient(4)}
+	ctx := t.Context()
+	if err := v.InitUnseal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// No role before AppRole is enabled.
+	if _, err := v.SetupAppRole(ctx, "approle", "bench"); err == nil || !strings.Contains(err.Error(), "POST /v1/auth/approle/role/bench: status 404") {
+		t.Errorf("role without AppRole: err = %v", err)
+	}
+	if err := v.EnableAuth(ctx, "approle", "approle"); err != nil {
+		t.Fatal(err)
+	}
+	login, err := v.SetupAppRole(ctx, "approle", "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in map[string]string
+	if err := json.Unmarshal(login, &in); err != nil || len(in) != 2 || in["role_id"] != roleID || in["secret_id"] != secretID {
+		t.Fatalf("login body %s (%v)", login, err)
+	}
+	if n := fake.count(func() int { return fake.secretIDs }); n != 1 {
+		t.Errorf("%d secret IDs created, want 1", n)
+	}
+
+	for _, c := range []struct {
+		name string
+		call func() (TokenInfo, error)
+		want TokenInfo
+	}{
+		{"login", func() (TokenInfo, error) { return v.Login(ctx, "approle", login) },
+			TokenInfo{Type: "service", LeaseDuration: 3600, Policies: []string{"default"}, Accessor: true}},
+		{"service", func() (TokenInfo, error) { return v.CreateToken(ctx, []byte(ServiceTokenBody)) },
+			TokenInfo{Type: "service", LeaseDuration: 3600, Policies: []string{"default"}, Accessor: true}},
+		{"batch", func() (TokenInfo, error) { return v.CreateToken(ctx, []byte(BatchTokenBody)) },
+			TokenInfo{Type: "batch", LeaseDuration: 3600, Policies: []string{"default"}}},
+	} {
+		got, err := c.call()
+		if err != nil || got.Type != c.want.Type || got.LeaseDuration != c.want.LeaseDuration || got.Accessor != c.want.Accessor ||
+			strings.Join(got.Policies, ",") != strings.Join(c.want.Policies, ",") {
+			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
+		}
+	}
+	if n := fake.count(func() int { return fake.loginTokens }); n != 0 {
+		t.Errorf("%d logins sent a token", n)
+	}
+
+	// A failed login names the path and the server's answer, never the
+	// credentials.
+	_, err = v.Login(ctx, "approle", []byte(`{"role_id":"`+roleID+`","secret_id":"wrong-`+secretID+`"}`))
+	if err == nil || !strings.Contains(err.Error(), "POST /v1/auth/approle/login: status 400: ") || !strings.Contains(err.Error(), "invalid role or secret ID") {
+		t.Errorf("failed login: err = %v", err)
+	}
+	if err != nil && (strings.Contains(err.Error(), secretID) || strings.Contains(err.Error(), secretToken)) {
+		t.Errorf("error leaks a secret: %v", err)
+	}
+	// An answer without a token is an error that shows no part of it.
+	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"auth":{"accessor":"` + secretID + `"`)) // truncated
+	}))
+	defer srv2.Close()
+	v2 := &Vigil{Base: srv2.URL}
+	if _, err := v2.Login(ctx, "approle", login); err == nil || strings.Contains(err.Error(), secretID) || !strings.Contains(err.Error(), "no auth.client_token") {
+		t.Errorf("truncated login answer: err = %v", err)
+	}
+	if _, err := v2.SetupAppRole(ctx, "approle", "bench"); err == nil || strings.Contains(err.Error(), secretID) {
+		t.Errorf("SetupAppRole against a broken server: err = %v", err)
 	}
 }
 
