@@ -129,7 +129,14 @@ func seconds(d time.Duration) int64 { return int64(d / time.Second) }
 func authFor(e *Entry, tok string, now time.Time) *logical.Auth {
 	ttl := e.TTL
 	if !e.ExpireTime.IsZero() {
-		ttl = e.TTLAt(now)
+		// The time left, in whole seconds rounded up: a token created
+		// for an hour reports 3600, not 3599 (batch tokens keep their
+		// creation time to the second, and a service token's clock
+		// moves on between creation and answer).
+		ttl = max(e.ExpireTime.Sub(now), 0)
+		if r := ttl % time.Second; r != 0 {
+			ttl += time.Second - r
+		}
 	}
 	return &logical.Auth{
 		ClientToken:    tok,

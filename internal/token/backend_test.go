@@ -562,3 +562,17 @@ func TestRoles(t *testing.T) {
 	h.fails(pe, update, "renew-self", "", 400, `original token role "periodic" could not be found`)
 	h.fails(root, read, "roles/periodic", "", 404, "")
 }
+
+// A token created for an hour reports an hour, also when the clock is
+// between two seconds (a batch token keeps its creation time to the
+// second).
+func TestCreateReportsTheWholeTTL(t *testing.T) {
+	h := newHarness(t)
+	h.clk.Advance(700 * time.Millisecond)
+	root := h.as(h.root)
+	for _, js := range []string{`{"policies":"dev","ttl":"1h"}`, `{"policies":"dev","ttl":"1h","type":"batch"}`} {
+		if a := h.create(root, "create", js); a.TTL != time.Hour {
+			t.Errorf("%s: ttl %v, want 1h", js, a.TTL)
+		}
+	}
+}
