@@ -838,3 +838,36 @@ func TestBatchTokenOneSpelling(t *testing.T) {
 		}
 	}
 }
+
+// The entry cache is bounded: creating many tokens does not keep them all
+// in memory, and an entry forgotten by the cache is read back from
+// storage.
+func TestEntryCacheIsBounded(t *testing.T) {
+	h := newHarness(t)
+	var first *Entry
+	var firstTok secret.String
+	for i := range cacheShards*cacheShardSize + 2000 {
+		tok, err := h.st.Create(h.ctx, &Entry{Policies: []string{"dev"}, Path: "auth/token/create"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			firstTok = tok
+			first, _ = h.st.Lookup(h.ctx, tok)
+		}
+	}
+	n := 0
+	for i := range h.st.cache {
+		n += len(h.st.cache[i].m)
+		if len(h.st.cache[i].m) > cacheShardSize {
+			t.Fatalf("shard %d holds %d entries", i, len(h.st.cache[i].m))
+		}
+	}
+	if n > cacheShards*cacheShardSize {
+		t.Fatalf("cache holds %d entries", n)
+	}
+	got, err := h.st.Lookup(h.ctx, firstTok)
+	if err != nil || got.Accessor != first.Accessor {
+		t.Fatalf("first token after eviction: %v", err)
+	}
+}

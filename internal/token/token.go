@@ -281,7 +281,10 @@ type Store struct {
 
 const (
 	cacheShards = 64
-	lockStripes = 256
+	// cacheShardSize bounds each shard: 64 × 1024 cached entries at most,
+	// a few tens of MB.
+	cacheShardSize = 1024
+	lockStripes    = 256
 )
 
 type cacheShard struct {
@@ -391,9 +394,18 @@ func (st *Store) cached(d digest) (*Entry, bool) {
 	return e, ok
 }
 
+// cachePut caches e. A full shard first forgets one entry at random (map
+// iteration order is random): the cache holds the tokens in use, not every
+// token ever created, and a forgotten one is read again from storage.
 func (st *Store) cachePut(d digest, e *Entry) {
 	sh := st.shard(d)
 	sh.mu.Lock()
+	if _, ok := sh.m[d]; !ok && len(sh.m) >= cacheShardSize {
+		for k := range sh.m {
+			delete(sh.m, k)
+			break
+		}
+	}
 	sh.m[d] = e
 	sh.mu.Unlock()
 }
