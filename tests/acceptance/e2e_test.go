@@ -228,6 +228,63 @@ func TestDevServerAndCLI(t *testing.T) {
 	}
 }
 
+// TestLeastPrivilegeWithTheCLI is issue 3's flow with the vigil binary
+// alone: a policy, an AppRole bound to it, a login, reads allowed only
+// where the policy says, token commands, and the incident button.
+func TestLeastPrivilegeWithTheCLI(t *testing.T) {
+	addr := freeAddr(t)
+	url := "http://" + addr
+	p := startServer(t, "-dev", "-dev-listen-address", addr, "-dev-root-token-id", "dev-root")
+	waitHealthy(t, url, p)
+	home := t.TempDir()
+	env := []string{"VIGIL_ADDR=" + url, "HOME=" + home, "VIGIL_TOKEN=", "VAULT_TOKEN="}
+	root := append(env, "VIGIL_TOKEN=dev-root")
+	run := func(env []string, stdin string, args ...string) string {
+		t.Helper()
+		out, stderr, code := runCLI(t, env, stdin, args...)
+		if code != 0 {
+			t.Fatalf("vigil %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+		}
+		return strings.TrimSpace(out)
+	}
+	run(root, "", "kv", "put", "secret/ml/openai", "api_key=sk-cli-canary")
+	run(root, "", "kv", "put", "secret/finance/db", "password=pw")
+	run(root, `path "secret/data/ml/*" { capabilities = ["read"] }`, "policy", "write", "ml-training", "-")
+	run(root, "", "auth", "enable", "approle")
+	run(root, "", "write", "auth/approle/role/trainer", "token_policies=ml-training", "token_ttl=1h")
+	roleID := run(root, "", "read", "-field=role_id", "auth/approle/role/trainer/role-id")
+	secretID := run(root, "", "write", "-f", "-field=secret_id", "auth/approle/role/trainer/secret-id")
+
+	// The job logs in; its token is stored for the next commands.
+	run(env, "", "login", "-method=approle", "role_id="+roleID, "secret_id="+secretID)
+	if got := run(env, "", "kv", "get", "-field=api_key", "secret/ml/openai"); got != "sk-cli-canary" {
+		t.Fatalf("allowed read = %q", got)
+	}
+	for _, args := range [][]string{
+		{"kv", "put", "secret/ml/openai", "api_key=x"},
+		{"kv", "get", "secret/finance/db"},
+		{"policy", "list"},
+	} {
+		_, stderr, code := runCLI(t, env, "", args...)
+		if code == 0 || !strings.Contains(stderr, "permission denied") {
+			t.Fatalf("vigil %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+		}
+	}
+	if caps := run(env, "", "token", "capabilities", "secret/data/ml/x"); caps != "read" {
+		t.Fatalf("token capabilities = %q", caps)
+	}
+	if out := run(env, "", "token", "lookup"); !strings.Contains(out, "auth/approle/login") || strings.Contains(out, "hvs.") {
+		t.Fatalf("token lookup:\n%s", out)
+	}
+
+	// The incident button cuts every token the AppRole mount issued.
+	run(root, "", "lease", "revoke", "-prefix", "-sync", "auth/approle")
+	if _, stderr, code := runCLI(t, env, "", "kv", "get", "secret/ml/openai"); code == 0 || !strings.Contains(stderr, "permission denied") {
+		t.Fatalf("read after revoke-prefix: exit %d: %s", code, stderr)
+	}
+	p.stop(t, syscall.SIGINT)
+}
+
 // TestNoPlaintextAtRest writes secrets through a config-file server and
 // checks that no file of the store holds any of them, nor the root token
 // or an unseal key share.
