@@ -129,10 +129,10 @@ func TestInitUnsealSealLifecycle(t *testing.T) {
 	if st.Sealed || st.ClusterName == "" || st.ClusterID == "" || st.Shares != 5 || st.Threshold != 3 {
 		t.Fatalf("after unseal: %+v", st)
 	}
-	if err := c.Seal(ctx, secret.NewString("hvs.wrong")); !errors.Is(err, logical.ErrPermissionDenied) {
+	if err := c.Seal(ctx, secret.NewString("hvs.wrong"), nil); !errors.Is(err, logical.ErrPermissionDenied) {
 		t.Fatalf("seal with a bad token: %v", err)
 	}
-	if err := c.Seal(ctx, res.RootToken); err != nil {
+	if err := c.Seal(ctx, res.RootToken, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !c.Sealed() {
@@ -179,7 +179,7 @@ func TestMountsPersistAcrossSeal(t *testing.T) {
 	if _, err := f.do(t, logical.UpdateOperation, "ml/data/openai", map[string]any{"data": map[string]any{"api_key": "sk-test"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.c.Seal(ctx, f.token); err != nil {
+	if err := f.c.Seal(ctx, f.token, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A fresh core over the same storage, as after a restart.

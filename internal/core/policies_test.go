@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -160,7 +161,7 @@ func TestACLLeastPrivilege(t *testing.T) {
 	if _, err := f.do(t, logical.UpdateOperation, "sys/policies/acl/sealer", map[string]any{"policy": `path "sys/seal" { capabilities = ["update"] }`}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.c.Seal(context.Background(), f.tokenWith(t, "sealer")); !errors.Is(err, logical.ErrPermissionDenied) {
+	if err := f.c.Seal(context.Background(), f.tokenWith(t, "sealer"), nil); !errors.Is(err, logical.ErrPermissionDenied) {
 		t.Fatalf("seal without sudo: %v", err)
 	}
 
@@ -311,5 +312,39 @@ func TestUIMountsFollowsPolicies(t *testing.T) {
 	}
 	if _, ok := listed["other/"]; ok {
 		t.Fatalf("listing shows a mount the token cannot reach: %v", listed)
+	}
+}
+
+// A token bound to CIDRs works only from them: for requests, the KV
+// preflight and sealing alike.
+func TestBoundCIDRs(t *testing.T) {
+	f := initCore(t)
+	ctx := context.Background()
+	tok, err := f.c.tokens.Create(ctx, &token.Entry{Policies: []string{"root"}, Path: "auth/token/create",
+		BoundCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := func(addr string) *logical.Connection { return &logical.Connection{RemoteAddr: addr} }
+	do := func(path string, conn *logical.Connection) error {
+		_, err := f.c.HandleRequest(ctx, &Request{ID: secret.UUID(), Operation: logical.ReadOperation, Path: path, Token: tok, Connection: conn})
+		return err
+	}
+	if err := do("sys/mounts", from("10.1.2.3")); err != nil {
+		t.Fatalf("inside the CIDR: %v", err)
+	}
+	for _, conn := range []*logical.Connection{from("192.0.2.1"), nil} {
+		if err := do("sys/mounts", conn); !errors.Is(err, logical.ErrPermissionDenied) {
+			t.Errorf("from %v: %v, want permission denied", conn, err)
+		}
+		if err := do("sys/internal/ui/mounts/sys/x", conn); !errors.Is(err, logical.ErrPermissionDenied) {
+			t.Errorf("preflight from %v: %v, want permission denied", conn, err)
+		}
+	}
+	if err := f.c.Seal(ctx, tok, from("192.0.2.1")); !errors.Is(err, logical.ErrPermissionDenied) {
+		t.Fatalf("seal from outside: %v", err)
+	}
+	if err := f.c.Seal(ctx, tok, from("10.9.9.9")); err != nil {
+		t.Fatalf("seal from inside: %v", err)
 	}
 }

@@ -290,9 +290,12 @@ func (c *Core) needsSudo(route *mount.Route, path, rest string, op logical.Opera
 
 // authorizeSys checks a token for a sys operation served outside the
 // router (sys/seal).
-func (c *Core) authorizeSys(ctx context.Context, tok secret.String, path string, op logical.Operation) error {
+func (c *Core) authorizeSys(ctx context.Context, tok secret.String, conn *logical.Connection, path string, op logical.Operation) error {
 	te, err := c.lookupToken(ctx, tok)
 	if err != nil {
+		return err
+	}
+	if err := checkCIDR(te, conn); err != nil {
 		return err
 	}
 	_, err = c.checkACL(ctx, te, path, nil, "", &logical.Request{Operation: op})

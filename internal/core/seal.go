@@ -196,14 +196,15 @@ func (c *Core) ResetUnseal(ctx context.Context) (SealStatus, error) {
 }
 
 // Seal stops every subsystem, forgets the keys and seals the server. The
-// caller must hold a root token.
-func (c *Core) Seal(ctx context.Context, tok secret.String) error {
+// token must have update and sudo on sys/seal and be used from an address
+// it is bound to (conn is nil for internal calls).
+func (c *Core) Seal(ctx context.Context, tok secret.String, conn *logical.Connection) error {
 	c.stateMu.RLock()
 	if c.sealed.Load() {
 		c.stateMu.RUnlock()
 		return ErrSealed
 	}
-	if err := c.authorizeSys(ctx, tok, "sys/seal", logical.UpdateOperation); err != nil {
+	if err := c.authorizeSys(ctx, tok, conn, "sys/seal", logical.UpdateOperation); err != nil {
 		c.stateMu.RUnlock()
 		return err
 	}

@@ -74,6 +74,9 @@ func (c *Core) handleUIMounts(ctx context.Context, req *Request) (*Result, error
 	// depends on what its policies reach.
 	var acl *policy.ACL
 	te, err := c.tokens.Lookup(ctx, req.Token)
+	if err == nil && checkCIDR(te, req.Connection) != nil {
+		err = token.ErrInvalid // a token bound elsewhere counts as none
+	}
 	switch {
 	case err == nil:
 		if acl, err = c.policies.acl(ctx, te.Policies); err != nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/core"
+	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
 
@@ -28,7 +29,7 @@ type Core interface {
 	Init(ctx context.Context, req core.InitRequest) (*core.InitResult, error)
 	Unseal(ctx context.Context, key string) (core.SealStatus, error)
 	ResetUnseal(ctx context.Context) (core.SealStatus, error)
-	Seal(ctx context.Context, token secret.String) error
+	Seal(ctx context.Context, token secret.String, conn *logical.Connection) error
 	SealStatus(ctx context.Context) (core.SealStatus, error)
 }
 

@@ -269,7 +269,7 @@ func (h *Handler) handleSeal(ctx context.Context, w http.ResponseWriter, r *http
 	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
 		return
 	}
-	if err := h.core.Seal(ctx, requestToken(r)); err != nil {
+	if err := h.core.Seal(ctx, requestToken(r), h.connection(r)); err != nil {
 		h.respondError(w, "", "sys/seal", err)
 		return
 	}
