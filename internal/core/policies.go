@@ -35,11 +35,18 @@ type policyStore struct {
 	view logical.Storage
 	now  func() time.Time
 
+	// writeMu serializes writers (the version read, the write and the
+	// cache drop); mu guards only the caches, so that no request's ACL
+	// lookup waits for a policy's storage write.
+	writeMu sync.Mutex
+
 	mu     sync.RWMutex
 	parsed map[string]*policy.Policy // by name; nil records a known miss
 	acls   map[string]*policy.ACL    // by setKey
-	// gen counts changes, so that a compile that raced a change does
-	// not fill the cache with what the change replaced.
+	// gen counts changes, so that a read that raced a change does not
+	// fill the cache with what the change replaced: a change is stored
+	// first, then counted, so a reader that saw the old text also sees
+	// the count move.
 	gen uint64
 }
 
@@ -99,6 +106,8 @@ func (ps *policyStore) put(ctx context.Context, name, text string) error {
 		// The error says "failed to parse policy: ..." with the line.
 		return logical.BadRequest("%v", err)
 	}
+	ps.writeMu.Lock()
+	defer ps.writeMu.Unlock()
 	version := 1
 	if old, err := ps.get(ctx, name); err == nil {
 		version = old.Version + 1
@@ -109,15 +118,13 @@ func (ps *policyStore) put(ctx context.Context, name, text string) error {
 	if err != nil {
 		return err
 	}
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	// Storing under the lock orders concurrent writers of one name with
-	// their cache updates.
 	if err := ps.view.Put(ctx, name, raw); err != nil {
 		return err
 	}
+	ps.mu.Lock()
 	ps.invalidateLocked()
 	ps.parsed[name] = p
+	ps.mu.Unlock()
 	return nil
 }
 
@@ -126,12 +133,14 @@ func (ps *policyStore) delete(ctx context.Context, name string) error {
 	if err := policy.CheckDelete(name); err != nil {
 		return logical.BadRequest("%v", err)
 	}
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
+	ps.writeMu.Lock()
+	defer ps.writeMu.Unlock()
 	if err := ps.view.Delete(ctx, name); err != nil {
 		return err
 	}
+	ps.mu.Lock()
 	ps.invalidateLocked()
+	ps.mu.Unlock()
 	return nil
 }
 

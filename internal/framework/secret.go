@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/vigil-secrets/vigil/internal/logical"
 )
@@ -45,9 +46,9 @@ func WithSecrets(types ...*SecretType) Option {
 // the given kind, which the backend must have declared with WithSecrets.
 // internal is kept with the lease for renewal and revocation.
 func SecretResponse(kind string, data, internal map[string]any, s logical.Secret) *logical.Response {
-	in := make(map[string]any, len(internal)+1)
-	for k, v := range internal {
-		in[k] = v
+	in := maps.Clone(internal)
+	if in == nil {
+		in = make(map[string]any, 1)
 	}
 	in[SecretTypeKey] = kind
 	s.InternalData = in

@@ -143,11 +143,7 @@ func injected(env envelope) map[string]any {
 	m["data"] = env.Data
 	m["wrap_info"] = nil
 	m["warnings"] = env.Warnings
-	if env.Auth != nil {
-		m["auth"] = env.Auth
-	} else {
-		m["auth"] = nil
-	}
+	m["auth"] = env.Auth // a nil map renders as null
 	if env.MountType != "" {
 		m["mount_type"] = env.MountType
 	}

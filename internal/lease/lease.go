@@ -163,25 +163,6 @@ type Renewer interface {
 	Renew(ctx context.Context, l *Lease, increment time.Duration) (ttl time.Duration, err error)
 }
 
-// RevokerFunc adapts a function to [Revoker].
-type RevokerFunc func(ctx context.Context, l *Lease) error
-
-// Revoke calls f.
-func (f RevokerFunc) Revoke(ctx context.Context, l *Lease) error { return f(ctx, l) }
-
-// RenewerFunc adapts a function to [Renewer].
-type RenewerFunc func(ctx context.Context, l *Lease, increment time.Duration) (time.Duration, error)
-
-// Renew calls f.
-func (f RenewerFunc) Renew(ctx context.Context, l *Lease, increment time.Duration) (time.Duration, error) {
-	return f(ctx, l, increment)
-}
-
-var (
-	_ Revoker = RevokerFunc(nil)
-	_ Renewer = RenewerFunc(nil)
-)
-
 // RegisterRequest asks for a new lease.
 type RegisterRequest struct {
 	Kind Kind

@@ -154,40 +154,6 @@ func authFor(e *Entry, tok string, now time.Time) *logical.Auth {
 	}
 }
 
-// AuthJSON renders a as the "auth" object of Vault's response envelope
-// (spec §1.7): client_token, accessor, policies, token_policies (omitted
-// when empty), metadata (null when empty), lease_duration in seconds,
-// renewable, entity_id, token_type, orphan, num_uses and a null
-// mfa_requirement. The HTTP layer must render [logical.Response.Auth] in
-// exactly this shape; this function is the reference its tests can use.
-func AuthJSON(a *logical.Auth) map[string]any {
-	policies := slices.Clone(a.Policies)
-	if policies == nil {
-		policies = []string{}
-	}
-	var meta any
-	if len(a.Metadata) > 0 {
-		meta = maps.Clone(a.Metadata)
-	}
-	m := map[string]any{
-		"client_token":    a.ClientToken,
-		"accessor":        a.Accessor,
-		"policies":        policies,
-		"metadata":        meta,
-		"lease_duration":  seconds(a.TTL),
-		"renewable":       a.Renewable,
-		"entity_id":       "",
-		"token_type":      a.TokenType,
-		"orphan":          a.Orphan,
-		"num_uses":        a.NumUses,
-		"mfa_requirement": nil,
-	}
-	if len(policies) > 0 {
-		m["token_policies"] = slices.Clone(policies)
-	}
-	return m
-}
-
 // lookupData is the data of a token lookup (spec §4.3); id is the token
 // ("" for lookup-accessor).
 func lookupData(e *Entry, id string, now time.Time) map[string]any {

@@ -29,14 +29,6 @@ type Login struct {
 	Defaults TTLDefaults
 }
 
-// CreateFromAuth creates the token a login on the auth mount at mountPath
-// ("auth/approle/") asked for in a, under the mount's TTL defaults: it is
-// CreateForLogin with the creation path mountPath+"login" and the mount's
-// token_type left to a.TokenType (resolve it first with [ResolveType]).
-func (st *Store) CreateFromAuth(ctx context.Context, mountPath string, a *logical.Auth, defaults TTLDefaults) (*Entry, secret.String, []string, error) {
-	return st.CreateForLogin(ctx, Login{MountPath: mountPath, Defaults: defaults}, a)
-}
-
 // CreateForLogin creates the token a login asked for in a (the Auth an
 // auth method returned) and fills in a.ClientToken, a.Accessor and
 // a.Orphan, and the settled a.Policies, a.TTL, a.Renewable and

@@ -551,7 +551,7 @@ func TestNothingInClear(t *testing.T) {
 		}
 	}
 	a := &logical.Auth{Policies: []string{"dev"}, Metadata: map[string]string{"role_name": "ci"}}
-	if _, _, _, err := h.st.CreateFromAuth(h.ctx, "auth/approle/", a, TTLDefaults{}); err != nil {
+	if _, _, _, err := h.st.CreateForLogin(h.ctx, Login{MountPath: "auth/approle/"}, a); err != nil {
 		t.Fatal(err)
 	}
 	secrets = append(secrets, a.ClientToken, a.Accessor, h.root.Reveal(), h.entry(h.root.Reveal()).Accessor)

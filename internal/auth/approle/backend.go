@@ -182,6 +182,30 @@ func stripe(key string) uint32 {
 
 func (b *backend) roleLock(name string) *sync.RWMutex { return &b.roleLocks[stripe(name)] }
 
+// lockedRole takes the lock of the role called name (exclusive for a
+// change, shared otherwise) and loads the role. It answers missing when
+// there is no such role. On success the caller holds the lock and must
+// call unlock; on an error the lock is already released.
+func (b *backend) lockedRole(ctx context.Context, s logical.Storage, name string, exclusive bool, missing error) (r *roleEntry, unlock func(), err error) {
+	l := b.roleLock(name)
+	unlock = l.RUnlock
+	if exclusive {
+		l.Lock()
+		unlock = l.Unlock
+	} else {
+		l.RLock()
+	}
+	r, err = loadRole(ctx, s, name)
+	if err == nil && r == nil {
+		err = missing
+	}
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return r, unlock, nil
+}
+
 func (b *backend) secretIDLock(hmacHex string) *sync.RWMutex {
 	return &b.secretIDLocks[stripe(hmacHex)]
 }

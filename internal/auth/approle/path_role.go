@@ -112,16 +112,11 @@ func (b *backend) handleRoleRead(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
-	lock := b.roleLock(name)
-	lock.RLock()
-	defer lock.RUnlock()
-	r, err := loadRole(ctx, req.Storage, name)
+	r, unlock, err := b.lockedRole(ctx, req.Storage, name, false, logical.ErrNotFound)
 	if err != nil {
 		return nil, err
 	}
-	if r == nil {
-		return nil, logical.ErrNotFound
-	}
+	defer unlock()
 	data := map[string]any{
 		"bind_secret_id":        r.BindSecretID,
 		"local_secret_ids":      r.LocalSecretIDs,
@@ -399,16 +394,11 @@ func (b *backend) handleRoleIDRead(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return nil, err
 	}
-	lock := b.roleLock(name)
-	lock.RLock()
-	defer lock.RUnlock()
-	r, err := loadRole(ctx, req.Storage, name)
+	r, unlock, err := b.lockedRole(ctx, req.Storage, name, false, logical.ErrNotFound)
 	if err != nil {
 		return nil, err
 	}
-	if r == nil {
-		return nil, logical.ErrNotFound
-	}
+	defer unlock()
 	return &logical.Response{Data: map[string]any{"role_id": r.RoleID}}, nil
 }
 
@@ -421,16 +411,11 @@ func (b *backend) handleRoleIDWrite(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
-	lock := b.roleLock(name)
-	lock.Lock()
-	defer lock.Unlock()
-	r, err := loadRole(ctx, req.Storage, name)
+	r, unlock, err := b.lockedRole(ctx, req.Storage, name, true, errNoRole(name))
 	if err != nil {
 		return nil, err
 	}
-	if r == nil {
-		return nil, errNoRole(name)
-	}
+	defer unlock()
 	previous := r.RoleID
 	r.RoleID = id
 	return nil, b.saveRole(ctx, req.Storage, r, previous)

@@ -237,16 +237,11 @@ func (b *backend) propertyRead(p roleProperty) framework.OperationFunc {
 		if err != nil {
 			return nil, err
 		}
-		lock := b.roleLock(name)
-		lock.RLock()
-		defer lock.RUnlock()
-		r, err := loadRole(ctx, req.Storage, name)
+		r, unlock, err := b.lockedRole(ctx, req.Storage, name, false, logical.ErrNotFound)
 		if err != nil {
 			return nil, err
 		}
-		if r == nil {
-			return nil, logical.ErrNotFound
-		}
+		defer unlock()
 		return p.read(r), nil
 	}
 }

@@ -188,16 +188,11 @@ func (b *backend) issueSecretID(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
-	lock := b.roleLock(name)
-	lock.RLock()
-	defer lock.RUnlock()
-	r, err := loadRole(ctx, req.Storage, name)
+	r, unlock, err := b.lockedRole(ctx, req.Storage, name, false, errNoRole(name))
 	if err != nil {
 		return nil, err
 	}
-	if r == nil {
-		return nil, errNoRole(name)
-	}
+	defer unlock()
 	if !r.BindSecretID {
 		return nil, logical.BadRequest("bind_secret_id is not set on the role")
 	}
@@ -297,16 +292,11 @@ func (b *backend) handleSecretIDList(ctx context.Context, req *logical.Request, 
 	if err != nil {
 		return nil, err
 	}
-	lock := b.roleLock(name)
-	lock.RLock()
-	defer lock.RUnlock()
-	r, err := loadRole(ctx, req.Storage, name)
+	_, unlock, err := b.lockedRole(ctx, req.Storage, name, false, errNoRole(name))
 	if err != nil {
 		return nil, err
 	}
-	if r == nil {
-		return nil, errNoRole(name)
-	}
+	defer unlock()
 	hmacs, err := req.Storage.List(ctx, secretIDDir(name))
 	if err != nil {
 		return nil, err
@@ -372,16 +362,11 @@ func (b *backend) withSecretID(ctx context.Context, req *logical.Request, d *fra
 	if sid.IsEmpty() {
 		return nil, logical.BadRequest("missing secret_id")
 	}
-	lock := b.roleLock(name)
-	lock.RLock()
-	defer lock.RUnlock()
-	r, err := loadRole(ctx, req.Storage, name)
+	_, unlock, err := b.lockedRole(ctx, req.Storage, name, false, errNoRole(name))
 	if err != nil {
 		return nil, err
 	}
-	if r == nil {
-		return nil, errNoRole(name)
-	}
+	defer unlock()
 	h, err := b.mac(ctx, req.Storage, labelSecretID, sid.Reveal())
 	if err != nil {
 		return nil, err
@@ -472,16 +457,11 @@ func (b *backend) withAccessor(ctx context.Context, req *logical.Request, d *fra
 		return nil, logical.BadRequest("missing secret_id_accessor")
 	}
 	notFound := logical.CodedErrorf(404, "failed to find accessor entry for secret_id_accessor: %q", accessor)
-	lock := b.roleLock(name)
-	lock.RLock()
-	defer lock.RUnlock()
-	r, err := loadRole(ctx, req.Storage, name)
+	_, unlock, err := b.lockedRole(ctx, req.Storage, name, false, errNoRole(name))
 	if err != nil {
 		return nil, err
 	}
-	if r == nil {
-		return nil, errNoRole(name)
-	}
+	defer unlock()
 	ah, err := b.mac(ctx, req.Storage, labelAccessor, accessor)
 	if err != nil {
 		return nil, err
