@@ -55,6 +55,22 @@ type Server struct {
 	// defaults. Vigil's own keys: Vault has no such setting.
 	LoginRateLimit int64
 	LoginBurst     int64
+	// Audit are the audit devices the server always has; the API cannot
+	// disable them.
+	Audit []AuditDevice
+}
+
+// AuditDevice is one audit "type" { ... } block.
+type AuditDevice struct {
+	// Type is "file", "socket" or "syslog".
+	Type string
+	// Path is the device's path ("<type>/" unless set).
+	Path        string
+	Description string
+	// Options are the other keys, as strings (file_path, mode, prefix,
+	// hmac_accessor, ...); the device checks them when it opens.
+	Options map[string]string
+	Line    int
 }
 
 // Storage is the storage block.
@@ -81,7 +97,13 @@ type Listener struct {
 	MaxRequestSize               int64
 	MaxRequestDuration           time.Duration
 	XForwardedForAuthorizedAddrs []netip.Prefix
-	Line                         int
+	// TLSClientCAFile, when set, makes the listener ask clients for a
+	// certificate signed by these CAs (verified if given, and its
+	// subject recorded in the audit log); with
+	// TLSRequireAndVerifyClientCert a client without one is refused.
+	TLSClientCAFile               string
+	TLSRequireAndVerifyClientCert bool
+	Line                          int
 }
 
 // Loopback reports whether the listener's host is a loopback address (or
@@ -299,6 +321,22 @@ func (p *parser) server(list *ast.ObjectList) (*Server, error) {
 			cfg.DefaultLeaseTTL, err = p.duration(item)
 		case "max_lease_ttl":
 			cfg.MaxLeaseTTL, err = p.duration(item)
+		case "audit":
+			var bs []block
+			if bs, err = p.blocks(item); err == nil {
+				for _, b := range bs {
+					d, aerr := p.audit(b)
+					if aerr != nil {
+						return nil, aerr
+					}
+					for _, o := range cfg.Audit {
+						if o.Path == d.Path {
+							return nil, p.errorf(b.pos, "audit device path %q is declared twice (line %d)", d.Path, o.Line)
+						}
+					}
+					cfg.Audit = append(cfg.Audit, d)
+				}
+			}
 		case "login_rate_limit", "login_burst":
 			var n int64
 			if n, err = p.integer(item); err == nil && n < 1 {
@@ -421,6 +459,10 @@ func (p *parser) listener(b block) (Listener, error) {
 			}
 		case "x_forwarded_for_authorized_addrs":
 			l.XForwardedForAuthorizedAddrs, err = p.prefixes(item)
+		case "tls_client_ca_file":
+			l.TLSClientCAFile, err = p.str(item)
+		case "tls_require_and_verify_client_cert":
+			l.TLSRequireAndVerifyClientCert, err = p.boolean(item)
 		default:
 			err = p.errorf(item.Pos(), "unknown key %q in listener %q", key, b.label)
 		}
@@ -431,10 +473,53 @@ func (p *parser) listener(b block) (Listener, error) {
 	if _, _, err := net.SplitHostPort(l.Address); err != nil {
 		return Listener{}, p.errorf(b.pos, "invalid listener address %q: want host:port", l.Address)
 	}
+	if l.TLSRequireAndVerifyClientCert && l.TLSClientCAFile == "" {
+		return Listener{}, p.errorf(b.pos, "tls_require_and_verify_client_cert needs tls_client_ca_file")
+	}
 	if (l.TLSCertFile == "") != (l.TLSKeyFile == "") && !l.TLSDisable {
 		return Listener{}, p.errorf(b.pos, "tls_cert_file and tls_key_file must be set together")
 	}
 	return l, nil
+}
+
+// auditTypes are the audit device types a config may declare.
+var auditTypes = []string{"file", "socket", "syslog"}
+
+func (p *parser) audit(b block) (AuditDevice, error) {
+	if !oneOf(b.label, auditTypes...) {
+		return AuditDevice{}, p.errorf(b.pos, "unsupported audit device type %q: want file, socket or syslog", b.label)
+	}
+	d := AuditDevice{Type: b.label, Path: b.label + "/", Options: map[string]string{}, Line: b.pos.Line}
+	for _, item := range b.body.Items {
+		key := keyName(item.Keys[0])
+		tok, err := p.literal(item, "a string, number or boolean")
+		if err != nil {
+			return AuditDevice{}, err
+		}
+		val := tok.Text
+		if tok.Type == token.STRING || tok.Type == token.HEREDOC {
+			val = tok.Value().(string)
+		}
+		switch key {
+		case "path":
+			val = strings.Trim(val, "/")
+			if val == "" || strings.Contains(val, "//") {
+				return AuditDevice{}, p.errorf(item.Pos(), "invalid audit device path %q", tok.Text)
+			}
+			d.Path = val + "/"
+		case "description":
+			d.Description = val
+		default:
+			d.Options[key] = val
+		}
+	}
+	if d.Type == "file" && d.Options["file_path"] == "" {
+		return AuditDevice{}, p.errorf(b.pos, `audit "file" needs file_path (a path, "stdout" or "discard")`)
+	}
+	if d.Type == "socket" && d.Options["address"] == "" {
+		return AuditDevice{}, p.errorf(b.pos, `audit "socket" needs an address`)
+	}
+	return d, nil
 }
 
 // literal returns an item's value as a literal token.

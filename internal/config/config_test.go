@@ -41,6 +41,19 @@ default_lease_ttl = "1h"
 max_lease_ttl     = 86400
 login_rate_limit  = 200
 login_burst       = 400
+
+audit "file" {
+  file_path = "/var/log/vigil/audit.log"
+  mode      = "0640"
+  fsync     = true
+}
+
+audit "socket" {
+  path          = "siem"
+  description   = "to the SIEM"
+  address       = "10.0.0.9:9090"
+  write_timeout = 2
+}
 `
 
 func TestFullConfig(t *testing.T) {
@@ -72,6 +85,17 @@ func TestFullConfig(t *testing.T) {
 		cfg.LogFormat != "json" || !cfg.UI || !cfg.DisableMlock || cfg.DefaultLeaseTTL != time.Hour || cfg.MaxLeaseTTL != 24*time.Hour ||
 		cfg.LoginRateLimit != 200 || cfg.LoginBurst != 400 {
 		t.Fatalf("top level %+v", cfg)
+	}
+	if len(cfg.Audit) != 2 {
+		t.Fatalf("%d audit devices", len(cfg.Audit))
+	}
+	if a := cfg.Audit[0]; a.Type != "file" || a.Path != "file/" || a.Options["file_path"] != "/var/log/vigil/audit.log" ||
+		a.Options["mode"] != "0640" || a.Options["fsync"] != "true" || a.Line != 33 {
+		t.Fatalf("audit 0 %+v", a)
+	}
+	if a := cfg.Audit[1]; a.Type != "socket" || a.Path != "siem/" || a.Description != "to the SIEM" ||
+		a.Options["address"] != "10.0.0.9:9090" || a.Options["write_timeout"] != "2" || len(a.Options) != 2 {
+		t.Fatalf("audit 1 %+v", a)
 	}
 }
 
@@ -126,6 +150,11 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"ttl order", base + "default_lease_ttl = \"2h\"\nmax_lease_ttl = \"1h\"\n", 0, "must not exceed"},
 		{"zero login rate", base + "login_rate_limit = 0\n", 3, "login_rate_limit must be at least 1"},
 		{"login burst not a number", base + "login_burst = \"many\"\n", 3, "login_burst"},
+		{"unknown audit type", base + "audit \"http\" {\n}\n", 3, "unsupported audit device type"},
+		{"file audit without a path", base + "audit \"file\" {\n  mode = \"0600\"\n}\n", 3, "needs file_path"},
+		{"audit option not a literal", base + "audit \"file\" {\n  file_path = [\"a\"]\n}\n", 4, "must be a string, number or boolean"},
+		{"audit path twice", base + "audit \"file\" {\n  file_path = \"a\"\n}\naudit \"file\" {\n  file_path = \"b\"\n}\n", 6, "declared twice"},
+		{"client cert without a CA", "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_require_and_verify_client_cert = true\n}\n", 2, "needs tls_client_ca_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("vigil.hcl", []byte(tc.src))

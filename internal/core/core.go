@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/audit"
 	"github.com/vigil-secrets/vigil/internal/barrier"
 	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/lease"
@@ -72,8 +73,12 @@ type Config struct {
 	Factories map[string]logical.Factory
 	// AuthFactories maps auth method type names to factories.
 	AuthFactories map[string]logical.Factory
-	Logger        *slog.Logger
-	Clock         clock.Clock
+	// AuditFactories maps audit device type names to sink factories.
+	AuditFactories map[string]audit.Factory
+	// AuditDevices are the devices of the server configuration.
+	AuditDevices []AuditDevice
+	Logger       *slog.Logger
+	Clock        clock.Clock
 	// DefaultLeaseTTL and MaxLeaseTTL are the system TTL defaults (768h
 	// when zero).
 	DefaultLeaseTTL time.Duration
@@ -109,6 +114,10 @@ type Core struct {
 	stopCtx  context.CancelFunc
 
 	logins *loginLimiter
+
+	// audit records requests; its devices are opened at unseal.
+	audit      *audit.Broker
+	auditState *auditState // set while unsealed
 
 	// mountsMu serializes changes to the mount tables.
 	mountsMu sync.Mutex
@@ -149,6 +158,7 @@ func New(cfg Config) (*Core, error) {
 		barrier: barrier.New(cfg.Storage, cfg.Clock),
 		router:  mount.NewRouter(),
 		logins:  newLoginLimiter(cfg.LoginRate, cfg.LoginBurst),
+		audit:   audit.NewBroker(),
 	}
 	c.sealed.Store(true)
 	c.sys = newSystemBackend(c)
@@ -169,6 +179,8 @@ type subsystem struct {
 func (c *Core) subsystems() []subsystem {
 	return []subsystem{
 		{name: "cluster", start: c.loadCluster, stop: func(context.Context) {}},
+		// Early, and so stopped last: it records until the end.
+		{name: "audit", start: c.startAudit, stop: c.stopAudit},
 		{name: "tokens", start: c.startTokens, stop: c.stopTokens},
 		{name: "policies", start: c.startPolicies, stop: func(context.Context) { c.policies = nil }},
 		{name: "mounts", start: c.startMounts, stop: c.stopMounts},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-secrets/vigil/internal/audit"
+	auditfile "github.com/vigil-secrets/vigil/internal/audit/file"
 	"github.com/vigil-secrets/vigil/internal/auth/approle"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
@@ -26,7 +28,9 @@ type fixture struct {
 
 func newCore(t *testing.T, phys storage.Backend) *Core {
 	t.Helper()
-	c, err := New(Config{Storage: phys, StorageType: "inmem", Factories: map[string]logical.Factory{"kv": kv.Factory}, AuthFactories: map[string]logical.Factory{"approle": approle.Factory}})
+	c, err := New(Config{Storage: phys, StorageType: "inmem", Factories: map[string]logical.Factory{"kv": kv.Factory},
+		AuthFactories:  map[string]logical.Factory{"approle": approle.Factory},
+		AuditFactories: map[string]audit.Factory{"file": auditfile.New}})
 	if err != nil {
 		t.Fatal(err)
 	}

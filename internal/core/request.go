@@ -43,13 +43,34 @@ type Result struct {
 // logins), existence check, ACL check, the mount itself. A request the
 // ACL does not allow fails with logical.ErrPermissionDenied whether or not
 // its path exists.
+//
+// Once an audit device is enabled, the request is recorded before the
+// mount runs and the response after, and a request or response no device
+// records fails with a 500 and returns nothing (see audit.go).
 func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error) {
 	c.stateMu.RLock()
 	defer c.stateMu.RUnlock()
 	if c.sealed.Load() {
 		return nil, ErrSealed
 	}
+	if !c.audit.Enabled() {
+		return c.handleRequest(ctx, req, nil)
+	}
+	rec := &auditRecord{req: req}
+	res, err := c.handleRequest(ctx, req, rec)
+	return c.auditOutcome(ctx, rec, res, err)
+}
+
+// handleRequest serves a request; rec, when set, is told what the
+// pipeline learns and records the request before the mount runs.
+func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord) (*Result, error) {
 	if isUIMountsPath(req.Path) {
+		if rec != nil {
+			rec.op = req.Operation
+			if err := c.auditRequest(ctx, rec); err != nil {
+				return nil, err
+			}
+		}
 		return c.handleUIMounts(ctx, req)
 	}
 	route, rest, routed := c.router.Match(req.Path)
@@ -66,6 +87,12 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 		lreq.MountType = route.Entry.Type
 		lreq.MountAccessor = route.Entry.Accessor
 	}
+	if rec != nil {
+		rec.lreq = lreq
+		if routed {
+			rec.route = route
+		}
+	}
 	unauth := routed && isUnauthenticated(route, rest)
 	if unauth {
 		if err := c.limitLogin(req.Connection); err != nil {
@@ -78,6 +105,9 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 		if te, err = c.lookupToken(ctx, req.Token); err != nil {
 			return nil, err
 		}
+		if rec != nil {
+			rec.te = te
+		}
 		if err := checkCIDR(te, req.Connection); err != nil {
 			return nil, err
 		}
@@ -87,8 +117,18 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 			}
 		}
 		acl, err := c.checkACL(ctx, te, req.Path, route, rest, lreq)
+		if rec != nil {
+			rec.decided, rec.allowed = true, err == nil
+		}
 		if err != nil {
 			return nil, err
+		}
+		if rec != nil && routed {
+			// Recorded before the token's use is counted: a request
+			// that cannot be recorded costs no use.
+			if err := c.auditRequest(ctx, rec); err != nil {
+				return nil, err
+			}
 		}
 		if te, err = c.useToken(ctx, te); err != nil {
 			return nil, err
@@ -114,6 +154,11 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 	}
 	if unauth && lreq.Operation == logical.UpdateOperation {
 		if err := c.existenceCheck(ctx, route, lreq); err != nil {
+			return nil, err
+		}
+	}
+	if rec != nil && unauth {
+		if err := c.auditRequest(ctx, rec); err != nil {
 			return nil, err
 		}
 	}
@@ -263,7 +308,7 @@ func isUnauthenticated(route *mount.Route, rest string) bool {
 // sysRootPaths are the root-protected paths of sys/ (spec §3): they need
 // sudo on top of the operation's capability.
 var sysRootPaths = []string{
-	"auth/*", "audit", "audit/*", "remount", "raw", "raw/*", "rotate", "rotate/*",
+	"auth/*", "audit", "audit/*", "audit-chain/*", "remount", "raw", "raw/*", "rotate", "rotate/*",
 	"config/cors", "config/auditing/*", "config/ui/headers/*", "plugins/catalog/*",
 	"revoke-prefix/*", "revoke-force/*", "leases/revoke-prefix/*", "leases/revoke-force/*",
 	"seal", "step-down",

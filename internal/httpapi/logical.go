@@ -224,6 +224,10 @@ func (h *Handler) connection(r *http.Request) *logical.Connection {
 	}
 	c := &logical.Connection{RemoteAddr: host}
 	c.RemotePort, _ = strconv.Atoi(port)
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		// Only a certificate the listener verified names the client.
+		c.ClientCertSubject = r.TLS.VerifiedChains[0][0].Subject.String()
+	}
 	if len(h.proxies) == 0 {
 		return c
 	}

@@ -46,6 +46,9 @@ type Connection struct {
 	RemoteAddr string
 	// RemotePort is the client's TCP port, 0 when unknown.
 	RemotePort int
+	// ClientCertSubject is the subject of the client's verified TLS
+	// certificate, "" when it sent none.
+	ClientCertSubject string
 }
 
 // Request is one operation on one path of a mount.

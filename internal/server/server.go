@@ -22,6 +22,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/audit"
+	auditfile "github.com/vigil-secrets/vigil/internal/audit/file"
+	auditsocket "github.com/vigil-secrets/vigil/internal/audit/socket"
+	auditsyslog "github.com/vigil-secrets/vigil/internal/audit/syslog"
 	"github.com/vigil-secrets/vigil/internal/auth/approle"
 	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/config"
@@ -47,6 +51,24 @@ func AuthFactories() map[string]logical.Factory {
 	return map[string]logical.Factory{
 		"approle": approle.Factory,
 	}
+}
+
+// AuditFactories is the table of audit device types this build serves.
+func AuditFactories() map[string]audit.Factory {
+	return map[string]audit.Factory{
+		"file":   auditfile.New,
+		"socket": auditsocket.New,
+		"syslog": auditsyslog.New,
+	}
+}
+
+// auditDevices converts the configuration's audit blocks.
+func auditDevices(ds []config.AuditDevice) []core.AuditDevice {
+	var out []core.AuditDevice
+	for _, d := range ds {
+		out = append(out, core.AuditDevice{Path: d.Path, Type: d.Type, Description: d.Description, Options: d.Options})
+	}
+	return out
 }
 
 // flags are `vigil server`'s command-line options.
@@ -174,6 +196,8 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		StorageType:     cfg.Storage.Type,
 		Factories:       Factories(),
 		AuthFactories:   AuthFactories(),
+		AuditFactories:  AuditFactories(),
+		AuditDevices:    auditDevices(cfg.Audit),
 		Logger:          logger,
 		Clock:           clock.Real{},
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
@@ -246,6 +270,11 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 			return fmt.Errorf("serve: %w", err)
 		case <-reload:
 			reloadConfig(f, levelVar, reloaders, logger)
+			if err := c.ReopenAudit(ctx); err != nil {
+				logger.Error("reopen audit devices", "error", err)
+			} else {
+				logger.Info("audit devices reopened")
+			}
 		}
 	}
 }
@@ -331,11 +360,22 @@ func listen(ls []config.Listener) ([]net.Listener, []*certReloader, error) {
 				ln.Close()
 				return fail(err)
 			}
-			ln = tls.NewListener(ln, &tls.Config{
+			tc := &tls.Config{
 				MinVersion:     minVer,
 				GetCertificate: r.getCertificate,
 				NextProtos:     []string{"h2", "http/1.1"},
-			})
+			}
+			if l.TLSClientCAFile != "" {
+				if tc.ClientCAs, err = loadCAs(l.TLSClientCAFile); err != nil {
+					ln.Close()
+					return fail(err)
+				}
+				tc.ClientAuth = tls.VerifyClientCertIfGiven
+				if l.TLSRequireAndVerifyClientCert {
+					tc.ClientAuth = tls.RequireAndVerifyClientCert
+				}
+			}
+			ln = tls.NewListener(ln, tc)
 		}
 		lns = append(lns, ln)
 		reloaders = append(reloaders, r)

@@ -147,3 +147,16 @@ func randomSerial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
 	return n
 }
+
+// loadCAs reads a PEM bundle of CA certificates (tls_client_ca_file).
+func loadCAs(file string) (*x509.CertPool, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read tls_client_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("tls_client_ca_file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}

@@ -1,0 +1,399 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-secrets/vigil/internal/auditlog"
+	"github.com/vigil-secrets/vigil/internal/secret"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var (
+	testSalt = []byte("6a1f5c8e-3b0d-4c55-9d7e-2f1a0b9c8d7e")
+	testKey  = bytes.Repeat([]byte{3}, auditlog.KeySize)
+	testTime = time.Date(2026, 11, 23, 10, 0, 0, 123456789, time.UTC)
+)
+
+// memSink keeps what it is given; fail and block make its writes fail or
+// hang.
+type memSink struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	fail    bool
+	block   chan struct{}
+	reopens int
+}
+
+func (m *memSink) Write(p []byte) error {
+	if m.block != nil {
+		<-m.block
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return errors.New("disk full")
+	}
+	m.buf.Write(p)
+	return nil
+}
+
+func (m *memSink) Reopen() error { m.mu.Lock(); m.reopens++; m.mu.Unlock(); return nil }
+func (m *memSink) Close() error  { return nil }
+
+func (m *memSink) setFail(v bool) { m.mu.Lock(); m.fail = v; m.mu.Unlock() }
+
+func (m *memSink) String() string { m.mu.Lock(); defer m.mu.Unlock(); return m.buf.String() }
+
+func open(t *testing.T, path string, sink Sink, opts map[string]string) *Device {
+	t.Helper()
+	d, err := OpenDevice(context.Background(), DeviceConfig{
+		Path: path, Type: "mem", Options: opts, Salt: testSalt, ChainKey: testKey,
+	}, func(_ context.Context, conf SinkConfig) (Sink, error) {
+		conf.Options.String("mem_option", "")
+		return sink, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// sampleInput is a KV read by an AppRole token with a secret in its data.
+func sampleInput() *Input {
+	allowed := true
+	return &Input{
+		Time: testTime,
+		Auth: &Auth{
+			Accessor: "acc-4f2a", DisplayName: "approle", Policies: []string{"default", "trainer"},
+			Metadata: map[string]string{"role_name": "trainer"}, TokenType: "service",
+			TTL: time.Hour, IssueTime: testTime.Add(-time.Minute), Allowed: &allowed,
+		},
+		Request: &Request{
+			ID: "0b0e0f2c-1111-4222-8333-944455556666", Operation: "update", Path: "secret/data/openai",
+			Data:       map[string]any{"data": map[string]any{"api_key": "sk-live-123", "n": json.Number("3")}, "options": map[string]any{"cas": json.Number("0")}},
+			MountPoint: "secret/", MountType: "kv", MountAccessor: "kv_1a2b3c4d", MountClass: "secret",
+			ClientToken: secret.NewString("hvs.CAESIJ-token"), ClientTokenAccessor: "acc-4f2a",
+			RemoteAddr: "10.0.0.7", RemotePort: 53122, ClientCertSubject: "CN=trainer-7",
+		},
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, got, "", "  "); err != nil {
+		t.Fatalf("entry is not JSON: %v\n%s", err, got)
+	}
+	pretty.WriteByte('\n')
+	if *update {
+		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if !bytes.Equal(pretty.Bytes(), want) {
+		t.Errorf("%s changed:\n%s", name, pretty.Bytes())
+	}
+}
+
+// TestEntryFormat pins the written form of entries: Vault's shape (spec
+// §12.2) with Vigil's seq and chain.
+func TestEntryFormat(t *testing.T) {
+	f := formatter{opts: formatOptions{hmacAccessor: true}, h: newHasher(testSalt)}
+	req, err := f.format(auditlog.TypeRequest, sampleInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "request.json", req)
+
+	in := sampleInput()
+	in.Request.Operation, in.Request.Path, in.Request.Data = "read", "secret/data/openai", nil
+	in.Response = &Response{
+		Data:    map[string]any{"data": json.RawMessage(`{"api_key":"sk-live-123"}`), "metadata": map[string]any{"version": 3, "destroyed": false, "created_time": "2026-11-23T09:00:00Z"}},
+		LeaseID: "database/creds/ro/abc",
+	}
+	resp, err := f.format(auditlog.TypeResponse, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "response.json", resp)
+
+	login := &Input{Time: testTime,
+		Request: &Request{ID: "r2", Operation: "update", Path: "auth/approle/login", MountPoint: "auth/approle/", MountType: "approle", MountClass: "auth",
+			Data: map[string]any{"role_id": "role-1", "secret_id": "s3cr3t-id"}, RemoteAddr: "10.0.0.8"},
+		Response: &Response{Auth: &Auth{ClientToken: secret.NewString("hvs.new-token"), Accessor: "acc-new", Policies: []string{"default"},
+			Metadata: map[string]string{"role_name": "trainer"}, TokenType: "service", TTL: time.Hour}},
+	}
+	out, err := f.format(auditlog.TypeResponse, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "login_response.json", out)
+
+	denied := sampleInput()
+	denied.Err = errors.New("permission denied")
+	out, err = f.format(auditlog.TypeRequest, denied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte(`"error":"permission denied"`)) || !bytes.Contains(out, []byte(`"policy_results":{"allowed":true}`)) {
+		t.Fatalf("denied entry: %s", out)
+	}
+	for _, secretValue := range []string{"sk-live-123", "hvs.CAESIJ-token", "hvs.new-token", "s3cr3t-id", "acc-4f2a", "acc-new"} {
+		for _, e := range [][]byte{req, resp} {
+			if bytes.Contains(e, []byte(secretValue)) {
+				t.Errorf("%q in clear in %s", secretValue, e)
+			}
+		}
+	}
+}
+
+func TestHashingOptions(t *testing.T) {
+	h := newHasher(testSalt)
+	if got := h.hash("sk-live-123"); !strings.HasPrefix(got, "hmac-sha256:") || len(got) != len("hmac-sha256:")+64 {
+		t.Fatalf("hash = %q", got)
+	}
+	in := sampleInput()
+	in.Request.NonHMACKeys = []string{"options"}
+
+	raw := formatter{opts: formatOptions{hmacAccessor: false, logRaw: true}, h: h}
+	out, _ := raw.format(auditlog.TypeRequest, in)
+	if !bytes.Contains(out, []byte(`"api_key":"sk-live-123"`)) || !bytes.Contains(out, []byte(`"client_token":"hvs.CAESIJ-token"`)) {
+		t.Errorf("log_raw hashed: %s", out)
+	}
+
+	noAcc := formatter{opts: formatOptions{hmacAccessor: false}, h: h}
+	out, _ = noAcc.format(auditlog.TypeRequest, in)
+	if !bytes.Contains(out, []byte(`"accessor":"acc-4f2a"`)) || bytes.Contains(out, []byte("sk-live-123")) || !bytes.Contains(out, []byte(`"options":{"cas":0}`)) {
+		t.Errorf("hmac_accessor=false or non-HMAC keys: %s", out)
+	}
+
+	list := &Input{Time: testTime, Request: &Request{Operation: "list", Path: "secret/metadata/"},
+		Response: &Response{Data: map[string]any{"keys": []string{"a", "b", "c"}}}}
+	elide := formatter{opts: formatOptions{hmacAccessor: true, elideLists: true}, h: h}
+	out, _ = elide.format(auditlog.TypeResponse, list)
+	if !bytes.Contains(out, []byte(`"keys":3`)) {
+		t.Errorf("elide_list_responses: %s", out)
+	}
+	full := formatter{opts: formatOptions{hmacAccessor: true}, h: h}
+	out, _ = full.format(auditlog.TypeResponse, list)
+	if !bytes.Contains(out, []byte(`"keys":["hmac-sha256:`)) {
+		t.Errorf("list keys: %s", out)
+	}
+}
+
+func TestDeviceWritesAChain(t *testing.T) {
+	sink := &memSink{}
+	d := open(t, "mem/", sink, map[string]string{"prefix": "vigil-audit: ", "mem_option": "x"})
+	b := NewBroker()
+	if b.Enabled() {
+		t.Fatal("enabled with no device")
+	}
+	if err := b.Add(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(d); err == nil {
+		t.Fatal("same path added twice")
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.LogRequest(ctx, sampleInput()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := b.LogResponse(ctx, sampleInput()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := auditlog.Verify(auditlog.VerifyOptions{Key: testKey}, auditlog.Source{Name: "mem", R: strings.NewReader(sink.String())})
+	if err != nil || rep.Problem != nil || rep.Entries != 51 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	if !strings.HasPrefix(sink.String(), "vigil-audit: {") {
+		t.Fatalf("prefix missing: %.40s", sink.String())
+	}
+	if cp, changed := d.Checkpoint(); cp.Seq != 51 || !changed {
+		t.Fatalf("checkpoint %+v %v", cp, changed)
+	} else if d.Saved(cp); func() bool { _, c := d.Checkpoint(); return c }() {
+		t.Fatal("checkpoint still changed after Saved")
+	}
+	if got, _ := b.Hash("mem/", "sk-live-123"); !strings.Contains(sink.String(), got) {
+		t.Fatal("the hash of a logged value is not in the log")
+	}
+	if _, err := b.Hash("nope/", "x"); !errors.Is(err, ErrUnknownDevice) {
+		t.Fatalf("hash on unknown device: %v", err)
+	}
+	if st := d.Stats(); st.Entries != 51 || st.Failures != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	factory := func(context.Context, SinkConfig) (Sink, error) { return &memSink{}, nil }
+	for _, opts := range []map[string]string{
+		{"hmac_accessor": "maybe"},
+		{"log_raw": "2"},
+		{"format": "jsonx"},
+		{"write_timeout": "-1s"},
+		{"file_pth": "/tmp/x"},
+	} {
+		_, err := OpenDevice(context.Background(), DeviceConfig{Path: "m/", Type: "mem", Options: opts, Salt: testSalt, ChainKey: testKey}, factory)
+		if !errors.Is(err, ErrBadOption) {
+			t.Errorf("%v: err = %v", opts, err)
+		}
+	}
+}
+
+// TestFailClosed: with the only device failing, nothing is recorded and
+// the broker says so; once it writes again, the entries kept back are
+// written first and the chain has no hole.
+func TestFailClosed(t *testing.T) {
+	sink := &memSink{}
+	d := open(t, "mem/", sink, map[string]string{"write_timeout": "1s"})
+	b := NewBroker()
+	b.Add(d)
+	ctx := context.Background()
+	if err := b.LogRequest(ctx, sampleInput()); err != nil {
+		t.Fatal(err)
+	}
+	sink.setFail(true)
+	if err := b.LogRequest(ctx, sampleInput()); !errors.Is(err, ErrNotRecorded) {
+		t.Fatalf("failing device: err = %v", err)
+	}
+	if d.Healthy() {
+		t.Fatal("device reports healthy")
+	}
+	sink.setFail(false)
+	// The retry writes the kept entry; the next request succeeds.
+	deadline := time.Now().Add(5 * time.Second)
+	for b.LogRequest(ctx, sampleInput()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("device never recovered")
+		}
+	}
+	rep, err := auditlog.Verify(auditlog.VerifyOptions{Key: testKey}, auditlog.Source{Name: "mem", R: strings.NewReader(sink.String())})
+	if err != nil || rep.Problem != nil || rep.Entries < 3 {
+		t.Fatalf("chain after recovery: %+v %v", rep, rep.Problem)
+	}
+	if d.Stats().Failures == 0 {
+		t.Fatal("no failure counted")
+	}
+}
+
+// TestSlowDeviceDoesNotBlockOthers: a hung device costs no request that
+// another device recorded, and alone it fails within its timeout.
+func TestSlowDeviceDoesNotBlockOthers(t *testing.T) {
+	hung := &memSink{block: make(chan struct{})}
+	defer close(hung.block)
+	fast := &memSink{}
+	b := NewBroker()
+	b.Add(open(t, "hung/", hung, map[string]string{"write_timeout": "30s"}))
+	b.Add(open(t, "fast/", fast, nil))
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() { done <- b.LogRequest(ctx, sampleInput()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a hung device blocked the request")
+	}
+	if !strings.Contains(fast.String(), `"type":"request"`) {
+		t.Fatal("fast device did not record")
+	}
+
+	alone := NewBroker()
+	stuck := &memSink{block: make(chan struct{})}
+	defer close(stuck.block)
+	alone.Add(open(t, "stuck/", stuck, map[string]string{"write_timeout": "100ms"}))
+	if err := alone.LogRequest(ctx, sampleInput()); !errors.Is(err, ErrNotRecorded) {
+		t.Fatalf("hung only device: err = %v", err)
+	}
+	// Two failing devices: both errors are reported.
+	two := NewBroker()
+	f1, f2 := &memSink{fail: true}, &memSink{fail: true}
+	two.Add(open(t, "f1/", f1, nil))
+	two.Add(open(t, "f2/", f2, nil))
+	err := two.LogRequest(ctx, sampleInput())
+	if !errors.Is(err, ErrNotRecorded) || !strings.Contains(err.Error(), "f1/") || !strings.Contains(err.Error(), "f2/") {
+		t.Fatalf("two failing devices: %v", err)
+	}
+}
+
+func TestReopenAndRemove(t *testing.T) {
+	sink := &memSink{}
+	b := NewBroker()
+	b.Add(open(t, "mem/", sink, nil))
+	if err := b.Reopen(context.Background()); err != nil || sink.reopens != 1 {
+		t.Fatalf("reopen: %v, %d", err, sink.reopens)
+	}
+	if d := b.Remove("mem/"); d == nil || b.Enabled() {
+		t.Fatal("remove")
+	}
+	if b.Remove("mem/") != nil {
+		t.Fatal("removed twice")
+	}
+}
+
+// TestRetryOpen: a device whose output cannot open yet fails requests
+// until it can.
+func TestRetryOpen(t *testing.T) {
+	var mu sync.Mutex
+	ok := false
+	sink := &memSink{}
+	factory := func(context.Context, SinkConfig) (Sink, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !ok {
+			return nil, errors.New("no such directory")
+		}
+		return sink, nil
+	}
+	conf := DeviceConfig{Path: "late/", Type: "mem", Salt: testSalt, ChainKey: testKey, Options: map[string]string{"write_timeout": "200ms"}}
+	if _, err := OpenDevice(context.Background(), conf, factory); err == nil {
+		t.Fatal("opened without Retry")
+	}
+	conf.Retry = true
+	d, err := OpenDevice(context.Background(), conf, factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	b := NewBroker()
+	b.Add(d)
+	if err := b.LogRequest(context.Background(), sampleInput()); !errors.Is(err, ErrNotRecorded) {
+		t.Fatalf("before the output exists: %v", err)
+	}
+	mu.Lock()
+	ok = true
+	mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.LogRequest(context.Background(), sampleInput()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("device never opened")
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-secrets/vigil/internal/auditlog"
+)
+
+// Broker fans entries out to the enabled devices.
+type Broker struct {
+	mu      sync.Mutex                // serializes Add and Remove
+	devices atomic.Pointer[[]*Device] // sorted by path; replaced, never modified
+}
+
+// NewBroker returns a broker with no devices.
+func NewBroker() *Broker {
+	b := &Broker{}
+	b.devices.Store(&[]*Device{})
+	return b
+}
+
+// Enabled reports whether any device is enabled: from then on every
+// request must be recorded.
+func (b *Broker) Enabled() bool { return len(*b.devices.Load()) > 0 }
+
+// Devices returns the enabled devices, sorted by path.
+func (b *Broker) Devices() []*Device { return *b.devices.Load() }
+
+// Device returns the device at path.
+func (b *Broker) Device(path string) (*Device, bool) {
+	for _, d := range *b.devices.Load() {
+		if d.path == path {
+			return d, true
+		}
+	}
+	return nil, false
+}
+
+// Add enables d. A device at the same path is an error.
+func (b *Broker) Add(d *Device) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := *b.devices.Load()
+	for _, x := range cur {
+		if x.path == d.path {
+			return fmt.Errorf("audit: path %q already in use", d.path)
+		}
+	}
+	next := append(slices.Clone(cur), d)
+	slices.SortFunc(next, func(a, b *Device) int {
+		switch {
+		case a.path < b.path:
+			return -1
+		case a.path > b.path:
+			return 1
+		}
+		return 0
+	})
+	b.devices.Store(&next)
+	return nil
+}
+
+// Remove disables the device at path and returns it (the caller closes
+// it), or nil when there is none.
+func (b *Broker) Remove(path string) *Device {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := *b.devices.Load()
+	i := slices.IndexFunc(cur, func(d *Device) bool { return d.path == path })
+	if i < 0 {
+		return nil
+	}
+	d := cur[i]
+	next := slices.Delete(slices.Clone(cur), i, i+1)
+	b.devices.Store(&next)
+	return d
+}
+
+// Hash returns v as the device at path hashes it.
+func (b *Broker) Hash(path, v string) (string, error) {
+	d, ok := b.Device(path)
+	if !ok {
+		return "", ErrUnknownDevice
+	}
+	return d.Hash(v), nil
+}
+
+// LogRequest records a request before it is served. With no device it
+// returns nil; otherwise nil only once a device has written the entry.
+func (b *Broker) LogRequest(ctx context.Context, in *Input) error {
+	return b.log(ctx, auditlog.TypeRequest, in)
+}
+
+// LogResponse records a served request (or its error), like LogRequest.
+func (b *Broker) LogResponse(ctx context.Context, in *Input) error {
+	return b.log(ctx, auditlog.TypeResponse, in)
+}
+
+func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
+	devs := *b.devices.Load()
+	switch len(devs) {
+	case 0:
+		return nil
+	case 1:
+		d := devs[0]
+		bt, err := d.enqueue(typ, in)
+		if err != nil {
+			d.failures.Add(1)
+			return fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
+		}
+		timer := time.NewTimer(d.timeout)
+		defer timer.Stop()
+		if err := d.wait(ctx, bt, timer); err != nil {
+			d.failures.Add(1)
+			return fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
+		}
+		return nil
+	}
+	return b.logMany(ctx, typ, in, devs)
+}
+
+// logMany writes to several devices at once and returns when the first
+// has written the entry: a slow device delays no request another device
+// has recorded.
+func (b *Broker) logMany(ctx context.Context, typ string, in *Input, devs []*Device) error {
+	var errs []error
+	cases := make([]reflect.SelectCase, 0, 2*len(devs)+1)
+	owner := make([]int, 0, 2*len(devs))
+	batches := make([]*batch, len(devs))
+	timers := make([]*time.Timer, len(devs))
+	for i, d := range devs {
+		bt, err := d.enqueue(typ, in)
+		if err != nil {
+			d.failures.Add(1)
+			errs = append(errs, fmt.Errorf("%s: %w", d.path, err))
+			continue
+		}
+		batches[i], timers[i] = bt, time.NewTimer(d.timeout)
+		cases = append(cases,
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(bt.done)},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timers[i].C)})
+		owner = append(owner, i, i)
+	}
+	defer func() {
+		for _, t := range timers {
+			if t != nil {
+				t.Stop()
+			}
+		}
+	}()
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	for pending := len(owner) / 2; pending > 0; pending-- {
+		chosen, _, _ := reflect.Select(cases)
+		if chosen == len(cases)-1 {
+			return fmt.Errorf("%w: %w", ErrNotRecorded, ctx.Err())
+		}
+		i := owner[chosen]
+		d := devs[i]
+		// This device is decided: stop listening to it.
+		cases[chosen&^1].Chan, cases[chosen|1].Chan = reflect.Value{}, reflect.Value{}
+		if chosen%2 == 0 && batches[i].err == nil {
+			return nil
+		}
+		d.failures.Add(1)
+		if chosen%2 == 0 {
+			errs = append(errs, fmt.Errorf("%s: %w", d.path, batches[i].err))
+		} else {
+			errs = append(errs, fmt.Errorf("%s: timed out", d.path))
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrNotRecorded, errors.Join(errs...))
+}
+
+// Reopen reopens every device's output, returning the first error.
+func (b *Broker) Reopen(ctx context.Context) error {
+	var errs []error
+	for _, d := range *b.devices.Load() {
+		if err := d.Reopen(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", d.path, err))
+		}
+	}
+	return errors.Join(errs...)
+}

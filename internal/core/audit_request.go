@@ -1,0 +1,136 @@
+package core
+
+import (
+	"context"
+
+	"github.com/vigil-secrets/vigil/internal/audit"
+	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/mount"
+	"github.com/vigil-secrets/vigil/internal/secret"
+	"github.com/vigil-secrets/vigil/internal/token"
+)
+
+// auditRecord follows one request through the pipeline for the audit log.
+type auditRecord struct {
+	req   *Request
+	lreq  *logical.Request // nil for paths served before routing
+	route *mount.Route     // nil when unrouted
+	te    *token.Entry     // the caller's token, once looked up
+	op    logical.Operation
+	// decided and allowed record the ACL's decision.
+	decided, allowed bool
+	// logged: the request entry is written; failed: writing it failed.
+	logged, failed bool
+}
+
+// auditRequest records the request before the mount runs: fail closed.
+func (c *Core) auditRequest(ctx context.Context, rec *auditRecord) error {
+	if err := c.audit.LogRequest(ctx, c.auditInput(rec, nil)); err != nil {
+		rec.failed = true
+		return c.auditFailure(err)
+	}
+	rec.logged = true
+	return nil
+}
+
+// auditOutcome records how a request ended. A request that failed before
+// its request entry gets one entry, with its error; a request that was
+// recorded gets a response entry. Either way, an outcome no device
+// records is not returned.
+func (c *Core) auditOutcome(ctx context.Context, rec *auditRecord, res *Result, err error) (*Result, error) {
+	if rec.failed {
+		return nil, err
+	}
+	in := c.auditInput(rec, err)
+	if !rec.logged {
+		if lerr := c.audit.LogRequest(ctx, in); lerr != nil {
+			return nil, c.auditFailure(lerr)
+		}
+		return res, err
+	}
+	if res != nil && res.Response != nil {
+		in.Response = auditResponse(rec, res.Response)
+	}
+	if lerr := c.audit.LogResponse(ctx, in); lerr != nil {
+		return nil, c.auditFailure(lerr)
+	}
+	return res, err
+}
+
+// auditFailure is the error of a request no device could record: a 500
+// that says nothing of the devices (they are in the server log).
+func (c *Core) auditFailure(err error) error {
+	c.log.Error("audit: request not recorded; failing it", "error", err)
+	return &logical.CodedError{Status: 500, Msg: "internal error", Err: err}
+}
+
+// auditInput describes the request as the pipeline knows it.
+func (c *Core) auditInput(rec *auditRecord, err error) *audit.Input {
+	req := rec.req
+	op := req.Operation
+	if rec.lreq != nil {
+		op = rec.lreq.Operation
+	}
+	ar := &audit.Request{
+		ID:          req.ID,
+		Operation:   string(op),
+		Path:        req.Path,
+		Data:        req.Data,
+		ClientToken: req.Token,
+	}
+	if conn := req.Connection; conn != nil {
+		ar.RemoteAddr, ar.RemotePort, ar.ClientCertSubject = conn.RemoteAddr, conn.RemotePort, conn.ClientCertSubject
+	}
+	if rt := rec.route; rt != nil {
+		e := rt.Entry
+		ar.MountPoint, ar.MountType, ar.MountAccessor = e.Path, e.Type, e.Accessor
+		ar.MountClass = "secret"
+		if isAuthPath(e.Path) {
+			ar.MountClass = "auth"
+		}
+		ar.NonHMACKeys = e.Config.AuditNonHMACRequestKeys
+	}
+	in := &audit.Input{Time: c.clk.Now(), Request: ar, Err: err}
+	if te := rec.te; te != nil {
+		ar.ClientTokenAccessor = te.Accessor
+		in.Auth = &audit.Auth{
+			Accessor:      te.Accessor,
+			DisplayName:   te.DisplayName,
+			Policies:      te.Policies,
+			Metadata:      te.Meta,
+			EntityID:      te.EntityID,
+			TokenType:     te.Type,
+			TTL:           te.TTL,
+			IssueTime:     te.CreationTime,
+			RemainingUses: max(te.NumUses, 0),
+		}
+		if rec.decided {
+			allowed := rec.allowed
+			in.Auth.Allowed = &allowed
+		}
+	}
+	return in
+}
+
+// auditResponse describes what a served request returned.
+func auditResponse(rec *auditRecord, resp *logical.Response) *audit.Response {
+	out := &audit.Response{Data: resp.Data, Warnings: resp.Warnings}
+	if rec.route != nil {
+		out.NonHMACKeys = rec.route.Entry.Config.AuditNonHMACResponseKeys
+	}
+	if s := resp.Secret; s != nil && !s.NoLease {
+		out.LeaseID = s.LeaseID
+	}
+	if a := resp.Auth; a != nil {
+		out.Auth = &audit.Auth{
+			ClientToken: secret.NewString(a.ClientToken),
+			Accessor:    a.Accessor,
+			DisplayName: a.DisplayName,
+			Policies:    a.Policies,
+			Metadata:    a.Metadata,
+			TokenType:   a.TokenType,
+			TTL:         a.TTL,
+		}
+	}
+	return out
+}

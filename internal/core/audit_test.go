@@ -1,0 +1,267 @@
+package core
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigil-secrets/vigil/internal/audit"
+	auditfile "github.com/vigil-secrets/vigil/internal/audit/file"
+	"github.com/vigil-secrets/vigil/internal/auditlog"
+	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/secret"
+	"github.com/vigil-secrets/vigil/internal/storage/inmem"
+)
+
+// readEntries parses an audit log.
+func readEntries(t *testing.T, path string) []auditlog.Entry {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []auditlog.Entry
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e auditlog.Entry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func chainOf(t *testing.T, f *fixture, device string) auditlog.VerifyOptions {
+	t.Helper()
+	resp, err := f.do(t, logical.ReadOperation, "sys/audit-chain/"+device, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := base64.StdEncoding.DecodeString(resp.Data["key"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auditlog.VerifyOptions{Key: key}
+}
+
+func verifyFile(t *testing.T, opts auditlog.VerifyOptions, path string) *auditlog.Report {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	rep, err := auditlog.Verify(opts, auditlog.Source{Name: path, R: fh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestAuditLogsEveryAccess is issue 4's "done when" at the core: a file
+// device, a secret written and read, an AppRole login, a denied request;
+// no secret, token or password in clear, the hash of the value found, the
+// chain intact and continued across a seal.
+func TestAuditLogsEveryAccess(t *testing.T) {
+	f := initCore(t)
+	logPath := filepath.Join(t.TempDir(), "audit", "vigil.log")
+	must := func(resp *logical.Response, err error) *logical.Response {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	must(f.do(t, logical.UpdateOperation, "sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": logPath}}))
+	list := must(f.do(t, logical.ReadOperation, "sys/audit", nil)).Data
+	if dev, ok := list["file/"].(map[string]any); !ok || dev["type"] != "file" || dev["path"] != "file/" {
+		t.Fatalf("sys/audit = %v", list)
+	}
+	if _, err := f.do(t, logical.UpdateOperation, "sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": logPath}}); err == nil {
+		t.Fatal("path enabled twice")
+	}
+
+	const apiKey = "sk-live-0123456789abcdef"
+	must(f.do(t, logical.UpdateOperation, "sys/mounts/secret", map[string]any{"type": "kv", "options": map[string]any{"version": "2"}}))
+	must(f.do(t, logical.UpdateOperation, "secret/data/ml/openai", map[string]any{"data": map[string]any{"api_key": apiKey}}))
+	must(f.do(t, logical.UpdateOperation, "sys/policies/acl/ml", map[string]any{"policy": mlTraining}))
+	must(f.do(t, logical.UpdateOperation, "sys/auth/approle", map[string]any{"type": "approle"}))
+	must(f.do(t, logical.UpdateOperation, "auth/approle/role/trainer", map[string]any{"token_policies": "ml"}))
+	roleID := must(f.do(t, logical.ReadOperation, "auth/approle/role/trainer/role-id", nil)).Data["role_id"].(string)
+	secretID := must(f.do(t, logical.UpdateOperation, "auth/approle/role/trainer/secret-id", nil)).Data["secret_id"].(string)
+	login, err := f.c.HandleRequest(context.Background(), &Request{ID: secret.UUID(), Operation: logical.UpdateOperation,
+		Path: "auth/approle/login", Data: map[string]any{"role_id": roleID, "secret_id": secretID},
+		Connection: &logical.Connection{RemoteAddr: "10.1.2.3", RemotePort: 40000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := login.Response.Auth
+	tok := secret.NewString(auth.ClientToken)
+	read := must(f.doAs(t, tok, logical.ReadOperation, "secret/data/ml/openai", nil))
+	if read.Data["data"] == nil {
+		t.Fatal("no data")
+	}
+	if _, err := f.doAs(t, tok, logical.ReadOperation, "secret/data/finance/db", nil); !errors.Is(err, logical.ErrPermissionDenied) {
+		t.Fatalf("denied read: %v", err)
+	}
+	hash := must(f.do(t, logical.UpdateOperation, "sys/audit-hash/file", map[string]any{"input": apiKey})).Data["hash"].(string)
+
+	raw, _ := os.ReadFile(logPath)
+	for name, v := range map[string]string{"api key": apiKey, "root token": f.token.Reveal(), "secret id": secretID,
+		"client token": auth.ClientToken, "accessor": auth.Accessor} {
+		if bytes.Contains(raw, []byte(v)) {
+			t.Errorf("the %s appears in clear in the audit log", name)
+		}
+	}
+	if !bytes.Contains(raw, []byte(hash)) {
+		t.Error("the audit-hash of the value is not in the log")
+	}
+
+	entries := readEntries(t, logPath)
+	byID := map[string][]auditlog.Entry{}
+	var sawDenied, sawLogin, sawRead bool
+	for _, e := range entries {
+		byID[e.Request.ID] = append(byID[e.Request.ID], e)
+		switch {
+		case e.Request.Path == "secret/data/finance/db":
+			sawDenied = e.Type == "request" && e.Error == "permission denied" && e.Auth.PolicyResults != nil && !e.Auth.PolicyResults.Allowed
+		case e.Request.Path == "auth/approle/login" && e.Type == "response":
+			sawLogin = e.Response.Auth != nil && strings.HasPrefix(e.Response.Auth.ClientToken, "hmac-sha256:") &&
+				e.Request.RemoteAddress == "10.1.2.3" && e.Request.RemotePort == 40000 && e.Request.MountClass == "auth"
+		case e.Request.Path == "secret/data/ml/openai" && e.Request.Operation == "read" && e.Type == "response":
+			sawRead = e.Auth.Metadata["role_name"] == "trainer" && e.Auth.DisplayName == "approle-trainer" && e.Request.MountType == "kv"
+		}
+	}
+	if !sawDenied || !sawLogin || !sawRead {
+		t.Fatalf("entries missing or wrong: denied %v login %v read %v", sawDenied, sawLogin, sawRead)
+	}
+	for id, es := range byID {
+		if id == "" || len(es) > 2 || es[0].Type != "request" || (len(es) == 2 && es[1].Type != "response") {
+			t.Fatalf("request %s: entries %+v", id, es)
+		}
+	}
+
+	// The chain is intact, and continues across a seal and unseal.
+	if rep := verifyFile(t, chainOf(t, f, "file"), logPath); rep.Problem != nil || rep.Entries != len(entries)+2 {
+		t.Fatalf("verify: %+v %v", rep, rep.Problem)
+	}
+	if err := f.c.SealInternal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.unseal(t)
+	must(f.do(t, logical.ReadOperation, "secret/data/ml/openai", nil))
+	opts := chainOf(t, f, "file")
+	resp := must(f.do(t, logical.ReadOperation, "sys/audit-chain/file", nil))
+	cp := &auditlog.Checkpoint{Seq: resp.Data["seq"].(uint64), Chain: resp.Data["chain"].(string)}
+	opts.Checkpoint = cp
+	if rep := verifyFile(t, opts, logPath); rep.Problem != nil || rep.FirstSeq != 1 || rep.LastSeq < uint64(len(entries))+3 {
+		t.Fatalf("verify after unseal: %+v %v", rep, rep.Problem)
+	}
+
+	// Disabling discards the device: its path is free again, and a new
+	// device there starts a new chain with a new salt.
+	must(f.do(t, logical.DeleteOperation, "sys/audit/file", nil))
+	if _, err := f.do(t, logical.UpdateOperation, "sys/audit-hash/file", map[string]any{"input": apiKey}); err == nil {
+		t.Fatal("audit-hash on a disabled device")
+	}
+}
+
+// TestAuditFailsClosed: with the only device unable to write, requests
+// fail and return nothing; with a second, working device they succeed.
+func TestAuditFailsClosed(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	f := initCore(t)
+	ctx := context.Background()
+	must := func(resp *logical.Response, err error) *logical.Response {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	must(f.do(t, logical.UpdateOperation, "sys/mounts/secret", map[string]any{"type": "kv", "options": map[string]any{"version": "2"}}))
+	must(f.do(t, logical.UpdateOperation, "secret/data/k", map[string]any{"data": map[string]any{"v": "1"}}))
+	if err := f.c.EnableAudit(ctx, "full", "file", "", map[string]string{"file_path": "/dev/full", "write_timeout": "200ms"}, false); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.do(t, logical.ReadOperation, "secret/data/k", nil)
+	var coded *logical.CodedError
+	if !errors.As(err, &coded) || coded.Status != 500 || coded.Msg != "internal error" || resp != nil {
+		t.Fatalf("read with a failing device: %v, %v", resp, err)
+	}
+	if !errors.Is(err, audit.ErrNotRecorded) {
+		t.Fatalf("cause: %v", err)
+	}
+	// A write is not carried out either.
+	if _, err := f.do(t, logical.UpdateOperation, "secret/data/k", map[string]any{"data": map[string]any{"v": "2"}}); err == nil {
+		t.Fatal("write with a failing device")
+	}
+	good := filepath.Join(t.TempDir(), "audit.log")
+	if err := f.c.EnableAudit(ctx, "good", "file", "", map[string]string{"file_path": good}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(f.do(t, logical.ReadOperation, "secret/data/k", nil)); got.Data == nil {
+		t.Fatal("no data")
+	}
+	if err := f.c.DisableAudit(ctx, "good"); err != nil {
+		t.Fatal(err)
+	}
+	// Checked: the write above never happened.
+	if err := f.c.DisableAudit(ctx, "full"); err != nil {
+		t.Fatal(err)
+	}
+	data := must(f.do(t, logical.ReadOperation, "secret/data/k", nil)).Data["data"]
+	raw, _ := json.Marshal(data)
+	if !bytes.Contains(raw, []byte(`"v":"1"`)) {
+		t.Fatalf("the refused write happened: %s", raw)
+	}
+}
+
+// TestConfiguredAuditDevice: a device of the server configuration is
+// there at every unseal and cannot be disabled through the API.
+func TestConfiguredAuditDevice(t *testing.T) {
+	ctx := context.Background()
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	c, err := New(Config{Storage: inmem.New(), AuditFactories: map[string]audit.Factory{"file": auditfile.New},
+		AuditDevices: []AuditDevice{{Path: "main", Type: "file", Options: map[string]string{"file_path": logPath}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.SealInternal(ctx) })
+	res, err := c.Init(ctx, InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{c: c, token: res.RootToken, keys: []string{hex.EncodeToString(res.Keys[0])}}
+	f.unsealWith(t, f.keys)
+	if _, err := f.do(t, logical.DeleteOperation, "sys/audit/main", nil); err == nil || !strings.Contains(err.Error(), "server configuration") {
+		t.Fatalf("disable a configured device: %v", err)
+	}
+	if _, err := f.do(t, logical.ReadOperation, "sys/mounts", nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep := verifyFile(t, chainOf(t, f, "main"), logPath); rep.Problem != nil || rep.Entries < 4 {
+		t.Fatalf("verify: %+v %v", rep, rep.Problem)
+	}
+	// Bad options for a type are a 400 naming the option.
+	_, err = f.do(t, logical.UpdateOperation, "sys/audit/x", map[string]any{"type": "file", "options": map[string]any{"file_path": logPath + "2", "colour": "blue"}})
+	if !errors.As(err, new(*logical.CodedError)) || !strings.Contains(err.Error(), "colour") {
+		t.Fatalf("unknown option: %v", err)
+	}
+	_, err = f.do(t, logical.UpdateOperation, "sys/audit/y", map[string]any{"type": "tape"})
+	if err == nil || !strings.Contains(err.Error(), "tape") {
+		t.Fatalf("unknown type: %v", err)
+	}
+}

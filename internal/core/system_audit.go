@@ -1,0 +1,112 @@
+package core
+
+import (
+	"context"
+	"encoding/base64"
+
+	"github.com/vigil-secrets/vigil/internal/framework"
+	"github.com/vigil-secrets/vigil/internal/logical"
+)
+
+// auditPaths serve sys/audit (list, enable, disable: root-protected),
+// sys/audit-hash (what a value looks like in a device's log) and Vigil's
+// sys/audit-chain (a device's chain key and checkpoint, for `vigil audit
+// verify`: root-protected, since the key can also forge a chain).
+func (s *systemBackend) auditPaths() []*framework.Path {
+	op := func(f framework.OperationFunc, summary string) framework.OperationHandler {
+		return framework.OperationHandler{Handler: f, Summary: summary}
+	}
+	pathField := &framework.FieldSchema{Type: framework.TypeString, Description: "audit device path"}
+	return []*framework.Path{
+		{
+			Pattern: "audit/?",
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: op(s.listAudit, "List the enabled audit devices."),
+			},
+			HelpSynopsis: "List the enabled audit devices.",
+		},
+		{
+			Pattern: "audit/(?P<path>.+)",
+			Fields: map[string]*framework.FieldSchema{
+				"path":        pathField,
+				"type":        {Type: framework.TypeString, Description: "file, socket or syslog"},
+				"description": {Type: framework.TypeString},
+				"options":     {Type: framework.TypeKVPairs, Description: "device options (file_path, prefix, hmac_accessor, log_raw, ...)"},
+				"local":       {Type: framework.TypeBool},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: op(s.enableAudit, "Enable an audit device."),
+				logical.DeleteOperation: op(s.disableAudit, "Disable an audit device."),
+			},
+			HelpSynopsis: "Enable or disable an audit device.",
+		},
+		{
+			Pattern: "audit-hash/(?P<path>.+)",
+			Fields: map[string]*framework.FieldSchema{
+				"path":  pathField,
+				"input": {Type: framework.TypeString, Required: true, Description: "the value to hash"},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: op(s.auditHash, "Hash a value as the device logs it."),
+			},
+			HelpSynopsis: "Hash a value with an audit device's salt, to search its log.",
+		},
+		{
+			Pattern: "audit-chain/(?P<path>.+)",
+			Fields:  map[string]*framework.FieldSchema{"path": pathField},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: op(s.auditChain, "Read a device's chain key and checkpoint."),
+			},
+			HelpSynopsis: "The chain key and last checkpoint of an audit device, to verify its log.",
+		},
+	}
+}
+
+func (s *systemBackend) listAudit(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+	data := map[string]any{}
+	for _, d := range s.c.AuditDevices() {
+		opts := d.Options
+		if opts == nil {
+			opts = map[string]string{}
+		}
+		data[d.Path] = map[string]any{
+			"type":        d.Type,
+			"description": d.Description,
+			"options":     opts,
+			"local":       d.Local,
+			"path":        d.Path,
+		}
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+func (s *systemBackend) enableAudit(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	opts := d.StringMap("options")
+	return nil, s.c.EnableAudit(ctx, d.String("path"), d.String("type"), d.String("description"), opts, d.Bool("local"))
+}
+
+func (s *systemBackend) disableAudit(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return nil, s.c.DisableAudit(ctx, d.String("path"))
+}
+
+func (s *systemBackend) auditHash(_ context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	h, err := s.c.AuditHash(d.String("path"), d.String("input"))
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"hash": h}}, nil
+}
+
+func (s *systemBackend) auditChain(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	ch, err := s.c.AuditChainOf(ctx, d.String("path"))
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{
+		"path":            ch.Path,
+		"key":             base64.StdEncoding.EncodeToString(ch.Key),
+		"seq":             ch.Checkpoint.Seq,
+		"chain":           ch.Checkpoint.Chain,
+		"checkpoint_time": ch.Checkpoint.Time,
+	}}, nil
+}
