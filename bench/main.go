@@ -145,7 +145,7 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 	defer bare.Close()
 
 	// Vigil, in-process.
-	base, stopVigil, err := startVigil(ctx, c.storage)
+	base, stopVigil, err := startVigil(ctx, c.storage, false)
 	if err != nil {
 		return rep, err
 	}
@@ -182,6 +182,29 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 		}
 		rep.KVReadBodyBytes = len(sample)
 	}
+	if chosen(load.KV2ReadAudited) {
+		// A second server, the same but for a file audit device.
+		abase, stopAudited, err := startVigil(ctx, c.storage, true)
+		if err != nil {
+			return rep, err
+		}
+		defer func() {
+			if serr := stopAudited(); serr != nil && err == nil {
+				err = serr
+			}
+		}()
+		av := &load.Vigil{Base: abase, Client: v.Client}
+		if err := av.InitUnseal(ctx); err != nil {
+			return rep, err
+		}
+		if err := av.MountKV2(ctx, mount, 10*time.Second); err != nil {
+			return rep, err
+		}
+		if err := av.Preload(ctx, mount, c.keys, c.valueSize, c.concurrency); err != nil {
+			return rep, fmt.Errorf("preload %d keys on the audited server: %w", c.keys, err)
+		}
+		suite.AuditedURL, suite.AuditedHeader = abase, av.Header()
+	}
 	if chosen(load.AppRoleLogin) {
 		if err := v.EnableAuth(ctx, appRoleMount, "approle"); err != nil {
 			return rep, err
@@ -209,7 +232,7 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 // directory and waits until it answers HTTP. stop cancels it, waits for it
 // to return and removes the directory; on failure, the server's output is
 // part of the error.
-func startVigil(ctx context.Context, storage string) (base string, stop func() error, err error) {
+func startVigil(ctx context.Context, storage string, audited bool) (base string, stop func() error, err error) {
 	dir, err := os.MkdirTemp("", "vigil-bench-")
 	if err != nil {
 		return "", nil, err
@@ -220,7 +243,7 @@ func startVigil(ctx context.Context, storage string) (base string, stop func() e
 		return "", nil, err
 	}
 	path := filepath.Join(dir, "vigil.hcl")
-	if err := os.WriteFile(path, []byte(vigilConfig(storage, dir, addr)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(vigilConfig(storage, dir, addr, audited)), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err
 	}
@@ -274,11 +297,15 @@ func startVigil(ctx context.Context, storage string) (base string, stop func() e
 // inmem), one plain-HTTP listener on addr, errors only in the log, and a
 // login rate limit so high that it never caps the approle login scenario
 // (the default, 50 logins/s per client address with a burst of 100, would
-// answer most of its requests 429).
-func vigilConfig(storage, dir, addr string) string {
+// answer most of its requests 429). With audited, a file audit device
+// writes to dir/audit.log (not fsynced per line: the default).
+func vigilConfig(storage, dir, addr string, audited bool) string {
 	stanza := `storage "inmem" {}`
 	if storage == "bolt" {
 		stanza = fmt.Sprintf("storage \"bolt\" {\n  path = %q\n}", filepath.Join(dir, "vigil.db"))
+	}
+	if audited {
+		stanza += fmt.Sprintf("\n\naudit \"file\" {\n  file_path = %q\n}", filepath.Join(dir, "audit.log"))
 	}
 	return fmt.Sprintf(`%s
 

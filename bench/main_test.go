@@ -13,7 +13,7 @@ import (
 // login rate limit out of the measurement's way.
 func TestVigilConfig(t *testing.T) {
 	for _, storage := range []string{"bolt", "inmem"} {
-		src := vigilConfig(storage, t.TempDir(), "127.0.0.1:8299")
+		src := vigilConfig(storage, t.TempDir(), "127.0.0.1:8299", storage == "bolt")
 		cfg, err := serverconfig.Parse("vigil.hcl", []byte(src))
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", storage, err, src)
@@ -21,7 +21,7 @@ func TestVigilConfig(t *testing.T) {
 		if cfg.LoginRateLimit != 1000000 || cfg.LoginBurst != 1000000 {
 			t.Errorf("%s: login_rate_limit %d, login_burst %d", storage, cfg.LoginRateLimit, cfg.LoginBurst)
 		}
-		if len(cfg.Listeners) != 1 || cfg.LogLevel != "error" {
+		if len(cfg.Listeners) != 1 || cfg.LogLevel != "error" || (len(cfg.Audit) == 1) != (storage == "bolt") {
 			t.Errorf("%s: %+v", storage, cfg)
 		}
 	}

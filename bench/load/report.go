@@ -12,17 +12,20 @@ import (
 
 // The scenarios of `go run ./bench`, by Result.Name.
 const (
-	BareGET      = "bare GET"
-	KV2Read      = "kv2 read"
-	BarePOST     = "bare POST"
-	KV2Write     = "kv2 write"
-	TokenCreate  = "token create"
-	BatchCreate  = "batch create"
-	AppRoleLogin = "approle login"
+	BareGET = "bare GET"
+	KV2Read = "kv2 read"
+	// KV2ReadAudited reads from a second server that has a file audit
+	// device enabled.
+	KV2ReadAudited = "kv2 read audited"
+	BarePOST       = "bare POST"
+	KV2Write       = "kv2 write"
+	TokenCreate    = "token create"
+	BatchCreate    = "batch create"
+	AppRoleLogin   = "approle login"
 )
 
 // Scenarios are the scenarios of Suite.Targets, in their order.
-var Scenarios = []string{BareGET, KV2Read, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin}
+var Scenarios = []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin}
 
 // RatioSpec names a throughput ratio Num / Den and its goal (0: for
 // information only).
@@ -36,6 +39,7 @@ type RatioSpec struct {
 // the bare POST.
 var Ratios = []RatioSpec{
 	{KV2Read, BareGET, 0.85},
+	{KV2ReadAudited, KV2Read, 0.80},
 	{KV2Write, BareGET, 0.50},
 	{KV2Write, BarePOST, 0},    // information: the cost of the write path beyond HTTP
 	{TokenCreate, BarePOST, 0}, // information: a persisted, leased service token

@@ -39,12 +39,19 @@ type Suite struct {
 	// (see Vigil.SetupAppRole): a credential, sent but never printed.
 	AppRoleMount string
 	AppRoleLogin []byte
+	// AuditedURL and AuditedHeader are those of the second server, which
+	// has a file audit device, for KV2ReadAudited; it has the same mount
+	// and keys.
+	AuditedURL    string
+	AuditedHeader http.Header
 }
 
 // Targets returns the targets of all Scenarios, in their order: BareGET,
-// KV2Read, BarePOST, KV2Write, TokenCreate, BatchCreate and AppRoleLogin.
+// KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate
+// and AppRoleLogin.
 func (s Suite) Targets() []Target {
 	data := s.VigilURL + "/v1/" + s.Mount + "/data/"
+	audited := s.AuditedURL + "/v1/" + s.Mount + "/data/"
 	write := writeBody(s.ValueSize)
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
 	fixed := func(url string) func(int, int) string { return func(int, int) string { return url } }
@@ -60,6 +67,13 @@ func (s Suite) Targets() []Target {
 			return data + "k" + strconv.Itoa(rand.IntN(max(s.Keys, 1)))
 		},
 		Header: s.Header,
+	}, {
+		Name:   KV2ReadAudited,
+		Method: http.MethodGet,
+		URL: func(int, int) string {
+			return audited + "k" + strconv.Itoa(rand.IntN(max(s.Keys, 1)))
+		},
+		Header: s.AuditedHeader,
 	}, {
 		Name:   BarePOST,
 		Method: http.MethodPost,

@@ -113,7 +113,7 @@ func TestSuiteRunAll(t *testing.T) {
 	}
 
 	s := Suite{BareURL: bare.URL, VigilURL: vsrv.URL, Mount: "kvbench", Header: v.Header(), Keys: 20, ValueSize: 32,
-		AppRoleMount: "approle", AppRoleLogin: login}
+		AppRoleMount: "approle", AppRoleLogin: login, AuditedURL: vsrv.URL, AuditedHeader: v.Header()}
 	if err := s.CheckTokens(ctx, v, Scenarios); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestSuiteRunAll(t *testing.T) {
 			t.Errorf("%s: %+v", r.Name, r)
 		}
 	}
-	if want := []string{BareGET, KV2Read, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin}; strings.Join(names, ",") != strings.Join(want, ",") {
+	if want := []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin}; strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("scenarios %q, want %q", names, want)
 	}
 	if strings.Join(names, ",") != strings.Join(Scenarios, ",") {
@@ -141,7 +141,7 @@ func TestSuiteRunAll(t *testing.T) {
 		t.Errorf("the write scenario wrote no new keys (%d keys)", n)
 	}
 	var created int64
-	for _, r := range results[4:] {
+	for _, r := range results[5:] { // the token scenarios
 		created += r.Requests
 	}
 	if int64(tokens) < created {

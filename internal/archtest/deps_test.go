@@ -17,7 +17,7 @@ const module = "github.com/vigil-secrets/vigil"
 
 // Layer groups, by package path relative to the module.
 var (
-	layer0 = []string{"api", "internal/logical", "internal/clock", "internal/secret", "internal/shamir", "internal/auditlog"}
+	layer0 = []string{"api", "internal/logical", "internal/clock", "internal/secret", "internal/shamir", "internal/auditlog", "internal/jsonenc"}
 	layer1 = []string{"internal/storage", "internal/policy", "internal/framework", "internal/config", "internal/logging"}
 	// testHelpers are imported only from _test.go files.
 	testHelpers = []string{"internal/storage/storagetest", "internal/logical/logicaltest", "internal/testcluster", "internal/pgtest"}
@@ -39,6 +39,7 @@ var rules = map[string]rule{
 	"internal/clock":    {nil, "leaf"},
 	"internal/secret":   {nil, "leaf"},
 	"internal/shamir":   {nil, "pure math"},
+	"internal/jsonenc":  {nil, "leaf"},
 	"internal/auditlog": {nil, "the audit log's written form, shared by the server and the CLI that verifies it"},
 
 	"internal/storage":   {nil, "physical storage knows nothing above it"},
@@ -65,7 +66,7 @@ var rules = map[string]rule{
 
 	"internal/core": {join(layer0, layer1, []string{"internal/storage/...", "internal/barrier", "internal/seal", "internal/token", "internal/lease", "internal/audit", "internal/jobs", "internal/mount"}), "core composes layers 0-3 and receives engines as factories"},
 
-	"internal/httpapi": {[]string{"internal/core", "internal/logical", "api", "internal/ui", "internal/secret"}, "the HTTP layer talks to core through its own interface"},
+	"internal/httpapi": {[]string{"internal/core", "internal/logical", "api", "internal/ui", "internal/secret", "internal/jsonenc"}, "the HTTP layer talks to core through its own interface"},
 	"internal/ui":      {[]string{"api"}, "the UI uses only the public API"},
 
 	"internal/server":      {[]string{"..."}, "the one wiring point"},

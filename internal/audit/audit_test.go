@@ -33,7 +33,11 @@ type memSink struct {
 	fail    bool
 	block   chan struct{}
 	reopens int
+	// bounded makes requests write themselves (see Bounded).
+	bounded bool
 }
+
+func (m *memSink) WritesBounded() bool { return m.bounded }
 
 func (m *memSink) Write(p []byte) error {
 	if m.block != nil {
@@ -115,11 +119,8 @@ func golden(t *testing.T, name string, got []byte) {
 // TestEntryFormat pins the written form of entries: Vault's shape (spec
 // §12.2) with Vigil's seq and chain.
 func TestEntryFormat(t *testing.T) {
-	f := formatter{opts: formatOptions{hmacAccessor: true}, h: newHasher(testSalt)}
-	req, err := f.format(auditlog.TypeRequest, sampleInput())
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newFormatter(formatOptions{hmacAccessor: true}, testSalt)
+	req := f.format(auditlog.TypeRequest, sampleInput())
 	golden(t, "request.json", req)
 
 	in := sampleInput()
@@ -128,10 +129,7 @@ func TestEntryFormat(t *testing.T) {
 		Data:    map[string]any{"data": json.RawMessage(`{"api_key":"sk-live-123"}`), "metadata": map[string]any{"version": 3, "destroyed": false, "created_time": "2026-11-23T09:00:00Z"}},
 		LeaseID: "database/creds/ro/abc",
 	}
-	resp, err := f.format(auditlog.TypeResponse, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := f.format(auditlog.TypeResponse, in)
 	golden(t, "response.json", resp)
 
 	login := &Input{Time: testTime,
@@ -140,18 +138,12 @@ func TestEntryFormat(t *testing.T) {
 		Response: &Response{Auth: &Auth{ClientToken: secret.NewString("hvs.new-token"), Accessor: "acc-new", Policies: []string{"default"},
 			Metadata: map[string]string{"role_name": "trainer"}, TokenType: "service", TTL: time.Hour}},
 	}
-	out, err := f.format(auditlog.TypeResponse, login)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.format(auditlog.TypeResponse, login)
 	golden(t, "login_response.json", out)
 
 	denied := sampleInput()
 	denied.Err = errors.New("permission denied")
-	out, err = f.format(auditlog.TypeRequest, denied)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out = f.format(auditlog.TypeRequest, denied)
 	if !bytes.Contains(out, []byte(`"error":"permission denied"`)) || !bytes.Contains(out, []byte(`"policy_results":{"allowed":true}`)) {
 		t.Fatalf("denied entry: %s", out)
 	}
@@ -172,34 +164,39 @@ func TestHashingOptions(t *testing.T) {
 	in := sampleInput()
 	in.Request.NonHMACKeys = []string{"options"}
 
-	raw := formatter{opts: formatOptions{hmacAccessor: false, logRaw: true}, h: h}
-	out, _ := raw.format(auditlog.TypeRequest, in)
+	raw := newFormatter(formatOptions{hmacAccessor: false, logRaw: true}, testSalt)
+	out := raw.format(auditlog.TypeRequest, in)
 	if !bytes.Contains(out, []byte(`"api_key":"sk-live-123"`)) || !bytes.Contains(out, []byte(`"client_token":"hvs.CAESIJ-token"`)) {
 		t.Errorf("log_raw hashed: %s", out)
 	}
 
-	noAcc := formatter{opts: formatOptions{hmacAccessor: false}, h: h}
-	out, _ = noAcc.format(auditlog.TypeRequest, in)
+	noAcc := newFormatter(formatOptions{hmacAccessor: false}, testSalt)
+	out = noAcc.format(auditlog.TypeRequest, in)
 	if !bytes.Contains(out, []byte(`"accessor":"acc-4f2a"`)) || bytes.Contains(out, []byte("sk-live-123")) || !bytes.Contains(out, []byte(`"options":{"cas":0}`)) {
 		t.Errorf("hmac_accessor=false or non-HMAC keys: %s", out)
 	}
 
 	list := &Input{Time: testTime, Request: &Request{Operation: "list", Path: "secret/metadata/"},
 		Response: &Response{Data: map[string]any{"keys": []string{"a", "b", "c"}}}}
-	elide := formatter{opts: formatOptions{hmacAccessor: true, elideLists: true}, h: h}
-	out, _ = elide.format(auditlog.TypeResponse, list)
+	elide := newFormatter(formatOptions{hmacAccessor: true, elideLists: true}, testSalt)
+	out = elide.format(auditlog.TypeResponse, list)
 	if !bytes.Contains(out, []byte(`"keys":3`)) {
 		t.Errorf("elide_list_responses: %s", out)
 	}
-	full := formatter{opts: formatOptions{hmacAccessor: true}, h: h}
-	out, _ = full.format(auditlog.TypeResponse, list)
+	full := newFormatter(formatOptions{hmacAccessor: true}, testSalt)
+	out = full.format(auditlog.TypeResponse, list)
 	if !bytes.Contains(out, []byte(`"keys":["hmac-sha256:`)) {
 		t.Errorf("list keys: %s", out)
 	}
 }
 
 func TestDeviceWritesAChain(t *testing.T) {
-	sink := &memSink{}
+	t.Run("writer goroutine", func(t *testing.T) { testDeviceWritesAChain(t, false) })
+	t.Run("requests write", func(t *testing.T) { testDeviceWritesAChain(t, true) })
+}
+
+func testDeviceWritesAChain(t *testing.T, bounded bool) {
+	sink := &memSink{bounded: bounded}
 	d := open(t, "mem/", sink, map[string]string{"prefix": "vigil-audit: ", "mem_option": "x"})
 	b := NewBroker()
 	if b.Enabled() {
@@ -269,7 +266,12 @@ func TestBadOptions(t *testing.T) {
 // the broker says so; once it writes again, the entries kept back are
 // written first and the chain has no hole.
 func TestFailClosed(t *testing.T) {
-	sink := &memSink{}
+	t.Run("writer goroutine", func(t *testing.T) { testFailClosed(t, false) })
+	t.Run("requests write", func(t *testing.T) { testFailClosed(t, true) })
+}
+
+func testFailClosed(t *testing.T, bounded bool) {
+	sink := &memSink{bounded: bounded}
 	d := open(t, "mem/", sink, map[string]string{"write_timeout": "1s"})
 	b := NewBroker()
 	b.Add(d)

@@ -110,7 +110,7 @@ func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
 		return nil
 	case 1:
 		d := devs[0]
-		bt, err := d.enqueue(typ, in)
+		bt, err := d.enqueue(typ, in, true)
 		if err != nil {
 			d.failures.Add(1)
 			return fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
@@ -136,7 +136,7 @@ func (b *Broker) logMany(ctx context.Context, typ string, in *Input, devs []*Dev
 	batches := make([]*batch, len(devs))
 	timers := make([]*time.Timer, len(devs))
 	for i, d := range devs {
-		bt, err := d.enqueue(typ, in)
+		bt, err := d.enqueue(typ, in, false)
 		if err != nil {
 			d.failures.Add(1)
 			errs = append(errs, fmt.Errorf("%s: %w", d.path, err))

@@ -64,21 +64,26 @@ type Stats struct {
 type Device struct {
 	path, typ string
 	options   map[string]string
-	fmt       formatter
+	fmt       *formatter
 	sink      Sink
+	inline    bool // requests may write (see Bounded)
 	timeout   time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 
+	// The writer role: whoever holds it (see role) alone uses chain, out
+	// and sink.
+	chain *auditlog.Chain
+	out   []byte // chained lines not yet written: a failed write's, then a batch's
+
 	mu      sync.Mutex
-	chain   *auditlog.Chain
 	pending *batch
 	spare   []byte
-	carried atomic.Int64 // bytes taken by the writer and not yet written
+	role    role
+	carried atomic.Int64 // bytes chained and not yet written
 	closed  bool
 
-	kick    chan struct{}
-	reopen  chan chan error
+	kick    chan struct{} // hands the writer role to the writer goroutine
 	stop    chan struct{}
 	exited  chan struct{}
 	healthy atomic.Bool
@@ -89,11 +94,21 @@ type Device struct {
 	entries, failures atomic.Uint64
 }
 
+// role says who holds a device's writer role.
+type role int
+
+const (
+	idle      role = iota
+	leader         // a request, writing its own batch
+	goroutine      // the device's writer goroutine
+	other          // Reopen or Close
+)
+
 // batch is the entries appended since the writer last took them; every
 // request waiting on one of them waits on done.
 type batch struct {
-	buf  []byte
-	n    int
+	buf  []byte // the entries' JSON objects, back to back
+	ends []int  // where each entry ends in buf
 	done chan struct{}
 	err  error
 }
@@ -157,15 +172,15 @@ func OpenDevice(ctx context.Context, conf DeviceConfig, factory Factory) (*Devic
 	}
 	d := &Device{
 		path: conf.Path, typ: conf.Type, options: conf.Options,
-		fmt:     formatter{opts: fo, h: newHasher(conf.Salt)},
+		fmt:     newFormatter(fo, conf.Salt),
 		sink:    sink,
+		inline:  isBounded(sink),
 		timeout: timeout,
 		log:     log,
 		now:     conf.Now,
 		chain:   chain,
 		pending: &batch{done: make(chan struct{})},
 		kick:    make(chan struct{}, 1),
-		reopen:  make(chan chan error),
 		stop:    make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
@@ -196,12 +211,28 @@ func (d *Device) Stats() Stats {
 // Healthy reports whether the device's last write succeeded.
 func (d *Device) Healthy() bool { return d.healthy.Load() }
 
-// enqueue formats and chains an entry into the pending batch.
-func (d *Device) enqueue(typ string, in *Input) (*batch, error) {
-	obj, err := d.fmt.format(typ, in)
-	if err != nil {
-		return nil, fmt.Errorf("audit: format entry: %w", err)
-	}
+// enqueue formats an entry into the pending batch and sees it written.
+//
+// Writing is group commit by a leader: the request that finds no write in
+// progress writes the pending batch itself, with no goroutine switch;
+// requests arriving meanwhile join the next batch and wait (at most the
+// device's timeout). When its write is done the leader hands whatever
+// has piled up to the device's writer goroutine, which also retries
+// failed writes with backoff. A sink that hangs holds one request (its
+// leader); every other request gives up on the device after its timeout.
+// With inline false (several devices), the writer goroutine writes: a
+// request must not wait on one device before it reaches the others.
+func (d *Device) enqueue(typ string, in *Input, inline bool) (*batch, error) {
+	bp := d.fmt.bufs.Get().(*[]byte)
+	obj := d.fmt.appendEntry((*bp)[:0], typ, in)
+	defer func() {
+		// With log_raw the entry held values in clear.
+		clear(obj)
+		if cap(obj) <= 64<<10 {
+			*bp = obj[:0]
+			d.fmt.bufs.Put(bp)
+		}
+	}()
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -212,12 +243,23 @@ func (d *Device) enqueue(typ string, in *Input) (*batch, error) {
 		return nil, errBacklog
 	}
 	b := d.pending
-	b.buf = d.chain.Append(b.buf, d.fmt.opts.prefix, obj)
-	b.n++
+	b.buf = append(b.buf, obj...)
+	b.ends = append(b.ends, len(b.buf))
+	inline = inline && d.inline
+	start := d.role == idle
+	if start {
+		d.role = leader
+		if !inline {
+			d.role = goroutine
+		}
+	}
 	d.mu.Unlock()
-	select {
-	case d.kick <- struct{}{}:
-	default:
+	switch {
+	case start && inline:
+		d.writeBatch()
+		d.release()
+	case start:
+		d.kick <- struct{}{}
 	}
 	return b, nil
 }
@@ -239,130 +281,162 @@ func (d *Device) wait(ctx context.Context, b *batch, timer *time.Timer) error {
 	}
 }
 
-// run is the device's writer: it takes the pending batch, writes it in
-// one call, and wakes its waiters. A failed write is kept and written
-// again, in order, before anything newer, so that the chain has no hole.
-func (d *Device) run() {
-	defer close(d.exited)
-	var carry []byte // entries taken but not written
-	retry := minRetry
-	var retryC <-chan time.Time
-	for {
-		select {
-		case <-d.kick:
-		case <-retryC:
-			retryC = nil
-		case ack := <-d.reopen:
-			err := d.sink.Reopen()
-			if err == nil {
-				d.healthy.Store(true)
-			}
-			ack <- err
-			continue
-		case <-d.stop:
-			d.flush(carry)
-			return
-		}
-		if retryC != nil {
-			// Backing off: new entries wait for the retry.
-			continue
-		}
-		b, cp := d.take()
-		buf := b.buf
-		if len(carry) > 0 {
-			buf = append(carry, b.buf...)
-		}
-		if len(buf) == 0 {
-			d.recycle(b)
-			continue
-		}
-		err := d.sink.Write(buf)
-		b.err = err
+// writeBatch numbers, chains and writes the pending batch, after the
+// lines of a failed write, and wakes its waiters. The caller holds the
+// writer role. A failed write's lines are kept, to be written again in
+// order before anything newer, so that the chain has no hole.
+func (d *Device) writeBatch() error {
+	b := d.take()
+	d.out = d.chainBatch(d.out, b)
+	cp := d.chain.Checkpoint(d.now())
+	if len(d.out) == 0 {
 		close(b.done)
-		if err != nil {
-			if d.healthy.Swap(false) {
-				d.log.Error("audit device cannot write", "error", err)
-			}
-			if len(carry) == 0 {
-				carry = append([]byte(nil), buf...)
-			} else {
-				carry = buf
-			}
-			d.carried.Store(int64(len(carry)))
-			d.recycle(b)
-			retryC = time.After(retry)
-			retry = min(2*retry, maxRetry)
-			continue
+		return nil
+	}
+	err := d.sink.Write(d.out)
+	b.err = err
+	close(b.done)
+	if err != nil {
+		if d.healthy.Swap(false) {
+			d.log.Error("audit device cannot write", "error", err)
 		}
-		if !d.healthy.Swap(true) {
-			d.log.Info("audit device writes again")
+		d.carried.Store(int64(len(d.out)))
+		return err
+	}
+	if !d.healthy.Swap(true) {
+		d.log.Info("audit device writes again")
+	}
+	d.entries.Add(cp.Seq - d.written.Load().Seq)
+	d.written.Store(&cp)
+	d.carried.Store(0)
+	// With log_raw the lines held values in clear.
+	clear(d.out)
+	d.out = d.out[:0]
+	if cap(d.out) > 1<<20 {
+		d.out = nil
+	}
+	return nil
+}
+
+// release gives up the writer role: to nobody when nothing is left to
+// write, else to the writer goroutine.
+func (d *Device) release() {
+	d.mu.Lock()
+	if len(d.pending.ends) == 0 && len(d.out) == 0 {
+		d.role = idle
+		d.mu.Unlock()
+		return
+	}
+	d.role = goroutine
+	d.mu.Unlock()
+	d.kick <- struct{}{} // never blocks: only a role holder sends
+}
+
+// acquire takes the writer role for Reopen or Close, waiting for a
+// write in progress.
+func (d *Device) acquire(ctx context.Context) error {
+	for {
+		d.mu.Lock()
+		if d.role == idle {
+			d.role = other
+			d.mu.Unlock()
+			return nil
 		}
-		d.entries.Add(uint64(b.n))
-		d.written.Store(&cp)
-		carry, retry = nil, minRetry
-		d.carried.Store(0)
-		d.recycle(b)
+		d.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 
-// take swaps the pending batch for an empty one and returns it with the
-// chain's state after it.
-func (d *Device) take() (*batch, auditlog.Checkpoint) {
+// run is the device's writer goroutine: it writes what a leader handed
+// over, and retries failed writes with backoff.
+func (d *Device) run() {
+	defer close(d.exited)
+	retry := minRetry
+	for {
+		select {
+		case <-d.kick:
+		case <-d.stop:
+			return
+		}
+		for {
+			if len(d.out) > 0 { // the lines of a failed write
+				select {
+				case <-time.After(retry):
+				case <-d.stop:
+					d.mu.Lock()
+					d.role = idle // for Close
+					d.mu.Unlock()
+					return
+				}
+				retry = min(2*retry, maxRetry)
+			}
+			if d.writeBatch() == nil {
+				retry = minRetry
+			}
+			d.mu.Lock()
+			if len(d.pending.ends) == 0 && len(d.out) == 0 {
+				d.role = idle
+				d.mu.Unlock()
+				break
+			}
+			d.mu.Unlock()
+		}
+	}
+}
+
+// chainBatch appends b's entries to out as numbered, chained lines and
+// gives b's buffer back for a later batch.
+func (d *Device) chainBatch(out []byte, b *batch) []byte {
+	start := 0
+	for _, end := range b.ends {
+		out = d.chain.Append(out, d.fmt.opts.prefix, b.buf[start:end])
+		start = end
+	}
+	d.recycle(b)
+	return out
+}
+
+// take swaps the pending batch for an empty one.
+func (d *Device) take() *batch {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	b := d.pending
 	d.pending = &batch{buf: d.spare, done: make(chan struct{})}
 	d.spare = nil
-	return b, d.chain.Checkpoint(d.now())
+	return b
 }
 
-// recycle keeps a written batch's buffer for a later batch, cleared (with
+// recycle keeps a taken batch's buffer for a later batch, cleared (with
 // log_raw it held values in clear).
 func (d *Device) recycle(b *batch) {
-	if cap(b.buf) > 1<<20 {
+	buf := b.buf
+	b.buf, b.ends = nil, nil
+	if cap(buf) > 1<<20 {
 		return
 	}
-	clear(b.buf)
+	clear(buf)
 	d.mu.Lock()
 	if d.spare == nil {
-		d.spare = b.buf[:0]
+		d.spare = buf[:0]
 	}
 	d.mu.Unlock()
-	b.buf = nil
-}
-
-// flush writes what is left when the device stops.
-func (d *Device) flush(carry []byte) {
-	b, cp := d.take()
-	buf := append(carry, b.buf...)
-	if len(buf) > 0 {
-		b.err = d.sink.Write(buf)
-		if b.err == nil {
-			d.entries.Add(uint64(b.n))
-			d.written.Store(&cp)
-		} else {
-			d.log.Error("audit device lost entries at close", "error", b.err)
-		}
-	}
-	close(b.done)
 }
 
 // Reopen reopens the device's output (SIGHUP, after log rotation).
 func (d *Device) Reopen(ctx context.Context) error {
-	ack := make(chan error, 1)
-	select {
-	case d.reopen <- ack:
-	case <-d.exited:
-		return fmt.Errorf("audit: device %s is closed", d.path)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-ack:
+	if err := d.acquire(ctx); err != nil {
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	err := d.sink.Reopen()
+	if err == nil && len(d.out) == 0 {
+		d.healthy.Store(true)
+	}
+	d.release()
+	return err
 }
 
 // Checkpoint returns the device's state after its last successful write,
@@ -386,7 +460,16 @@ func (d *Device) Close() error {
 	d.mu.Unlock()
 	close(d.stop)
 	<-d.exited
+	d.acquire(context.Background())
+	if err := d.writeBatch(); err != nil {
+		d.log.Error("audit device lost entries at close", "error", err)
+	}
 	return d.sink.Close()
+}
+
+func isBounded(s Sink) bool {
+	b, ok := s.(Bounded)
+	return ok && b.WritesBounded()
 }
 
 // retrySink opens its sink on first use, and again after each failure to.

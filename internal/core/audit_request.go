@@ -21,6 +21,8 @@ type auditRecord struct {
 	decided, allowed bool
 	// logged: the request entry is written; failed: writing it failed.
 	logged, failed bool
+	// in is the request as recorded, reused for the response entry.
+	in *audit.Input
 }
 
 // auditRequest records the request before the mount runs: fail closed.
@@ -64,8 +66,13 @@ func (c *Core) auditFailure(err error) error {
 	return &logical.CodedError{Status: 500, Msg: "internal error", Err: err}
 }
 
-// auditInput describes the request as the pipeline knows it.
+// auditInput describes the request as the pipeline knows it: once
+// recorded, the request's description is reused for its response.
 func (c *Core) auditInput(rec *auditRecord, err error) *audit.Input {
+	if in := rec.in; in != nil && rec.logged {
+		in.Time, in.Err = c.clk.Now(), err
+		return in
+	}
 	req := rec.req
 	op := req.Operation
 	if rec.lreq != nil {
@@ -91,6 +98,7 @@ func (c *Core) auditInput(rec *auditRecord, err error) *audit.Input {
 		ar.NonHMACKeys = e.Config.AuditNonHMACRequestKeys
 	}
 	in := &audit.Input{Time: c.clk.Now(), Request: ar, Err: err}
+	rec.in = in
 	if te := rec.te; te != nil {
 		ar.ClientTokenAccessor = te.Accessor
 		in.Auth = &audit.Auth{

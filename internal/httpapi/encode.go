@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/vigil-secrets/vigil/internal/jsonenc"
 )
 
 // The response encoder: Vault's envelope written without reflection, for
@@ -16,9 +17,9 @@ import (
 
 func appendEnvelope(buf []byte, env *envelope) ([]byte, error) {
 	buf = append(buf, `{"request_id":`...)
-	buf = appendString(buf, env.RequestID)
+	buf = jsonenc.AppendString(buf, env.RequestID)
 	buf = append(buf, `,"lease_id":`...)
-	buf = appendString(buf, env.LeaseID)
+	buf = jsonenc.AppendString(buf, env.LeaseID)
 	buf = append(buf, `,"renewable":`...)
 	buf = strconv.AppendBool(buf, env.Renewable)
 	buf = append(buf, `,"lease_duration":`...)
@@ -44,7 +45,7 @@ func appendEnvelope(buf []byte, env *envelope) ([]byte, error) {
 	}
 	if env.MountType != "" {
 		buf = append(buf, `,"mount_type":`...)
-		buf = appendString(buf, env.MountType)
+		buf = jsonenc.AppendString(buf, env.MountType)
 	}
 	return append(buf, '}'), nil
 }
@@ -62,7 +63,7 @@ func appendMap(buf []byte, m map[string]any) ([]byte, error) {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendString(buf, k)
+		buf = jsonenc.AppendString(buf, k)
 		buf = append(buf, ':')
 		if buf, err = appendValue(buf, m[k]); err != nil {
 			return nil, err
@@ -77,7 +78,7 @@ func appendStrings(buf []byte, ss []string) []byte {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendString(buf, s)
+		buf = jsonenc.AppendString(buf, s)
 	}
 	return append(buf, ']')
 }
@@ -87,7 +88,7 @@ func appendValue(buf []byte, v any) ([]byte, error) {
 	case nil:
 		return append(buf, "null"...), nil
 	case string:
-		return appendString(buf, t), nil
+		return jsonenc.AppendString(buf, t), nil
 	case bool:
 		return strconv.AppendBool(buf, t), nil
 	case int:
@@ -136,61 +137,4 @@ func appendValue(buf []byte, v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(buf, raw...), nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string exactly as encoding/json does:
-// quotes, backslashes and control characters escaped, <, > and & as \u00XX,
-// invalid UTF-8 as U+FFFD, and U+2028/U+2029 escaped.
-func appendString(buf []byte, s string) []byte {
-	buf = append(buf, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			buf = append(buf, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				buf = append(buf, '\\', c)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			case '\b':
-				buf = append(buf, '\\', 'b')
-			case '\f':
-				buf = append(buf, '\\', 'f')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	buf = append(buf, s[start:]...)
-	return append(buf, '"')
 }

@@ -153,6 +153,13 @@ func (s *Sink) unwrite(n int64) {
 	}
 }
 
+// WritesBounded reports whether a write returns promptly: yes for a
+// local file without fsync (it lands in the page cache), no with fsync,
+// whose flush may wait on the disk. A file on a network filesystem that
+// hangs holds the request writing to it; give such a device fsync or use
+// a socket.
+func (s *Sink) WritesBounded() bool { return !s.fsync }
+
 // Reopen closes the file and opens its path again: after log rotation
 // renamed it away, this creates the new file. If the open fails, the next
 // Write tries again.
@@ -235,6 +242,7 @@ func (stdout) Close() error  { return nil }
 // discard drops everything.
 type discard struct{}
 
-func (discard) Write([]byte) error { return nil }
-func (discard) Reopen() error      { return nil }
-func (discard) Close() error       { return nil }
+func (discard) Write([]byte) error  { return nil }
+func (discard) WritesBounded() bool { return true }
+func (discard) Reopen() error       { return nil }
+func (discard) Close() error        { return nil }

@@ -130,6 +130,11 @@ func (s *Sink) write(p []byte) error {
 	return nil
 }
 
+// WritesBounded reports that a write is bounded (write_timeout for a
+// redial, and again for the write): requests may write to a socket
+// themselves.
+func (s *Sink) WritesBounded() bool { return true }
+
 // Reopen closes the connection and dials again.
 func (s *Sink) Reopen() error {
 	s.mu.Lock()
