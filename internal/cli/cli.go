@@ -1,6 +1,6 @@
 // Package cli implements every `vigil` command except `vigil server`: kv,
 // read/write/list/delete/patch, login, status, secrets, auth, policy, token,
-// lease, operator.
+// lease, audit, operator.
 // The commands have the shapes of the Vault CLI (single-dash flags before the
 // positional arguments, -format=table|json|yaml, -field=NAME) and make the
 // same HTTP calls, so scripts written for `vault` work with `vigil`.
@@ -107,6 +107,7 @@ func commands() []*command {
 		{name: "kv", synopsis: "Interact with the key/value secrets engine", subs: kvCommands()},
 		{name: "secrets", synopsis: "Enable, list, tune, move and disable secrets engines", subs: secretsCommands()},
 		{name: "auth", synopsis: "Enable, list, tune and disable auth methods", subs: authCommands()},
+		{name: "audit", synopsis: "Enable, list and disable audit devices; verify and search their logs", subs: auditCommands()},
 		{name: "policy", synopsis: "Write, read, list, delete and format ACL policies", subs: policyCommands()},
 		{name: "token", synopsis: "Create, look up, renew and revoke tokens; check their capabilities", subs: tokenCommands()},
 		{name: "lease", synopsis: "Look up, renew and revoke leases", subs: leaseCommands()},

@@ -375,3 +375,118 @@ func TestKillNineLosesNothing(t *testing.T) {
 	}
 	t.Logf("%d acknowledged writes survived kill -9", n)
 }
+
+// TestAuditWithTheCLI is issue 4's "done when" with the vigil binary
+// alone: a file audit device, a secret written and read, an AppRole login;
+// no secret, token or password in clear in the log, sys/audit-hash of the
+// value found in it, `vigil audit verify` accepting it and rejecting any
+// edited or deleted line, rotation by SIGHUP continuing the chain, and
+// reads failing while the only device cannot write.
+func TestAuditWithTheCLI(t *testing.T) {
+	addr := freeAddr(t)
+	url := "http://" + addr
+	p := startServer(t, "-dev", "-dev-listen-address", addr, "-dev-root-token-id", "dev-root")
+	waitHealthy(t, url, p)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit.log")
+	env := []string{"VIGIL_ADDR=" + url, "HOME=" + t.TempDir(), "VIGIL_TOKEN=dev-root", "VAULT_TOKEN="}
+	run := func(wantCode int, stdin string, args ...string) (string, string) {
+		t.Helper()
+		out, stderr, code := runCLI(t, env, stdin, args...)
+		if code != wantCode {
+			t.Fatalf("vigil %s: exit %d, want %d: %s%s", strings.Join(args, " "), code, wantCode, out, stderr)
+		}
+		return strings.TrimSpace(out), stderr
+	}
+	run(0, "", "audit", "enable", "file", "file_path="+logPath)
+	if out, _ := run(0, "", "audit", "list", "-detailed"); !strings.Contains(out, "file/") || !strings.Contains(out, "file_path="+logPath) {
+		t.Fatalf("audit list:\n%s", out)
+	}
+	const canary = "sk-audit-canary-0123456789"
+	run(0, "", "kv", "put", "secret/ml/openai", "api_key="+canary)
+	if got, _ := run(0, "", "kv", "get", "-field=api_key", "secret/ml/openai"); got != canary {
+		t.Fatalf("read %q", got)
+	}
+	run(0, "", "auth", "enable", "approle")
+	run(0, "", "write", "auth/approle/role/trainer", "token_ttl=1h")
+	roleID, _ := run(0, "", "read", "-field=role_id", "auth/approle/role/trainer/role-id")
+	secretID, _ := run(0, "", "write", "-f", "-field=secret_id", "auth/approle/role/trainer/secret-id")
+	loginEnv := []string{"VIGIL_ADDR=" + url, "HOME=" + t.TempDir(), "VIGIL_TOKEN=", "VAULT_TOKEN="}
+	token, stderr, code := runCLI(t, loginEnv, "", "write", "-field=token", "auth/approle/login", "role_id="+roleID, "secret_id="+secretID)
+	if code != 0 {
+		t.Fatalf("login: %s", stderr)
+	}
+	token = strings.TrimSpace(token)
+
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"secret": canary, "root token": "dev-root", "secret id": secretID, "issued token": token} {
+		if bytes.Contains(raw, []byte(v)) {
+			t.Errorf("the %s is in clear in the audit log", name)
+		}
+	}
+	hash, _ := run(0, "", "write", "-field=hash", "sys/audit-hash/file", "input="+canary)
+	if !bytes.Contains(raw, []byte(hash)) {
+		t.Fatal("the audit-hash of the secret is not in the log")
+	}
+	if out, _ := run(0, canary, "audit", "search", "-value=-", "-path=secret/data/*", "-format=table", logPath); !strings.Contains(out, "secret/data/ml/openai") || !strings.Contains(out, "create") {
+		t.Fatalf("search -value found:\n%s", out)
+	}
+
+	// Rotation: move the file away, SIGHUP, and the new file continues
+	// the chain.
+	rotated := logPath + ".1"
+	if err := os.Rename(logPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if _, err := os.Stat(logPath); err != nil {
+			return err
+		}
+		return nil
+	})
+	run(0, "", "kv", "get", "secret/ml/openai")
+	if out, _ := run(0, "", "audit", "verify", rotated, logPath); !strings.HasPrefix(out, "OK:") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	keyFile := filepath.Join(dir, "audit-key.json")
+	run(0, "", "audit", "export-key", "-output="+keyFile)
+
+	// Any single edit, and any deleted line, is caught.
+	old, _ := os.ReadFile(rotated)
+	lines := strings.SplitAfter(string(old), "\n")
+	tamper := func(name, content string) {
+		t.Helper()
+		bad := filepath.Join(dir, name)
+		if err := os.WriteFile(bad, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := run(2, "", "audit", "verify", "-key-file="+keyFile, bad, logPath)
+		if !strings.Contains(out, "TAMPERED") {
+			t.Fatalf("%s: %s", name, out)
+		}
+	}
+	tamper("edited", strings.Replace(string(old), `"operation":"read"`, `"operation":"list"`, 1))
+	tamper("deleted", strings.Join(append(append([]string{}, lines[:3]...), lines[4:]...), ""))
+	tamper("swapped", strings.Join(append(append(append([]string{}, lines[:3]...), lines[4], lines[3]), lines[5:]...), ""))
+
+	// The only device cannot write: reads fail and return nothing.
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Log("no /dev/full: skipping the failing device")
+		return
+	}
+	run(0, "", "audit", "enable", "-path=full", "file", "file_path=/dev/full")
+	// Disabling the working device succeeds, but its answer can no
+	// longer be recorded: the client gets an error.
+	runCLI(t, env, "", "audit", "disable", "file")
+	out, stderr, code := runCLI(t, env, "", "kv", "get", "-field=api_key", "secret/ml/openai")
+	if code == 0 || strings.Contains(out, canary) || !strings.Contains(stderr, "internal error") {
+		t.Fatalf("read with a failing device: exit %d: %s %s", code, out, stderr)
+	}
+	p.stop(t, syscall.SIGINT)
+}
