@@ -360,6 +360,13 @@ func (d *Device) run() {
 		select {
 		case <-d.kick:
 		case <-d.stop:
+			// A hand-over may have raced the stop: give the role back
+			// for Close.
+			d.mu.Lock()
+			if d.role == goroutine {
+				d.role = idle
+			}
+			d.mu.Unlock()
 			return
 		}
 		for {

@@ -133,9 +133,11 @@ func (c *Core) stopAudit(ctx context.Context) {
 	if st := c.auditState; st != nil {
 		st.stop()
 		<-st.done
-		c.auditState = nil
 	}
+	// Before the state goes: the last checkpoints are stored under the
+	// devices' UUIDs.
 	c.closeAudit(ctx)
+	c.auditState = nil
 }
 
 // closeAudit closes every device and stores its last checkpoint.

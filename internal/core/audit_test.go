@@ -155,10 +155,18 @@ func TestAuditLogsEveryAccess(t *testing.T) {
 	if rep := verifyFile(t, chainOf(t, f, "file"), logPath); rep.Problem != nil || rep.Entries != len(entries)+2 {
 		t.Fatalf("verify: %+v %v", rep, rep.Problem)
 	}
+	uuid := f.c.auditUUID("file/")
 	if err := f.c.SealInternal(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	sealedLines := bytes.Count(mustRead(t, logPath), []byte("\n"))
 	f.unseal(t)
+	// Sealing stored the exact last link.
+	var stored auditlog.Checkpoint
+	raw, err = f.c.barrier.Get(context.Background(), auditView+uuid+"/checkpoint")
+	if err != nil || json.Unmarshal(raw, &stored) != nil || stored.Seq != uint64(sealedLines) {
+		t.Fatalf("checkpoint at seal: %+v (%v), %d lines", stored, err, sealedLines)
+	}
 	must(f.do(t, logical.ReadOperation, "secret/data/ml/openai", nil))
 	opts := chainOf(t, f, "file")
 	resp := must(f.do(t, logical.ReadOperation, "sys/audit-chain/file", nil))
@@ -264,4 +272,13 @@ func TestConfiguredAuditDevice(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "tape") {
 		t.Fatalf("unknown type: %v", err)
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
