@@ -136,24 +136,19 @@ func (o *Options) Duration(key string, def time.Duration) (time.Duration, error)
 	return d, nil
 }
 
-// Unused returns the keys no getter asked for, sorted.
-func (o *Options) Unused() []string {
-	var keys []string
+// checkUnused fails on options no getter asked for.
+func (o *Options) checkUnused(typ string) error {
+	var unused []string
 	for k := range o.m {
 		if !o.used[k] {
-			keys = append(keys, k)
+			unused = append(unused, k)
 		}
 	}
-	sort.Strings(keys)
-	return keys
-}
-
-// checkUnused fails on options nobody understood.
-func (o *Options) checkUnused(typ string) error {
-	if u := o.Unused(); len(u) > 0 {
-		return fmt.Errorf("%w: unknown option %s for audit type %q", ErrBadOption, strings.Join(u, ", "), typ)
+	if len(unused) == 0 {
+		return nil
 	}
-	return nil
+	sort.Strings(unused)
+	return fmt.Errorf("%w: unknown option %s for audit type %q", ErrBadOption, strings.Join(unused, ", "), typ)
 }
 
 // Input is one request or response to record, with values in clear; each

@@ -399,3 +399,8 @@ func TestRetryOpen(t *testing.T) {
 		}
 	}
 }
+
+// format returns the JSON object of an entry (without seq and chain).
+func (f *formatter) format(typ string, in *Input) []byte {
+	return f.appendEntry(nil, typ, in)
+}

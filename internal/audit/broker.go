@@ -115,9 +115,7 @@ func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
 			d.failures.Add(1)
 			return fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
 		}
-		timer := time.NewTimer(d.timeout)
-		defer timer.Stop()
-		if err := d.wait(ctx, bt, timer); err != nil {
+		if err := d.wait(ctx, bt); err != nil {
 			d.failures.Add(1)
 			return fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
 		}

@@ -62,14 +62,13 @@ type Stats struct {
 
 // Device is one enabled audit device.
 type Device struct {
-	path, typ string
-	options   map[string]string
-	fmt       *formatter
-	sink      Sink
-	inline    bool // requests may write (see Bounded)
-	timeout   time.Duration
-	log       *slog.Logger
-	now       func() time.Time
+	path    string
+	fmt     *formatter
+	sink    Sink
+	inline  bool // requests may write (see Bounded)
+	timeout time.Duration
+	log     *slog.Logger
+	now     func() time.Time
 
 	// The writer role: whoever holds it (see role) alone uses chain, out
 	// and sink.
@@ -171,7 +170,7 @@ func OpenDevice(ctx context.Context, conf DeviceConfig, factory Factory) (*Devic
 		return nil, err
 	}
 	d := &Device{
-		path: conf.Path, typ: conf.Type, options: conf.Options,
+		path:    conf.Path,
 		fmt:     newFormatter(fo, conf.Salt),
 		sink:    sink,
 		inline:  isBounded(sink),
@@ -193,12 +192,6 @@ func OpenDevice(ctx context.Context, conf DeviceConfig, factory Factory) (*Devic
 
 // Path returns the device's path.
 func (d *Device) Path() string { return d.path }
-
-// Type returns the device's type.
-func (d *Device) Type() string { return d.typ }
-
-// Options returns the options the device was enabled with.
-func (d *Device) Options() map[string]string { return d.options }
 
 // Hash returns the HMAC of v as the device writes it.
 func (d *Device) Hash(v string) string { return d.fmt.h.hash(v) }
@@ -264,13 +257,16 @@ func (d *Device) enqueue(typ string, in *Input, inline bool) (*batch, error) {
 	return b, nil
 }
 
-// wait waits for b's write, at most the device's timeout.
-func (d *Device) wait(ctx context.Context, b *batch, timer *time.Timer) error {
+// wait waits for b's write, at most the device's timeout. A batch the
+// request wrote itself is done already: no timer then.
+func (d *Device) wait(ctx context.Context, b *batch) error {
 	select {
 	case <-b.done:
 		return b.err
 	default:
 	}
+	timer := time.NewTimer(d.timeout)
+	defer timer.Stop()
 	select {
 	case <-b.done:
 		return b.err

@@ -110,8 +110,3 @@ func count(v any) any {
 	}
 	return v
 }
-
-// format returns the JSON object of an entry (without seq and chain).
-func (f *formatter) format(typ string, in *Input) []byte {
-	return f.appendEntry(nil, typ, in)
-}

@@ -259,7 +259,6 @@ type AuditDeviceInfo struct {
 	Description string
 	Options     map[string]string
 	Local       bool
-	FromConfig  bool
 }
 
 // AuditDevices lists the enabled devices, sorted by path.
@@ -274,7 +273,7 @@ func (c *Core) AuditDevices() []AuditDeviceInfo {
 	for _, p := range slices.Sorted(maps.Keys(st.entries)) {
 		e := st.entries[p]
 		out = append(out, AuditDeviceInfo{Path: e.Path, Type: e.Type, Description: e.Description,
-			Options: e.Options, Local: e.Local, FromConfig: e.fromConfig})
+			Options: e.Options, Local: e.Local})
 	}
 	return out
 }

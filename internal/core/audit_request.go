@@ -16,7 +16,6 @@ type auditRecord struct {
 	lreq  *logical.Request // nil for paths served before routing
 	route *mount.Route     // nil when unrouted
 	te    *token.Entry     // the caller's token, once looked up
-	op    logical.Operation
 	// decided and allowed record the ACL's decision.
 	decided, allowed bool
 	// logged: the request entry is written; failed: writing it failed.

@@ -66,7 +66,6 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord) (*Result, error) {
 	if isUIMountsPath(req.Path) {
 		if rec != nil {
-			rec.op = req.Operation
 			if err := c.auditRequest(ctx, rec); err != nil {
 				return nil, err
 			}
