@@ -68,6 +68,7 @@ var rules = map[string]rule{
 
 	"internal/httpapi": {[]string{"internal/core", "internal/logical", "api", "internal/ui", "internal/secret", "internal/jsonenc"}, "the HTTP layer talks to core through its own interface"},
 	"internal/ui":      {[]string{"api"}, "the UI uses only the public API"},
+	"internal/metrics": {[]string{"internal/core", "internal/logical", "internal/storage"}, "metrics observe core and storage from outside; core and httpapi see them through their own interfaces"},
 
 	"internal/server":      {[]string{"..."}, "the one wiring point"},
 	"internal/cli":         {[]string{"api", "internal/secret", "internal/logging", "internal/auditlog", "internal/cli/..."}, "the CLI reaches the server only over HTTP (and reads audit logs with auditlog)"},

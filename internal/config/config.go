@@ -58,6 +58,22 @@ type Server struct {
 	// Audit are the audit devices the server always has; the API cannot
 	// disable them.
 	Audit []AuditDevice
+	// Telemetry is the telemetry block.
+	Telemetry Telemetry
+}
+
+// Telemetry is the telemetry { ... } block. Vigil's metrics are
+// Prometheus collectors, always on; the block keeps Vault's keys that
+// still mean something.
+type Telemetry struct {
+	// DisablePrometheus is set by prometheus_retention_time = 0, which in
+	// Vault turns the Prometheus format off (sys/metrics?format=prometheus
+	// answers 400). Any other retention is accepted: Vigil's counters
+	// and histograms are cumulative and need none.
+	DisablePrometheus bool
+	// DisableHostname is accepted for Vault configurations; Vigil never
+	// puts the host name into metric names.
+	DisableHostname bool
 }
 
 // AuditDevice is one audit "type" { ... } block.
@@ -103,7 +119,11 @@ type Listener struct {
 	// TLSRequireAndVerifyClientCert a client without one is refused.
 	TLSClientCAFile               string
 	TLSRequireAndVerifyClientCert bool
-	Line                          int
+	// UnauthenticatedMetricsAccess (telemetry { unauthenticated_metrics_access
+	// = true } in the listener, as in Vault) serves sys/metrics without a
+	// token, for scrapers.
+	UnauthenticatedMetricsAccess bool
+	Line                         int
 }
 
 // Loopback reports whether the listener's host is a loopback address (or
@@ -337,6 +357,11 @@ func (p *parser) server(list *ast.ObjectList) (*Server, error) {
 					cfg.Audit = append(cfg.Audit, d)
 				}
 			}
+		case "telemetry":
+			var body *ast.ObjectList
+			if body, err = p.object(item); err == nil {
+				cfg.Telemetry, err = p.telemetry(body)
+			}
 		case "login_rate_limit", "login_burst":
 			var n int64
 			if n, err = p.integer(item); err == nil && n < 1 {
@@ -463,6 +488,11 @@ func (p *parser) listener(b block) (Listener, error) {
 			l.TLSClientCAFile, err = p.str(item)
 		case "tls_require_and_verify_client_cert":
 			l.TLSRequireAndVerifyClientCert, err = p.boolean(item)
+		case "telemetry":
+			var body *ast.ObjectList
+			if body, err = p.object(item); err == nil {
+				l.UnauthenticatedMetricsAccess, err = p.listenerTelemetry(body)
+			}
 		default:
 			err = p.errorf(item.Pos(), "unknown key %q in listener %q", key, b.label)
 		}
@@ -480,6 +510,66 @@ func (p *parser) listener(b block) (Listener, error) {
 		return Listener{}, p.errorf(b.pos, "tls_cert_file and tls_key_file must be set together")
 	}
 	return l, nil
+}
+
+// object returns the body of an unlabelled block (telemetry { ... }), in
+// its HCL or JSON form.
+func (p *parser) object(item *ast.ObjectItem) (*ast.ObjectList, error) {
+	name := keyName(item.Keys[0])
+	if len(item.Keys) != 1 {
+		return nil, p.errorf(item.Pos(), "%s takes no label", name)
+	}
+	switch v := item.Val.(type) {
+	case *ast.ObjectType:
+		return v.List, nil
+	case *ast.ListType:
+		if len(v.List) == 1 {
+			if o, ok := v.List[0].(*ast.ObjectType); ok {
+				return o.List, nil
+			}
+		}
+	}
+	return nil, p.errorf(item.Pos(), "%s must be a block, as in %s { ... }", name, name)
+}
+
+func (p *parser) telemetry(body *ast.ObjectList) (Telemetry, error) {
+	var t Telemetry
+	for _, item := range body.Items {
+		key := keyName(item.Keys[0])
+		var err error
+		switch key {
+		case "prometheus_retention_time":
+			var d time.Duration
+			if d, err = p.duration(item); err == nil {
+				t.DisablePrometheus = d == 0
+			}
+		case "disable_hostname":
+			t.DisableHostname, err = p.boolean(item)
+		case "unauthenticated_metrics_access":
+			err = p.errorf(item.Pos(), "unauthenticated_metrics_access belongs in a listener's telemetry block")
+		default:
+			err = p.errorf(item.Pos(), "unknown key %q in telemetry: Vigil serves its metrics at sys/metrics for Prometheus to scrape, and pushes them nowhere", key)
+		}
+		if err != nil {
+			return Telemetry{}, err
+		}
+	}
+	return t, nil
+}
+
+func (p *parser) listenerTelemetry(body *ast.ObjectList) (bool, error) {
+	var unauth bool
+	for _, item := range body.Items {
+		key := keyName(item.Keys[0])
+		if key != "unauthenticated_metrics_access" {
+			return false, p.errorf(item.Pos(), "unknown key %q in listener telemetry: the only key is unauthenticated_metrics_access", key)
+		}
+		var err error
+		if unauth, err = p.boolean(item); err != nil {
+			return false, err
+		}
+	}
+	return unauth, nil
 }
 
 // auditTypes are the audit device types a config may declare.

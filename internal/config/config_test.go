@@ -29,6 +29,9 @@ listener "tcp" {
   address     = "127.0.0.1:8201"
   tls_disable = "true"
   x_forwarded_for_authorized_addrs = ["::1"]
+  telemetry {
+    unauthenticated_metrics_access = true
+  }
 }
 
 api_addr          = "https://vigil.internal:8200"
@@ -54,6 +57,11 @@ audit "socket" {
   address       = "10.0.0.9:9090"
   write_timeout = 2
 }
+
+telemetry {
+  prometheus_retention_time = "30s"
+  disable_hostname          = true
+}
 `
 
 func TestFullConfig(t *testing.T) {
@@ -77,8 +85,11 @@ func TestFullConfig(t *testing.T) {
 		t.Fatalf("xff %v", l.XForwardedForAuthorizedAddrs)
 	}
 	l = cfg.Listeners[1]
+	if cfg.Listeners[0].UnauthenticatedMetricsAccess {
+		t.Fatal("listener 0 serves metrics without a token")
+	}
 	if !l.TLSDisable || l.MaxRequestSize != DefaultMaxRequestSize || l.MaxRequestDuration != DefaultMaxRequestDuration ||
-		l.XForwardedForAuthorizedAddrs[0] != netip.MustParsePrefix("::1/128") {
+		l.XForwardedForAuthorizedAddrs[0] != netip.MustParsePrefix("::1/128") || !l.UnauthenticatedMetricsAccess {
 		t.Fatalf("listener 1 %+v", l)
 	}
 	if cfg.APIAddr != "https://vigil.internal:8200" || cfg.ClusterName != "ml-platform" || cfg.LogLevel != "debug" ||
@@ -86,11 +97,14 @@ func TestFullConfig(t *testing.T) {
 		cfg.LoginRateLimit != 200 || cfg.LoginBurst != 400 {
 		t.Fatalf("top level %+v", cfg)
 	}
+	if cfg.Telemetry.DisablePrometheus || !cfg.Telemetry.DisableHostname {
+		t.Fatalf("telemetry %+v", cfg.Telemetry)
+	}
 	if len(cfg.Audit) != 2 {
 		t.Fatalf("%d audit devices", len(cfg.Audit))
 	}
 	if a := cfg.Audit[0]; a.Type != "file" || a.Path != "file/" || a.Options["file_path"] != "/var/log/vigil/audit.log" ||
-		a.Options["mode"] != "0640" || a.Options["fsync"] != "true" || a.Line != 33 {
+		a.Options["mode"] != "0640" || a.Options["fsync"] != "true" || a.Line != 36 {
 		t.Fatalf("audit 0 %+v", a)
 	}
 	if a := cfg.Audit[1]; a.Type != "socket" || a.Path != "siem/" || a.Description != "to the SIEM" ||
@@ -154,6 +168,12 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"file audit without a path", base + "audit \"file\" {\n  mode = \"0600\"\n}\n", 3, "needs file_path"},
 		{"audit option not a literal", base + "audit \"file\" {\n  file_path = [\"a\"]\n}\n", 4, "must be a string, number or boolean"},
 		{"audit path twice", base + "audit \"file\" {\n  file_path = \"a\"\n}\naudit \"file\" {\n  file_path = \"b\"\n}\n", 6, "declared twice"},
+		{"telemetry push sink", base + "telemetry {\n  statsd_address = \"x:8125\"\n}\n", 4, `unknown key "statsd_address" in telemetry`},
+		{"telemetry with a label", base + "telemetry \"x\" {\n}\n", 3, "telemetry takes no label"},
+		{"bad retention", base + "telemetry {\n  prometheus_retention_time = \"soon\"\n}\n", 4, "prometheus_retention_time must be a duration"},
+		{"unauthenticated metrics at the top", base + "telemetry {\n  unauthenticated_metrics_access = true\n}\n", 4, "belongs in a listener"},
+		{"unknown listener telemetry key", "storage \"inmem\" {}\nlistener \"tcp\" {\n  telemetry {\n    usage = 1\n  }\n}\n", 4, `unknown key "usage" in listener telemetry`},
+		{"bad unauthenticated metrics", "storage \"inmem\" {}\nlistener \"tcp\" {\n  telemetry {\n    unauthenticated_metrics_access = \"sure\"\n  }\n}\n", 4, "must be true or false"},
 		{"client cert without a CA", "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_require_and_verify_client_cert = true\n}\n", 2, "needs tls_client_ca_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,4 +236,30 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src []byte) {
 		_, _ = Parse("fuzz.hcl", src) // must not panic
 	})
+}
+
+func TestTelemetry(t *testing.T) {
+	base := "storage \"inmem\" {}\nlistener \"tcp\" {}\n"
+	for src, off := range map[string]bool{
+		"":               false,
+		"telemetry {}\n": false,
+		"telemetry {\n prometheus_retention_time = 0\n}\n":       true,
+		"telemetry {\n prometheus_retention_time = \"0s\"\n}\n":  true,
+		"telemetry {\n prometheus_retention_time = \"24h\"\n}\n": false,
+	} {
+		cfg, err := Parse("c.hcl", []byte(base+src))
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if cfg.Telemetry.DisablePrometheus != off {
+			t.Errorf("%q: DisablePrometheus = %v, want %v", src, cfg.Telemetry.DisablePrometheus, off)
+		}
+	}
+	cfg, err := Parse("c.json", []byte(`{"storage": {"inmem": {}}, "listener": {"tcp": {"address": "127.0.0.1:8200", "telemetry": {"unauthenticated_metrics_access": true}}}, "telemetry": {"prometheus_retention_time": "0"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Listeners[0].UnauthenticatedMetricsAccess || !cfg.Telemetry.DisablePrometheus {
+		t.Fatalf("JSON telemetry: %+v %+v", cfg.Listeners[0], cfg.Telemetry)
+	}
 }

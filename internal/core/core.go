@@ -89,6 +89,8 @@ type Config struct {
 	// (per second, and at once); zero means the defaults (50 and 100).
 	LoginRate  float64
 	LoginBurst int
+	// Metrics counts logins and renders sys/metrics; nil means none.
+	Metrics Metrics
 }
 
 // Core is one server's core. Create it with New.
@@ -109,9 +111,11 @@ type Core struct {
 	tokens   *token.Store
 	policies *policyStore
 	leases   *lease.Manager
-	cluster  clusterInfo
-	running  []subsystem // started subsystems, in start order
-	stopCtx  context.CancelFunc
+	// leaseStats is leases for Stats, which reads it without stateMu.
+	leaseStats atomic.Pointer[lease.Manager]
+	cluster    clusterInfo
+	running    []subsystem // started subsystems, in start order
+	stopCtx    context.CancelFunc
 
 	logins *loginLimiter
 

@@ -104,6 +104,7 @@ func (c *Core) startLeases(ctx context.Context) error {
 		return err
 	}
 	c.leases = m
+	c.leaseStats.Store(m)
 	return nil
 }
 
@@ -111,6 +112,7 @@ func (c *Core) stopLeases(ctx context.Context) {
 	if c.leases == nil {
 		return
 	}
+	c.leaseStats.Store(nil)
 	if err := c.leases.Stop(ctx); err != nil {
 		c.log.Warn("stopping the lease manager", "error", err)
 	}

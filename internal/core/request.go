@@ -29,6 +29,11 @@ type Request struct {
 	Token secret.String
 	// Connection describes the client.
 	Connection *logical.Connection
+
+	// Mount is set by HandleRequest once the request is routed: the path
+	// of the mount that serves it ("secret/"), empty when none does. The
+	// HTTP layer labels its metrics with it.
+	Mount string
 }
 
 // Result is a served request.
@@ -63,7 +68,7 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 
 // handleRequest serves a request; rec, when set, is told what the
 // pipeline learns and records the request before the mount runs.
-func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord) (*Result, error) {
+func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord) (res *Result, err error) {
 	if isUIMountsPath(req.Path) {
 		if rec != nil {
 			if err := c.auditRequest(ctx, rec); err != nil {
@@ -81,6 +86,7 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 		Connection: req.Connection,
 	}
 	if routed {
+		req.Mount = route.Entry.Path
 		lreq.Storage = route.Storage
 		lreq.MountPoint = route.Entry.Path
 		lreq.MountType = route.Entry.Type
@@ -94,6 +100,7 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 	}
 	unauth := routed && isUnauthenticated(route, rest)
 	if unauth {
+		defer func() { c.observeLogin(route, res, err) }()
 		if err := c.limitLogin(req.Connection); err != nil {
 			return nil, err
 		}

@@ -117,6 +117,7 @@ func newSystemBackend(c *Core) logical.Backend {
 	paths = append(paths, s.leasePaths()...)
 	paths = append(paths, s.capabilityPaths()...)
 	paths = append(paths, s.auditPaths()...)
+	paths = append(paths, s.metricsPaths()...)
 	b, err := framework.NewBackend("The system backend: mounts, keys, policies and server control.", paths)
 	if err != nil {
 		// The table above is static: an error is a programming mistake

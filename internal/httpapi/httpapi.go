@@ -33,6 +33,17 @@ type Core interface {
 	SealStatus(ctx context.Context) (core.SealStatus, error)
 }
 
+// Metrics is what the HTTP layer needs of the server's metrics.
+type Metrics interface {
+	// ObserveRequest counts one request: the mount that served it ("" for
+	// none), its operation ("" when the method has none), the status sent
+	// and how long it took.
+	ObserveRequest(mount, operation string, status int, took time.Duration)
+	// Render renders every metric in format ("" or "json", or
+	// "prometheus"); a bad format is a *logical.CodedError.
+	Render(format string) (*logical.RawBody, error)
+}
+
 // Defaults of Options.
 const (
 	DefaultMaxRequestSize     = 32 << 20
@@ -53,6 +64,12 @@ type Options struct {
 	Version string
 	// Now tells the time (server_time_utc); time.Now when nil.
 	Now func() time.Time
+	// Metrics, when set, counts and times every request.
+	Metrics Metrics
+	// UnauthenticatedMetrics serves sys/metrics without a token (and
+	// without an audit entry), even while sealed: for scrapers on a
+	// listener that only they can reach.
+	UnauthenticatedMetrics bool
 }
 
 // Handler serves the API.
@@ -64,6 +81,9 @@ type Handler struct {
 	proxies []netip.Prefix
 	version string
 	now     func() time.Time
+	metrics Metrics
+	// unauthMetrics serves sys/metrics here, without a token.
+	unauthMetrics bool
 	// bufs recycles the buffers of small responses (see respondResult).
 	bufs sync.Pool
 }
@@ -78,6 +98,9 @@ func New(opts Options) *Handler {
 		proxies: opts.TrustedProxies,
 		version: opts.Version,
 		now:     opts.Now,
+		metrics: opts.Metrics,
+
+		unauthMetrics: opts.UnauthenticatedMetrics && opts.Metrics != nil,
 	}
 	h.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	if h.log == nil {
@@ -98,6 +121,70 @@ func New(opts Options) *Handler {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.metrics == nil {
+		h.serve(w, r, nil)
+		return
+	}
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	var rl routeLabels
+	h.serve(sw, r, &rl)
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h.metrics.ObserveRequest(rl.mount, rl.operation, status, time.Since(start))
+}
+
+// routeLabels is what a served request tells the metrics: its mount and
+// operation.
+type routeLabels struct {
+	mount, operation string
+}
+
+func (rl *routeLabels) set(mount, operation string) {
+	if rl != nil {
+		rl.mount, rl.operation = mount, operation
+	}
+}
+
+// statusWriter remembers the status a handler sent.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// sysOperation is the operation of a request to a seal endpoint, which
+// has no logical operation of its own.
+func sysOperation(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return string(logical.ReadOperation)
+	case http.MethodPut, http.MethodPost:
+		return string(logical.UpdateOperation)
+	}
+	return ""
+}
+
+// serve serves a request; rl, when set, learns its labels.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels) {
 	hdr := w.Header()
 	hdr["Cache-Control"] = []string{"no-store"}
 	if ns := r.Header.Get("X-Vault-Namespace"); ns != "" {
@@ -119,6 +206,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.maxDur)
 	defer cancel()
 	switch p {
+	case "sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader", "sys/seal":
+		rl.set("sys/", sysOperation(r.Method))
+	case "sys/metrics":
+		if h.unauthMetrics {
+			rl.set("sys/", sysOperation(r.Method))
+			h.handleMetrics(w, r)
+			return
+		}
+	}
+	switch p {
 	case "sys/health":
 		h.handleHealth(ctx, w, r)
 	case "sys/seal-status":
@@ -132,7 +229,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "sys/seal":
 		h.handleSeal(ctx, w, r)
 	default:
-		h.handleLogical(ctx, w, r, p)
+		h.handleLogical(ctx, w, r, p, rl)
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 var errBodyTooLarge = errors.New("request body too large")
 
 // handleLogical serves every path that is not a seal endpoint.
-func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *http.Request, path string) {
+func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *http.Request, path string, rl *routeLabels) {
 	reqID := secret.UUID()
 	op, data, status, msg := h.parseRequest(w, r)
 	if status != 0 {
@@ -32,6 +32,14 @@ func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *h
 	}
 	if op == logical.ListOperation && !strings.HasSuffix(path, "/") {
 		path += "/"
+	}
+	if path == "sys/metrics" && op == logical.ReadOperation && data["format"] == nil {
+		if f := metricsFormat(r); f != "" {
+			if data == nil {
+				data = map[string]any{}
+			}
+			data["format"] = f
+		}
 	}
 	req := &core.Request{
 		ID:         reqID,
@@ -42,6 +50,7 @@ func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *h
 		Connection: h.connection(r),
 	}
 	res, err := h.core.HandleRequest(ctx, req)
+	rl.set(req.Mount, string(op))
 	if err != nil {
 		h.respondError(w, reqID, path, err)
 		return

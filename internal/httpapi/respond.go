@@ -82,6 +82,12 @@ func (h *Handler) respondResult(w http.ResponseWriter, reqID, path string, res *
 	if resp.StatusCode != 0 {
 		status = resp.StatusCode
 	}
+	if raw := resp.Raw; raw != nil {
+		w.Header()["Content-Type"] = []string{raw.ContentType}
+		w.WriteHeader(status)
+		_, _ = w.Write(raw.Body)
+		return
+	}
 	if resp.Data == nil && resp.Secret == nil && resp.Auth == nil && len(resp.Warnings) == 0 && resp.StatusCode == 0 {
 		w.Header()["Content-Type"] = []string{"application/json"}
 		w.WriteHeader(http.StatusNoContent)

@@ -368,3 +368,35 @@ func (f *fields) strings(name string) []string {
 	f.fail(name, "a list of strings")
 	return nil
 }
+
+// handleMetrics serves sys/metrics without a token, for scrapers on a
+// listener with unauthenticated metrics access.
+func (h *Handler) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	if !methodIs(w, r, http.MethodGet) {
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = metricsFormat(r)
+	}
+	raw, err := h.metrics.Render(format)
+	if err != nil {
+		h.respondError(w, "", "sys/metrics", err)
+		return
+	}
+	w.Header()["Content-Type"] = []string{raw.ContentType}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(raw.Body)
+}
+
+// metricsFormat is the format a sys/metrics request without a format
+// parameter asks for in its Accept header: Prometheus scrapers ask for
+// the text or OpenMetrics format.
+func metricsFormat(r *http.Request) string {
+	accept := r.Header.Get("Accept")
+	if strings.HasPrefix(accept, "application/openmetrics-text") || strings.HasPrefix(accept, "text/plain") ||
+		strings.Contains(accept, "prometheus/telemetry") {
+		return "prometheus"
+	}
+	return ""
+}

@@ -21,12 +21,18 @@ func TestExpiryRevokesOnTime(t *testing.T) {
 	if f.rv.count(l.ID) != 0 || !f.exists(l.ID) {
 		t.Fatal("revoked before its expiry")
 	}
+	if ids := f.m.IDs(); !slices.Equal(ids, []string{l.ID}) {
+		t.Errorf("IDs() = %q, want the one lease that expires", ids)
+	}
 	f.advance(time.Nanosecond)
 	if got := f.rv.ok[l.ID]; !got.Equal(epoch.Add(time.Minute)) {
 		t.Fatalf("revoked at %v, want %v", got, epoch.Add(time.Minute))
 	}
 	if f.exists(l.ID) || len(f.keys("token/")) != 0 {
 		t.Fatalf("expired lease left %q", f.mem.Keys())
+	}
+	if s := f.m.Stats(); s.Expired != 1 || s.RevokeFailures != 0 || len(f.m.IDs()) != 0 {
+		t.Errorf("after expiry: Stats = %+v, IDs = %q", s, f.m.IDs())
 	}
 	f.advance(1000 * time.Hour)
 	if f.rv.count(never.ID) != 0 || !f.exists(never.ID) {
@@ -175,7 +181,7 @@ func TestRetryBackoffThenIrrevocable(t *testing.T) {
 		if n, err := f.m.IrrevocableCount(ctx); err != nil || n != 1 {
 			t.Errorf("%s: IrrevocableCount = %d, %v", stage, n, err)
 		}
-		if s := f.m.Stats(); s.Irrevocable != 1 {
+		if s := f.m.Stats(); s.Irrevocable != 1 || s.Expired != 0 {
 			t.Errorf("%s: Stats = %+v", stage, s)
 		}
 		// Not retried on its own.
@@ -184,6 +190,9 @@ func TestRetryBackoffThenIrrevocable(t *testing.T) {
 		if f.rv.count(l.ID) != before {
 			t.Errorf("%s: irrevocable lease retried", stage)
 		}
+	}
+	if s := f.m.Stats(); s.RevokeFailures != attempts {
+		t.Errorf("RevokeFailures = %d, want %d", s.RevokeFailures, attempts)
 	}
 	check("before restart")
 	f.restart()

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/clock"
@@ -59,6 +60,11 @@ type Manager struct {
 	// tombstones are the ids deleted while the restore runs, so that it
 	// does not bring back a lease it read just before it was revoked.
 	tombstones map[string]struct{}
+
+	// expired counts the leases revoked because they expired;
+	// revokeFailures the failed attempts to revoke one.
+	expired        atomic.Uint64
+	revokeFailures atomic.Uint64
 
 	wake     chan struct{} // dispatcher wake-up, capacity 1
 	queue    chan *entry   // dispatcher → workers, bounded
@@ -167,6 +173,10 @@ type Stats struct {
 	// counts the leases it has handed to the scheduler so far.
 	Restoring bool
 	Restored  int
+	// Expired counts the leases revoked on expiry by this manager, and
+	// RevokeFailures its failed revocation attempts (each retry counts).
+	Expired        uint64
+	RevokeFailures uint64
 }
 
 // Stats returns a snapshot of the scheduler.
@@ -179,7 +189,23 @@ func (m *Manager) Stats() Stats {
 		Irrevocable: m.irrevocable,
 		Restoring:   m.restoring,
 		Restored:    m.restoredN,
+
+		Expired:        m.expired.Load(),
+		RevokeFailures: m.revokeFailures.Load(),
 	}
+}
+
+// IDs returns the ids of the leases the scheduler knows: every lease with
+// an expiry, and every irrevocable one (all of them once the restore is
+// done). The order is unspecified.
+func (m *Manager) IDs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]string, 0, len(m.pending))
+	for id := range m.pending {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // begin admits an API call: it fails with ErrStopped unless the manager

@@ -312,6 +312,7 @@ func (m *Manager) revokeDue(ctx context.Context, id string) (placement, bool) {
 			// Revoked but still recorded: try again (Revoke is idempotent).
 			rerr = err
 		} else {
+			m.expired.Add(1)
 			m.log.Debug("lease revoked", "lease_id", id)
 			return placement{}, true
 		}
@@ -321,6 +322,7 @@ func (m *Manager) revokeDue(ctx context.Context, id string) (placement, bool) {
 		// manager restores the lease and tries again.
 		return placementOf(l, now), false
 	}
+	m.revokeFailures.Add(1)
 	l.RevokeAttempts++
 	l.RevokeError = truncate(rerr.Error())
 	due := time.Time{}

@@ -14,6 +14,10 @@ type Auth struct {
 	// Metadata is recorded on the token and in every audit entry of its
 	// requests: what the login proved (role name, service account...).
 	Metadata map[string]string
+	// Role names the role the login used, when the method has roles: it
+	// labels the login metrics, so it must be a configured role's name
+	// and never a value taken from the request.
+	Role string
 	// DisplayName names the token in lookups ("approle", "kubernetes-ns-sa").
 	DisplayName string
 	// TTL is the token's lifetime; 0 means the mount's default. MaxTTL caps

@@ -99,6 +99,15 @@ type Response struct {
 	// StatusCode overrides the HTTP status of the rendered envelope when
 	// non-zero: KV v2 answers 404 with data for a deleted version.
 	StatusCode int
+	// Raw, when set, is sent instead of the envelope (sys/metrics in the
+	// Prometheus format). Nothing else of the response is rendered.
+	Raw *RawBody
+}
+
+// RawBody is a response body sent as it is, with its content type.
+type RawBody struct {
+	ContentType string
+	Body        []byte
 }
 
 // AddWarning appends a warning to r.

@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/httpapi"
 	"github.com/vigil-secrets/vigil/internal/logging"
 	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/metrics"
 	"github.com/vigil-secrets/vigil/internal/secrets/kv"
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/bolt"
@@ -191,8 +192,9 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		}
 	}()
 
+	met := metrics.New(metrics.Options{DisablePrometheus: cfg.Telemetry.DisablePrometheus})
 	c, err := core.New(core.Config{
-		Storage:         backend,
+		Storage:         met.Storage(cfg.Storage.Type, backend),
 		StorageType:     cfg.Storage.Type,
 		Factories:       Factories(),
 		AuthFactories:   AuthFactories(),
@@ -205,10 +207,12 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		ClusterName:     cfg.ClusterName,
 		LoginRate:       float64(cfg.LoginRateLimit),
 		LoginBurst:      int(cfg.LoginBurst),
+		Metrics:         met,
 	})
 	if err != nil {
 		return err
 	}
+	met.Watch(c)
 	defer func() {
 		if err := c.SealInternal(context.Background()); err != nil {
 			logger.Error("seal on shutdown", "error", err)
@@ -231,6 +235,9 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 			MaxRequestDuration: l.MaxRequestDuration,
 			TrustedProxies:     l.XForwardedForAuthorizedAddrs,
 			Version:            core.Version,
+			Metrics:            met,
+
+			UnauthenticatedMetrics: l.UnauthenticatedMetricsAccess,
 		})
 		srv := &http.Server{
 			Handler:           handler,

@@ -266,3 +266,55 @@ func freePort(t *testing.T) int {
 	fmt.Sscanf(lns[0].Addr().String()[strings.LastIndex(lns[0].Addr().String(), ":")+1:], "%d", &port)
 	return port
 }
+
+// A listener for scrapers: sys/metrics without a token there, and only
+// there; the telemetry block turns the Prometheus format off as Vault's
+// prometheus_retention_time = 0 does.
+func TestConfigMetricsListener(t *testing.T) {
+	dir := t.TempDir()
+	api, scrape := freePort(t), freePort(t)
+	cfgPath := filepath.Join(dir, "vigil.hcl")
+	cfg := fmt.Sprintf(`storage "inmem" {}
+listener "tcp" { address = "127.0.0.1:%d" }
+listener "tcp" {
+  address = "127.0.0.1:%d"
+  telemetry { unauthenticated_metrics_access = true }
+}
+telemetry { prometheus_retention_time = 0 }
+log_level = "warn"
+`, api, scrape)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "-config", cfgPath)
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/v1/sys/metrics", scrape)
+	var code int
+	var body map[string]any
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(metricsURL); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body = getJSON(t, http.DefaultClient, metricsURL, ""); code != 200 {
+		t.Fatalf("scraper listener, no token: %d %v; stderr %s", code, body, r.stderr.String())
+	}
+	unsealed := -1.0
+	for _, g := range body["Gauges"].([]any) {
+		if g := g.(map[string]any); g["Name"] == "vault_core_unsealed" {
+			unsealed = g["Value"].(float64)
+		}
+	}
+	if unsealed != 0 {
+		t.Errorf("uninitialized server: vault_core_unsealed = %v", unsealed)
+	}
+	if code, body = getJSON(t, http.DefaultClient, metricsURL+"?format=prometheus", ""); code != 400 {
+		t.Errorf("prometheus format with retention 0: %d %v", code, body)
+	}
+	apiURL := fmt.Sprintf("http://127.0.0.1:%d/v1/sys/metrics", api)
+	if code, body = getJSON(t, http.DefaultClient, apiURL, ""); code != 503 {
+		t.Errorf("API listener, sealed, no token: %d %v", code, body)
+	}
+}

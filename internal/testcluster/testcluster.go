@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/httpapi"
+	"github.com/vigil-secrets/vigil/internal/metrics"
 	"github.com/vigil-secrets/vigil/internal/server"
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/bolt"
@@ -36,11 +37,16 @@ type Options struct {
 	// Reopen opens the existing storage in Dir as it is (a restart): no
 	// init, no unseal.
 	Reopen bool
+	// UnauthenticatedMetrics serves sys/metrics without a token.
+	UnauthenticatedMetrics bool
+	// DisablePrometheus refuses the Prometheus format of sys/metrics.
+	DisablePrometheus bool
 }
 
 // Server is a running test server.
 type Server struct {
 	Core      *core.Core
+	Metrics   *metrics.Metrics
 	HTTP      *httptest.Server
 	URL       string
 	Storage   storage.Backend
@@ -69,12 +75,22 @@ func New(t testing.TB, opts Options) *Server {
 		}
 		s.Storage = b
 	}
-	c, err := core.New(core.Config{Storage: s.Storage, StorageType: storageType(opts), Factories: server.Factories(), AuthFactories: server.AuthFactories()})
+	// Wired as internal/server wires a real server.
+	s.Metrics = metrics.New(metrics.Options{DisablePrometheus: opts.DisablePrometheus})
+	c, err := core.New(core.Config{
+		Storage:        s.Metrics.Storage(storageType(opts), s.Storage),
+		StorageType:    storageType(opts),
+		Factories:      server.Factories(),
+		AuthFactories:  server.AuthFactories(),
+		AuditFactories: server.AuditFactories(),
+		Metrics:        s.Metrics,
+	})
 	if err != nil {
 		t.Fatalf("testcluster: core: %v", err)
 	}
+	s.Metrics.Watch(c)
 	s.Core = c
-	s.HTTP = httptest.NewServer(httpapi.New(httpapi.Options{Core: c, Version: core.Version}))
+	s.HTTP = httptest.NewServer(httpapi.New(httpapi.Options{Core: c, Version: core.Version, Metrics: s.Metrics, UnauthenticatedMetrics: opts.UnauthenticatedMetrics}))
 	s.URL = s.HTTP.URL
 	t.Cleanup(s.Close)
 	if opts.Uninitialized || opts.Reopen {

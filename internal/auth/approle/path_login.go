@@ -215,6 +215,7 @@ func loginAuth(r *roleEntry, e *secretIDEntry) *logical.Auth {
 	}
 	metadata["role_name"] = r.Name
 	a.Metadata = metadata
+	a.Role = r.Name
 	a.DisplayName = r.Name
 	a.Alias = &logical.Alias{Name: r.RoleID, Metadata: maps.Clone(metadata)}
 	a.InternalData = map[string]any{

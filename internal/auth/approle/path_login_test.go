@@ -34,6 +34,7 @@ func TestLoginSuccess(t *testing.T) {
 		Policies:        []string{"dev", "ops"},
 		NoDefaultPolicy: true,
 		Metadata:        md,
+		Role:            "app",
 		DisplayName:     "app",
 		TTL:             time.Hour,
 		MaxTTL:          4 * time.Hour,

@@ -1,0 +1,91 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-secrets/vigil/internal/storage"
+)
+
+// Storage returns b timed by operation under the backend label name. The
+// result is transactional when b is; it never closes b (the owner of b
+// does).
+func (m *Metrics) Storage(name string, b storage.Backend) storage.Backend {
+	in := &timedBackend{b: b, m: m, name: name}
+	for i, op := range storageOps {
+		in.dur[i] = m.storageDur.WithLabelValues(name, op)
+	}
+	if tb, ok := b.(storage.Transactional); ok {
+		return &timedTxBackend{timedBackend: in, tb: tb}
+	}
+	return in
+}
+
+// The operations of the storage metrics, indexed by the op constants.
+const (
+	opGet = iota
+	opPut
+	opDelete
+	opList
+	opTransaction
+)
+
+var storageOps = [...]string{"get", "put", "delete", "list", "transaction"}
+
+type timedBackend struct {
+	b    storage.Backend
+	m    *Metrics
+	name string
+	dur  [len(storageOps)]prometheus.Observer
+}
+
+// done records an operation that began at start.
+func (t *timedBackend) done(op int, start time.Time, err error) {
+	t.dur[op].Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		t.m.storageErr.WithLabelValues(t.name, storageOps[op]).Inc()
+	}
+}
+
+func (t *timedBackend) Get(ctx context.Context, key string) ([]byte, error) {
+	start := time.Now()
+	v, err := t.b.Get(ctx, key)
+	t.done(opGet, start, err)
+	return v, err
+}
+
+func (t *timedBackend) Put(ctx context.Context, key string, value []byte) error {
+	start := time.Now()
+	err := t.b.Put(ctx, key, value)
+	t.done(opPut, start, err)
+	return err
+}
+
+func (t *timedBackend) Delete(ctx context.Context, key string) error {
+	start := time.Now()
+	err := t.b.Delete(ctx, key)
+	t.done(opDelete, start, err)
+	return err
+}
+
+func (t *timedBackend) List(ctx context.Context, prefix string) ([]string, error) {
+	start := time.Now()
+	keys, err := t.b.List(ctx, prefix)
+	t.done(opList, start, err)
+	return keys, err
+}
+
+type timedTxBackend struct {
+	*timedBackend
+	tb storage.Transactional
+}
+
+func (t *timedTxBackend) Transaction(ctx context.Context, ops []storage.Op) error {
+	start := time.Now()
+	err := t.tb.Transaction(ctx, ops)
+	t.done(opTransaction, start, err)
+	return err
+}
