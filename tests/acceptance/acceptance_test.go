@@ -31,6 +31,18 @@ type target struct {
 	Kill, Start func(t *testing.T)
 	// DataDir holds the storage file.
 	DataDir string
+	// HTTPClient, when set, sends every request of the suite.
+	HTTPClient *http.Client
+	// After, when set, runs once a test of the suite has passed, while
+	// its server still runs.
+	After func(t *testing.T)
+}
+
+func (tg *target) client() *http.Client {
+	if tg.HTTPClient != nil {
+		return tg.HTTPClient
+	}
+	return http.DefaultClient
 }
 
 func vaultClient(t *testing.T, tg *target) *vault.Client {
@@ -38,6 +50,9 @@ func vaultClient(t *testing.T, tg *target) *vault.Client {
 	cfg := vault.DefaultConfig()
 	cfg.Address = tg.URL
 	cfg.MaxRetries = 0
+	if tg.HTTPClient != nil {
+		cfg.HttpClient = tg.HTTPClient
+	}
 	c, err := vault.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +74,7 @@ func rawDo(t *testing.T, tg *target, method, path, contentType, body string) (in
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := tg.client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,14 +91,27 @@ func rawDo(t *testing.T, tg *target, method, path, contentType, body string) (in
 
 // runSuite runs every acceptance test against newTarget.
 func runSuite(t *testing.T, newTarget func(t *testing.T) *target) {
-	t.Run("KVv2", func(t *testing.T) { testKVv2(t, newTarget(t)) })
-	t.Run("KVv1", func(t *testing.T) { testKVv1(t, newTarget(t)) })
-	t.Run("Sys", func(t *testing.T) { testSys(t, newTarget(t)) })
-	t.Run("HTTPErrors", func(t *testing.T) { testHTTPErrors(t, newTarget(t)) })
-	t.Run("RotateAndRestart", func(t *testing.T) { testRotateRestart(t, newTarget(t)) })
-	t.Run("Policies", func(t *testing.T) { testPolicies(t, newTarget(t)) })
-	t.Run("AuthMounts", func(t *testing.T) { testAuthMounts(t, newTarget(t)) })
-	t.Run("TokensAndAppRole", func(t *testing.T) { testTokensAndAppRole(t, newTarget(t)) })
+	for _, tc := range []struct {
+		name string
+		run  func(*testing.T, *target)
+	}{
+		{"KVv2", testKVv2},
+		{"KVv1", testKVv1},
+		{"Sys", testSys},
+		{"HTTPErrors", testHTTPErrors},
+		{"RotateAndRestart", testRotateRestart},
+		{"Policies", testPolicies},
+		{"AuthMounts", testAuthMounts},
+		{"TokensAndAppRole", testTokensAndAppRole},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := newTarget(t)
+			tc.run(t, tg)
+			if tg.After != nil && !t.Failed() {
+				tg.After(t)
+			}
+		})
+	}
 }
 
 // testTokensAndAppRole is the least-privilege flow through the official
@@ -571,7 +599,7 @@ func testHTTPErrors(t *testing.T, tg *target) {
 	t.Run("bearer token", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", tg.URL+"/v1/sys/mounts", nil)
 		req.Header.Set("Authorization", "Bearer "+tg.RootToken)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := tg.client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
