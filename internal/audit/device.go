@@ -87,8 +87,13 @@ type Device struct {
 	exited  chan struct{}
 	healthy atomic.Bool
 
-	written atomic.Pointer[auditlog.Checkpoint] // after the last write
-	saved   atomic.Uint64                       // seq of the last checkpoint stored
+	// wmu guards the chain state after the last successful write, kept
+	// as is (a Checkpoint is built from it only when asked for).
+	wmu   sync.Mutex
+	wSeq  uint64
+	wHead [32]byte
+	wAt   time.Time
+	saved atomic.Uint64 // seq of the last checkpoint stored
 
 	entries, failures atomic.Uint64
 }
@@ -184,7 +189,8 @@ func OpenDevice(ctx context.Context, conf DeviceConfig, factory Factory) (*Devic
 		exited:  make(chan struct{}),
 	}
 	d.healthy.Store(true)
-	d.written.Store(&cp)
+	d.wSeq, d.wHead = chain.State()
+	d.wAt = cp.Time
 	d.saved.Store(conf.Checkpoint.Seq)
 	go d.run()
 	return d, nil
@@ -284,7 +290,6 @@ func (d *Device) wait(ctx context.Context, b *batch) error {
 func (d *Device) writeBatch() error {
 	b := d.take()
 	d.out = d.chainBatch(d.out, b)
-	cp := d.chain.Checkpoint(d.now())
 	if len(d.out) == 0 {
 		close(b.done)
 		return nil
@@ -302,8 +307,12 @@ func (d *Device) writeBatch() error {
 	if !d.healthy.Swap(true) {
 		d.log.Info("audit device writes again")
 	}
-	d.entries.Add(cp.Seq - d.written.Load().Seq)
-	d.written.Store(&cp)
+	seq, head := d.chain.State()
+	now := d.now()
+	d.wmu.Lock()
+	d.entries.Add(seq - d.wSeq)
+	d.wSeq, d.wHead, d.wAt = seq, head, now
+	d.wmu.Unlock()
 	d.carried.Store(0)
 	// With log_raw the lines held values in clear.
 	clear(d.out)
@@ -445,7 +454,9 @@ func (d *Device) Reopen(ctx context.Context) error {
 // Checkpoint returns the device's state after its last successful write,
 // and whether it moved since the last call to Saved.
 func (d *Device) Checkpoint() (auditlog.Checkpoint, bool) {
-	cp := *d.written.Load()
+	d.wmu.Lock()
+	cp := auditlog.NewCheckpoint(d.wSeq, d.wHead, d.wAt)
+	d.wmu.Unlock()
 	return cp, cp.Seq != d.saved.Load()
 }
 

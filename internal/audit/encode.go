@@ -147,7 +147,8 @@ func (f *formatter) appendAuth(b []byte, a *Auth, clientToken, accessor string) 
 }
 
 func appendStringMap(b []byte, m map[string]string) []byte {
-	keys := sortedKeys(m)
+	var small [8]string
+	keys := sortedKeys(small[:0], m)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -160,9 +161,9 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 	return append(b, '}')
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	var small [8]string
-	keys := small[:0]
+// sortedKeys appends m's keys to keys, sorted. Callers pass a small
+// array of their own, so that most maps need no allocation.
+func sortedKeys[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -228,7 +229,8 @@ func (f *formatter) appendResponse(b []byte, in *Input) []byte {
 // replaced by their count when the device elides lists.
 func (f *formatter) appendData(b []byte, d map[string]any, clearKeys []string, list bool) []byte {
 	b = append(b, '{')
-	for i, k := range sortedKeys(d) {
+	var small [8]string
+	for i, k := range sortedKeys(small[:0], d) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -281,7 +283,8 @@ func (f *formatter) appendValue(b []byte, v any, hash bool) []byte {
 		return f.appendRaw(b, t, hash)
 	case map[string]any:
 		b = append(b, '{')
-		for i, k := range sortedKeys(t) {
+		var small [8]string
+		for i, k := range sortedKeys(small[:0], t) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -310,7 +313,8 @@ func (f *formatter) appendValue(b []byte, v any, hash bool) []byte {
 		return append(b, ']')
 	case map[string]string:
 		b = append(b, '{')
-		for i, k := range sortedKeys(t) {
+		var small [8]string
+		for i, k := range sortedKeys(small[:0], t) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -373,9 +377,14 @@ func (f *formatter) appendRaw(b, raw []byte, hash bool) []byte {
 				return f.unloggable(b[:start], hash)
 			}
 			tok := raw[i : end+1]
-			if key || !hash {
+			switch inner := tok[1 : len(tok)-1]; {
+			case key || !hash:
 				b = append(b, tok...)
-			} else {
+			case bytes.IndexByte(inner, '\\') < 0:
+				// No escapes: the value is the bytes between the quotes.
+				b = append(b, '"')
+				b = append(f.h.appendHashBytes(b, inner), '"')
+			default:
 				s, ok := unquote(tok)
 				if !ok {
 					return f.unloggable(b[:start], hash)
@@ -423,12 +432,8 @@ func stringEnd(raw []byte, i int) int {
 	return -1
 }
 
-// unquote decodes a JSON string token.
+// unquote decodes a JSON string token with escapes.
 func unquote(tok []byte) (string, bool) {
-	inner := tok[1 : len(tok)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner), true
-	}
 	var s string
 	if err := json.Unmarshal(tok, &s); err != nil {
 		return "", false

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"hash"
-	"io"
 	"slices"
 	"sync"
 )
@@ -25,13 +24,26 @@ type formatOptions struct {
 
 // hasher HMACs values with a device's salt.
 type hasher struct {
-	pool sync.Pool // of hash.Hash
+	pool sync.Pool // of *hmacState
 }
+
+// hmacState is one HMAC with the scratch space that keeps hashing free of
+// allocations.
+type hmacState struct {
+	mac hash.Hash
+	in  []byte // the value, copied: hashing a string through the interface would allocate
+	sum []byte
+}
+
+// maxPooledInput bounds the scratch input kept between uses.
+const maxPooledInput = 4 << 10
 
 func newHasher(salt []byte) *hasher {
 	h := &hasher{}
 	key := slices.Clone(salt)
-	h.pool.New = func() any { return hmac.New(sha256.New, key) }
+	h.pool.New = func() any {
+		return &hmacState{mac: hmac.New(sha256.New, key), in: make([]byte, 0, 256), sum: make([]byte, 0, sha256.Size)}
+	}
 	return h
 }
 
@@ -43,14 +55,32 @@ func (h *hasher) hash(v string) string {
 // appendHash appends "hmac-sha256:<hex>" of v to b (no quotes: the hash
 // needs no JSON escaping).
 func (h *hasher) appendHash(b []byte, v string) []byte {
-	m := h.pool.Get().(hash.Hash)
-	m.Reset()
-	io.WriteString(m, v)
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
-	h.pool.Put(m)
+	st := h.pool.Get().(*hmacState)
+	st.in = append(st.in[:0], v...)
+	b = st.appendHash(b, st.in)
+	// The input was a secret: clear it before the state is reused.
+	clear(st.in)
+	if cap(st.in) > maxPooledInput {
+		st.in = make([]byte, 0, 256)
+	}
+	h.pool.Put(st)
+	return b
+}
+
+// appendHashBytes is appendHash of a value held in a byte slice.
+func (h *hasher) appendHashBytes(b, v []byte) []byte {
+	st := h.pool.Get().(*hmacState)
+	b = st.appendHash(b, v)
+	h.pool.Put(st)
+	return b
+}
+
+func (st *hmacState) appendHash(b, v []byte) []byte {
+	st.mac.Reset()
+	st.mac.Write(v)
+	st.sum = st.mac.Sum(st.sum[:0])
 	b = append(b, hashPrefix...)
-	return hex.AppendEncode(b, sum[:])
+	return hex.AppendEncode(b, st.sum)
 }
 
 // formatter turns inputs into entries for one device.

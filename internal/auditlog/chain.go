@@ -45,6 +45,7 @@ func (c Checkpoint) Head() ([32]byte, error) {
 // It is not safe for concurrent use: the device serializes it.
 type Chain struct {
 	mac  hash.Hash
+	sum  []byte // scratch for mac.Sum, so that linking allocates nothing
 	seq  uint64
 	head [32]byte
 }
@@ -58,7 +59,7 @@ func NewChain(key []byte, cp Checkpoint) (*Chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Chain{mac: hmac.New(sha256.New, key), seq: cp.Seq, head: head}, nil
+	return &Chain{mac: hmac.New(sha256.New, key), sum: make([]byte, 0, sha256.Size), seq: cp.Seq, head: head}, nil
 }
 
 // Seq returns the sequence number of the last entry appended.
@@ -66,9 +67,19 @@ func (c *Chain) Seq() uint64 { return c.seq }
 
 // Checkpoint returns the state after the last entry appended.
 func (c *Chain) Checkpoint(now time.Time) Checkpoint {
-	cp := Checkpoint{Seq: c.seq, Time: now.UTC()}
-	if c.seq > 0 {
-		cp.Chain = hex.EncodeToString(c.head[:])
+	return NewCheckpoint(c.seq, c.head, now)
+}
+
+// State returns the sequence number and chain value of the last entry
+// appended, without allocating.
+func (c *Chain) State() (seq uint64, head [32]byte) { return c.seq, c.head }
+
+// NewCheckpoint returns the checkpoint of the entry seq whose chain value
+// is head, taken at now.
+func NewCheckpoint(seq uint64, head [32]byte, now time.Time) Checkpoint {
+	cp := Checkpoint{Seq: seq, Time: now.UTC()}
+	if seq > 0 {
+		cp.Chain = hex.EncodeToString(head[:])
 	}
 	return cp
 }
@@ -89,20 +100,29 @@ func (c *Chain) Append(dst []byte, prefix string, obj []byte) []byte {
 	}
 	dst = append(dst, `"seq":`...)
 	dst = strconv.AppendUint(dst, c.seq, 10)
-	c.head = link(c.mac, c.head, dst[start:])
+	c.head = c.link(dst[start:])
 	dst = append(dst, `,"chain":"`...)
 	dst = hex.AppendEncode(dst, c.head[:])
 	return append(dst, "\"}\n"...)
 }
 
-// link computes the next chain value.
+// link computes the chain value of body, the line after c.head.
+func (c *Chain) link(body []byte) [32]byte {
+	c.sum = appendLink(c.mac, c.sum[:0], c.head[:], body)
+	return [32]byte(c.sum)
+}
+
+// link computes the chain value of body after prev.
 func link(mac hash.Hash, prev [32]byte, body []byte) [32]byte {
+	return [32]byte(appendLink(mac, nil, prev[:], body))
+}
+
+// appendLink appends to sum the chain value of body after prev.
+func appendLink(mac hash.Hash, sum, prev, body []byte) []byte {
 	mac.Reset()
-	mac.Write(prev[:])
+	mac.Write(prev)
 	mac.Write(body)
-	var out [32]byte
-	mac.Sum(out[:0])
-	return out
+	return mac.Sum(sum)
 }
 
 // Line is a parsed chained line.

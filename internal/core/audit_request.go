@@ -22,6 +22,13 @@ type auditRecord struct {
 	logged, failed bool
 	// in is the request as recorded, reused for the response entry.
 	in *audit.Input
+
+	// The parts of the entries, allocated with the record.
+	inBuf    audit.Input
+	reqBuf   audit.Request
+	authBuf  audit.Auth
+	respBuf  audit.Response
+	respAuth audit.Auth
 }
 
 // auditRequest records the request before the mount runs: fail closed.
@@ -77,7 +84,8 @@ func (c *Core) auditInput(rec *auditRecord, err error) *audit.Input {
 	if rec.lreq != nil {
 		op = rec.lreq.Operation
 	}
-	ar := &audit.Request{
+	ar := &rec.reqBuf
+	*ar = audit.Request{
 		ID:          req.ID,
 		Operation:   string(op),
 		Path:        req.Path,
@@ -96,11 +104,13 @@ func (c *Core) auditInput(rec *auditRecord, err error) *audit.Input {
 		}
 		ar.NonHMACKeys = e.Config.AuditNonHMACRequestKeys
 	}
-	in := &audit.Input{Time: c.clk.Now(), Request: ar, Err: err}
+	in := &rec.inBuf
+	*in = audit.Input{Time: c.clk.Now(), Request: ar, Err: err}
 	rec.in = in
 	if te := rec.te; te != nil {
 		ar.ClientTokenAccessor = te.Accessor
-		in.Auth = &audit.Auth{
+		in.Auth = &rec.authBuf
+		*in.Auth = audit.Auth{
 			Accessor:      te.Accessor,
 			DisplayName:   te.DisplayName,
 			Policies:      te.Policies,
@@ -112,8 +122,7 @@ func (c *Core) auditInput(rec *auditRecord, err error) *audit.Input {
 			RemainingUses: max(te.NumUses, 0),
 		}
 		if rec.decided {
-			allowed := rec.allowed
-			in.Auth.Allowed = &allowed
+			in.Auth.Allowed = &rec.allowed
 		}
 	}
 	return in
@@ -121,7 +130,8 @@ func (c *Core) auditInput(rec *auditRecord, err error) *audit.Input {
 
 // auditResponse describes what a served request returned.
 func auditResponse(rec *auditRecord, resp *logical.Response) *audit.Response {
-	out := &audit.Response{Data: resp.Data, Warnings: resp.Warnings}
+	out := &rec.respBuf
+	*out = audit.Response{Data: resp.Data, Warnings: resp.Warnings}
 	if rec.route != nil {
 		out.NonHMACKeys = rec.route.Entry.Config.AuditNonHMACResponseKeys
 	}
@@ -129,7 +139,8 @@ func auditResponse(rec *auditRecord, resp *logical.Response) *audit.Response {
 		out.LeaseID = s.LeaseID
 	}
 	if a := resp.Auth; a != nil {
-		out.Auth = &audit.Auth{
+		out.Auth = &rec.respAuth
+		*out.Auth = audit.Auth{
 			ClientToken: secret.NewString(a.ClientToken),
 			Accessor:    a.Accessor,
 			DisplayName: a.DisplayName,

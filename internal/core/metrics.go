@@ -45,8 +45,8 @@ type Stats struct {
 // AuditDeviceStats is one audit device's counters since unseal.
 type AuditDeviceStats struct {
 	Path string
-	// Entries counts the entries written, Failures the writes that
-	// failed (each failed batch counts once).
+	// Entries counts the entries written, Failures the entries the
+	// device failed to record (its write failed or timed out).
 	Entries, Failures uint64
 	// Healthy reports whether the last write succeeded.
 	Healthy bool

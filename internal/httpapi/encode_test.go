@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-secrets/vigil/internal/jsonenc"
 	"github.com/vigil-secrets/vigil/internal/logical"
 )
 
@@ -76,16 +75,4 @@ func TestAuthObject(t *testing.T) {
 	if _, ok := a["token_policies"]; ok {
 		t.Error("token_policies present although empty")
 	}
-}
-
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "a", "\"\\", "<>&", "\u2028", "\xff\xfe", "日本"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, _ := json.Marshal(s)
-		if got := jsonenc.AppendString(nil, s); string(got) != string(want) {
-			t.Fatalf("AppendString(%q) = %s, want %s", s, got, want)
-		}
-	})
 }

@@ -11,7 +11,7 @@ var (
 	auditEntriesDesc = prometheus.NewDesc("vault_audit_log_entries_total",
 		"Entries an audit device wrote since unseal, by device path.", []string{"device"}, nil)
 	auditFailuresDesc = prometheus.NewDesc("vault_audit_log_failures_total",
-		"Failed writes of an audit device since unseal (a batch of entries counts once), by device path.", []string{"device"}, nil)
+		"Entries an audit device failed to record since unseal (write failed or timed out), by device path.", []string{"device"}, nil)
 	auditHealthyDesc = prometheus.NewDesc("vault_audit_device_healthy",
 		"1 when the audit device's last write succeeded, by device path.", []string{"device"}, nil)
 	leasesDesc = prometheus.NewDesc("vault_expire_num_leases",
