@@ -27,6 +27,7 @@ import (
 	auditsocket "github.com/vigil-secrets/vigil/internal/audit/socket"
 	auditsyslog "github.com/vigil-secrets/vigil/internal/audit/syslog"
 	"github.com/vigil-secrets/vigil/internal/auth/approle"
+	"github.com/vigil-secrets/vigil/internal/auth/jwt"
 	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/config"
 	"github.com/vigil-secrets/vigil/internal/core"
@@ -51,6 +52,8 @@ func Factories() map[string]logical.Factory {
 func AuthFactories() map[string]logical.Factory {
 	return map[string]logical.Factory{
 		"approle": approle.Factory,
+		"jwt":     jwt.Factory,
+		"oidc":    jwt.Factory,
 	}
 }
 
