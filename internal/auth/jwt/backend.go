@@ -123,9 +123,10 @@ func (b *backend) source(cfg *configEntry) (*keySource, error) {
 	return ks, nil
 }
 
-// forget drops the cached key source (after a configuration change).
-func (b *backend) forget() {
+// use makes ks, the key source of a configuration just written (its key
+// set already fetched), the cached one.
+func (b *backend) use(ks *keySource) {
 	b.keysMu.Lock()
-	b.keys = nil
+	b.keys = ks
 	b.keysMu.Unlock()
 }

@@ -429,3 +429,23 @@ func FuzzLogin(f *testing.F) {
 		}
 	})
 }
+
+// TestReconfigureDropsOldKeys: a new configuration's keys replace the old
+// ones at once, even at the same instant.
+func TestReconfigureDropsOldKeys(t *testing.T) {
+	a, b := newIssuer(t), newIssuer(t)
+	h := newHarness(t)
+	h.ok(logical.UpdateOperation, "role/ci", ciRole())
+	h.ok(logical.UpdateOperation, "config", map[string]any{"jwks_url": a.srv.URL + "/keys"})
+	fromA := a.sign(t, "rsa", a.ciClaims(t0))
+	if _, err := h.do(logical.UpdateOperation, "login", map[string]any{"role": "ci", "jwt": fromA}); err != nil {
+		t.Fatal(err)
+	}
+	h.ok(logical.UpdateOperation, "config", map[string]any{"jwks_url": b.srv.URL + "/keys"})
+	if _, err := h.do(logical.UpdateOperation, "login", map[string]any{"role": "ci", "jwt": fromA}); status(err) != 400 {
+		t.Fatalf("the old issuer's token after reconfiguration: %v", err)
+	}
+	if _, err := h.do(logical.UpdateOperation, "login", map[string]any{"role": "ci", "jwt": b.sign(t, "ec", b.ciClaims(t0))}); err != nil {
+		t.Fatalf("the new issuer's token: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/url"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
@@ -26,8 +27,9 @@ type configEntry struct {
 	OIDCResponseTypes    []string       `json:"oidc_response_types,omitempty"`
 	NamespaceInState     bool           `json:"namespace_in_state,omitempty"`
 	ProviderConfig       map[string]any `json:"provider_config,omitempty"`
-	// Version changes with every write, so that the cached key source of
-	// an older configuration is dropped.
+	// Version is new with every write (random, so that servers sharing
+	// the storage agree), so that the cached key source of an older
+	// configuration is dropped.
 	Version int64 `json:"version"`
 }
 
@@ -128,7 +130,7 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 		OIDCResponseTypes:    d.StringSlice("oidc_response_types"),
 		NamespaceInState:     d.Bool("namespace_in_state"),
 		ProviderConfig:       d.Map("provider_config"),
-		Version:              b.now().UnixNano(),
+		Version:              rand.Int64(),
 	}
 	sources := 0
 	for _, set := range []bool{c.OIDCDiscoveryURL != "", c.JWKSURL != "", len(c.JWTValidationPubKeys) > 0} {
@@ -172,6 +174,6 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 	if err := req.Storage.Put(ctx, configKey, raw); err != nil {
 		return nil, err
 	}
-	b.forget()
+	b.use(ks)
 	return nil, nil
 }

@@ -3,6 +3,7 @@ package jwt
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -103,7 +104,7 @@ func (b *backend) handleLogin(ctx context.Context, req *logical.Request, d *fram
 		Metadata:    meta,
 		Role:        r.Name,
 		DisplayName: userName,
-		Alias:       &logical.Alias{Name: userName, Metadata: meta},
+		Alias:       &logical.Alias{Name: userName, Metadata: maps.Clone(meta)},
 		InternalData: map[string]any{
 			internalRole: r.Name,
 		},
