@@ -20,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	vault "github.com/hashicorp/vault/api"
 
+	"github.com/vigil-secrets/vigil/internal/cli"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
 )
 
@@ -82,13 +83,21 @@ func TestJWTLoginCIJob(t *testing.T) {
 	if _, err := root.Logical().Write("auth/jwt/config", map[string]any{"oidc_discovery_url": iss.URL, "bound_issuer": iss.URL}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := root.Logical().Write("auth/jwt/role/train", map[string]any{
-		"role_type": "jwt", "user_claim": "sub", "bound_audiences": []string{"vigil"},
-		"bound_claims":   map[string]any{"repository": "acme/train", "ref": "refs/heads/main"},
-		"claim_mappings": map[string]any{"repository": "repository", "ref": "ref", "run_id": "run_id", "actor": "actor"},
-		"token_policies": []string{"train"}, "token_ttl": "10m",
-	}); err != nil {
-		t.Fatal(err)
+	// The role as the README writes it: the CLI, JSON on stdin.
+	vigil := func(stdin string, args ...string) (string, int) {
+		var out, errOut strings.Builder
+		env := map[string]string{"VIGIL_ADDR": s.URL, "VIGIL_TOKEN": s.RootToken, "HOME": t.TempDir()}
+		code := cli.Run(ctx, args, strings.NewReader(stdin), &out, &errOut, func(k string) string { return env[k] })
+		if code != 0 {
+			t.Logf("vigil %v: %s", args, errOut.String())
+		}
+		return out.String(), code
+	}
+	if _, code := vigil(`{"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vigil"],
+ "bound_claims": {"repository": "acme/train", "ref": "refs/heads/main"},
+ "claim_mappings": {"repository": "repository", "ref": "ref", "run_id": "run_id", "actor": "actor"},
+ "token_policies": ["train"], "token_ttl": "10m"}`, "write", "auth/jwt/role/train", "-"); code != 0 {
+		t.Fatalf("vigil write role: exit %d", code)
 	}
 
 	job, _ := root.Clone()
@@ -118,6 +127,18 @@ func TestJWTLoginCIJob(t *testing.T) {
 			t.Errorf("%s: %v, want 400", name, err)
 		}
 	}
+	// The CLI's login and -field=token, as a CI job runs them.
+	jwtFile := filepath.Join(t.TempDir(), "jwt")
+	if err := os.WriteFile(jwtFile, []byte(sign(key, "refs/heads/main")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := vigil("", "write", "-field=token", "auth/jwt/login", "role=train", "jwt=@"+jwtFile); code != 0 || !strings.HasPrefix(out, "hvs.") {
+		t.Fatalf("vigil write -field=token auth/jwt/login: exit %d, %d bytes", code, len(out))
+	}
+	if out, code := vigil("", "login", "-method=jwt", "-no-store", "role=train", "jwt=@"+jwtFile); code != 0 || !strings.Contains(out, "acme/train") {
+		t.Fatalf("vigil login -method=jwt: exit %d\n%s", code, out)
+	}
+
 	// The audit entries of the job's requests name the workload.
 	raw, err := os.ReadFile(logPath)
 	if err != nil {
