@@ -115,7 +115,7 @@ func (b *backend) source(cfg *configEntry) (*keySource, error) {
 	if b.keys != nil && b.keys.version == cfg.Version {
 		return b.keys, nil
 	}
-	ks, err := newKeySource(cfg, b.transport, b.now)
+	ks, err := newKeySource(cfg, b.transport, b.now, b.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -417,11 +417,12 @@ func FuzzLogin(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
 	f.Add("eyJhbGciOiJSUzI1NiIsImtpZCI6InJzYSJ9.e30.AAAA")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(key.Public())
+	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	f.Fuzz(func(t *testing.T, tok string) {
 		h := newHarness(t)
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		der, _ := x509.MarshalPKIXPublicKey(key.Public())
-		h.ok(logical.UpdateOperation, "config", map[string]any{"jwt_validation_pubkeys": []any{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})
+		h.ok(logical.UpdateOperation, "config", map[string]any{"jwt_validation_pubkeys": []any{pub}})
 		h.ok(logical.UpdateOperation, "role/r", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_subject": "x"})
 		resp, err := h.do(logical.UpdateOperation, "login", map[string]any{"role": "r", "jwt": tok})
 		if err == nil || (resp != nil && resp.Auth != nil) {

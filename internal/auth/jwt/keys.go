@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,27 +24,27 @@ import (
 )
 
 // allAlgs are the algorithms a mount accepts unless jwt_supported_algs
-// narrows them: asymmetric only.
-var allAlgs = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512,
-	jose.PS256, jose.PS384, jose.PS512,
-	jose.ES256, jose.ES384, jose.ES512,
-	jose.EdDSA,
+// narrows them: asymmetric only. A function, so that no caller can change
+// a shared list.
+func allAlgs() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{
+		jose.RS256, jose.RS384, jose.RS512,
+		jose.PS256, jose.PS384, jose.PS512,
+		jose.ES256, jose.ES384, jose.ES512,
+		jose.EdDSA,
+	}
 }
 
 // parseAlgs checks a jwt_supported_algs list: only asymmetric algorithms.
 func parseAlgs(names []string) ([]jose.SignatureAlgorithm, error) {
+	all := allAlgs()
 	if len(names) == 0 {
-		return allAlgs, nil
+		return all, nil
 	}
 	var out []jose.SignatureAlgorithm
 	for _, n := range names {
 		alg := jose.SignatureAlgorithm(strings.TrimSpace(n))
-		ok := false
-		for _, a := range allAlgs {
-			ok = ok || a == alg
-		}
-		if !ok {
+		if !slices.Contains(all, alg) {
 			return nil, fmt.Errorf("unsupported signing algorithm %q: want one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA", n)
 		}
 		out = append(out, alg)
@@ -94,18 +96,19 @@ type keySource struct {
 	discoveryURL, jwksURL string
 	client                *http.Client
 	now                   func() time.Time
+	logger                *slog.Logger
 
 	mu      sync.Mutex
 	set     *jose.JSONWebKeySet
 	fetched time.Time // last fetch attempt
 }
 
-func newKeySource(cfg *configEntry, transport http.RoundTripper, now func() time.Time) (*keySource, error) {
+func newKeySource(cfg *configEntry, transport http.RoundTripper, now func() time.Time, logger *slog.Logger) (*keySource, error) {
 	algs, err := parseAlgs(cfg.JWTSupportedAlgs)
 	if err != nil {
 		return nil, err
 	}
-	ks := &keySource{version: cfg.Version, algs: algs, now: now}
+	ks := &keySource{version: cfg.Version, algs: algs, now: now, logger: logger}
 	switch {
 	case len(cfg.JWTValidationPubKeys) > 0:
 		if ks.static, err = parsePublicKeys(cfg.JWTValidationPubKeys); err != nil {
@@ -163,7 +166,7 @@ func (ks *keySource) verify(ctx context.Context, token string) ([]byte, error) {
 		}
 		return nil, errors.New("no configured key verifies the signature")
 	}
-	kid := jws.Signatures[0].Header.KeyID
+	kid, alg := jws.Signatures[0].Header.KeyID, jws.Signatures[0].Header.Algorithm
 	for attempt := 0; attempt < 2; attempt++ {
 		set, fresh, err := ks.keySet(ctx, attempt > 0)
 		if err != nil {
@@ -174,7 +177,9 @@ func (ks *keySource) verify(ctx context.Context, token string) ([]byte, error) {
 			keys = set.Key(kid)
 		}
 		for _, k := range keys {
-			if !k.Valid() || !k.IsPublic() || (k.Use != "" && k.Use != "sig") {
+			// A key is used only as its JWK allows: for signatures, and
+			// with its own algorithm when it names one.
+			if !k.Valid() || !k.IsPublic() || (k.Use != "" && k.Use != "sig") || (k.Algorithm != "" && k.Algorithm != alg) {
 				continue
 			}
 			if payload, err := jws.Verify(k.Key); err == nil {
@@ -203,9 +208,12 @@ func (ks *keySource) keySet(ctx context.Context, refresh bool) (set *jose.JSONWe
 		return ks.set, false, nil
 	}
 	ks.fetched = now
-	s, err := ks.fetch(ctx)
+	// The fetch serves every login of the mount, so the caller going away
+	// must not fail it (it has its own timeout).
+	s, err := ks.fetch(context.WithoutCancel(ctx))
 	if err != nil {
 		if ks.set != nil {
+			ks.logger.Warn("jwt: refreshing the issuer's key set failed; keeping the cached one", "error", err)
 			return ks.set, false, nil // keep serving the last good set
 		}
 		return nil, false, err
@@ -225,6 +233,10 @@ func (ks *keySource) fetch(ctx context.Context) (*jose.JSONWebKeySet, error) {
 		}
 		if err := getJSON(ctx, ks.client, ks.discoveryURL+"/.well-known/openid-configuration", &doc); err != nil {
 			return nil, fmt.Errorf("fetch the OIDC discovery document: %w", err)
+		}
+		// As OIDC discovery requires, the document is the issuer's own.
+		if strings.TrimSuffix(doc.Issuer, "/") != ks.discoveryURL {
+			return nil, errors.New("the OIDC discovery document names an issuer other than oidc_discovery_url")
 		}
 		if doc.JWKSURI == "" {
 			return nil, errors.New("the OIDC discovery document names no jwks_uri")

@@ -158,7 +158,7 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 	}
 	// Build the key source now: bad keys or algorithms, and an issuer
 	// that cannot be reached, are the writer's mistakes (400).
-	ks, err := newKeySource(c, b.transport, b.now)
+	ks, err := newKeySource(c, b.transport, b.now, b.logger)
 	if err != nil {
 		return nil, logical.BadRequest("%s", err)
 	}

@@ -87,7 +87,7 @@ func (b *backend) handleLogin(ctx context.Context, req *logical.Request, d *fram
 	if err := validateClaims(c, cfg, r, b.now()); err != nil {
 		return nil, logical.BadRequest("error validating claims: %s", err)
 	}
-	user, ok := c.lookup(userClaimName(r))
+	user, ok := userClaim(c, r)
 	userName, isString := user.(string)
 	if !ok || !isString || userName == "" {
 		return nil, logical.BadRequest("claim %q not found in token or not a string", r.UserClaim)
@@ -116,11 +116,18 @@ func (b *backend) handleLogin(ctx context.Context, req *logical.Request, d *fram
 	return &logical.Response{Auth: a}, nil
 }
 
-func userClaimName(r *roleEntry) string {
-	if r.UserClaimPointer && !strings.HasPrefix(r.UserClaim, "/") {
-		return "/" + r.UserClaim
+// userClaim reads the role's user claim: by JSON pointer when
+// user_claim_json_pointer is set, else by its plain name (even one that
+// starts with '/').
+func userClaim(c claims, r *roleEntry) (any, bool) {
+	if !r.UserClaimPointer {
+		v, ok := c[r.UserClaim]
+		return v, ok
 	}
-	return r.UserClaim
+	if !strings.HasPrefix(r.UserClaim, "/") {
+		return c.lookup("/" + r.UserClaim)
+	}
+	return c.lookup(r.UserClaim)
 }
 
 // groupsOf reads the groups claim: a string or a list of strings.
