@@ -68,6 +68,10 @@ type backend struct {
 	// (each source's CA is added on top of it).
 	transport http.RoundTripper
 
+	// roleMu serializes role writes (each reads, changes and writes the
+	// role back).
+	roleMu sync.Mutex
+
 	// keysMu guards keys, the key source of the current configuration;
 	// nil until the first login after a configuration change.
 	keysMu sync.Mutex

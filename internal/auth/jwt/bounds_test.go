@@ -7,10 +7,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +54,9 @@ func TestLoginSpecMessages(t *testing.T) {
 		"expired":               {"subject", with("exp", t0.Add(-time.Hour).Unix()), "error validating claims: token is expired"},
 		"not yet valid":         {"subject", with("nbf", t0.Add(time.Hour).Unix()), "error validating claims: token not valid yet"},
 		"exp not a number":      {"subject", with("exp", "tomorrow"), "error validating claims"},
+		"nbf beyond int64":      {"subject", with("nbf", 1e300), "error validating claims: token not valid yet"},
+		"iat beyond int64":      {"subject", with("iat", 1e300), "error validating claims: token issued in the future"},
+		"exp below int64":       {"subject", with("exp", -1e300), "error validating claims: token is expired"},
 		"user claim missing":    {"actor", is.ciClaims(t0), `claim "actor_id" not found in token or not a string`},
 		"user claim not string": {"actor", with("actor_id", []string{"a"}), `claim "actor_id" not found in token or not a string`},
 	} {
@@ -273,4 +278,33 @@ func holds(raw json.RawMessage, ok func(string) bool) bool {
 		return false
 	}
 	return slices.ContainsFunc(list, func(v any) bool { s, isStr := v.(string); return isStr && ok(s) })
+}
+
+// TestConcurrentRoleUpdates: updates of different fields of one role at
+// the same time all land (each is a read, a change and a write).
+func TestConcurrentRoleUpdates(t *testing.T) {
+	h := newHarness(t)
+	fields := map[string]any{
+		"bound_subject": "s", "groups_claim": "g", "bound_audiences": "a", "oidc_scopes": "o",
+		"allowed_redirect_uris": "https://r.example/cb", "max_age": 30, "token_ttl": 60, "token_policies": "p",
+	}
+	for round := range 20 {
+		name := fmt.Sprintf("role/r%d", round)
+		h.ok(logical.UpdateOperation, name, map[string]any{"role_type": "jwt", "user_claim": "sub", "token_bound_cidrs": "10.0.0.0/8"})
+		var wg sync.WaitGroup
+		for k, v := range fields {
+			wg.Go(func() {
+				req := &logical.Request{Operation: logical.UpdateOperation, Path: name, Storage: h.s, Data: map[string]any{k: v}}
+				if _, err := h.b.HandleRequest(t.Context(), req); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		d := h.ok(logical.ReadOperation, name, nil).Data
+		if d["bound_subject"] != "s" || d["groups_claim"] != "g" || len(d["bound_audiences"].([]string)) != 1 || len(d["oidc_scopes"].([]string)) != 1 ||
+			len(d["allowed_redirect_uris"].([]string)) != 1 || d["max_age"] != int64(30) || d["token_ttl"] != int64(60) || len(d["token_policies"].([]string)) != 1 {
+			t.Fatalf("round %d: an update was lost: %v", round, d)
+		}
+	}
 }

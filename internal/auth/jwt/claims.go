@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// maxNumericDate bounds the time claims' seconds (about the year 33658),
+// far enough for any real token.
+const maxNumericDate = 1e12
+
 // claims are a token's decoded payload (numbers as json.Number).
 type claims map[string]any
 
@@ -67,6 +71,9 @@ func (c claims) time(name string) (time.Time, bool, error) {
 	if err != nil {
 		return time.Time{}, true, fmt.Errorf("claim %q is not a number", name)
 	}
+	// Clamp before converting: a float beyond int64 converts to an
+	// arbitrary value, and an nbf of 1e300 must stay in the future.
+	f = min(max(f, -maxNumericDate), maxNumericDate)
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true, nil
 }

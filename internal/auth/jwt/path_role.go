@@ -185,6 +185,8 @@ func leeway(d *framework.FieldData, name string, cur time.Duration) time.Duratio
 
 func (b *backend) writeRole(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := strings.ToLower(d.String("name"))
+	b.roleMu.Lock()
+	defer b.roleMu.Unlock()
 	r, err := loadRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
