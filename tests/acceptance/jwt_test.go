@@ -139,6 +139,18 @@ func TestJWTLoginCIJob(t *testing.T) {
 		t.Fatalf("vigil login -method=jwt: exit %d\n%s", code, out)
 	}
 
+	// Renewal goes back to the role: fine while it stands, 400 once it is
+	// gone (the agent then logs in again).
+	if _, err := job.Auth().Token().RenewSelf(300); err != nil {
+		t.Fatalf("renew-self: %v", err)
+	}
+	if _, err := root.Logical().Delete("auth/jwt/role/train"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := job.Auth().Token().RenewSelf(300); !errors.As(err, &re) || re.StatusCode != 400 {
+		t.Fatalf("renew-self after the role went: %v, want 400", err)
+	}
+
 	// The audit entries of the job's requests name the workload.
 	raw, err := os.ReadFile(logPath)
 	if err != nil {
