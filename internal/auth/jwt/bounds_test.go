@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,11 +9,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,5 +309,63 @@ func TestConcurrentRoleUpdates(t *testing.T) {
 			len(d["allowed_redirect_uris"].([]string)) != 1 || d["max_age"] != int64(30) || d["token_ttl"] != int64(60) || len(d["token_policies"].([]string)) != 1 {
 			t.Fatalf("round %d: an update was lost: %v", round, d)
 		}
+	}
+}
+
+// TestSlowRefreshDoesNotBlockLogins: while a refresh (here forced by an
+// unknown kid) waits on a slow issuer, logins with known keys are served
+// from the cached set.
+func TestSlowRefreshDoesNotBlockLogins(t *testing.T) {
+	is := newIssuer(t)
+	var hold atomic.Bool
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hold.Load() {
+			entered <- struct{}{}
+			<-release
+		}
+		resp, err := http.Get(is.srv.URL + "/keys")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(release) })
+	h := newHarness(t)
+	h.ok(logical.UpdateOperation, "config", map[string]any{"jwks_url": slow.URL})
+	h.ok(logical.UpdateOperation, "role/ci", ciRole())
+	h.clk.Advance(refreshInterval)
+	hold.Store(true)
+	forger, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := signWith(t, jose.ES256, forger, "unknown", is.ciClaims(h.clk.Now()))
+	go func() {
+		req := &logical.Request{Operation: logical.UpdateOperation, Path: "login", Storage: h.s, Data: map[string]any{"role": "ci", "jwt": forged}}
+		h.b.HandleRequest(context.Background(), req)
+	}()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the unknown kid did not refresh the key set")
+	}
+	done, genuine := make(chan error, 1), is.sign(t, "rsa", is.ciClaims(h.clk.Now()))
+	go func() {
+		req := &logical.Request{Operation: logical.UpdateOperation, Path: "login", Storage: h.s,
+			Data: map[string]any{"role": "ci", "jwt": genuine}}
+		_, err := h.b.HandleRequest(context.Background(), req)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("login during a refresh: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a login with a known key waited for the refresh")
 	}
 }

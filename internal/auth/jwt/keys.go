@@ -98,6 +98,7 @@ type keySource struct {
 	now                   func() time.Time
 	logger                *slog.Logger
 
+	fetchMu sync.Mutex // held by the one fetch under way
 	mu      sync.Mutex
 	set     *jose.JSONWebKeySet
 	fetched time.Time // last fetch attempt
@@ -196,21 +197,39 @@ func (ks *keySource) verify(ctx context.Context, token string) ([]byte, error) {
 // keySet returns the cached key set, fetching it when there is none, when
 // it is old, or when refresh is asked and the last fetch is older than
 // the refresh interval. fresh reports a set fetched by this call.
+//
+// One fetch runs at a time, outside mu: while it runs, logins that have a
+// cached set are served from it at once instead of waiting on the issuer;
+// only logins with no set at all wait for the fetch.
 func (ks *keySource) keySet(ctx context.Context, refresh bool) (set *jose.JSONWebKeySet, fresh bool, err error) {
 	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	now := ks.now()
-	age := now.Sub(ks.fetched)
-	switch {
-	case ks.set == nil && age < refreshInterval && !ks.fetched.IsZero():
-		return nil, false, errors.New("the issuer's key set could not be fetched; try again shortly")
-	case ks.set != nil && age < keySetMaxAge && (!refresh || age < refreshInterval):
-		return ks.set, false, nil
+	set, due := ks.set, ks.due(refresh)
+	ks.mu.Unlock()
+	if !due {
+		return cachedSet(set)
 	}
-	ks.fetched = now
+	if set == nil {
+		ks.fetchMu.Lock()
+	} else if !ks.fetchMu.TryLock() {
+		return set, false, nil // a fetch is under way: serve the cached set
+	}
+	defer ks.fetchMu.Unlock()
+	ks.mu.Lock()
+	if !ks.due(refresh) { // fetched while this call waited
+		set, fresh = ks.set, ks.set != set
+		ks.mu.Unlock()
+		if fresh {
+			return set, true, nil
+		}
+		return cachedSet(set)
+	}
+	ks.fetched = ks.now()
+	ks.mu.Unlock()
 	// The fetch serves every login of the mount, so the caller going away
 	// must not fail it (it has its own timeout).
 	s, err := ks.fetch(context.WithoutCancel(ctx))
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
 	if err != nil {
 		if ks.set != nil {
 			ks.logger.Warn("jwt: refreshing the issuer's key set failed; keeping the cached one", "error", err)
@@ -220,6 +239,27 @@ func (ks *keySource) keySet(ctx context.Context, refresh bool) (set *jose.JSONWe
 	}
 	ks.set = s
 	return s, true, nil
+}
+
+// due reports whether keySet must fetch; ks.mu is held.
+func (ks *keySource) due(refresh bool) bool {
+	age := ks.now().Sub(ks.fetched)
+	switch {
+	case ks.set == nil:
+		return ks.fetched.IsZero() || age >= refreshInterval
+	case age >= keySetMaxAge:
+		return true
+	}
+	return refresh && age >= refreshInterval
+}
+
+// cachedSet answers with the cached set, or, when the last fetch failed
+// and the interval has not passed, says so.
+func cachedSet(set *jose.JSONWebKeySet) (*jose.JSONWebKeySet, bool, error) {
+	if set == nil {
+		return nil, false, errors.New("the issuer's key set could not be fetched; try again shortly")
+	}
+	return set, false, nil
 }
 
 // fetch reads the key set (through the discovery document when the
