@@ -25,6 +25,9 @@
 //	jwks_ca_pem               jwks mode: CA certificate(s) to trust for the two URLs above
 //
 // A configuration write replaces the whole configuration, as Vault's does.
+// Not supported: use_annotations_as_alias_metadata and, on roles,
+// bound_service_account_namespace_selector (both need reads of the
+// Kubernetes API beyond TokenReview); writing them is a 400.
 //
 // # Logins with TokenReview (the default)
 //
@@ -57,10 +60,11 @@
 // asymmetric algorithm (RS, PS and ES at 256, 384 and 512 bits, EdDSA;
 // "none" and the HMAC algorithms are refused), iss must equal issuer, exp
 // must be present and not passed and nbf and iat not in the future (with
-// [timeLeeway] of leeway), and aud must contain the role's audience when
-// it has one. Key sets are fetched with a timeout and cached for an hour;
-// a key id not in the cached set makes at most one fetch per
-// [refreshInterval]. Legacy secret-based tokens carry no exp and the legacy
+// 30 seconds of leeway), and aud must contain the role's audience when it
+// has one. Key sets are fetched with a 10-second timeout and cached for an
+// hour; a key id not in the cached set makes at most one fetch per 10
+// seconds, and a failed fetch keeps the last good set. disable_iss_validation
+// does not apply in this mode. Legacy secret-based tokens carry no exp and the legacy
 // issuer, so this mode accepts projected tokens only. What it cannot know
 // is whether the pod a token is bound to still exists: keep projected
 // token lifetimes short (and set a role audience) when using it.

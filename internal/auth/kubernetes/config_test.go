@@ -117,6 +117,7 @@ func TestRoles(t *testing.T) {
 		"star mixed":     {map[string]any{"bound_service_account_names": "*,a", "bound_service_account_namespaces": "b"}, `can not mix "*"`},
 		"alias source":   {map[string]any{"bound_service_account_names": "a", "bound_service_account_namespaces": "b", "alias_name_source": "pod"}, "invalid alias_name_source"},
 		"root policy":    {map[string]any{"bound_service_account_names": "a", "bound_service_account_namespaces": "b", "token_policies": "root"}, "root"},
+		"selector":       {map[string]any{"bound_service_account_names": "a", "bound_service_account_namespaces": "b", "bound_service_account_namespace_selector": `{"matchLabels":{"a":"b"}}`}, "not supported"},
 		"bad token type": {map[string]any{"bound_service_account_names": "a", "bound_service_account_namespaces": "b", "token_type": "x"}, "token_type"},
 	} {
 		t.Run(name, func(t *testing.T) {

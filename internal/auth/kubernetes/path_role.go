@@ -42,6 +42,10 @@ func roleFields() map[string]*framework.FieldSchema {
 			Description: `Namespaces a login may come from; "*" for any, '*' as a wildcard inside a name ("team-*").`},
 		"audience": {Type: framework.TypeString,
 			Description: "The aud the JWT must carry; also the audience of the TokenReview."},
+		// Declared so that a role asking for it is refused rather than
+		// quietly narrower: matching labels needs Namespace reads.
+		"bound_service_account_namespace_selector": {Type: framework.TypeString,
+			Description: "Not supported: list the namespaces in bound_service_account_namespaces."},
 		"alias_name_source": {Type: framework.TypeString,
 			Description: `The alias name: "serviceaccount_uid" (the default) or "serviceaccount_name" (<namespace>/<name>).`},
 	})
@@ -170,6 +174,9 @@ func (b *backend) writeRole(ctx context.Context, req *logical.Request, d *framew
 	}
 	if d.Has("bound_service_account_namespaces") {
 		r.BoundSANamespaces = d.StringSlice("bound_service_account_namespaces")
+	}
+	if strings.TrimSpace(d.String("bound_service_account_namespace_selector")) != "" {
+		return nil, logical.BadRequest("bound_service_account_namespace_selector is not supported; list the namespaces in bound_service_account_namespaces")
 	}
 	if d.Has("audience") {
 		r.Audience = strings.TrimSpace(d.String("audience"))
