@@ -28,6 +28,7 @@ import (
 	auditsyslog "github.com/vigil-secrets/vigil/internal/audit/syslog"
 	"github.com/vigil-secrets/vigil/internal/auth/approle"
 	"github.com/vigil-secrets/vigil/internal/auth/jwt"
+	"github.com/vigil-secrets/vigil/internal/auth/kubernetes"
 	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/config"
 	"github.com/vigil-secrets/vigil/internal/core"
@@ -51,9 +52,10 @@ func Factories() map[string]logical.Factory {
 // AuthFactories is the table of auth methods this build serves.
 func AuthFactories() map[string]logical.Factory {
 	return map[string]logical.Factory{
-		"approle": approle.Factory,
-		"jwt":     jwt.Factory,
-		"oidc":    jwt.Factory,
+		"approle":    approle.Factory,
+		"jwt":        jwt.Factory,
+		"kubernetes": kubernetes.Factory,
+		"oidc":       jwt.Factory,
 	}
 }
 
