@@ -55,6 +55,7 @@ var rules = map[string]rule{
 	"internal/seal":             {[]string{"internal/shamir", "internal/secret"}, "the seal produces the root key; core hands it to the barrier"},
 
 	"internal/token":     {join(layer0, layer1), "layer 3 uses layers 0-1"},
+	"internal/identity":  {join(layer0, layer1), "layer 3 uses layers 0-1; policies reach it through a templater function"},
 	"internal/lease":     {join(layer0, layer1), "layer 3 uses layers 0-1; revocation goes through an interface"},
 	"internal/audit":     {join(layer0, layer1), "layer 3 uses layers 0-1"},
 	"internal/jobs":      {join(layer0, layer1), "layer 3 uses layers 0-1"},
@@ -64,7 +65,7 @@ var rules = map[string]rule{
 	"internal/secrets/...": {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/secrets/..."}, "engines see storage only through logical.Storage"},
 	"internal/auth/...":    {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/auth/..."}, "auth methods see storage only through logical.Storage"},
 
-	"internal/core": {join(layer0, layer1, []string{"internal/storage/...", "internal/barrier", "internal/seal", "internal/token", "internal/lease", "internal/audit", "internal/jobs", "internal/mount"}), "core composes layers 0-3 and receives engines as factories"},
+	"internal/core": {join(layer0, layer1, []string{"internal/storage/...", "internal/barrier", "internal/seal", "internal/token", "internal/identity", "internal/lease", "internal/audit", "internal/jobs", "internal/mount"}), "core composes layers 0-3 and receives engines as factories"},
 
 	"internal/httpapi": {[]string{"internal/core", "internal/logical", "api", "internal/ui", "internal/secret", "internal/jsonenc"}, "the HTTP layer talks to core through its own interface"},
 	"internal/ui":      {[]string{"api"}, "the UI uses only the public API"},

@@ -146,6 +146,7 @@ func auditResponse(rec *auditRecord, resp *logical.Response) *audit.Response {
 			DisplayName: a.DisplayName,
 			Policies:    a.Policies,
 			Metadata:    a.Metadata,
+			EntityID:    a.EntityID,
 			TokenType:   a.TokenType,
 			TTL:         a.TTL,
 		}

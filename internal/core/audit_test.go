@@ -137,9 +137,11 @@ func TestAuditLogsEveryAccess(t *testing.T) {
 			sawDenied = e.Type == "request" && e.Error == "permission denied" && e.Auth.PolicyResults != nil && !e.Auth.PolicyResults.Allowed
 		case e.Request.Path == "auth/approle/login" && e.Type == "response":
 			sawLogin = e.Response.Auth != nil && strings.HasPrefix(e.Response.Auth.ClientToken, "hmac-sha256:") &&
+				e.Response.Auth.EntityID != "" &&
 				e.Request.RemoteAddress == "10.1.2.3" && e.Request.RemotePort == 40000 && e.Request.MountClass == "auth"
 		case e.Request.Path == "secret/data/ml/openai" && e.Request.Operation == "read" && e.Type == "response":
-			sawRead = e.Auth.Metadata["role_name"] == "trainer" && e.Auth.DisplayName == "approle-trainer" && e.Request.MountType == "kv"
+			sawRead = e.Auth.Metadata["role_name"] == "trainer" && e.Auth.DisplayName == "approle-trainer" && e.Request.MountType == "kv" &&
+				e.Auth.EntityID != ""
 		}
 	}
 	if !sawDenied || !sawLogin || !sawRead {

@@ -27,6 +27,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/audit"
 	"github.com/vigil-secrets/vigil/internal/barrier"
 	"github.com/vigil-secrets/vigil/internal/clock"
+	"github.com/vigil-secrets/vigil/internal/identity"
 	"github.com/vigil-secrets/vigil/internal/lease"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/mount"
@@ -110,6 +111,7 @@ type Core struct {
 	// Valid only while unsealed (set under stateMu write lock).
 	tokens   *token.Store
 	policies *policyStore
+	identity *identity.Store // set with the mounts
 	leases   *lease.Manager
 	// leaseStats is leases for Stats, which reads it without stateMu.
 	leaseStats atomic.Pointer[lease.Manager]

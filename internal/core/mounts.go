@@ -9,15 +9,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/identity"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/mount"
 )
 
 // Mount types the core itself provides.
 const (
-	typeSystem = "system"
-	typeKV     = "kv"
+	typeSystem   = "system"
+	typeKV       = "kv"
+	typeIdentity = "identity"
 )
+
+// identityMountPath is where the identity store is always mounted.
+const identityMountPath = "identity/"
 
 // authPrefix is where auth methods are mounted ("auth/approle/").
 const authPrefix = "auth/"
@@ -72,11 +77,25 @@ func (c *Core) startMounts(ctx context.Context) error {
 			return err
 		}
 	}
+	if secrets.Find(identityMountPath) == nil {
+		// The identity store is always mounted (also on a store from
+		// before it existed).
+		secrets.Entries = append(secrets.Entries, newIdentityEntry(c.clk.Now()))
+		if err := secrets.Save(ctx, c.barrier, mountsKey); err != nil {
+			return err
+		}
+	}
+	ident := identity.NewStore(c.barrier.View(secrets.Find(identityMountPath).ViewPrefix()), c.clk.Now)
+	if err := ident.Load(ctx); err != nil {
+		return err
+	}
+	c.identity = ident
 	routes := make(map[string]*mount.Route, len(secrets.Entries)+len(auth.Entries))
 	for _, e := range append(slices.Clone(secrets.Entries), auth.Entries...) {
 		rt, err := c.buildRoute(ctx, e)
 		if err != nil {
 			cleanupRoutes(ctx, routes)
+			c.identity = nil
 			return fmt.Errorf("mount %q: %w", e.Path, err)
 		}
 		routes[e.Path] = rt
@@ -122,6 +141,7 @@ func (c *Core) stopMounts(ctx context.Context) {
 	c.router.Replace(map[string]*mount.Route{})
 	cleanupRoutes(ctx, routes)
 	c.mounts, c.auth = nil, nil
+	c.identity = nil
 }
 
 func cleanupRoutes(ctx context.Context, routes map[string]*mount.Route) {
@@ -135,7 +155,13 @@ func cleanupRoutes(ctx context.Context, routes map[string]*mount.Route) {
 func (c *Core) defaultMounts() *mount.Table {
 	sys := mount.NewEntry("sys/", typeSystem, c.clk.Now())
 	sys.Description = "system endpoints used for control, policy and debugging"
-	return &mount.Table{Entries: []*mount.Entry{sys}}
+	return &mount.Table{Entries: []*mount.Entry{sys, newIdentityEntry(c.clk.Now())}}
+}
+
+func newIdentityEntry(now time.Time) *mount.Entry {
+	e := mount.NewEntry(identityMountPath, typeIdentity, now)
+	e.Description = "identity store"
+	return e
 }
 
 // buildRoute instantiates the backend of e over its barrier view.
@@ -147,6 +173,12 @@ func (c *Core) buildRoute(ctx context.Context, e *mount.Entry) (*mount.Route, er
 		return &mount.Route{Entry: e, Backend: c.sys, Storage: view, System: sv}, nil
 	case typeToken:
 		b, err := c.tokenBackend(sv)
+		if err != nil {
+			return nil, err
+		}
+		return &mount.Route{Entry: e, Backend: b, Storage: view, System: sv}, nil
+	case typeIdentity:
+		b, err := identity.NewBackend(c.identity)
 		if err != nil {
 			return nil, err
 		}
@@ -317,7 +349,7 @@ func (c *Core) disable(ctx context.Context, path string) error {
 	if e == nil {
 		return nil
 	}
-	if e.Type == typeSystem {
+	if e.Type == typeSystem || e.Type == typeIdentity {
 		return logical.BadRequest("cannot unmount %q", path)
 	}
 	if err := c.revokeMountLeases(ctx, path); err != nil {
@@ -413,7 +445,7 @@ func (c *Core) MoveMount(ctx context.Context, from, to string) error {
 	if e == nil {
 		return logical.BadRequest("no secret engine mount at %s", from)
 	}
-	if e.Type == typeSystem {
+	if e.Type == typeSystem || e.Type == typeIdentity {
 		return logical.BadRequest("cannot remount %q", from)
 	}
 	// Leases name their path: those of the old path could no longer
@@ -669,6 +701,8 @@ func normalizeType(typ string, opts map[string]string) (string, map[string]strin
 		return typ, opts, nil
 	case typeSystem:
 		return "", nil, logical.BadRequest("cannot mount a second system backend")
+	case typeIdentity:
+		return "", nil, logical.BadRequest("cannot mount a second identity store")
 	}
 	if _, ok := opts["version"]; ok {
 		return "", nil, logical.BadRequest("options.version is only valid for kv mounts")

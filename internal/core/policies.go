@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/identity"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/policy"
 )
@@ -42,7 +43,10 @@ type policyStore struct {
 
 	mu     sync.RWMutex
 	parsed map[string]*policy.Policy // by name; nil records a known miss
-	acls   map[string]*policy.ACL    // by setKey
+	acls   map[string]compiledSet    // by setKey, without identity
+	// entityACLs are ACLs compiled for an entity (templated policies, or
+	// the entity's own policies).
+	entityACLs map[entityACLKey]*policy.ACL
 	// gen counts changes, so that a read that raced a change does not
 	// fill the cache with what the change replaced: a change is stored
 	// first, then counted, so a reader that saw the old text also sees
@@ -52,10 +56,11 @@ type policyStore struct {
 
 func newPolicyStore(view logical.Storage, now func() time.Time) *policyStore {
 	return &policyStore{
-		view:   view,
-		now:    now,
-		parsed: map[string]*policy.Policy{},
-		acls:   map[string]*policy.ACL{},
+		view:       view,
+		now:        now,
+		parsed:     map[string]*policy.Policy{},
+		acls:       map[string]compiledSet{},
+		entityACLs: map[entityACLKey]*policy.ACL{},
 	}
 }
 
@@ -148,6 +153,7 @@ func (ps *policyStore) invalidateLocked() {
 	ps.gen++
 	clear(ps.parsed)
 	clear(ps.acls)
+	clear(ps.entityACLs)
 }
 
 // list returns the stored policy names, sorted, then "root", which always
@@ -200,41 +206,107 @@ func (ps *policyStore) parsedPolicy(ctx context.Context, name string) (*policy.P
 	return p, nil
 }
 
-// acl returns the compiled ACL of a token's policy names, from the cache
-// when the same set was compiled since the last change.
+// acl returns the compiled ACL of a policy set without identity: its
+// templated rules are skipped.
 func (ps *policyStore) acl(ctx context.Context, names []string) (*policy.ACL, error) {
+	return ps.aclFor(ctx, names, nil)
+}
+
+// maxEntityACLs bounds the cache of ACLs compiled for one entity; past it
+// the cache starts over (a new entity costs one compilation).
+const maxEntityACLs = 4096
+
+// aclFor returns the compiled ACL of a token's policy names and, when the
+// token has an entity, the entity's policies, with identity templates
+// resolved for the entity. An ACL is cached by policy set and, when the
+// set holds templates or the entity grants policies, by entity revision:
+// an entity's change (a login recording new alias metadata) makes a new
+// revision and so a new ACL.
+func (ps *policyStore) aclFor(ctx context.Context, names []string, ent *identity.Entity) (*policy.ACL, error) {
 	key := setKey(names)
 	ps.mu.RLock()
-	a, ok := ps.acls[key]
+	cs, ok := ps.acls[key]
 	gen := ps.gen
+	ps.mu.RUnlock()
+	if !ok {
+		var err error
+		if cs, err = ps.compile(ctx, names, nil); err != nil {
+			return nil, err
+		}
+		ps.mu.Lock()
+		if ps.gen == gen {
+			ps.acls[key] = cs
+		}
+		ps.mu.Unlock()
+	}
+	if ent == nil || (!cs.templated && len(ent.Policies) == 0) {
+		return cs.acl, nil
+	}
+	all := names
+	if len(ent.Policies) > 0 {
+		all = append(slices.Clone(names), ent.Policies...)
+	}
+	ekey := entityACLKey{set: setKey(all), entity: ent.ID, rev: ent.Revision()}
+	ps.mu.RLock()
+	a, ok := ps.entityACLs[ekey]
+	gen = ps.gen
 	ps.mu.RUnlock()
 	if ok {
 		return a, nil
 	}
-	if slices.Contains(names, policy.RootName) {
-		a = policy.Root()
-	} else {
-		var ps2 []*policy.Policy
-		for _, name := range names {
-			p, err := ps.parsedPolicy(ctx, name)
-			if err != nil {
-				return nil, err
-			}
-			if p != nil {
-				ps2 = append(ps2, p)
-			}
-		}
-		var err error
-		if a, err = policy.Compile(ps2...); err != nil {
-			return nil, fmt.Errorf("core: compile policies: %w", err)
-		}
+	ecs, err := ps.compile(ctx, all, ent.Template)
+	if err != nil {
+		return nil, err
 	}
 	ps.mu.Lock()
 	if ps.gen == gen {
-		ps.acls[key] = a
+		if len(ps.entityACLs) >= maxEntityACLs {
+			clear(ps.entityACLs)
+		}
+		ps.entityACLs[ekey] = ecs.acl
 	}
 	ps.mu.Unlock()
-	return a, nil
+	return ecs.acl, nil
+}
+
+// entityACLKey names an ACL compiled for one revision of an entity.
+type entityACLKey struct {
+	set    string
+	entity string
+	rev    uint64
+}
+
+// compiledSet is a policy set's ACL and whether any of its policies is
+// templated (so that its ACL depends on the token's entity).
+type compiledSet struct {
+	acl       *policy.ACL
+	templated bool
+}
+
+// compile parses and merges the named policies, resolving templates with
+// t (nil: templated rules are skipped).
+func (ps *policyStore) compile(ctx context.Context, names []string, t policy.Templater) (compiledSet, error) {
+	if slices.Contains(names, policy.RootName) {
+		return compiledSet{acl: policy.Root()}, nil
+	}
+	var cs compiledSet
+	var pols []*policy.Policy
+	for _, name := range names {
+		p, err := ps.parsedPolicy(ctx, name)
+		if err != nil {
+			return cs, err
+		}
+		if p != nil {
+			pols = append(pols, p)
+			cs.templated = cs.templated || p.Templated
+		}
+	}
+	a, err := policy.CompileWith(policy.CompileOptions{Templater: t}, pols...)
+	if err != nil {
+		return cs, fmt.Errorf("core: compile policies: %w", err)
+	}
+	cs.acl = a
+	return cs, nil
 }
 
 // setKey names a policy set independently of order and duplicates.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vigil-secrets/vigil/internal/barrier"
+	"github.com/vigil-secrets/vigil/internal/identity"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/mount"
 	"github.com/vigil-secrets/vigil/internal/policy"
@@ -239,7 +240,7 @@ func (c *Core) existenceCheck(ctx context.Context, route *mount.Route, lreq *log
 // the ACL still decides first, so that a caller learns nothing of paths it
 // may not use).
 func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route *mount.Route, rest string, lreq *logical.Request) (*policy.ACL, error) {
-	acl, err := c.policies.acl(ctx, te.Policies)
+	acl, err := c.tokenACL(ctx, te)
 	if err != nil {
 		return nil, c.storageError(err)
 	}
@@ -257,6 +258,19 @@ func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route
 		return nil, logical.ErrPermissionDenied
 	}
 	return acl, nil
+}
+
+// tokenACL returns the ACL of a token: its policies and its entity's,
+// identity templates resolved for its entity. A token whose entity has
+// been disabled is denied everything.
+func (c *Core) tokenACL(ctx context.Context, te *token.Entry) (*policy.ACL, error) {
+	var ent *identity.Entity
+	if te.EntityID != "" && c.identity != nil {
+		if ent = c.identity.Entity(te.EntityID); ent != nil && ent.Disabled {
+			return nil, logical.ErrPermissionDenied
+		}
+	}
+	return c.policies.aclFor(ctx, te.Policies, ent)
 }
 
 // limitLogin counts a login attempt against its client address (429 with

@@ -81,7 +81,7 @@ func (s *systemBackend) capabilities(ctx context.Context, te *token.Entry, d *fr
 	if len(paths) == 0 {
 		return nil, logical.BadRequest("missing paths")
 	}
-	acl, err := s.c.policies.acl(ctx, te.Policies)
+	acl, err := s.c.tokenACL(ctx, te)
 	if err != nil {
 		return nil, err
 	}

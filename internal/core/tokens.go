@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/identity"
 	"github.com/vigil-secrets/vigil/internal/lease"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/mount"
@@ -121,6 +122,25 @@ func (c *Core) tokenBackend(sv logical.SystemView) (logical.Backend, error) {
 // issueLoginToken creates the token a login asked for in resp.Auth, on the
 // auth mount of route, and fills resp.Auth with it.
 func (c *Core) issueLoginToken(ctx context.Context, route *mount.Route, path string, resp *logical.Response) error {
+	if al := resp.Auth.Alias; al != nil && al.Name != "" && c.identity != nil {
+		ent, err := c.identity.ForLogin(ctx, identity.Login{
+			MountAccessor: route.Entry.Accessor,
+			MountPath:     route.Entry.Path,
+			MountType:     route.Entry.Type,
+			Name:          al.Name,
+			Metadata:      al.Metadata,
+		})
+		if errors.Is(err, identity.ErrInvalidLogin) {
+			return logical.BadRequest("%v", err)
+		}
+		if err != nil {
+			return fmt.Errorf("core: record the login's identity: %w", err)
+		}
+		if ent.Disabled {
+			return logical.ErrPermissionDenied
+		}
+		resp.Auth.EntityID = ent.ID
+	}
 	_, _, warnings, err := c.tokens.CreateForLogin(ctx, token.Login{
 		MountPath: route.Entry.Path,
 		Path:      path,

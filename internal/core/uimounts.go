@@ -79,7 +79,7 @@ func (c *Core) handleUIMounts(ctx context.Context, req *Request) (*Result, error
 	}
 	switch {
 	case err == nil:
-		if acl, err = c.policies.acl(ctx, te.Policies); err != nil {
+		if acl, err = c.tokenACL(ctx, te); err != nil {
 			return nil, c.storageError(err)
 		}
 	case !errors.Is(err, token.ErrInvalid):

@@ -44,7 +44,7 @@ func authObject(a *logical.Auth) map[string]any {
 		"metadata":        meta,
 		"lease_duration":  int64(a.TTL.Seconds()),
 		"renewable":       a.Renewable,
-		"entity_id":       "",
+		"entity_id":       a.EntityID,
 		"token_type":      a.TokenType,
 		"orphan":          a.Orphan,
 		"num_uses":        a.NumUses,

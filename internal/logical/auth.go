@@ -37,8 +37,8 @@ type Auth struct {
 	TokenType string
 	// BoundCIDRs restricts the client addresses that may use the token.
 	BoundCIDRs []string
-	// Alias is the identity the login proved, for audit and, later,
-	// identity entities.
+	// Alias is the identity the login proved: the pipeline finds or
+	// creates its identity entity, and it is recorded for audit.
 	Alias *Alias
 	// InternalData is kept with the token's lease and handed back on
 	// renewal. It is never shown to clients.
@@ -51,6 +51,9 @@ type Auth struct {
 	Accessor string
 	// Orphan reports a token without a parent. Set by the pipeline.
 	Orphan bool
+	// EntityID is the identity entity of the login's alias. Set by the
+	// pipeline.
+	EntityID string
 }
 
 // Alias is an identity proved by an auth method: a name unique within the

@@ -103,6 +103,7 @@ func (st *Store) CreateForLogin(ctx context.Context, login Login, a *logical.Aut
 		BoundCIDRs:     cidrs,
 		MountPath:      mountPath,
 		InternalData:   maps.Clone(a.InternalData),
+		EntityID:       a.EntityID,
 	}
 	if a.Alias != nil {
 		e.Alias = &logical.Alias{Name: a.Alias.Name, Metadata: maps.Clone(a.Alias.Metadata)}

@@ -52,9 +52,14 @@ func TestLoginProjectedToken(t *testing.T) {
 		if got, ok := auth.Metadata[k]; !ok || got != v {
 			t.Errorf("metadata[%s] = %q, want %q", k, got, v)
 		}
-		if got := auth.Alias.Metadata[k]; got != v {
-			t.Errorf("alias metadata[%s] = %q, want %q", k, got, v)
+		// The alias is the service account's, whichever pod logs in.
+		pod := k == "pod_name" || k == "pod_uid"
+		if got, ok := auth.Alias.Metadata[k]; ok == pod || (!pod && got != v) {
+			t.Errorf("alias metadata[%s] = %q (set %v)", k, got, ok)
 		}
+	}
+	if len(auth.Alias.Metadata) != len(want)-2 {
+		t.Errorf("alias metadata %v: want the account's only", auth.Alias.Metadata)
 	}
 	if len(auth.Metadata) != len(want) {
 		t.Errorf("metadata %v: want exactly %v", auth.Metadata, want)

@@ -234,6 +234,10 @@ func loginAuth(r *roleEntry, sa serviceAccount) *logical.Auth {
 		"service_account_uid":         sa.UID,
 		"service_account_secret_name": sa.SecretName,
 	}
+	// The alias (the service account's identity entity) records what
+	// stays the same across the account's pods; the token also names the
+	// pod that logged in.
+	aliasMeta := maps.Clone(meta)
 	if sa.PodName != "" {
 		meta["pod_name"] = sa.PodName
 		meta["pod_uid"] = sa.PodUID
@@ -246,7 +250,7 @@ func loginAuth(r *roleEntry, sa serviceAccount) *logical.Auth {
 		Metadata:     meta,
 		Role:         r.Name,
 		DisplayName:  sa.Namespace + "-" + sa.Name,
-		Alias:        &logical.Alias{Name: alias, Metadata: maps.Clone(meta)},
+		Alias:        &logical.Alias{Name: alias, Metadata: aliasMeta},
 		InternalData: map[string]any{internalRole: r.Name},
 	}
 	r.Token.Populate(a)

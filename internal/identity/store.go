@@ -1,0 +1,313 @@
+package identity
+
+import (
+	"cmp"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/secret"
+)
+
+// entityPrefix is where entities live in the store's view, one key per
+// entity id, its aliases inside.
+const entityPrefix = "entity/"
+
+// Limits on what a login may record, so that a method's bug cannot bloat
+// the store (methods record far less).
+const (
+	maxAliasName     = 1024
+	maxMetadataPairs = 64
+	maxMetadataBytes = 8 << 10
+)
+
+// ErrInvalidLogin is returned by [Store.ForLogin] for an alias it cannot
+// record: no name, no mount accessor, or metadata beyond the limits.
+var ErrInvalidLogin = errors.New("identity: invalid login alias")
+
+// Store holds the entities. It is safe for concurrent use.
+type Store struct {
+	view logical.Storage
+	now  func() time.Time
+	rev  atomic.Uint64
+
+	// writeMu serializes changes (read, store, swap); mu guards only the
+	// indexes, so that no reader waits on a storage write.
+	writeMu sync.Mutex
+	mu      sync.RWMutex
+	byID    map[string]*Entity
+	byName  map[string]*Entity
+	aliases map[string]*Entity // alias id → its entity
+	byAlias map[aliasKey]*Entity
+}
+
+// aliasKey names an alias by what a login proves: the mount and the
+// principal's name there.
+type aliasKey struct{ accessor, name string }
+
+// NewStore returns an empty store over view; call [Store.Load] before
+// serving.
+func NewStore(view logical.Storage, now func() time.Time) *Store {
+	return &Store{
+		view:    view,
+		now:     now,
+		byID:    map[string]*Entity{},
+		byName:  map[string]*Entity{},
+		aliases: map[string]*Entity{},
+		byAlias: map[aliasKey]*Entity{},
+	}
+}
+
+// Load reads every stored entity into memory.
+func (s *Store) Load(ctx context.Context) error {
+	ids, err := s.view.List(ctx, entityPrefix)
+	if err != nil {
+		return fmt.Errorf("identity: list entities: %w", err)
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	for _, id := range ids {
+		if strings.HasSuffix(id, "/") {
+			continue
+		}
+		raw, err := s.view.Get(ctx, entityPrefix+id)
+		if errors.Is(err, logical.ErrNotFound) {
+			continue // deleted since the list
+		}
+		if err != nil {
+			return fmt.Errorf("identity: read entity %s: %w", id, err)
+		}
+		var e Entity
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return fmt.Errorf("identity: decode entity %s: %w", id, err)
+		}
+		e.rev = s.rev.Add(1)
+		s.mu.Lock()
+		s.indexLocked(nil, &e)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Login is the alias a login proved.
+type Login struct {
+	MountAccessor string
+	MountPath     string
+	MountType     string
+	Name          string
+	Metadata      map[string]string
+}
+
+func (l Login) check() error {
+	switch {
+	case l.MountAccessor == "":
+		return fmt.Errorf("%w: no mount accessor", ErrInvalidLogin)
+	case l.Name == "":
+		return fmt.Errorf("%w: no alias name", ErrInvalidLogin)
+	case len(l.Name) > maxAliasName:
+		return fmt.Errorf("%w: alias name longer than %d bytes", ErrInvalidLogin, maxAliasName)
+	case len(l.Metadata) > maxMetadataPairs:
+		return fmt.Errorf("%w: more than %d metadata pairs", ErrInvalidLogin, maxMetadataPairs)
+	}
+	n := 0
+	for k, v := range l.Metadata {
+		n += len(k) + len(v)
+	}
+	if n > maxMetadataBytes {
+		return fmt.Errorf("%w: metadata larger than %d bytes", ErrInvalidLogin, maxMetadataBytes)
+	}
+	return nil
+}
+
+// ForLogin returns the entity of the principal a login proved, creating
+// the alias and a new entity at its first login, and recording the
+// login's metadata and mount path on the alias when they changed. A login
+// that changes nothing writes nothing.
+func (s *Store) ForLogin(ctx context.Context, l Login) (*Entity, error) {
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	key := aliasKey{l.MountAccessor, l.Name}
+	if e := s.byAliasKey(key); e != nil && current(e.AliasFor(l.MountAccessor), l) {
+		return e, nil
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	old := s.byAliasKey(key)
+	if old != nil && current(old.AliasFor(l.MountAccessor), l) {
+		return old, nil // another login recorded it meanwhile
+	}
+	now := s.now().UTC()
+	var e *Entity
+	if old == nil {
+		id := secret.UUID()
+		e = &Entity{ID: id, Name: s.newNameLocked(), CreationTime: now, LastUpdateTime: now}
+		e.Aliases = []*Alias{{
+			ID: secret.UUID(), CanonicalID: id, MountAccessor: l.MountAccessor,
+			Name: l.Name, CreationTime: now,
+		}}
+	} else {
+		e = old.clone()
+	}
+	a := e.AliasFor(l.MountAccessor)
+	a.MountPath, a.MountType = l.MountPath, l.MountType
+	a.Metadata = maps.Clone(l.Metadata)
+	a.LastUpdateTime = now
+	e.LastUpdateTime = now
+	if err := s.saveLocked(ctx, old, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// current reports whether alias a already records login l.
+func current(a *Alias, l Login) bool {
+	return a != nil && a.Name == l.Name && a.MountPath == l.MountPath &&
+		a.MountType == l.MountType && maps.Equal(a.Metadata, l.Metadata)
+}
+
+// newNameLocked returns an unused entity name; writeMu is held.
+func (s *Store) newNameLocked() string {
+	for {
+		name := "entity_" + hex.EncodeToString(secret.RandomBytes(4))
+		s.mu.RLock()
+		_, taken := s.byName[name]
+		s.mu.RUnlock()
+		if !taken {
+			return name
+		}
+	}
+}
+
+// saveLocked stores e (replacing old, which may be nil) and swaps it into
+// the indexes; writeMu is held.
+func (s *Store) saveLocked(ctx context.Context, old, e *Entity) error {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("identity: encode entity: %w", err)
+	}
+	if err := s.view.Put(ctx, entityPrefix+e.ID, raw); err != nil {
+		return fmt.Errorf("identity: store entity: %w", err)
+	}
+	e.rev = s.rev.Add(1)
+	s.mu.Lock()
+	s.indexLocked(old, e)
+	s.mu.Unlock()
+	return nil
+}
+
+// indexLocked replaces old (nil for none) by e (nil to remove) in the
+// indexes; mu is held for writing.
+func (s *Store) indexLocked(old, e *Entity) {
+	if old != nil {
+		delete(s.byID, old.ID)
+		delete(s.byName, old.Name)
+		for _, a := range old.Aliases {
+			delete(s.aliases, a.ID)
+			delete(s.byAlias, aliasKey{a.MountAccessor, a.Name})
+		}
+	}
+	if e != nil {
+		s.byID[e.ID] = e
+		s.byName[e.Name] = e
+		for _, a := range e.Aliases {
+			s.aliases[a.ID] = e
+			s.byAlias[aliasKey{a.MountAccessor, a.Name}] = e
+		}
+	}
+}
+
+func (s *Store) byAliasKey(k aliasKey) *Entity {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byAlias[k]
+}
+
+// Entity returns the entity with the id, or nil.
+func (s *Store) Entity(id string) *Entity {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byID[id]
+}
+
+// EntityByName returns the entity with the name, or nil.
+func (s *Store) EntityByName(name string) *Entity {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byName[name]
+}
+
+// Alias returns the alias with the id and its entity, or nils.
+func (s *Store) Alias(id string) (*Alias, *Entity) {
+	s.mu.RLock()
+	e := s.aliases[id]
+	s.mu.RUnlock()
+	if e == nil {
+		return nil, nil
+	}
+	for _, a := range e.Aliases {
+		if a.ID == id {
+			return a, e
+		}
+	}
+	return nil, nil
+}
+
+// AliasByName returns the entity with an alias of the name on the mount
+// with the accessor, or nil.
+func (s *Store) AliasByName(accessor, name string) *Entity {
+	return s.byAliasKey(aliasKey{accessor, name})
+}
+
+// Entities returns every entity, sorted by id.
+func (s *Store) Entities() []*Entity {
+	s.mu.RLock()
+	out := slices.Collect(maps.Values(s.byID))
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *Entity) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// DeleteEntity removes the entity and its aliases. Tokens of the entity
+// stay valid but resolve no identity template any more; the next login of
+// one of its principals creates a new entity. Deleting an unknown id is
+// not an error.
+func (s *Store) DeleteEntity(ctx context.Context, id string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	old := s.Entity(id)
+	if old == nil {
+		return nil
+	}
+	if err := s.view.Delete(ctx, entityPrefix+id); err != nil {
+		return fmt.Errorf("identity: delete entity: %w", err)
+	}
+	s.mu.Lock()
+	s.indexLocked(old, nil)
+	s.mu.Unlock()
+	return nil
+}
+
+// DeleteAlias removes an alias from its entity, which stays. Deleting an
+// unknown id is not an error.
+func (s *Store) DeleteAlias(ctx context.Context, id string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	_, old := s.Alias(id)
+	if old == nil {
+		return nil
+	}
+	e := old.clone()
+	e.Aliases = slices.DeleteFunc(e.Aliases, func(a *Alias) bool { return a.ID == id })
+	e.LastUpdateTime = s.now().UTC()
+	return s.saveLocked(ctx, old, e)
+}
