@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -40,14 +41,19 @@ type Store struct {
 	now  func() time.Time
 	rev  atomic.Uint64
 
-	// writeMu serializes changes (read, store, swap); mu guards only the
-	// indexes, so that no reader waits on a storage write.
-	writeMu sync.Mutex
+	// stripes serialize the changes (read, store, swap) of one
+	// principal: a login locks the stripe of its alias, so that logins of
+	// different workloads store concurrently (and share the storage's
+	// group commits); an entity-wide change locks every stripe. mu guards
+	// only the indexes, so that no reader waits on a storage write.
+	stripes [64]sync.Mutex
 	mu      sync.RWMutex
 	byID    map[string]*Entity
 	byName  map[string]*Entity
 	aliases map[string]*Entity // alias id → its entity
 	byAlias map[aliasKey]*Entity
+	// names reserved by entities being created, not yet indexed.
+	reserved map[string]bool
 }
 
 // aliasKey names an alias by what a login proves: the mount and the
@@ -58,12 +64,35 @@ type aliasKey struct{ accessor, name string }
 // serving.
 func NewStore(view logical.Storage, now func() time.Time) *Store {
 	return &Store{
-		view:    view,
-		now:     now,
-		byID:    map[string]*Entity{},
-		byName:  map[string]*Entity{},
-		aliases: map[string]*Entity{},
-		byAlias: map[aliasKey]*Entity{},
+		view:     view,
+		now:      now,
+		byID:     map[string]*Entity{},
+		byName:   map[string]*Entity{},
+		aliases:  map[string]*Entity{},
+		byAlias:  map[aliasKey]*Entity{},
+		reserved: map[string]bool{},
+	}
+}
+
+// stripe returns the lock of the principal k.
+func (s *Store) stripe(k aliasKey) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(k.accessor))
+	h.Write([]byte{0})
+	h.Write([]byte(k.name))
+	return &s.stripes[h.Sum32()%uint32(len(s.stripes))]
+}
+
+// lockAll locks every stripe, in order, for a change that may touch any
+// principal; it returns the unlock.
+func (s *Store) lockAll() func() {
+	for i := range s.stripes {
+		s.stripes[i].Lock()
+	}
+	return func() {
+		for i := range s.stripes {
+			s.stripes[i].Unlock()
+		}
 	}
 }
 
@@ -73,8 +102,7 @@ func (s *Store) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("identity: list entities: %w", err)
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	defer s.lockAll()()
 	for _, id := range ids {
 		if strings.HasSuffix(id, "/") {
 			continue
@@ -140,8 +168,9 @@ func (s *Store) ForLogin(ctx context.Context, l Login) (*Entity, error) {
 	if e := s.byAliasKey(key); e != nil && current(e.AliasFor(l.MountAccessor), l) {
 		return e, nil
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
 	old := s.byAliasKey(key)
 	if old != nil && current(old.AliasFor(l.MountAccessor), l) {
 		return old, nil // another login recorded it meanwhile
@@ -150,7 +179,8 @@ func (s *Store) ForLogin(ctx context.Context, l Login) (*Entity, error) {
 	var e *Entity
 	if old == nil {
 		id := secret.UUID()
-		e = &Entity{ID: id, Name: s.newNameLocked(), CreationTime: now, LastUpdateTime: now}
+		e = &Entity{ID: id, Name: s.reserveName(), CreationTime: now, LastUpdateTime: now}
+		defer s.releaseName(e.Name)
 		e.Aliases = []*Alias{{
 			ID: secret.UUID(), CanonicalID: id, MountAccessor: l.MountAccessor,
 			Name: l.Name, CreationTime: now,
@@ -175,21 +205,29 @@ func current(a *Alias, l Login) bool {
 		a.MountType == l.MountType && maps.Equal(a.Metadata, l.Metadata)
 }
 
-// newNameLocked returns an unused entity name; writeMu is held.
-func (s *Store) newNameLocked() string {
+// reserveName returns an entity name no entity has or is being created
+// with; release it with releaseName once the entity is indexed (or was
+// not stored).
+func (s *Store) reserveName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
 		name := "entity_" + hex.EncodeToString(secret.RandomBytes(4))
-		s.mu.RLock()
-		_, taken := s.byName[name]
-		s.mu.RUnlock()
-		if !taken {
+		if _, taken := s.byName[name]; !taken && !s.reserved[name] {
+			s.reserved[name] = true
 			return name
 		}
 	}
 }
 
+func (s *Store) releaseName(name string) {
+	s.mu.Lock()
+	delete(s.reserved, name)
+	s.mu.Unlock()
+}
+
 // saveLocked stores e (replacing old, which may be nil) and swaps it into
-// the indexes; writeMu is held.
+// the indexes; the stripes of e's principals are held.
 func (s *Store) saveLocked(ctx context.Context, old, e *Entity) error {
 	raw, err := json.Marshal(e)
 	if err != nil {
@@ -282,8 +320,7 @@ func (s *Store) Entities() []*Entity {
 // one of its principals creates a new entity. Deleting an unknown id is
 // not an error.
 func (s *Store) DeleteEntity(ctx context.Context, id string) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	defer s.lockAll()()
 	old := s.Entity(id)
 	if old == nil {
 		return nil
@@ -300,8 +337,7 @@ func (s *Store) DeleteEntity(ctx context.Context, id string) error {
 // DeleteAlias removes an alias from its entity, which stays. Deleting an
 // unknown id is not an error.
 func (s *Store) DeleteAlias(ctx context.Context, id string) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	defer s.lockAll()()
 	_, old := s.Alias(id)
 	if old == nil {
 		return nil

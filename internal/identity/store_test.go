@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -269,5 +270,29 @@ func TestTemplate(t *testing.T) {
 	var none *Entity
 	if _, ok := none.Template("identity.entity.id"); ok {
 		t.Error("a nil entity resolved a template")
+	}
+}
+
+func TestConcurrentLoginsOfManyPrincipals(t *testing.T) {
+	s, _, _ := newTestStore(t)
+	var wg sync.WaitGroup
+	const n = 200
+	for i := range n {
+		wg.Go(func() {
+			if _, err := s.ForLogin(t.Context(), podLogin("ns", fmt.Sprintf("sa-%d", i), "p")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	names := map[string]bool{}
+	for _, e := range s.Entities() {
+		names[e.Name] = true
+		if s.EntityByName(e.Name) != e || s.AliasByName(e.Aliases[0].MountAccessor, e.Aliases[0].Name) != e {
+			t.Fatalf("entity %s not indexed", e.ID)
+		}
+	}
+	if len(names) != n || len(s.reserved) != 0 {
+		t.Errorf("%d distinct names for %d principals; %d names still reserved", len(names), n, len(s.reserved))
 	}
 }
