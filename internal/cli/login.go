@@ -31,10 +31,14 @@ from stdin (not echoed on a terminal), which keeps it out of the shell
 history. The token itself is not printed.
 
 With -method, logs in through that auth method instead, sending the
-KEY=VALUE arguments to auth/<path>/login:
+KEY=VALUE arguments to auth/<path>/login, where -path defaults to the
+method's name. -field=token prints the new token (with -no-store, for a
+script to keep in VIGIL_TOKEN):
 
   $ vigil login -method=approle role_id=... secret_id=@secret-id.txt
-  $ vigil login -method=userpass username=alice   (prompts for the password)`,
+  $ vigil login -method=userpass username=alice   (prompts for the password)
+  $ vigil login -method=kubernetes role=app jwt=@/var/run/secrets/tokens/vigil
+  $ vigil login -method=jwt -path=gitlab -no-store -field=token role=ci jwt="$ID_TOKEN"`,
 		run: func(ctx context.Context, c *call) int {
 			method := c.fs.String("method", "token", "Auth `method` type: token, userpass, approle, jwt, kubernetes...")
 			mount := c.fs.String("path", "", "Mount `path` of the auth method (default: the method's name).")
@@ -88,7 +92,10 @@ KEY=VALUE arguments to auth/<path>/login:
 				fmt.Fprintln(c.stdout)
 			}
 			if c.g.field != "" {
-				m := map[string]any{}
+				// -field=token prints the token whether or not it was
+				// stored, as the Vault CLI does: the form scripts use
+				// to capture it.
+				m := map[string]any{"token": tok.Reveal()}
 				for _, r := range rows {
 					m[r.Key] = r.Value
 				}
@@ -192,6 +199,13 @@ func (c *call) methodLogin(ctx context.Context, cl *api.Client, method, mount st
 		}
 	}
 	s, err := cl.WithToken("").Logical().Write(ctx, path, data)
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+		// The generic 403 hint is about the caller's token; a login sends none.
+		fmt.Fprintf(c.stderr, "Error authenticating: %v\n", err)
+		fmt.Fprintf(c.stderr, "\nThe %s method at auth/%s/ refused the login: check the role and the credentials given.\n", method, strings.Trim(mount, "/"))
+		return none, nil, exitError, false
+	}
 	if err != nil {
 		return none, nil, c.fail("authenticating", err), false
 	}

@@ -9,16 +9,19 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	vault "github.com/hashicorp/vault/api"
+	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-secrets/vigil/internal/cli"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
@@ -173,5 +176,182 @@ func TestJWTLoginCIJob(t *testing.T) {
 	}
 	if strings.Contains(string(raw), jobJWT) || strings.Contains(string(raw), strings.Split(jobJWT, ".")[2]) {
 		t.Error("a JWT in the audit log")
+	}
+}
+
+// oidcIssuer is an OIDC issuer on loopback: a discovery document naming
+// its key set, one ES256 key, and sign for the tokens it issues.
+type oidcIssuer struct {
+	URL string
+	key *ecdsa.PrivateKey
+	t   *testing.T
+}
+
+func newOIDCIssuer(t *testing.T) *oidcIssuer {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := &oidcIssuer{key: key, t: t}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"issuer": iss.URL, "jwks_uri": iss.URL + "/oauth/discovery/keys"})
+	})
+	mux.HandleFunc("/oauth/discovery/keys", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	iss.URL = srv.URL
+	return iss
+}
+
+// sign issues a token with claims, adding iss and the time claims (five
+// minutes of validity).
+func (iss *oidcIssuer) sign(claims map[string]any) string {
+	iss.t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: iss.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
+	if err != nil {
+		iss.t.Fatal(err)
+	}
+	now := time.Now()
+	c := map[string]any{"iss": iss.URL, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+	maps.Copy(c, claims)
+	payload, _ := json.Marshal(c)
+	obj, err := s.Sign(payload)
+	if err != nil {
+		iss.t.Fatal(err)
+	}
+	out, _ := obj.CompactSerialize()
+	return out
+}
+
+// gitlabJob is the job of a .gitlab-ci.yml the README shows.
+type gitlabJob struct {
+	IDTokens  map[string]struct{ Aud string } `yaml:"id_tokens"`
+	Variables map[string]string               `yaml:"variables"`
+	Script    []string                        `yaml:"script"`
+}
+
+// TestREADMECIJobs runs section 7 of the README as written: the server
+// side of GitHub Actions and of GitLab CI with the CLI, the GitHub job's
+// commands, and the GitLab job of the .gitlab-ci.yml shown (its id_tokens
+// audience in the token, its variables, its script), against loopback
+// issuers signing tokens shaped like GitHub's and GitLab's. A GitLab job
+// of another project, or of an unprotected branch, does not get the key.
+func TestREADMECIJobs(t *testing.T) {
+	section := readmeSection(t, "### 7.")
+	github, gitlab := newOIDCIssuer(t), newOIDCIssuer(t)
+
+	s := testcluster.New(t, testcluster.Options{InMemory: true, MountKVv2: true})
+	root := vaultClient(t, &target{URL: s.URL, RootToken: s.RootToken})
+	ctx := context.Background()
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	for path, v := range map[string]string{"ci/acme-train/openai": "sk-train", "ci/acme-eval/openai": "sk-eval", "ci/other/openai": "sk-other"} {
+		if _, err := root.KVv2("secret").Put(ctx, path, map[string]any{"api_key": v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subst := map[string]string{
+		"https://token.actions.githubusercontent.com": github.URL,
+		"https://gitlab.com":                          gitlab.URL,
+		"https://vigil.example.com:8200":              s.URL,
+	}
+
+	admin := newDocShell(t, map[string]string{"VIGIL_ADDR": s.URL, "VIGIL_TOKEN": s.RootToken, "HOME": t.TempDir()}, subst)
+	admin.mustRun(block(t, section, "sh", 0, "the GitHub server side"))
+	admin.mustRun(block(t, section, "sh", 2, "the GitLab server side"))
+
+	// The GitHub job: curl fetches the token from the runner; here the
+	// test hands it over.
+	ghJob := newDocShell(t, map[string]string{"VIGIL_ADDR": s.URL, "HOME": t.TempDir(), "JWT": github.sign(map[string]any{
+		"aud": "vigil", "sub": "repo:acme/train:ref:refs/heads/main", "repository": "acme/train", "ref": "refs/heads/main", "run_id": "77", "actor": "octocat",
+	})}, subst, "curl")
+	ghJob.mustRun(block(t, section, "sh", 1, "the GitHub job"))
+	if ghJob.env["OPENAI_API_KEY"] != "sk-train" {
+		t.Errorf("the GitHub job's OPENAI_API_KEY = %q", ghJob.env["OPENAI_API_KEY"])
+	}
+
+	// The GitLab job, from the README's .gitlab-ci.yml.
+	var ci map[string]gitlabJob
+	if err := yaml.Unmarshal([]byte(block(t, section, "yaml", 0, "the .gitlab-ci.yml")), &ci); err != nil {
+		t.Fatalf("the README's .gitlab-ci.yml: %v", err)
+	}
+	if len(ci) != 1 {
+		t.Fatalf("the README's .gitlab-ci.yml has %d jobs, want 1", len(ci))
+	}
+	var job gitlabJob
+	for _, j := range ci {
+		job = j
+	}
+	gitlabToken := func(aud, project, ref string, protected bool) string {
+		return gitlab.sign(map[string]any{
+			"aud": aud, "sub": "project_path:" + project + ":ref_type:branch:ref:" + ref,
+			"namespace_path": strings.Split(project, "/")[0], "project_path": project, "project_id": "31337",
+			"ref": ref, "ref_type": "branch", "ref_path": "refs/heads/" + ref, "ref_protected": strconv.FormatBool(protected),
+			"pipeline_id": "4242", "pipeline_source": "push", "job_id": "90210", "user_login": "ada", "user_id": "7",
+		})
+	}
+	runJob := func(project, ref string, protected bool) (*docShell, error) {
+		env := map[string]string{"HOME": t.TempDir()}
+		sh := newDocShell(t, env, subst, "python")
+		for k, v := range job.Variables {
+			sh.env[k] = sh.subst.Replace(v)
+		}
+		if len(job.IDTokens) == 0 {
+			t.Fatal("the README's GitLab job asks for no id_tokens")
+		}
+		for name, tok := range job.IDTokens {
+			sh.env[name] = gitlabToken(tok.Aud, project, ref, protected)
+		}
+		var cmds []shellCmd
+		for _, l := range job.Script {
+			cmds = append(cmds, shellCmd{line: l})
+		}
+		return sh, sh.runLines(cmds)
+	}
+	sh, err := runJob("acme/llm-eval", "main", true)
+	if err != nil {
+		t.Fatalf("the GitLab job: %v", err)
+	}
+	if sh.env["OPENAI_API_KEY"] != "sk-eval" || sh.ran != 2 {
+		t.Errorf("the GitLab job's OPENAI_API_KEY = %q after %d vigil commands", sh.env["OPENAI_API_KEY"], sh.ran)
+	}
+	for name, c := range map[string]struct {
+		project, ref string
+		protected    bool
+	}{
+		"another project":       {"acme/sandbox", "main", true},
+		"an unprotected branch": {"acme/llm-eval", "dev", false},
+	} {
+		sh, err := runJob(c.project, c.ref, c.protected)
+		if err == nil || !strings.Contains(err.Error(), "vigil login -method=jwt") || sh.env["OPENAI_API_KEY"] != "" {
+			t.Errorf("a GitLab job of %s: %v, OPENAI_API_KEY %q; want the login refused", name, err, sh.env["OPENAI_API_KEY"])
+		}
+	}
+
+	// The audit entry of the GitLab job's read names the project, the
+	// pipeline and the user.
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var e struct {
+			Auth    struct{ Metadata map[string]string }
+			Request struct{ Path string }
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Request.Path == "secret/data/ci/acme-eval/openai" &&
+			e.Auth.Metadata["project_path"] == "acme/llm-eval" && e.Auth.Metadata["pipeline_id"] == "4242" && e.Auth.Metadata["user_login"] == "ada" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no audit entry of the GitLab job's read names its project, pipeline and user")
 	}
 }
