@@ -4,12 +4,16 @@ package acceptance
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
@@ -24,7 +28,16 @@ import (
 // foreign tokens are refused; the audit log names the workload and its
 // entity.
 func TestOneTemplatedPolicyForPodsAndJobs(t *testing.T) {
-	kube := newKubeAPI(t)
+	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewer := "reviewer-" + rand.Text()
+	api, _ := fakeKubeAPI(t, saKey, reviewer)
+	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw}))
+	podToken := func(ns, sa string) string {
+		return saToken(t, saKey, "https://kubernetes.default.svc.cluster.local", "vigil", ns, sa, sa+"-6c9f7-x2x9q", 10*time.Minute)
+	}
 	ci := newOIDCIssuer(t)
 	s := testcluster.New(t, testcluster.Options{InMemory: true, MountKVv2: true})
 	root := vaultClient(t, &target{URL: s.URL, RootToken: s.RootToken})
@@ -40,8 +53,8 @@ func TestOneTemplatedPolicyForPodsAndJobs(t *testing.T) {
 
 	must(root.Sys().EnableAuthWithOptions("kubernetes", &vault.EnableAuthOptions{Type: "kubernetes"}))
 	must(root.Sys().EnableAuthWithOptions("jwt", &vault.EnableAuthOptions{Type: "jwt"}))
-	_, err := root.Logical().Write("auth/kubernetes/config", map[string]any{
-		"kubernetes_host": kube.URL, "kubernetes_ca_cert": kube.caPEM(), "token_reviewer_jwt": kube.reviewer,
+	_, err = root.Logical().Write("auth/kubernetes/config", map[string]any{
+		"kubernetes_host": api.URL, "kubernetes_ca_cert": caPEM, "token_reviewer_jwt": reviewer,
 	})
 	must(err)
 	_, err = root.Logical().Write("auth/jwt/config", map[string]any{"oidc_discovery_url": ci.URL, "bound_issuer": ci.URL})
@@ -109,7 +122,7 @@ path "secret/data/ci/{{identity.entity.aliases.$JWT.metadata.repository}}/*" {
 		return c
 	}
 	jobToken := func(repo, ref string) string {
-		return ci.sign(t, map[string]any{
+		return ci.sign(map[string]any{
 			"aud": "vigil", "sub": "repo:" + repo + ":ref:" + ref, "repository": repo, "ref": ref,
 			"run_id": "4242", "actor": "octocat",
 		})
@@ -118,8 +131,8 @@ path "secret/data/ci/{{identity.entity.aliases.$JWT.metadata.repository}}/*" {
 		c    *vault.Client
 		owns string
 	}{
-		"pod ml-serving/llm-gateway": {login("auth/kubernetes/login", map[string]any{"role": "pods", "jwt": kube.podToken(t, "ml-serving", "llm-gateway")}), "k8s/ml-serving/llm-gateway/openai"},
-		"pod research/trainer":       {login("auth/kubernetes/login", map[string]any{"role": "pods", "jwt": kube.podToken(t, "research", "trainer")}), "k8s/research/trainer/hf"},
+		"pod ml-serving/llm-gateway": {login("auth/kubernetes/login", map[string]any{"role": "pods", "jwt": podToken("ml-serving", "llm-gateway")}), "k8s/ml-serving/llm-gateway/openai"},
+		"pod research/trainer":       {login("auth/kubernetes/login", map[string]any{"role": "pods", "jwt": podToken("research", "trainer")}), "k8s/research/trainer/hf"},
 		"job acme/train":             {login("auth/jwt/login", map[string]any{"role": "ci", "jwt": jobToken("acme/train", "refs/heads/main")}), "ci/acme/train/openai"},
 		"job acme/eval":              {login("auth/jwt/login", map[string]any{"role": "ci", "jwt": jobToken("acme/eval", "refs/heads/main")}), "ci/acme/eval/openai"},
 	}
@@ -155,7 +168,7 @@ path "secret/data/ci/{{identity.entity.aliases.$JWT.metadata.repository}}/*" {
 
 	// The same pod's next login is the same entity; its alias records the
 	// account, not the pod.
-	again := login("auth/kubernetes/login", map[string]any{"role": "pods", "jwt": kube.podToken(t, "ml-serving", "llm-gateway")})
+	again := login("auth/kubernetes/login", map[string]any{"role": "pods", "jwt": podToken("ml-serving", "llm-gateway")})
 	self, err := again.Auth().Token().LookupSelf()
 	must(err)
 	if self.Data["entity_id"] != entities["pod ml-serving/llm-gateway"] {
@@ -189,10 +202,10 @@ path "secret/data/ci/{{identity.entity.aliases.$JWT.metadata.repository}}/*" {
 		data   map[string]any
 		status int
 	}{
-		"pod of another namespace": {"auth/kubernetes/login", map[string]any{"role": "pods", "jwt": kube.podToken(t, "default", "llm-gateway")}, 403},
+		"pod of another namespace": {"auth/kubernetes/login", map[string]any{"role": "pods", "jwt": podToken("default", "llm-gateway")}, 403},
 		"job on another branch":    {"auth/jwt/login", map[string]any{"role": "ci", "jwt": jobToken("acme/train", "refs/heads/dev")}, 400},
 		"job of another repo":      {"auth/jwt/login", map[string]any{"role": "ci", "jwt": jobToken("evil/train", "refs/heads/main")}, 400},
-		"pod token as a CI job":    {"auth/jwt/login", map[string]any{"role": "ci", "jwt": kube.podToken(t, "ml-serving", "llm-gateway")}, 400},
+		"pod token as a CI job":    {"auth/jwt/login", map[string]any{"role": "ci", "jwt": podToken("ml-serving", "llm-gateway")}, 400},
 	} {
 		if _, err := anon.Logical().Write(c.path, c.data); !errors.As(err, &re) || re.StatusCode != c.status {
 			t.Errorf("%s: %v, want %d", name, err, c.status)
