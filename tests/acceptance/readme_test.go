@@ -92,13 +92,15 @@ func block(t *testing.T, section, lang string, i int, what string) string {
 }
 
 // shellCmd is one command of a shell block: a line (continuations
-// joined, comment removed) and the here-document it reads, if any.
+// joined, comment removed) and the here-document it reads, if any, with
+// $NAME expanded in it when its delimiter is not quoted (as sh does).
 type shellCmd struct {
-	line  string
-	stdin string
+	line   string
+	stdin  string
+	expand bool
 }
 
-var heredocRE = regexp.MustCompile(`\s*<<-?'?([A-Za-z_]+)'?\s*$`)
+var heredocRE = regexp.MustCompile(`\s*<<-?('?)([A-Za-z_]+)'?\s*$`)
 
 // shellCommands splits a shell block into commands.
 func shellCommands(block string) []shellCmd {
@@ -116,7 +118,8 @@ func shellCommands(block string) []shellCmd {
 		}
 		c := shellCmd{line: line}
 		if m := heredocRE.FindStringSubmatchIndex(line); m != nil {
-			end := line[m[2]:m[3]]
+			end := line[m[4]:m[5]]
+			c.expand = m[2] == m[3] // no quote before the delimiter
 			c.line = strings.TrimSpace(line[:m[0]])
 			var body []string
 			for i++; i < len(lines) && lines[i] != end; i++ {
@@ -228,6 +231,12 @@ func (sh *docShell) run(c shellCmd) (string, error) {
 		return "", nil
 	}
 	stdin := c.stdin
+	if c.expand {
+		var err error
+		if stdin, err = sh.expand(stdin); err != nil {
+			return "", fmt.Errorf("%s: here-document: %w", c.line, err)
+		}
+	}
 	line := c.line
 	if left, right, ok := strings.Cut(line, " | "); ok {
 		echo, err := sh.words(left)
@@ -250,6 +259,26 @@ func (sh *docShell) run(c shellCmd) (string, error) {
 		return out.String(), fmt.Errorf("README command %q: exit %d\n%s", c.line, code, errOut.String())
 	}
 	return out.String(), nil
+}
+
+var varRE = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?`)
+
+// expand replaces $NAME and ${NAME} in text, as in an unquoted
+// here-document; an unset name is an error.
+func (sh *docShell) expand(text string) (string, error) {
+	var missing []string
+	out := varRE.ReplaceAllStringFunc(text, func(m string) string {
+		name := varRE.FindStringSubmatch(m)[1]
+		v, ok := sh.env[name]
+		if !ok {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("$%s is not set", missing[0])
+	}
+	return out, nil
 }
 
 // words splits a line into words as sh would for what the README uses:
