@@ -17,7 +17,7 @@ const module = "github.com/vigil-secrets/vigil"
 
 // Layer groups, by package path relative to the module.
 var (
-	layer0 = []string{"api", "internal/logical", "internal/clock", "internal/secret", "internal/shamir", "internal/auditlog", "internal/jsonenc"}
+	layer0 = []string{"api", "internal/logical", "internal/clock", "internal/secret", "internal/shamir", "internal/auditlog", "internal/jsonenc", "internal/glob"}
 	layer1 = []string{"internal/storage", "internal/policy", "internal/framework", "internal/config", "internal/logging"}
 	// testHelpers are imported only from _test.go files.
 	testHelpers = []string{"internal/storage/storagetest", "internal/logical/logicaltest", "internal/testcluster", "internal/pgtest"}
@@ -41,6 +41,7 @@ var rules = map[string]rule{
 	"internal/shamir":   {nil, "pure math"},
 	"internal/jsonenc":  {nil, "leaf"},
 	"internal/auditlog": {nil, "the audit log's written form, shared by the server and the CLI that verifies it"},
+	"internal/glob":     {nil, "leaf: Vault's '*' globs, for bound claims, service-account names and policy globs"},
 
 	"internal/storage":   {nil, "physical storage knows nothing above it"},
 	"internal/policy":    {nil, "policy stays pure: parse, compile, check"},
@@ -62,7 +63,7 @@ var rules = map[string]rule{
 	"internal/audit/...": {join([]string{"internal/audit"}, layer0), "audit devices see only the audit package"},
 
 	"internal/secrets/...": {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/secrets/..."}, "engines see storage only through logical.Storage"},
-	"internal/auth/...":    {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/auth/..."}, "auth methods see storage only through logical.Storage"},
+	"internal/auth/...":    {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/glob", "internal/auth/..."}, "auth methods see storage only through logical.Storage; they share globs"},
 
 	"internal/core": {join(layer0, layer1, []string{"internal/storage/...", "internal/barrier", "internal/seal", "internal/token", "internal/lease", "internal/audit", "internal/jobs", "internal/mount"}), "core composes layers 0-3 and receives engines as factories"},
 

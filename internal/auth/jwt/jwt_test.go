@@ -387,29 +387,6 @@ func TestLeewaysAndRenewal(t *testing.T) {
 	}
 }
 
-func TestGlobMatch(t *testing.T) {
-	for _, tc := range []struct {
-		p, s string
-		want bool
-	}{
-		{"refs/heads/*", "refs/heads/main", true},
-		{"refs/heads/*", "refs/heads/feature/x", true},
-		{"refs/heads/*", "refs/tags/v1", false},
-		{"*", "", true},
-		{"a*b*c", "axxbyyc", true},
-		{"a*b*c", "axxbyy", false},
-		{"main", "main", true},
-		{"main", "main2", false},
-		{"*-prod", "ml-prod", true},
-		{"a*a", "a", false},
-		{"[a]", "a", false},
-	} {
-		if got := globMatch(tc.p, tc.s); got != tc.want {
-			t.Errorf("globMatch(%q, %q) = %v", tc.p, tc.s, got)
-		}
-	}
-}
-
 // FuzzLogin feeds arbitrary tokens through parsing and validation: never
 // a panic, never a login.
 func FuzzLogin(f *testing.F) {

@@ -11,6 +11,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
+	"github.com/vigil-secrets/vigil/internal/glob"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
@@ -109,10 +110,10 @@ func (b *backend) login(ctx context.Context, req *logical.Request, r *roleEntry,
 		return nil, denied(err)
 	}
 	sa := c.SA
-	if !matchAny(r.BoundSANames, sa.Name) {
+	if !glob.MatchAny(r.BoundSANames, sa.Name) {
 		return nil, logical.CodedErrorf(403, "%s", msgNameNotAuthorized)
 	}
-	if !matchAny(r.BoundSANamespaces, sa.Namespace) {
+	if !glob.MatchAny(r.BoundSANamespaces, sa.Namespace) {
 		return nil, logical.CodedErrorf(403, "%s", msgNamespaceNotAuthorized)
 	}
 	if cfg.TokenValidation != validationJWKS {
