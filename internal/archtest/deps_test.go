@@ -17,10 +17,10 @@ const module = "github.com/vigil-secrets/vigil"
 
 // Layer groups, by package path relative to the module.
 var (
-	layer0 = []string{"api", "internal/logical", "internal/clock", "internal/secret", "internal/shamir", "internal/auditlog", "internal/jsonenc"}
+	layer0 = []string{"api", "internal/logical", "internal/clock", "internal/secret", "internal/shamir", "internal/auditlog", "internal/jsonenc", "internal/glob"}
 	layer1 = []string{"internal/storage", "internal/policy", "internal/framework", "internal/config", "internal/logging"}
 	// testHelpers are imported only from _test.go files.
-	testHelpers = []string{"internal/storage/storagetest", "internal/logical/logicaltest", "internal/testcluster", "internal/pgtest"}
+	testHelpers = []string{"internal/storage/storagetest", "internal/logical/logicaltest", "internal/testcluster", "internal/pgtest", "internal/jwks/jwkstest"}
 )
 
 func join(groups ...[]string) []string { return slices.Concat(groups...) }
@@ -41,6 +41,8 @@ var rules = map[string]rule{
 	"internal/shamir":   {nil, "pure math"},
 	"internal/jsonenc":  {nil, "leaf"},
 	"internal/auditlog": {nil, "the audit log's written form, shared by the server and the CLI that verifies it"},
+	"internal/glob":     {nil, "leaf: Vault's '*' globs, for bound claims, service-account names and policy globs"},
+	"internal/jwks":     {nil, "leaf: key sets and JWS signature verification, shared by the auth methods"},
 
 	"internal/storage":   {nil, "physical storage knows nothing above it"},
 	"internal/policy":    {nil, "policy stays pure: parse, compile, check"},
@@ -63,7 +65,7 @@ var rules = map[string]rule{
 	"internal/audit/...": {join([]string{"internal/audit"}, layer0), "audit devices see only the audit package"},
 
 	"internal/secrets/...": {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/secrets/..."}, "engines see storage only through logical.Storage"},
-	"internal/auth/...":    {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/auth/..."}, "auth methods see storage only through logical.Storage"},
+	"internal/auth/...":    {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/glob", "internal/jwks", "internal/auth/..."}, "auth methods see storage only through logical.Storage; they share key sets (jwks) and globs"},
 
 	"internal/core": {join(layer0, layer1, []string{"internal/storage/...", "internal/barrier", "internal/seal", "internal/token", "internal/identity", "internal/lease", "internal/audit", "internal/jobs", "internal/mount"}), "core composes layers 0-3 and receives engines as factories"},
 
@@ -86,6 +88,7 @@ var rules = map[string]rule{
 
 	"internal/storage/storagetest": {[]string{"internal/storage"}, "test helper"},
 	"internal/logical/logicaltest": {[]string{"internal/logical"}, "test helper"},
+	"internal/jwks/jwkstest":       {nil, "test helper"},
 }
 
 // forbiddenStd are standard packages a package must not import directly.
@@ -202,6 +205,35 @@ func TestHelpersStayInTests(t *testing.T) {
 			dep, internal := rel(d)
 			if internal && slices.Contains(testHelpers, dep) {
 				t.Errorf("%s (production code) depends on test helper %s", name, dep)
+			}
+		}
+	}
+}
+
+// leafThirdParty lists the only modules outside the standard library that
+// some leaf packages may import, and why.
+var leafThirdParty = map[string]struct {
+	allow  []string
+	reason string
+}{
+	"internal/glob": {nil, "pure string matching"},
+	"internal/jwks": {[]string{"github.com/go-jose/go-jose/v4"}, "JWS and JWK handling is go-jose's; the rest is the standard library"},
+}
+
+// TestLeafThirdParty keeps the leaves of leafThirdParty to their modules.
+func TestLeafThirdParty(t *testing.T) {
+	for _, p := range listPackages(t) {
+		name, ok := rel(p.ImportPath)
+		leaf, listed := leafThirdParty[name]
+		if !ok || !listed {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if _, internal := rel(imp); internal || !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+				continue // internal imports are TestDependencyRules'; this is the standard library
+			}
+			if !slices.ContainsFunc(leaf.allow, func(m string) bool { return imp == m || strings.HasPrefix(imp, m+"/") }) {
+				t.Errorf("%s imports %s: only %v outside the standard library (%s)", name, imp, leaf.allow, leaf.reason)
 			}
 		}
 	}

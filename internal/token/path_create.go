@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
+	"github.com/vigil-secrets/vigil/internal/glob"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/policy"
 )
@@ -163,7 +164,7 @@ func (b *backend) create(ctx context.Context, req *logical.Request, d *framework
 			return nil, logical.BadRequest("'entity_alias' is only allowed in combination with token role")
 		}
 		lower := strings.ToLower(alias)
-		if !slices.Contains(r.AllowedEntityAliases, lower) && !anyGlob(r.AllowedEntityAliases, lower) {
+		if !slices.Contains(r.AllowedEntityAliases, lower) && !glob.MatchAny(r.AllowedEntityAliases, lower) {
 			return nil, logical.BadRequest("invalid 'entity_alias' value")
 		}
 		return nil, logical.BadRequest("'entity_alias' is not supported: this server has no identity store")
@@ -217,7 +218,7 @@ func (b *backend) create(ctx context.Context, req *logical.Request, d *framework
 	case r != nil && (len(r.AllowedPolicies) > 0 || len(r.DisallowedPolicies) > 0 ||
 		len(r.AllowedPoliciesGlob) > 0 || len(r.DisallowedPoliciesGlob) > 0):
 		localDefault := !noDefault && !slices.Contains(r.DisallowedPolicies, defaultPolicy) &&
-			!anyGlob(r.DisallowedPoliciesGlob, defaultPolicy)
+			!glob.MatchAny(r.DisallowedPoliciesGlob, defaultPolicy)
 		var final []string
 		if len(policies) > 0 {
 			final = sanitizePolicies(policies, localDefault)
@@ -228,7 +229,7 @@ func (b *backend) create(ctx context.Context, req *logical.Request, d *framework
 				final = allowed
 			} else {
 				for _, p := range final {
-					if !slices.Contains(allowed, p) && !anyGlob(r.AllowedPoliciesGlob, p) {
+					if !slices.Contains(allowed, p) && !glob.MatchAny(r.AllowedPoliciesGlob, p) {
 						return nil, logical.BadRequest("token policies (%q) must be subset of the role's allowed policies (%q) or glob policies (%q)",
 							final, allowed, r.AllowedPoliciesGlob)
 					}
@@ -238,7 +239,7 @@ func (b *backend) create(ctx context.Context, req *logical.Request, d *framework
 			final = sanitizePolicies(parent.Policies, localDefault)
 		}
 		for _, p := range final {
-			if slices.Contains(r.DisallowedPolicies, p) || anyGlob(r.DisallowedPoliciesGlob, p) {
+			if slices.Contains(r.DisallowedPolicies, p) || glob.MatchAny(r.DisallowedPoliciesGlob, p) {
 				return nil, logical.BadRequest("token policy %q is disallowed by this role", p)
 			}
 		}

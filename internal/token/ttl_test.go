@@ -103,29 +103,6 @@ func TestSanitizePolicies(t *testing.T) {
 	}
 }
 
-func TestGlobMatch(t *testing.T) {
-	for _, tc := range []struct {
-		pattern, s string
-		want       bool
-	}{
-		{"dev", "dev", true},
-		{"dev", "dev2", false},
-		{"team-*", "team-a", true},
-		{"team-*", "team-", true},
-		{"team-*", "tea", false},
-		{"*-admin", "ops-admin", true},
-		{"*-admin", "ops-admins", false},
-		{"a*b*c", "a1b2c", true},
-		{"a*b*c", "a1c2b", false},
-		{"a*a", "a", false},
-		{"*", "", true},
-	} {
-		if got := globMatch(tc.pattern, tc.s); got != tc.want {
-			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
-		}
-	}
-}
-
 func TestValidPathSuffix(t *testing.T) {
 	for s, want := range map[string]bool{
 		"v1": true, "v1.2": true, "a/b": true, "x": true,

@@ -5,13 +5,16 @@
 //
 // The package verifies signatures with keys from one source per mount: an
 // OIDC discovery document (and the JWKS it names), a JWKS URL, or public
-// keys given in the configuration. Only asymmetric algorithms are
-// accepted (RS, PS and ES at 256, 384 and 512 bits, and EdDSA); "none"
-// and every HMAC algorithm are refused, so a token "signed" with a
-// public key as an HMAC secret cannot pass. Remote key sets are fetched
-// with a timeout, cached, and fetched again for an unknown key id at most
-// once per refresh interval, so forged key ids cannot make the server
-// hammer the issuer.
+// keys given in the configuration; internal/jwks, shared with the
+// Kubernetes method, does the verifying and the fetching. Only asymmetric
+// algorithms are accepted (RS, PS and ES at 256, 384 and 512 bits, and
+// EdDSA); "none" and every HMAC algorithm are refused, so a token "signed"
+// with a public key as an HMAC secret cannot pass, and a JWK that names an
+// algorithm verifies with that one only. Remote key sets are fetched with
+// a timeout, following no redirect, and cached; an unknown key id makes
+// at most one fetch per refresh interval, so forged key ids cannot make
+// the server hammer the issuer, and a failed refresh keeps the last good
+// set. A discovery document must name oidc_discovery_url as its issuer.
 //
 // A JWT, like any credential, goes into no error message and no log line.
 // The browser flow of OIDC (auth_url and callback) is not served yet: a
@@ -40,15 +43,6 @@ import (
 const (
 	configKey  = "config"
 	rolePrefix = "role/"
-)
-
-// Defaults of the key sets' fetching.
-const (
-	fetchTimeout    = 10 * time.Second
-	refreshInterval = 10 * time.Second // at most one fetch per interval for unknown key ids
-	keySetMaxAge    = time.Hour        // a cached key set is fetched again after this
-	maxFetchSize    = 1 << 20
-	maxTokenLen     = 64 << 10
 )
 
 // Factory builds a JWT/OIDC backend for one mount.

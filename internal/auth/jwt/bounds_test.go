@@ -21,6 +21,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/vigil-secrets/vigil/internal/jwks"
+	"github.com/vigil-secrets/vigil/internal/jwks/jwkstest"
 	"github.com/vigil-secrets/vigil/internal/logical"
 )
 
@@ -223,18 +225,7 @@ func FuzzClaims(f *testing.F) {
 		h.ok(logical.UpdateOperation, "role/r", map[string]any{"role_type": "jwt", "user_claim": "sub",
 			"bound_subject": "job", "bound_audiences": "vigil", "bound_claims_type": "glob",
 			"bound_claims": map[string]any{"/ci/ref": "refs/heads/main*", "groups": "ml"}})
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj, err := s.Sign(payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, err := obj.CompactSerialize()
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := jwkstest.Sign(t, jose.ES256, key, "", payload)
 		resp, err := h.do(logical.UpdateOperation, "login", map[string]any{"role": "r", "jwt": tok})
 		if err != nil {
 			if s := status(err); s != 400 {
@@ -337,7 +328,7 @@ func TestSlowRefreshDoesNotBlockLogins(t *testing.T) {
 	h := newHarness(t)
 	h.ok(logical.UpdateOperation, "config", map[string]any{"jwks_url": slow.URL})
 	h.ok(logical.UpdateOperation, "role/ci", ciRole())
-	h.clk.Advance(refreshInterval)
+	h.clk.Advance(jwks.RefreshInterval)
 	hold.Store(true)
 	forger, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-secrets/vigil/internal/glob"
 )
 
 // maxNumericDate bounds the time claims' seconds (about the year 33658),
@@ -139,7 +141,7 @@ func scalarString(v any) (string, bool) {
 // matchBound checks every bound claim: each must exist and equal (or,
 // with glob, match) one of its allowed values; a list claim matches when
 // one of its elements does.
-func matchBound(c claims, bound map[string]any, glob bool) error {
+func matchBound(c claims, bound map[string]any, useGlob bool) error {
 	for name, want := range bound {
 		allowed, err := allowedValues(want)
 		if err != nil {
@@ -153,14 +155,14 @@ func matchBound(c claims, bound map[string]any, glob bool) error {
 		if list, isList := v.([]any); isList {
 			got = list
 		}
-		if !anyMatches(got, allowed, glob) {
+		if !anyMatches(got, allowed, useGlob) {
 			return fmt.Errorf("claim %q does not match any associated bound claim values", name)
 		}
 	}
 	return nil
 }
 
-func anyMatches(got []any, allowed []string, glob bool) bool {
+func anyMatches(got []any, allowed []string, useGlob bool) bool {
 	for _, g := range got {
 		s, ok := scalarString(g)
 		if !ok {
@@ -170,33 +172,10 @@ func anyMatches(got []any, allowed []string, glob bool) bool {
 			if a == s {
 				return true
 			}
-			if glob && globMatch(a, s) {
+			if useGlob && glob.Match(a, s) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// globMatch reports whether s matches pattern, where '*' stands for any
-// run of characters ('/' included: "refs/heads/*" matches
-// "refs/heads/feature/x") and every other character for itself.
-func globMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return len(s) >= len(last) && strings.HasSuffix(s, last)
 }

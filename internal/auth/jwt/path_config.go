@@ -162,8 +162,8 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return nil, logical.BadRequest("%s", err)
 	}
-	if ks.static == nil {
-		if _, _, err := ks.keySet(ctx, false); err != nil {
+	if ks.remote != nil {
+		if err := ks.remote.Load(ctx); err != nil {
 			return nil, logical.BadRequest("error checking the key source: %s", err)
 		}
 	}

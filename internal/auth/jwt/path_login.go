@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
+	"github.com/vigil-secrets/vigil/internal/jwks"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
@@ -60,8 +61,8 @@ func (b *backend) handleLogin(ctx context.Context, req *logical.Request, d *fram
 	if tok.IsEmpty() {
 		return nil, logical.BadRequest("missing token")
 	}
-	if len(tok.Reveal()) > maxTokenLen {
-		return nil, logical.BadRequest("error validating token: the token is longer than %d bytes", maxTokenLen)
+	if len(tok.Reveal()) > jwks.MaxTokenSize {
+		return nil, logical.BadRequest("error validating token: the token is longer than %d bytes", jwks.MaxTokenSize)
 	}
 	if len(r.Token.BoundCIDRs) > 0 {
 		addr := ""

@@ -58,16 +58,19 @@
 // document must name the configured issuer) or jwks_url, and issuer is
 // required. The signature must verify with a key of the set under an
 // asymmetric algorithm (RS, PS and ES at 256, 384 and 512 bits, EdDSA;
-// "none" and the HMAC algorithms are refused), iss must equal issuer, exp
-// must be present and not passed and nbf and iat not in the future (with
-// 30 seconds of leeway), and aud must contain the role's audience when it
-// has one. Key sets are fetched with a 10-second timeout and cached for an
-// hour; a key id not in the cached set makes at most one fetch per 10
-// seconds, and a failed fetch keeps the last good set. disable_iss_validation
-// does not apply in this mode. Legacy secret-based tokens carry no exp and the legacy
-// issuer, so this mode accepts projected tokens only. What it cannot know
-// is whether the pod a token is bound to still exists: keep projected
-// token lifetimes short (and set a role audience) when using it.
+// "none" and the HMAC algorithms are refused; a JWK that names an
+// algorithm verifies with that one only), iss must equal issuer, exp must
+// be present and not passed and nbf and iat not in the future (with 30
+// seconds of leeway), and aud must contain the role's audience when it
+// has one. Key sets are fetched with a 10-second timeout, following no
+// redirect, and cached for an hour; a key id not in the cached set makes
+// at most one fetch per 10 seconds, and a failed fetch keeps the last good
+// set (and is logged). internal/jwks, shared with the JWT method, does the
+// fetching, the caching and the verifying. disable_iss_validation does not
+// apply in this mode. Legacy secret-based tokens carry no exp and the
+// legacy issuer, so this mode accepts projected tokens only. What it
+// cannot know is whether the pod a token is bound to still exists: keep
+// projected token lifetimes short (and set a role audience) when using it.
 //
 // # What a login proves
 //
@@ -114,19 +117,13 @@ const (
 	defaultLocalSADir = "/var/run/secrets/kubernetes.io/serviceaccount"
 	// localSARefresh is how long the pod's own CA and token are cached.
 	localSARefresh = time.Minute
-	// reviewTimeout bounds a TokenReview call, fetchTimeout a discovery
-	// document or JWKS fetch.
+	// reviewTimeout bounds a TokenReview call. (The fetch timeout, the
+	// refresh interval and the age of key sets, and the bound on a
+	// login's JWT, are internal/jwks's.)
 	reviewTimeout = 10 * time.Second
-	fetchTimeout  = 10 * time.Second
-	// refreshInterval: at most one key-set fetch per interval for unknown
-	// key ids; keySetMaxAge: a cached key set is fetched again after it.
-	refreshInterval = 10 * time.Second
-	keySetMaxAge    = time.Hour
 	// timeLeeway is the clock skew allowed on exp, nbf and iat in jwks mode.
 	timeLeeway = 30 * time.Second
-	// maxTokenLen bounds the JWT of a login; maxBodySize the answers of
-	// the Kubernetes API and the key-set servers.
-	maxTokenLen = 64 << 10
+	// maxBodySize bounds the answers of the Kubernetes API.
 	maxBodySize = 1 << 20
 )
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/jwks"
 	"github.com/vigil-secrets/vigil/internal/logical"
 )
 
@@ -40,7 +41,7 @@ func FuzzParseToken(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
-		jws, err := parseJWS(token)
+		jws, err := jwks.ParseSigned(token, nil)
 		if err != nil {
 			if len(token) >= 16 && strings.Contains(err.Error(), token) {
 				t.Fatalf("the error quotes the token: %v", err)

@@ -19,6 +19,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/vigil-secrets/vigil/internal/jwks"
 	"github.com/vigil-secrets/vigil/internal/logical"
 )
 
@@ -144,7 +145,7 @@ func TestLoginRefusals(t *testing.T) {
 	})
 	t.Run("malformed", func(t *testing.T) {
 		h.refused("llm", "not.a.jwt", 403, "permission denied")
-		h.refused("llm", strings.Repeat("a", maxTokenLen+1), 403, "permission denied")
+		h.refused("llm", strings.Repeat("a", jwks.MaxTokenSize+1), 403, "permission denied")
 		noSA := projected(now, "ml-serving", "llm-gateway", "")
 		delete(noSA, "kubernetes.io")
 		h.refused("llm", a.token(noSA), 403, "permission denied")
@@ -451,7 +452,7 @@ func TestLoginJWKSRefusals(t *testing.T) {
 		if n := is.fetches.Load() - before; n > 1 {
 			t.Fatalf("%d JWKS fetches for unknown key ids within one refresh interval, want at most 1", n)
 		}
-		h.clk.Advance(refreshInterval + time.Second)
+		h.clk.Advance(jwks.RefreshInterval + time.Second)
 		now = h.clk.Now()
 		h.refused("llm", sign(t, jose.ES256, forger, "kid-z", claims()), 403, "permission denied")
 		if n := is.fetches.Load() - before; n > 2 {
@@ -471,6 +472,6 @@ func TestJWKSKeyRotation(t *testing.T) {
 	// refresh interval has passed since the last fetch.
 	newKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	is.rotate(newKey, "sa-key-2")
-	h.clk.Advance(refreshInterval + time.Second)
+	h.clk.Advance(jwks.RefreshInterval + time.Second)
 	h.mustLogin("llm", is.token(t, is.claims(h.clk.Now(), "ml-serving", "llm-gateway", "")))
 }

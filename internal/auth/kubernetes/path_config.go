@@ -3,12 +3,7 @@ package kubernetes
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
+	"github.com/vigil-secrets/vigil/internal/jwks"
 	"github.com/vigil-secrets/vigil/internal/logical"
 )
 
@@ -146,15 +142,15 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 	if err := c.validate(); err != nil {
 		return nil, logical.BadRequest("%s", err)
 	}
-	var ks *keySource
+	var remote *jwks.Remote
 	if c.TokenValidation == validationJWKS {
 		// Fetch the key set now: an issuer that cannot be reached is the
 		// writer's mistake (400), found before any login.
 		var err error
-		if ks, err = newKeySource(c, b.transport, b.now); err != nil {
+		if remote, err = b.newRemote(c); err != nil {
 			return nil, logical.BadRequest("%s", err)
 		}
-		if _, _, err := ks.keySet(ctx, false); err != nil {
+		if err := remote.Load(ctx); err != nil {
 			return nil, logical.BadRequest("error checking the key source: %s", err)
 		}
 	}
@@ -165,8 +161,8 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 	if err := req.Storage.Put(ctx, configKey, raw); err != nil {
 		return nil, fmt.Errorf("kubernetes: write config: %w", err)
 	}
-	if ks != nil {
-		b.keys.use(ks)
+	if remote != nil {
+		b.keys.use(c, remote)
 	}
 	return nil, nil
 }
@@ -204,7 +200,7 @@ func (c *configEntry) validate() error {
 			}
 		}
 		if c.JWKSCAPEM != "" {
-			if _, err := certPool(c.JWKSCAPEM); err != nil {
+			if _, err := jwks.CertPool(c.JWKSCAPEM); err != nil {
 				return fmt.Errorf("jwks_ca_pem: %w", err)
 			}
 		}
@@ -217,11 +213,11 @@ func (c *configEntry) validate() error {
 		}
 	}
 	if c.KubernetesCACert != "" {
-		if _, err := certPool(c.KubernetesCACert); err != nil {
+		if _, err := jwks.CertPool(c.KubernetesCACert); err != nil {
 			return fmt.Errorf("kubernetes_ca_cert: %w", err)
 		}
 	}
-	if _, err := parsePublicKeys(c.PEMKeys); err != nil {
+	if _, err := parsePEMKeys(c.PEMKeys); err != nil {
 		return err
 	}
 	return nil
@@ -242,64 +238,9 @@ func hostURL(host string) (*url.URL, error) {
 	return u, nil
 }
 
-// certPool parses PEM CA certificates.
-func certPool(pemCerts string) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(pemCerts)) {
-		return nil, errors.New("no PEM certificate found")
-	}
-	return pool, nil
-}
-
-// parsePublicKeys parses pem_keys: PEM public keys (PKIX or PKCS#1) or
-// certificates, RSA, ECDSA or Ed25519.
-func parsePublicKeys(pems []string) ([]crypto.PublicKey, error) {
-	var keys []crypto.PublicKey
-	for i, p := range pems {
-		rest := []byte(strings.TrimSpace(p))
-		found := false
-		for {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				break
-			}
-			found = true
-			key, err := parsePEMBlock(block)
-			if err != nil {
-				return nil, fmt.Errorf("pem_keys[%d]: %w", i, err)
-			}
-			keys = append(keys, key)
-		}
-		if !found {
-			return nil, fmt.Errorf("pem_keys[%d] is not PEM", i)
-		}
-	}
-	return keys, nil
-}
-
-func parsePEMBlock(block *pem.Block) (crypto.PublicKey, error) {
-	var key any
-	var err error
-	switch block.Type {
-	case "CERTIFICATE":
-		var c *x509.Certificate
-		if c, err = x509.ParseCertificate(block.Bytes); err == nil {
-			key = c.PublicKey
-		}
-	case "RSA PUBLIC KEY":
-		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
-	case "PUBLIC KEY":
-		key, err = x509.ParsePKIXPublicKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("unsupported PEM block %q: want a public key or a certificate", block.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", strings.ToLower(block.Type), err)
-	}
-	switch key.(type) {
-	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
-		return key, nil
-	}
-	return nil, fmt.Errorf("unsupported key type %T", key)
+// parsePEMKeys parses pem_keys: PEM public keys or certificates, RSA,
+// ECDSA or Ed25519, every block of an entry a key (an API server's
+// service-account key file may hold several).
+func parsePEMKeys(pems []string) ([]crypto.PublicKey, error) {
+	return jwks.ParsePublicKeys("pem_keys", pems, jwks.EveryBlock)
 }

@@ -11,6 +11,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
+	"github.com/vigil-secrets/vigil/internal/glob"
+	"github.com/vigil-secrets/vigil/internal/jwks"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
@@ -95,7 +97,7 @@ func (b *backend) login(ctx context.Context, req *logical.Request, r *roleEntry,
 	if cfg == nil {
 		return nil, logical.BadRequest("could not load backend configuration")
 	}
-	jws, err := parseJWS(tok.Reveal())
+	jws, err := jwks.ParseSigned(tok.Reveal(), nil)
 	if err != nil {
 		return nil, denied(err)
 	}
@@ -109,10 +111,10 @@ func (b *backend) login(ctx context.Context, req *logical.Request, r *roleEntry,
 		return nil, denied(err)
 	}
 	sa := c.SA
-	if !matchAny(r.BoundSANames, sa.Name) {
+	if !glob.MatchAny(r.BoundSANames, sa.Name) {
 		return nil, logical.CodedErrorf(403, "%s", msgNameNotAuthorized)
 	}
-	if !matchAny(r.BoundSANamespaces, sa.Namespace) {
+	if !glob.MatchAny(r.BoundSANamespaces, sa.Namespace) {
 		return nil, logical.CodedErrorf(403, "%s", msgNamespaceNotAuthorized)
 	}
 	if cfg.TokenValidation != validationJWKS {
@@ -134,12 +136,12 @@ func (b *backend) login(ctx context.Context, req *logical.Request, r *roleEntry,
 func (b *backend) validateLocal(cfg *configEntry, r *roleEntry, jws *jose.JSONWebSignature) (*claims, error) {
 	var payload []byte
 	if len(cfg.PEMKeys) > 0 {
-		keys, err := parsePublicKeys(cfg.PEMKeys)
+		keys, err := parsePEMKeys(cfg.PEMKeys)
 		if err != nil {
 			return nil, err
 		}
-		if payload, err = verifyStatic(jws, keys); err != nil {
-			return nil, err
+		if payload, err = jwks.VerifyWithKeys(jws, keys); err != nil {
+			return nil, fmt.Errorf("pem_keys: %w", err)
 		}
 	} else {
 		payload = jws.UnsafePayloadWithoutVerification()
@@ -166,11 +168,11 @@ func (b *backend) validateLocal(cfg *configEntry, r *roleEntry, jws *jose.JSONWe
 // validateJWKS is step 2 in jwks mode: the signature with the issuer's
 // key set, iss, exp, nbf, iat and the role's audience.
 func (b *backend) validateJWKS(ctx context.Context, cfg *configEntry, r *roleEntry, jws *jose.JSONWebSignature) (*claims, error) {
-	ks, err := b.keys.get(cfg, b.transport, b.now)
+	remote, err := b.keys.get(cfg, b.newRemote)
 	if err != nil {
 		return nil, err
 	}
-	payload, err := ks.verify(ctx, jws)
+	payload, err := remote.Verify(ctx, jws)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/vigil-secrets/vigil/internal/jwks"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
 
@@ -61,7 +62,7 @@ func (rc *reviewerCache) get(base *http.Transport, caPEM string) (*http.Client, 
 	if rc.client != nil && rc.caPEM == caPEM {
 		return rc.client, nil
 	}
-	c, err := httpClient(base, caPEM, reviewTimeout)
+	c, err := jwks.HTTPClient(base, caPEM, reviewTimeout)
 	if err != nil {
 		return nil, err
 	}
