@@ -1,7 +1,7 @@
-// Command bench measures Vigil's KV v2 reads and writes, token creations
-// and AppRole logins over HTTP beside a bare net/http JSON handler, at the
-// same concurrency in the same run, and prints req/s, p50, p99 and the
-// throughput ratios:
+// Command bench measures Vigil's KV v2 reads and writes, token creations,
+// and AppRole and JWT logins over HTTP beside a bare net/http JSON handler,
+// at the same concurrency in the same run, and prints req/s, p50, p99 and
+// the throughput ratios:
 //
 //	go run ./bench [-concurrency 32] [-duration 5s] [-rounds 5] [-warmup 1s]
 //	               [-keys 1000] [-value-size 256] [-storage bolt|inmem]
@@ -35,6 +35,8 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/vigil-secrets/vigil/bench/load"
 	"github.com/vigil-secrets/vigil/internal/server"
 )
@@ -43,6 +45,11 @@ const (
 	mount        = "kvbench" // the KV v2 mount
 	appRoleMount = "approle" // the AppRole auth method
 	appRole      = "bench"   // its role
+	jwtRole      = "bench"   // the role of each JWT auth method
+	// jwtPool is how many JWTs each JWT login scenario signs before the
+	// run; its workers send them in turn, each many times (Vigil, like
+	// Vault, does not track jti).
+	jwtPool = 64
 )
 
 type config struct {
@@ -213,6 +220,22 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 			return rep, err
 		}
 	}
+	// One JWT auth method per algorithm, each with its own key.
+	for _, j := range []struct {
+		name, mount string
+		alg         jose.SignatureAlgorithm
+		logins      *load.JWTLogins
+	}{
+		{load.JWTLoginES256, "jwt-es256", jose.ES256, &suite.JWTES256},
+		{load.JWTLoginRS256, "jwt-rs256", jose.RS256, &suite.JWTRS256},
+	} {
+		if !chosen(j.name) {
+			continue
+		}
+		if *j.logins, err = setupJWT(ctx, v, j.mount, j.alg, jwtLifetime(c)); err != nil {
+			return rep, fmt.Errorf("%s: %w", j.name, err)
+		}
+	}
 	if err := suite.CheckTokens(ctx, v, c.scenarios); err != nil {
 		return rep, fmt.Errorf("check the token scenarios: %w", err)
 	}
@@ -226,6 +249,35 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 	rep.Results = rr.Results
 	rep.Ratios = load.RoundRatios(load.ComputeRatios(rr.Results, load.Ratios), rr.PerRound)
 	return rep, nil
+}
+
+// setupJWT enables the JWT auth method at mount, configures it with the
+// public key of a new issuer that signs with alg and creates its role, then
+// signs jwtPool JWTs valid for lifetime.
+func setupJWT(ctx context.Context, v *load.Vigil, mount string, alg jose.SignatureAlgorithm, lifetime time.Duration) (load.JWTLogins, error) {
+	is, err := load.NewJWTIssuer(alg)
+	if err != nil {
+		return load.JWTLogins{}, err
+	}
+	if err := v.EnableAuth(ctx, mount, "jwt"); err != nil {
+		return load.JWTLogins{}, err
+	}
+	if err := v.SetupJWT(ctx, mount, jwtRole, is); err != nil {
+		return load.JWTLogins{}, err
+	}
+	bodies, err := is.LoginBodies(jwtRole, jwtPool, time.Now(), lifetime)
+	if err != nil {
+		return load.JWTLogins{}, err
+	}
+	return load.JWTLogins{Mount: mount, Bodies: bodies}, nil
+}
+
+// jwtLifetime is how long the JWTs stay valid: an hour beyond the longest
+// the rest of the run can take (every chosen scenario's measured time and
+// warmups), so that none expires during it.
+func jwtLifetime(c config) time.Duration {
+	perScenario := c.duration + c.warmup + time.Duration(c.rounds)*min(c.warmup, load.Rewarmup)
+	return time.Hour + time.Duration(len(c.scenarios))*perScenario
 }
 
 // startVigil runs server.Run with a throwaway configuration and data
@@ -295,9 +347,9 @@ func startVigil(ctx context.Context, storage string, audited bool) (base string,
 
 // vigilConfig is the server's configuration: storage (bolt in dir, or
 // inmem), one plain-HTTP listener on addr, errors only in the log, and a
-// login rate limit so high that it never caps the approle login scenario
-// (the default, 50 logins/s per client address with a burst of 100, would
-// answer most of its requests 429). With audited, a file audit device
+// login rate limit so high that it never caps the login scenarios (the
+// default, 50 logins/s per client address with a burst of 100, would
+// answer most of their requests 429). With audited, a file audit device
 // writes to dir/audit.log (not fsynced per line: the default).
 func vigilConfig(storage, dir, addr string, audited bool) string {
 	stanza := `storage "inmem" {}`

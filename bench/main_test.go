@@ -58,27 +58,40 @@ func TestRunAllScenarios(t *testing.T) {
 
 // A subset runs only its scenarios and needs only their setup.
 func TestRunSubset(t *testing.T) {
-	names, err := load.ParseScenarios("approle login,bare POST")
-	if err != nil {
-		t.Fatal(err)
+	for _, login := range []string{load.AppRoleLogin, load.JWTLoginRS256} {
+		t.Run(login, func(t *testing.T) {
+			names, err := load.ParseScenarios(login + ",bare POST")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := config{
+				concurrency: 4, duration: 100 * time.Millisecond, rounds: 1, warmup: 0,
+				keys: 1000000, valueSize: 32, storage: "inmem", scenarios: names, // keys: not preloaded
+			}
+			rep, err := run(t.Context(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Results) != 2 || rep.Results[0].Name != load.BarePOST || rep.Results[1].Name != login {
+				t.Fatalf("results %+v", rep.Results)
+			}
+			for _, r := range rep.Results {
+				if r.Requests == 0 || r.Errors != 0 {
+					t.Errorf("%s: %d requests, %d errors; first: %s", r.Name, r.Requests, r.Errors, r.FirstError)
+				}
+			}
+			if len(rep.Ratios) != 1 || rep.Ratios[0].Num != login || rep.KVReadBodyBytes != 0 {
+				t.Errorf("ratios %+v, kv2 read body %d B", rep.Ratios, rep.KVReadBodyBytes)
+			}
+		})
 	}
-	c := config{
-		concurrency: 4, duration: 100 * time.Millisecond, rounds: 1, warmup: 0,
-		keys: 1000000, valueSize: 32, storage: "inmem", scenarios: names, // keys: not preloaded
-	}
-	rep, err := run(t.Context(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Results) != 2 || rep.Results[0].Name != load.BarePOST || rep.Results[1].Name != load.AppRoleLogin {
-		t.Fatalf("results %+v", rep.Results)
-	}
-	for _, r := range rep.Results {
-		if r.Requests == 0 || r.Errors != 0 {
-			t.Errorf("%s: %d requests, %d errors; first: %s", r.Name, r.Requests, r.Errors, r.FirstError)
-		}
-	}
-	if len(rep.Ratios) != 1 || rep.Ratios[0].Num != load.AppRoleLogin || rep.KVReadBodyBytes != 0 {
-		t.Errorf("ratios %+v, kv2 read body %d B", rep.Ratios, rep.KVReadBodyBytes)
+}
+
+// The JWTs outlive the longest run the configuration allows by an hour.
+func TestJWTLifetime(t *testing.T) {
+	c := config{duration: 10 * time.Minute, rounds: 20, warmup: 30 * time.Second, scenarios: load.Scenarios}
+	run := time.Duration(len(load.Scenarios)) * (c.duration + c.warmup + time.Duration(c.rounds)*load.Rewarmup)
+	if got := jwtLifetime(c); got < run+time.Hour {
+		t.Errorf("jwtLifetime = %v for a run of up to %v", got, run)
 	}
 }

@@ -4,8 +4,9 @@
 //
 // It also holds everything else the benchmark needs that does not depend on
 // the Vigil server package (the bare net/http baseline handler, the HTTP
-// calls that initialize, unseal and prepare a Vigil server, and the report),
-// so that all of it can be tested on its own.
+// calls that initialize, unseal and prepare a Vigil server, the signing of
+// the JWT login scenarios' JWTs, and the report), so that all of it can be
+// tested on its own.
 package load
 
 import (

@@ -63,13 +63,16 @@ func TestRunReusesConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Requests <= c {
+	if res.Requests <= 4*c {
 		t.Skipf("too few requests (%d) to tell", res.Requests)
 	}
 	// net/http returns a connection to the pool asynchronously, so a
 	// worker may now and then dial before its old connection is back;
-	// without reuse there would be one connection per request.
-	if len(conns) > 2*c || int64(len(conns)) > res.Requests/4 {
+	// without reuse there would be one connection per request. (A bound
+	// in requests, not workers, fails a slow run that made few requests
+	// over perfectly reused connections: c of them are the least there
+	// can be.)
+	if len(conns) > 2*c {
 		t.Errorf("%d connections for %d workers and %d requests: connections are not reused", len(conns), c, res.Requests)
 	}
 }

@@ -22,10 +22,14 @@ const (
 	TokenCreate    = "token create"
 	BatchCreate    = "batch create"
 	AppRoleLogin   = "approle login"
+	// JWTLoginES256 and JWTLoginRS256 log in with JWTs signed with ES256
+	// (ECDSA P-256) and RS256 (RSA 2048).
+	JWTLoginES256 = "jwt login ES256"
+	JWTLoginRS256 = "jwt login RS256"
 )
 
 // Scenarios are the scenarios of Suite.Targets, in their order.
-var Scenarios = []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin}
+var Scenarios = []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256}
 
 // RatioSpec names a throughput ratio Num / Den and its goal (0: for
 // information only).
@@ -35,8 +39,8 @@ type RatioSpec struct {
 }
 
 // Ratios are the ratios the benchmark reports, in the order it prints
-// them. The token scenarios, whose requests carry a body, are compared with
-// the bare POST.
+// them. The token and login scenarios, whose requests carry a body, are
+// compared with the bare POST.
 var Ratios = []RatioSpec{
 	{KV2Read, BareGET, 0.85},
 	{KV2ReadAudited, KV2Read, 0.80},
@@ -45,6 +49,8 @@ var Ratios = []RatioSpec{
 	{TokenCreate, BarePOST, 0}, // information: a persisted, leased service token
 	{BatchCreate, BarePOST, 0}, // information: an encrypted token, nothing stored
 	{AppRoleLogin, BarePOST, 0.25},
+	{JWTLoginES256, BarePOST, 0}, // information: a login with a signature to verify
+	{JWTLoginRS256, BarePOST, 0},
 }
 
 // Ratio is a measured RatioSpec.

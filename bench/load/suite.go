@@ -19,8 +19,8 @@ const (
 )
 
 // Suite is the benchmark's scenarios (see Scenarios): the bare handler,
-// Vigil's KV v2 engine read and written, token creations and AppRole
-// logins, all at the same concurrency.
+// Vigil's KV v2 engine read and written, token creations, and AppRole and
+// JWT logins, all at the same concurrency.
 type Suite struct {
 	// BareURL is the bare handler's base URL, VigilURL Vigil's.
 	BareURL, VigilURL string
@@ -39,6 +39,9 @@ type Suite struct {
 	// (see Vigil.SetupAppRole): a credential, sent but never printed.
 	AppRoleMount string
 	AppRoleLogin []byte
+	// JWTES256 and JWTRS256 are the JWT auth methods of JWTLoginES256
+	// and JWTLoginRS256.
+	JWTES256, JWTRS256 JWTLogins
 	// AuditedURL and AuditedHeader are those of the second server, which
 	// has a file audit device, for KV2ReadAudited; it has the same mount
 	// and keys.
@@ -46,9 +49,29 @@ type Suite struct {
 	AuditedHeader http.Header
 }
 
+// JWTLogins is where a JWT login scenario logs in, and with what.
+type JWTLogins struct {
+	// Mount is where the JWT auth method is enabled, without slashes.
+	Mount string
+	// Bodies are the bodies of its logins, {"role":…,"jwt":…} (see
+	// JWTIssuer.LoginBodies), each with a JWT signed before the run so
+	// that signing is not measured; the workers send them in turn.
+	// Credentials: sent, never printed.
+	Bodies [][]byte
+}
+
+// body is a Target.Body sending the bodies in turn, concurrent workers
+// different ones; nil (no body) if there are none.
+func (j JWTLogins) body(w, i int) []byte {
+	if len(j.Bodies) == 0 {
+		return nil
+	}
+	return j.Bodies[(w+i)%len(j.Bodies)]
+}
+
 // Targets returns the targets of all Scenarios, in their order: BareGET,
-// KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate
-// and AppRoleLogin.
+// KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate,
+// AppRoleLogin, JWTLoginES256 and JWTLoginRS256.
 func (s Suite) Targets() []Target {
 	data := s.VigilURL + "/v1/" + s.Mount + "/data/"
 	audited := s.AuditedURL + "/v1/" + s.Mount + "/data/"
@@ -106,16 +129,28 @@ func (s Suite) Targets() []Target {
 		URL:    fixed(s.VigilURL + "/v1/auth/" + s.AppRoleMount + "/login"),
 		Body:   body(s.AppRoleLogin),
 		Header: jsonHeader, // no token: a login
+	}, {
+		Name:   JWTLoginES256,
+		Method: http.MethodPost,
+		URL:    fixed(s.VigilURL + "/v1/auth/" + s.JWTES256.Mount + "/login"),
+		Body:   s.JWTES256.body,
+		Header: jsonHeader,
+	}, {
+		Name:   JWTLoginRS256,
+		Method: http.MethodPost,
+		URL:    fixed(s.VigilURL + "/v1/auth/" + s.JWTRS256.Mount + "/login"),
+		Body:   s.JWTRS256.body,
+		Header: jsonHeader,
 	}}
 }
 
 // CheckTokens sends one request of each token scenario among names and
 // checks that it gets the token that scenario is meant to measure: for
-// TokenCreate and AppRoleLogin, a service token (stored: it has an
-// accessor) with the default policy and an hour's lease; for BatchCreate, a
-// batch token of an hour. It runs before the measurement, so that a
-// misconfigured server fails the setup with a clear error instead of
-// every request of a scenario.
+// TokenCreate and the logins (AppRoleLogin, JWTLoginES256, JWTLoginRS256),
+// a service token (stored: it has an accessor) with the default policy and
+// an hour's lease; for BatchCreate, a batch token of an hour. It runs
+// before the measurement, so that a misconfigured server fails the setup
+// with a clear error instead of every request of a scenario.
 func (s Suite) CheckTokens(ctx context.Context, v *Vigil, names []string) error {
 	check := func(name string, want string, info TokenInfo, err error) error {
 		if err != nil {
@@ -141,6 +176,16 @@ func (s Suite) CheckTokens(ctx context.Context, v *Vigil, names []string) error 
 			err = check(name, "batch", info, cerr)
 		case AppRoleLogin:
 			info, cerr := v.Login(ctx, s.AppRoleMount, s.AppRoleLogin)
+			err = check(name, "service", info, cerr)
+		case JWTLoginES256, JWTLoginRS256:
+			j := s.JWTES256
+			if name == JWTLoginRS256 {
+				j = s.JWTRS256
+			}
+			if len(j.Bodies) == 0 {
+				return fmt.Errorf("%s: no JWT to log in with", name)
+			}
+			info, cerr := v.Login(ctx, j.Mount, j.Bodies[0])
 			err = check(name, "service", info, cerr)
 		}
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 func TestBareHandler(t *testing.T) {
@@ -87,6 +89,30 @@ func TestKVBodies(t *testing.T) {
 	}
 }
 
+// setupJWTs enables, configures and signs the logins of a JWT auth method
+// per algorithm on v, at jwt-es256 and jwt-rs256.
+func setupJWTs(t *testing.T, v *Vigil) (es256, rs256 JWTLogins) {
+	t.Helper()
+	setup := func(alg jose.SignatureAlgorithm, mount string) JWTLogins {
+		is, err := NewJWTIssuer(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.EnableAuth(t.Context(), mount, "jwt"); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.SetupJWT(t.Context(), mount, "bench", is); err != nil {
+			t.Fatal(err)
+		}
+		bodies, err := is.LoginBodies("bench", 8, time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return JWTLogins{Mount: mount, Bodies: bodies}
+	}
+	return setup(jose.ES256, "jwt-es256"), setup(jose.RS256, "jwt-rs256")
+}
+
 func TestSuiteRunAll(t *testing.T) {
 	bare := httptest.NewServer(BareHandler(KVReadBody(32)))
 	defer bare.Close()
@@ -112,8 +138,11 @@ func TestSuiteRunAll(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	es256, rs256 := setupJWTs(t, v)
+
 	s := Suite{BareURL: bare.URL, VigilURL: vsrv.URL, Mount: "kvbench", Header: v.Header(), Keys: 20, ValueSize: 32,
-		AppRoleMount: "approle", AppRoleLogin: login, AuditedURL: vsrv.URL, AuditedHeader: v.Header()}
+		AppRoleMount: "approle", AppRoleLogin: login, JWTES256: es256, JWTRS256: rs256,
+		AuditedURL: vsrv.URL, AuditedHeader: v.Header()}
 	if err := s.CheckTokens(ctx, v, Scenarios); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +157,7 @@ func TestSuiteRunAll(t *testing.T) {
 			t.Errorf("%s: %+v", r.Name, r)
 		}
 	}
-	if want := []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin}; strings.Join(names, ",") != strings.Join(want, ",") {
+	if want := []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256}; strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("scenarios %q, want %q", names, want)
 	}
 	if strings.Join(names, ",") != strings.Join(Scenarios, ",") {
@@ -136,6 +165,10 @@ func TestSuiteRunAll(t *testing.T) {
 	}
 	fake.mu.Lock()
 	n, tokens, loginTokens := len(fake.kv), fake.tokens, fake.loginTokens
+	jwtLogins := map[string][2]int{}
+	for mount, j := range fake.jwt {
+		jwtLogins[mount] = [2]int{j.logins, len(j.jtis)}
+	}
 	fake.mu.Unlock()
 	if n <= 20 {
 		t.Errorf("the write scenario wrote no new keys (%d keys)", n)
@@ -149,6 +182,13 @@ func TestSuiteRunAll(t *testing.T) {
 	}
 	if loginTokens != 0 {
 		t.Errorf("%d logins sent a token", loginTokens)
+	}
+	// Each JWT scenario logged in to its own mount, with all its JWTs in
+	// turn.
+	for i, mount := range []string{"jwt-es256", "jwt-rs256"} {
+		if got := jwtLogins[mount]; int64(got[0]) < results[8+i].Requests || got[1] != 8 {
+			t.Errorf("%s: %d logins with %d JWTs, for %d requests and 8 JWTs", mount, got[0], got[1], results[8+i].Requests)
+		}
 	}
 }
 
@@ -168,16 +208,17 @@ func TestCheckTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := Suite{VigilURL: vsrv.URL, Header: v.Header(), AppRoleMount: "approle", AppRoleLogin: login}
+	es256, rs256 := setupJWTs(t, v)
+	s := Suite{VigilURL: vsrv.URL, Header: v.Header(), AppRoleMount: "approle", AppRoleLogin: login, JWTES256: es256, JWTRS256: rs256}
 	tokens := func() int { return fake.count(func() int { return fake.tokens }) }
 
 	if err := s.CheckTokens(ctx, v, Scenarios); err != nil {
 		t.Fatal(err)
 	}
-	if n := tokens(); n != 3 {
+	if n := tokens(); n != 5 {
 		t.Errorf("%d tokens made, want one per token scenario", n)
 	}
-	if err := s.CheckTokens(ctx, v, []string{BareGET, KV2Read, BarePOST, KV2Write}); err != nil || tokens() != 3 {
+	if err := s.CheckTokens(ctx, v, []string{BareGET, KV2Read, BarePOST, KV2Write}); err != nil || tokens() != 5 {
 		t.Errorf("no token scenario: %v, %d tokens", err, tokens())
 	}
 
@@ -216,6 +257,32 @@ func TestCheckTokens(t *testing.T) {
 	if err != nil && (strings.Contains(err.Error(), secretID) || strings.Contains(err.Error(), secretToken)) {
 		t.Errorf("error leaks a secret: %v", err)
 	}
+	err = s.CheckTokens(ctx, v, []string{JWTLoginRS256})
+	if err == nil || !strings.HasPrefix(err.Error(), "jwt login RS256: POST /v1/auth/jwt-rs256/login: status 429: ") {
+		t.Errorf("rate-limited JWT login: err = %v", err)
+	}
+
+	// A JWT the mount does not accept (here, the other mount's), or none
+	// at all, fails the check of its scenario only.
+	fake.mu.Lock()
+	fake.loginStatus = 0
+	fake.mu.Unlock()
+	crossed := s
+	crossed.JWTRS256.Bodies = s.JWTES256.Bodies
+	if err := crossed.CheckTokens(ctx, v, []string{JWTLoginES256}); err != nil {
+		t.Errorf("ES256 alone: %v", err)
+	}
+	err = crossed.CheckTokens(ctx, v, Scenarios)
+	if err == nil || !strings.HasPrefix(err.Error(), "jwt login RS256: POST /v1/auth/jwt-rs256/login: status 400: ") {
+		t.Errorf("JWT of another key: err = %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), strings.Split(string(s.JWTES256.Bodies[0]), ".")[2][:20]) {
+		t.Errorf("error leaks the JWT: %v", err)
+	}
+	crossed.JWTRS256.Bodies = nil
+	if err := crossed.CheckTokens(ctx, v, Scenarios); err == nil || err.Error() != "jwt login RS256: no JWT to log in with" {
+		t.Errorf("no JWT: err = %v", err)
+	}
 }
 
 func TestParseScenarios(t *testing.T) {
@@ -228,10 +295,13 @@ func TestParseScenarios(t *testing.T) {
 		{" approle login , BARE post ", []string{BarePOST, AppRoleLogin}}, // the suite's order
 		{"kv2 read,kv2 read", []string{KV2Read}},
 		{"token create,batch create,bare POST", []string{BarePOST, TokenCreate, BatchCreate}},
+		{"JWT LOGIN rs256, jwt login ES256,approle login", []string{AppRoleLogin, JWTLoginES256, JWTLoginRS256}},
 		{"", nil},
 		{"bare GET,", nil},
 		{"bare GET,,kv2 read", nil},
 		{"approle", nil},
+		{"jwt login", nil},
+		{"jwt login ES384", nil},
 		{"bare  GET", nil},
 	} {
 		got, err := ParseScenarios(c.list)
@@ -250,10 +320,10 @@ func TestParseScenarios(t *testing.T) {
 func TestSelect(t *testing.T) {
 	all := Suite{}.Targets()
 	var names []string
-	for _, tg := range Select(all, []string{AppRoleLogin, BareGET, "nonesuch"}) {
+	for _, tg := range Select(all, []string{JWTLoginRS256, AppRoleLogin, BareGET, "nonesuch"}) {
 		names = append(names, tg.Name)
 	}
-	if got := strings.Join(names, ","); got != BareGET+","+AppRoleLogin {
+	if got := strings.Join(names, ","); got != BareGET+","+AppRoleLogin+","+JWTLoginRS256 {
 		t.Errorf("Select: %s", got)
 	}
 	if got := Select(all, nil); len(got) != 0 {
@@ -270,9 +340,11 @@ func TestReport(t *testing.T) {
 		{Name: TokenCreate, Requests: 200, RPS: 2000, P50: 6 * time.Millisecond, P99: 30 * time.Millisecond},
 		{Name: BatchCreate, Requests: 600, RPS: 6000, P50: 2 * time.Millisecond, P99: 8 * time.Millisecond},
 		{Name: AppRoleLogin, Requests: 240, RPS: 2400, P50: 5 * time.Millisecond, P99: 25 * time.Millisecond},
+		{Name: JWTLoginES256, Requests: 160, RPS: 1600, P50: 7 * time.Millisecond, P99: 30 * time.Millisecond},
+		{Name: JWTLoginRS256, Requests: 200, RPS: 2000, P50: 6 * time.Millisecond, P99: 28 * time.Millisecond},
 	}
 	ratios := ComputeRatios(results, Ratios)
-	if len(ratios) != 6 {
+	if len(ratios) != 8 {
 		t.Fatalf("ratios: %+v", ratios)
 	}
 	for i, want := range []Ratio{
@@ -282,6 +354,8 @@ func TestReport(t *testing.T) {
 		{Num: TokenCreate, Den: BarePOST, Value: 0.25},
 		{Num: BatchCreate, Den: BarePOST, Value: 0.75},
 		{Num: AppRoleLogin, Den: BarePOST, Value: 0.3, Goal: 0.25, Met: true},
+		{Num: JWTLoginES256, Den: BarePOST, Value: 0.2},
+		{Num: JWTLoginRS256, Den: BarePOST, Value: 0.25},
 	} {
 		got := ratios[i]
 		if got.Num != want.Num || got.Den != want.Den || got.Goal != want.Goal || got.Met != want.Met || got.Value < want.Value-1e-9 || got.Value > want.Value+1e-9 {
@@ -294,6 +368,7 @@ func TestReport(t *testing.T) {
 
 	ratios[0].PerRound = []float64{0.95, 0.8, 0.9}
 	ratios[1].PerRound = []float64{0.4, 0.35, 0.45}
+	ratios[7].PerRound = []float64{0.22, 0.27, 0.25}
 	rep := Report{GoVersion: "go1.26", GOOS: "linux", GOARCH: "amd64", GOMAXPROCS: 2, NumCPU: 2, Concurrency: 32, Storage: "bolt",
 		Duration: 5 * time.Second, Rounds: 3, Warmup: time.Second, Keys: 1000, ValueSize: 256, BareBodyBytes: 585, KVReadBodyBytes: 583, Results: results, Ratios: ratios}
 	var text bytes.Buffer
@@ -307,9 +382,13 @@ func TestReport(t *testing.T) {
 		"kv2 write / bare POST = 0.50 (for information)\n" +
 			"token create / bare POST = 0.25 (for information)\n" +
 			"batch create / bare POST = 0.75 (for information)\n" +
-			"approle login / bare POST = 0.30 (goal ≥ 0.25: met)\n",
-		"  approle login   2400  5.00ms  25.00ms       240       0",
-		"\nper round, min–max of 3: kv2 read / bare GET 0.80–0.95, kv2 write / bare GET 0.35–0.45\n",
+			"approle login / bare POST = 0.30 (goal ≥ 0.25: met)\n" +
+			"jwt login ES256 / bare POST = 0.20 (for information)\n" +
+			"jwt login RS256 / bare POST = 0.25 (for information)\n",
+		"    approle login   2400  5.00ms  25.00ms       240       0\n" +
+			"  jwt login ES256   1600  7.00ms  30.00ms       160       0\n" +
+			"  jwt login RS256   2000  6.00ms  28.00ms       200       0\n",
+		"\nper round, min–max of 3: kv2 read / bare GET 0.80–0.95, kv2 write / bare GET 0.35–0.45, jwt login RS256 / bare POST 0.22–0.27\n",
 		"800µs", "20.00ms", "response bodies: bare GET 585 B, kv2 read 583 B", "first: POST /v1/kvbench/data/k1-2: status 500",
 	} {
 		if !strings.Contains(text.String(), want) {
@@ -344,11 +423,14 @@ func TestReport(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 		t.Fatalf("%v\n%s", err, js.String())
 	}
-	if back.GOMAXPROCS != 2 || back.Storage != "bolt" || back.DurationSec != 5 || back.Rounds != 3 || len(back.Results) != 7 ||
-		back.Results[3].Name != KV2Write || back.Results[3].P99ms != 20 || len(back.Ratios) != 6 || !back.Ratios[0].Met ||
+	if back.GOMAXPROCS != 2 || back.Storage != "bolt" || back.DurationSec != 5 || back.Rounds != 3 || len(back.Results) != 9 ||
+		back.Results[3].Name != KV2Write || back.Results[3].P99ms != 20 || len(back.Ratios) != 8 || !back.Ratios[0].Met ||
 		len(back.Ratios[0].PerRound) != 3 || back.Ratios[0].PerRound[1] != 0.8 ||
 		back.Results[6].Name != AppRoleLogin || back.Results[6].RPS != 2400 ||
-		back.Ratios[5].Num != AppRoleLogin || back.Ratios[5].Den != BarePOST || back.Ratios[5].Goal != 0.25 || !back.Ratios[5].Met {
+		back.Ratios[5].Num != AppRoleLogin || back.Ratios[5].Den != BarePOST || back.Ratios[5].Goal != 0.25 || !back.Ratios[5].Met ||
+		back.Results[8].Name != JWTLoginRS256 || back.Results[8].RPS != 2000 ||
+		back.Ratios[7].Num != JWTLoginRS256 || back.Ratios[7].Den != BarePOST || back.Ratios[7].Goal != 0 || back.Ratios[7].Met ||
+		len(back.Ratios[7].PerRound) != 3 {
 		t.Errorf("JSON report:\n%s", js.String())
 	}
 }

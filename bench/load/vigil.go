@@ -15,10 +15,10 @@ import (
 
 // Vigil makes the few calls the benchmark needs to prepare a Vigil (or
 // Vault) server over its HTTP API: initialize, unseal, mount, write, set
-// up AppRole, create tokens and log in. It keeps the root token to itself:
-// errors and String never show it, the unseal keys are forgotten once
-// used, and neither the AppRole credentials nor the tokens created appear
-// in an error.
+// up AppRole and JWT auth, create tokens and log in. It keeps the root
+// token to itself: errors and String never show it, the unseal keys are
+// forgotten once used, and neither the login credentials (AppRole IDs,
+// JWTs) nor the tokens created appear in an error.
 type Vigil struct {
 	// Base is the server's address, like "http://127.0.0.1:8200".
 	Base string
@@ -237,6 +237,21 @@ func (v *Vigil) SetupAppRole(ctx context.Context, mount, role string) ([]byte, e
 	return login, nil
 }
 
+// SetupJWT configures the JWT auth method enabled at mount to verify the
+// JWTs of is, with its public key in jwt_validation_pubkeys and
+// JWTIssuerURL as bound_issuer, and creates role with JWTRoleBody.
+func (v *Vigil) SetupJWT(ctx context.Context, mount, role string, is *JWTIssuer) error {
+	cfg, _ := json.Marshal(map[string]any{
+		"jwt_validation_pubkeys": []string{is.PublicKeyPEM()},
+		"bound_issuer":           JWTIssuerURL,
+	})
+	if _, err := v.expect(ctx, http.MethodPost, "/v1/auth/"+mount+"/config", cfg); err != nil {
+		return err
+	}
+	_, err := v.expect(ctx, http.MethodPost, "/v1/auth/"+mount+"/role/"+role, []byte(JWTRoleBody))
+	return err
+}
+
 // TokenInfo describes the token of an auth response, without the token.
 type TokenInfo struct {
 	// Type is "service" or "batch".
@@ -256,9 +271,9 @@ func (v *Vigil) CreateToken(ctx context.Context, body []byte) (TokenInfo, error)
 	return v.auth(ctx, "/v1/auth/token/create", body)
 }
 
-// Login POSTs body (like what SetupAppRole returns) to the login path of
-// the auth method at mount, without a token, and describes the token it
-// returns.
+// Login POSTs body (like what SetupAppRole or JWTIssuer.LoginBodies
+// returns) to the login path of the auth method at mount, without a token,
+// and describes the token it returns.
 func (v *Vigil) Login(ctx context.Context, mount string, body []byte) (TokenInfo, error) {
 	anon := &Vigil{Base: v.Base, Client: v.Client}
 	return anon.auth(ctx, "/v1/auth/"+mount+"/login", body)

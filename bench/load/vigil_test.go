@@ -3,17 +3,22 @@ package load
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 const (
@@ -40,9 +45,102 @@ type fakeVigil struct {
 	loginStatus int  // when not 0, the status of every login
 	loginTokens int  // logins that carried a token, which they should not
 	tokenTTL    int  // lease_duration of the tokens made; 3600 when 0
+	// The JWT auth methods, by mount.
+	jwt map[string]*fakeJWT
 }
 
-func newFakeVigil() *fakeVigil { return &fakeVigil{sealed: true, kv: map[string][]byte{}} }
+// fakeJWT is a JWT auth method of the fake, which checks a login's JWT
+// against its key and role the way Vigil does (leeways aside).
+type fakeJWT struct {
+	key    any    // the configured public key; nil until configured
+	issuer string // bound_issuer
+	role   *fakeJWTRole
+	logins int             // successful ones
+	jtis   map[string]bool // the jti of every JWT logged in with
+}
+
+// fakeJWTRole is the part of a JWT role the fake checks logins against.
+type fakeJWTRole struct {
+	RoleType       string            `json:"role_type"`
+	UserClaim      string            `json:"user_claim"`
+	BoundAudiences []string          `json:"bound_audiences"`
+	BoundClaims    map[string]string `json:"bound_claims"`
+	ClaimMappings  map[string]string `json:"claim_mappings"`
+	TokenPolicies  []string          `json:"token_policies"`
+	TokenTTL       string            `json:"token_ttl"`
+}
+
+func newFakeVigil() *fakeVigil {
+	return &fakeVigil{sealed: true, kv: map[string][]byte{}, jwt: map[string]*fakeJWT{}}
+}
+
+// jwtMount returns the mount of p, "/v1/auth/<mount>/<rest>", if a JWT
+// auth method is enabled there.
+func (f *fakeVigil) jwtMount(p, rest string) *fakeJWT {
+	m, ok := strings.CutPrefix(p, "/v1/auth/")
+	if !ok {
+		return nil
+	}
+	if m, ok = strings.CutSuffix(m, "/"+rest); !ok {
+		return nil
+	}
+	return f.jwt[m]
+}
+
+// jwtLogin checks a login to j: a role that exists, and a JWT signed by
+// its key whose claims meet the role's bounds. The caller holds f.mu.
+func (f *fakeVigil) jwtLogin(w http.ResponseWriter, j *fakeJWT, body []byte, errs func(int, string)) {
+	var in struct{ Role, JWT string }
+	if json.Unmarshal(body, &in) != nil || in.JWT == "" {
+		errs(http.StatusBadRequest, "missing token")
+		return
+	}
+	if in.Role != "bench" || j.role == nil || j.key == nil {
+		errs(http.StatusBadRequest, "role could not be found")
+		return
+	}
+	jws, err := jose.ParseSigned(in.JWT, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	if err != nil {
+		errs(http.StatusBadRequest, "error validating token: malformed token")
+		return
+	}
+	payload, err := jws.Verify(j.key)
+	if err != nil {
+		errs(http.StatusBadRequest, "error validating token: no configured key verifies the signature")
+		return
+	}
+	var c map[string]any
+	if json.Unmarshal(payload, &c) != nil {
+		errs(http.StatusBadRequest, "error validating token: bad payload")
+		return
+	}
+	exp, _ := c["exp"].(float64)
+	nbf, _ := c["nbf"].(float64)
+	now := float64(time.Now().Unix())
+	switch {
+	case c["iss"] != j.issuer:
+		errs(http.StatusBadRequest, "error validating claims: iss claim does not match the configured bound_issuer")
+		return
+	case exp < now || nbf > now:
+		errs(http.StatusBadRequest, "error validating claims: token is expired or not yet valid")
+		return
+	case !slices.Contains(j.role.BoundAudiences, fmt.Sprint(c["aud"])):
+		errs(http.StatusBadRequest, "error validating claims: aud claim does not match any bound audience")
+		return
+	case c[j.role.UserClaim] == nil:
+		errs(http.StatusBadRequest, "claim not found in token")
+		return
+	}
+	for name, want := range j.role.BoundClaims {
+		if c[name] != want {
+			errs(http.StatusBadRequest, "error validating claims: claim "+name+" does not match any associated bound claim values")
+			return
+		}
+	}
+	j.logins++
+	j.jtis[fmt.Sprint(c["jti"])] = true
+	f.reply(w, "service", j.role.TokenPolicies[0])
+}
 
 func (f *fakeVigil) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
@@ -89,6 +187,20 @@ func (f *fakeVigil) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		default:
 			f.reply(w, "service", "default")
 		}
+		return
+	case strings.HasSuffix(p, "/login") && r.Method == http.MethodPost && f.jwtMount(p, "login") != nil:
+		if f.sealed {
+			errs(http.StatusServiceUnavailable, "Vault is sealed")
+			return
+		}
+		if r.Header.Get("X-Vault-Token") != "" {
+			f.loginTokens++
+		}
+		if f.loginStatus != 0 {
+			errs(f.loginStatus, "request rate limited")
+			return
+		}
+		f.jwtLogin(w, f.jwtMount(p, "login"), body, errs)
 		return
 	case p == "/v1/sys/unseal" && r.Method == http.MethodPut:
 		var in struct{ Key string }
@@ -168,6 +280,41 @@ func (f *fakeVigil) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.approle = true
+		w.WriteHeader(http.StatusNoContent)
+	case strings.HasPrefix(p, "/v1/sys/auth/") && r.Method == http.MethodPost && bytes.Equal(body, []byte(`{"type":"jwt"}`)):
+		f.jwt[strings.TrimPrefix(p, "/v1/sys/auth/")] = &fakeJWT{jtis: map[string]bool{}}
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPost && f.jwtMount(p, "config") != nil:
+		var in struct {
+			PubKeys     []string `json:"jwt_validation_pubkeys"`
+			BoundIssuer string   `json:"bound_issuer"`
+		}
+		if json.Unmarshal(body, &in) != nil || len(in.PubKeys) != 1 || in.BoundIssuer == "" {
+			errs(http.StatusBadRequest, "want one public key and a bound issuer")
+			return
+		}
+		block, _ := pem.Decode([]byte(in.PubKeys[0]))
+		if block == nil || block.Type != "PUBLIC KEY" {
+			errs(http.StatusBadRequest, "jwt_validation_pubkeys[0] is not PEM")
+			return
+		}
+		key, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			errs(http.StatusBadRequest, "jwt_validation_pubkeys[0]: "+err.Error())
+			return
+		}
+		j := f.jwtMount(p, "config")
+		j.key, j.issuer = key, in.BoundIssuer
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPost && f.jwtMount(p, "role/bench") != nil:
+		var role fakeJWTRole
+		if json.Unmarshal(body, &role) != nil || role.RoleType != "jwt" || role.UserClaim != "sub" ||
+			len(role.BoundAudiences) == 0 || len(role.BoundClaims) == 0 || len(role.ClaimMappings) == 0 ||
+			len(role.TokenPolicies) != 1 || role.TokenPolicies[0] != "default" || role.TokenTTL != "1h" {
+			errs(http.StatusBadRequest, "bad role")
+			return
+		}
+		f.jwtMount(p, "role/bench").role = &role
 		w.WriteHeader(http.StatusNoContent)
 	case p == "/v1/auth/approle/role/bench" && r.Method == http.MethodPost && f.approle:
 		var in struct {
@@ -333,6 +480,79 @@ func TestVigilAuthSetup(t *testing.T) {
 	}
 	if _, err := v2.SetupAppRole(ctx, "approle", "bench"); err == nil || strings.Contains(err.Error(), secretID) {
 		t.Errorf("SetupAppRole against a broken server: err = %v", err)
+	}
+}
+
+func TestVigilJWTSetup(t *testing.T) {
+	fake := newFakeVigil()
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	v := &Vigil{Base: srv.URL, Client: NewClient(4)}
+	ctx := t.Context()
+	if err := v.InitUnseal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, alg := range []jose.SignatureAlgorithm{jose.ES256, jose.RS256} {
+		t.Run(string(alg), func(t *testing.T) {
+			is, err := NewJWTIssuer(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mount := "jwt-" + strings.ToLower(string(alg))
+			// Nothing to configure before the method is enabled.
+			if err := v.SetupJWT(ctx, mount, "bench", is); err == nil || !strings.Contains(err.Error(), "POST /v1/auth/"+mount+"/config: status 404") {
+				t.Errorf("SetupJWT without the method: err = %v", err)
+			}
+			if err := v.EnableAuth(ctx, mount, "jwt"); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.SetupJWT(ctx, mount, "bench", is); err != nil {
+				t.Fatal(err)
+			}
+			bodies, err := is.LoginBodies("bench", 3, time.Now(), time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, body := range bodies {
+				got, err := v.Login(ctx, mount, body)
+				if err != nil || got.Type != "service" || got.LeaseDuration != 3600 || !got.Accessor || strings.Join(got.Policies, ",") != "default" {
+					t.Errorf("login %d: %+v, %v", i, got, err)
+				}
+			}
+			fake.mu.Lock()
+			logins, jtis := fake.jwt[mount].logins, len(fake.jwt[mount].jtis)
+			fake.mu.Unlock()
+			if logins != 3 || jtis != 3 {
+				t.Errorf("%d logins with %d JWTs, want 3 with 3", logins, jtis)
+			}
+
+			// A JWT of another key, or an expired one, is refused; the
+			// error names the path and the server's answer, never the
+			// JWT.
+			other, err := NewJWTIssuer(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged, err := other.LoginBodies("bench", 1, time.Now(), time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expired, err := is.LoginBodies("bench", 1, time.Now().Add(-2*time.Hour), time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, body := range map[string][]byte{"forged": forged[0], "expired": expired[0]} {
+				_, err := v.Login(ctx, mount, body)
+				if err == nil || !strings.Contains(err.Error(), "POST /v1/auth/"+mount+"/login: status 400: ") {
+					t.Errorf("%s JWT: err = %v", name, err)
+				}
+				var in struct{ JWT string }
+				json.Unmarshal(body, &in)
+				if err != nil && (in.JWT == "" || strings.Contains(err.Error(), in.JWT) || strings.Contains(err.Error(), strings.Split(in.JWT, ".")[2])) {
+					t.Errorf("%s JWT: error leaks the JWT: %v", name, err)
+				}
+			}
+		})
 	}
 }
 
