@@ -242,11 +242,12 @@ func (ps *policyStore) aclFor(ctx context.Context, names []string, ent *identity
 	if ent == nil || (!cs.templated && len(ent.Policies) == 0) {
 		return cs.acl, nil
 	}
-	all := names
+	all, allKey := names, key
 	if len(ent.Policies) > 0 {
 		all = append(slices.Clone(names), ent.Policies...)
+		allKey = setKey(all)
 	}
-	ekey := entityACLKey{set: setKey(all), entity: ent.ID, rev: ent.Revision()}
+	ekey := entityACLKey{set: allKey, entity: ent.ID, rev: ent.Revision()}
 	ps.mu.RLock()
 	a, ok := ps.entityACLs[ekey]
 	gen = ps.gen

@@ -54,6 +54,8 @@ type Store struct {
 	byAlias map[aliasKey]*Entity
 	// names reserved by entities being created, not yet indexed.
 	reserved map[string]bool
+	// writing holds the principals whose entity is being stored.
+	writing map[aliasKey]*pendingWrite
 }
 
 // aliasKey names an alias by what a login proves: the mount and the
@@ -71,6 +73,7 @@ func NewStore(view logical.Storage, now func() time.Time) *Store {
 		aliases:  map[string]*Entity{},
 		byAlias:  map[aliasKey]*Entity{},
 		reserved: map[string]bool{},
+		writing:  map[aliasKey]*pendingWrite{},
 	}
 }
 
@@ -160,6 +163,15 @@ func (l Login) check() error {
 // the alias and a new entity at its first login, and recording the
 // login's metadata and mount path on the alias when they changed. A login
 // that changes nothing writes nothing.
+//
+// A new entity is stored before ForLogin returns: tokens will name it. A
+// change of an existing alias takes effect in memory at once and is
+// stored by one writer per principal: while a write of the principal is
+// under way, other logins of it (a CI matrix of one repository, the
+// replicas of a deployment) return without waiting, and the writer stores
+// the latest state again when it is done. A crash can lose only the
+// metadata of those logins, which the principal's next login records
+// again.
 func (s *Store) ForLogin(ctx context.Context, l Login) (*Entity, error) {
 	if err := l.check(); err != nil {
 		return nil, err
@@ -168,35 +180,111 @@ func (s *Store) ForLogin(ctx context.Context, l Login) (*Entity, error) {
 	if e := s.byAliasKey(key); e != nil && current(e.AliasFor(l.MountAccessor), l) {
 		return e, nil
 	}
+	for {
+		if e, w := s.update(key, l); e != nil {
+			if w == nil {
+				return e, nil // unchanged, or the write under way stores it
+			}
+			return e, s.flush(ctx, key, w)
+		}
+		e, err := s.create(ctx, key, l)
+		if !errors.Is(err, errExists) {
+			return e, err
+		}
+		// Another login created it meanwhile: record this one on it.
+	}
+}
+
+// errExists tells ForLogin that the entity it was about to create exists.
+var errExists = errors.New("identity: the entity exists")
+
+// pendingWrite is the write of one principal's entity under way; dirty
+// reports a change made in memory since the writer read the entity.
+type pendingWrite struct{ dirty bool }
+
+// update records login l on the existing entity of principal key in
+// memory. It returns nil when the principal has no entity; else the
+// updated entity and, when no write of the principal is under way, the
+// write the caller must now flush.
+func (s *Store) update(key aliasKey, l Login) (*Entity, *pendingWrite) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.byAlias[key]
+	if old == nil {
+		return nil, nil
+	}
+	if current(old.AliasFor(l.MountAccessor), l) {
+		return old, nil
+	}
+	e := old.clone()
+	now := s.now().UTC()
+	record(e.AliasFor(l.MountAccessor), l, now)
+	e.LastUpdateTime = now
+	e.rev = s.rev.Add(1)
+	s.indexLocked(old, e)
+	if w := s.writing[key]; w != nil {
+		w.dirty = true
+		return e, nil
+	}
+	w := &pendingWrite{}
+	s.writing[key] = w
+	return e, w
+}
+
+// flush stores the entity of principal key until no change is left
+// unstored, then ends the write w. It holds the principal's stripe, so a
+// deletion waits for it and the write cannot bring a deleted entity back.
+func (s *Store) flush(ctx context.Context, key aliasKey, w *pendingWrite) error {
 	mu := s.stripe(key)
 	mu.Lock()
 	defer mu.Unlock()
-	old := s.byAliasKey(key)
-	if old != nil && current(old.AliasFor(l.MountAccessor), l) {
-		return old, nil // another login recorded it meanwhile
+	for {
+		s.mu.Lock()
+		e := s.byAlias[key]
+		w.dirty = false
+		if e == nil { // deleted meanwhile
+			delete(s.writing, key)
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		err := s.put(ctx, e)
+		s.mu.Lock()
+		if err != nil || !w.dirty {
+			delete(s.writing, key)
+			s.mu.Unlock()
+			return err
+		}
+		s.mu.Unlock()
+	}
+}
+
+// create makes the entity and alias of principal key at its first login,
+// stored before it is indexed.
+func (s *Store) create(ctx context.Context, key aliasKey, l Login) (*Entity, error) {
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	if s.byAliasKey(key) != nil {
+		return nil, errExists
 	}
 	now := s.now().UTC()
-	var e *Entity
-	if old == nil {
-		id := secret.UUID()
-		e = &Entity{ID: id, Name: s.reserveName(), CreationTime: now, LastUpdateTime: now}
-		defer s.releaseName(e.Name)
-		e.Aliases = []*Alias{{
-			ID: secret.UUID(), CanonicalID: id, MountAccessor: l.MountAccessor,
-			Name: l.Name, CreationTime: now,
-		}}
-	} else {
-		e = old.clone()
-	}
-	a := e.AliasFor(l.MountAccessor)
-	a.MountPath, a.MountType = l.MountPath, l.MountType
-	a.Metadata = maps.Clone(l.Metadata)
-	a.LastUpdateTime = now
-	e.LastUpdateTime = now
-	if err := s.saveLocked(ctx, old, e); err != nil {
+	id := secret.UUID()
+	e := &Entity{ID: id, Name: s.reserveName(), CreationTime: now, LastUpdateTime: now}
+	defer s.releaseName(e.Name)
+	e.Aliases = []*Alias{{ID: secret.UUID(), CanonicalID: id, MountAccessor: l.MountAccessor, Name: l.Name, CreationTime: now}}
+	record(e.Aliases[0], l, now)
+	if err := s.saveLocked(ctx, nil, e); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// record sets what login l proved on alias a.
+func record(a *Alias, l Login, now time.Time) {
+	a.MountPath, a.MountType = l.MountPath, l.MountType
+	a.Metadata = maps.Clone(l.Metadata)
+	a.LastUpdateTime = now
 }
 
 // current reports whether alias a already records login l.
@@ -229,6 +317,18 @@ func (s *Store) releaseName(name string) {
 // saveLocked stores e (replacing old, which may be nil) and swaps it into
 // the indexes; the stripes of e's principals are held.
 func (s *Store) saveLocked(ctx context.Context, old, e *Entity) error {
+	if err := s.put(ctx, e); err != nil {
+		return err
+	}
+	e.rev = s.rev.Add(1)
+	s.mu.Lock()
+	s.indexLocked(old, e)
+	s.mu.Unlock()
+	return nil
+}
+
+// put stores e.
+func (s *Store) put(ctx context.Context, e *Entity) error {
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("identity: encode entity: %w", err)
@@ -236,10 +336,6 @@ func (s *Store) saveLocked(ctx context.Context, old, e *Entity) error {
 	if err := s.view.Put(ctx, entityPrefix+e.ID, raw); err != nil {
 		return fmt.Errorf("identity: store entity: %w", err)
 	}
-	e.rev = s.rev.Add(1)
-	s.mu.Lock()
-	s.indexLocked(old, e)
-	s.mu.Unlock()
 	return nil
 }
 

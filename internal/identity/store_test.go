@@ -296,3 +296,111 @@ func TestConcurrentLoginsOfManyPrincipals(t *testing.T) {
 		t.Errorf("%d distinct names for %d principals; %d names still reserved", len(names), n, len(s.reserved))
 	}
 }
+
+// gatedStorage holds every Put until the test lets it through, to show
+// what logins do while a write is under way.
+type gatedStorage struct {
+	*logicaltest.Storage
+	entered chan string   // a Put began (its key)
+	gate    chan struct{} // a Put may finish
+}
+
+func (g *gatedStorage) Put(ctx context.Context, k string, v []byte) error {
+	g.entered <- k
+	<-g.gate
+	return g.Storage.Put(ctx, k, v)
+}
+
+func TestUpdatesOfOnePrincipalAreCoalesced(t *testing.T) {
+	ctx := t.Context()
+	base := logicaltest.New()
+	seed := NewStore(base, time.Now)
+	first, err := seed.ForLogin(ctx, podLogin("ml-serving", "llm-gateway", "p0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedStorage{Storage: base, entered: make(chan string, 16), gate: make(chan struct{})}
+	s := NewStore(g, time.Now)
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// p1's login changes the alias and starts the write, held at the gate.
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.ForLogin(ctx, podLogin("ml-serving", "llm-gateway", "p1"))
+		done <- err
+	}()
+	<-g.entered
+	// Meanwhile p2 and p3 log in: they return at once, and the entity in
+	// memory is the latest login's.
+	for _, pod := range []string{"p2", "p3"} {
+		e, err := s.ForLogin(ctx, podLogin("ml-serving", "llm-gateway", pod))
+		if err != nil || e.ID != first.ID || e.Aliases[0].Metadata["pod_name"] != pod {
+			t.Fatalf("login of %s during a write: %+v %v", pod, e, err)
+		}
+	}
+	if got := s.Entity(first.ID).Aliases[0].Metadata["pod_name"]; got != "p3" {
+		t.Fatalf("entity in memory names pod %q, want p3", got)
+	}
+	// The writer stores p1's state, then once more the latest (p3's):
+	// two writes for three logins.
+	g.gate <- struct{}{}
+	<-g.entered
+	g.gate <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case k := <-g.entered:
+		t.Fatalf("a third write of %s", k)
+	default:
+	}
+	reloaded := NewStore(base, time.Now)
+	if err := reloaded.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := reloaded.Entity(first.ID).Aliases[0].Metadata["pod_name"]; got != "p3" {
+		t.Errorf("stored entity names pod %q, want p3", got)
+	}
+}
+
+func TestDeleteDuringAWriteDoesNotResurrect(t *testing.T) {
+	ctx := t.Context()
+	base := logicaltest.New()
+	seed := NewStore(base, time.Now)
+	first, _ := seed.ForLogin(ctx, podLogin("ml-serving", "llm-gateway", "p0"))
+	g := &gatedStorage{Storage: base, entered: make(chan string, 16), gate: make(chan struct{})}
+	s := NewStore(g, time.Now)
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.ForLogin(ctx, podLogin("ml-serving", "llm-gateway", "p1"))
+		done <- err
+	}()
+	<-g.entered
+	// A login during the write marks it dirty; then the entity is deleted.
+	if _, err := s.ForLogin(ctx, podLogin("ml-serving", "llm-gateway", "p2")); err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.DeleteEntity(ctx, first.ID) }()
+	// The writer stores p1's state, then p2's; the delete waits for it.
+	g.gate <- struct{}{}
+	<-g.entered
+	g.gate <- struct{}{}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := base.Get(ctx, entityPrefix+first.ID); err == nil {
+		t.Error("the deleted entity was stored again")
+	}
+	if s.Entity(first.ID) != nil {
+		t.Error("the deleted entity is still indexed")
+	}
+}
