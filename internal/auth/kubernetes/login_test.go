@@ -424,6 +424,15 @@ func TestLoginJWKSRefusals(t *testing.T) {
 	t.Run("wrong audience", func(t *testing.T) {
 		h.refused("llm", is.token(t, is.claims(now, "ml-serving", "llm-gateway", "", clusterIssuer)), 403, "permission denied", "aud")
 	})
+	t.Run("role without audience", func(t *testing.T) {
+		// Nothing but the audience keeps a token made for another
+		// service out when no TokenReview runs.
+		resp := h.ok(logical.UpdateOperation, "role/any-aud", map[string]any{"bound_service_account_names": "llm-gateway", "bound_service_account_namespaces": "ml-serving"})
+		if resp == nil || !slices.ContainsFunc(resp.Warnings, func(w string) bool { return strings.Contains(w, `no "audience"`) }) {
+			t.Errorf("writing a role without audience: no warning in %v", resp)
+		}
+		h.refused("any-aud", is.token(t, claims()), 403, "permission denied", "no audience")
+	})
 	t.Run("another namespace and account", func(t *testing.T) {
 		h.refused("llm", is.token(t, is.claims(now, "default", "llm-gateway", "", "vigil")), 403, msgNamespaceNotAuthorized)
 		h.refused("llm", is.token(t, is.claims(now, "ml-serving", "default", "", "vigil")), 403, msgNameNotAuthorized)
@@ -467,11 +476,11 @@ func TestJWKSKeyRotation(t *testing.T) {
 	h.ok(logical.UpdateOperation, "config", map[string]any{
 		"token_validation": "jwks", "jwks_url": is.url + "/openid/v1/jwks", "jwks_ca_pem": is.caPEM(), "issuer": is.url,
 	})
-	h.role("llm", map[string]any{"bound_service_account_names": "llm-gateway", "bound_service_account_namespaces": "ml-serving"})
+	h.role("llm", map[string]any{"bound_service_account_names": "llm-gateway", "bound_service_account_namespaces": "ml-serving", "audience": "vigil"})
 	// The cluster rotates its signing key: the new kid is fetched once the
 	// refresh interval has passed since the last fetch.
 	newKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	is.rotate(newKey, "sa-key-2")
 	h.clk.Advance(jwks.RefreshInterval + time.Second)
-	h.mustLogin("llm", is.token(t, is.claims(h.clk.Now(), "ml-serving", "llm-gateway", "")))
+	h.mustLogin("llm", is.token(t, is.claims(h.clk.Now(), "ml-serving", "llm-gateway", "", "vigil")))
 }

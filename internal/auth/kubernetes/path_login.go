@@ -182,6 +182,9 @@ func (b *backend) validateJWKS(ctx context.Context, cfg *configEntry, r *roleEnt
 	}
 	now := b.now()
 	switch {
+	case r.Audience == "":
+		// Without a TokenReview nothing else limits a token to Vigil.
+		return nil, errors.New("the role has no audience, which jwks mode requires")
 	case c.Issuer != cfg.Issuer:
 		return nil, errors.New("the JWT's iss is not the configured issuer")
 	case c.Expiry.IsZero():

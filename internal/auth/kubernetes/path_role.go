@@ -201,6 +201,10 @@ func (b *backend) writeRole(ctx context.Context, req *logical.Request, d *framew
 	if err := req.Storage.Put(ctx, rolePrefix+name, raw); err != nil {
 		return nil, fmt.Errorf("kubernetes: write role %q: %w", name, err)
 	}
+	if r.Audience == "" {
+		warnings = append(warnings, `the role has no "audience": a token a pod made for another service logs in too; `+
+			`set audience (a mount with token_validation=jwks refuses logins to roles without one)`)
+	}
 	if len(warnings) == 0 {
 		return nil, nil
 	}
