@@ -289,6 +289,25 @@ func EquivalentPolicies(a, b []string) bool {
 	return slices.Equal(strip(a), strip(b))
 }
 
+// RenewFromRole answers the renewal of a token a role-based login created
+// (a [WithAuthRenew] handler's last step): the role must still exist
+// (role nil: 400 "role ... no longer exists") with the policies the token
+// got, and the renewed token takes the role's current TTL, maximum TTL
+// and period. A caller that checks more (a role id) does so first.
+func RenewFromRole(req *logical.Request, name string, role *TokenParams) (*logical.Auth, error) {
+	switch {
+	case role == nil:
+		return nil, logical.BadRequest("role %q no longer exists; log in again", name)
+	case !EquivalentPolicies(role.Policies, req.Auth.Policies):
+		return nil, logical.BadRequest("the policies of role %q have changed since the login; log in again", name)
+	}
+	a := *req.Auth
+	a.TTL = role.TTL
+	a.MaxTTL = role.MaxTTL
+	a.Period = role.Period
+	return &a, nil
+}
+
 // ParseCIDRs parses CIDR blocks ("10.0.0.0/8") and single addresses
 // ("10.1.2.3", a /32 or /128) given in the named field. Each block is
 // masked to its network address, IPv4-mapped IPv6 addresses become IPv4,

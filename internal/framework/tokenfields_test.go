@@ -355,3 +355,24 @@ func TestTokenFieldsFresh(t *testing.T) {
 		}
 	}
 }
+
+func TestRenewFromRole(t *testing.T) {
+	req := &logical.Request{Auth: &logical.Auth{Policies: []string{"default", "train"}, TTL: time.Minute, Metadata: map[string]string{"role": "ci"}}}
+	role := &TokenParams{Policies: []string{"TRAIN"}, TTL: time.Hour, MaxTTL: 2 * time.Hour, Period: 0}
+	a, err := RenewFromRole(req, "ci", role)
+	if err != nil || a.TTL != time.Hour || a.MaxTTL != 2*time.Hour || a.Metadata["role"] != "ci" {
+		t.Fatalf("renewal: %+v %v", a, err)
+	}
+	if req.Auth.TTL != time.Minute {
+		t.Error("the request's auth was changed")
+	}
+	for name, r := range map[string]*TokenParams{
+		"role gone":        nil,
+		"policies changed": {Policies: []string{"train", "admin"}, TTL: time.Hour},
+	} {
+		var ce *logical.CodedError
+		if _, err := RenewFromRole(req, "ci", r); !errors.As(err, &ce) || ce.Status != 400 || !strings.Contains(err.Error(), `"ci"`) {
+			t.Errorf("%s: %v, want a 400 naming the role", name, err)
+		}
+	}
+}

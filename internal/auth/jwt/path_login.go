@@ -202,15 +202,8 @@ func (b *backend) renew(ctx context.Context, req *logical.Request) (*logical.Aut
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case r == nil:
-		return nil, logical.BadRequest("role %q no longer exists; log in again", name)
-	case !framework.EquivalentPolicies(r.Token.Policies, req.Auth.Policies):
-		return nil, logical.BadRequest("the policies of role %q have changed since the login; log in again", name)
+	if r == nil {
+		return framework.RenewFromRole(req, name, nil)
 	}
-	a := *req.Auth
-	a.TTL = r.Token.TTL
-	a.MaxTTL = r.Token.MaxTTL
-	a.Period = r.Token.Period
-	return &a, nil
+	return framework.RenewFromRole(req, name, &r.Token)
 }
