@@ -296,23 +296,26 @@ func (d *Device) writeBatch() error {
 	}
 	err := d.sink.Write(d.out)
 	b.err = err
-	close(b.done)
 	if err != nil {
+		close(b.done)
 		if d.healthy.Swap(false) {
 			d.log.Error("audit device cannot write", "error", err)
 		}
 		d.carried.Store(int64(len(d.out)))
 		return err
 	}
-	if !d.healthy.Swap(true) {
-		d.log.Info("audit device writes again")
-	}
+	// The chain state moves before the waiters wake: a request that saw
+	// its entry written finds it in the next checkpoint.
 	seq, head := d.chain.State()
 	now := d.now()
 	d.wmu.Lock()
 	d.entries.Add(seq - d.wSeq)
 	d.wSeq, d.wHead, d.wAt = seq, head, now
 	d.wmu.Unlock()
+	close(b.done)
+	if !d.healthy.Swap(true) {
+		d.log.Info("audit device writes again")
+	}
 	d.carried.Store(0)
 	// With log_raw the lines held values in clear.
 	clear(d.out)
