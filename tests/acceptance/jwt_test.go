@@ -269,7 +269,8 @@ func TestREADMECIJobs(t *testing.T) {
 	// The GitHub job: curl fetches the token from the runner; here the
 	// test hands it over.
 	ghJob := newDocShell(t, map[string]string{"VIGIL_ADDR": s.URL, "HOME": t.TempDir(), "JWT": github.sign(map[string]any{
-		"aud": "vigil", "sub": "repo:acme/train:ref:refs/heads/main", "repository": "acme/train", "ref": "refs/heads/main", "run_id": "77", "actor": "octocat",
+		"aud": "vigil", "sub": "repo:acme/train:ref:refs/heads/main", "repository": "acme/train", "ref": "refs/heads/main",
+		"workflow": "train-nightly", "environment": "prod", "run_id": "77", "actor": "octocat",
 	})}, subst, "curl")
 	ghJob.mustRun(block(t, section, "sh", 1, "the GitHub job"))
 	if ghJob.env["OPENAI_API_KEY"] != "sk-train" {
@@ -340,18 +341,28 @@ func TestREADMECIJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	found, foundGitHub := false, false
 	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
 		var e struct {
 			Auth    struct{ Metadata map[string]string }
 			Request struct{ Path string }
 		}
-		if json.Unmarshal([]byte(line), &e) == nil && e.Request.Path == "secret/data/ci/acme-eval/openai" &&
-			e.Auth.Metadata["project_path"] == "acme/llm-eval" && e.Auth.Metadata["pipeline_id"] == "4242" && e.Auth.Metadata["user_login"] == "ada" {
-			found = true
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		m := e.Auth.Metadata
+		switch e.Request.Path {
+		case "secret/data/ci/acme-eval/openai":
+			found = found || m["project_path"] == "acme/llm-eval" && m["pipeline_id"] == "4242" && m["user_login"] == "ada"
+		case "secret/data/ci/acme-train/openai":
+			foundGitHub = foundGitHub || m["repository"] == "acme/train" && m["ref"] == "refs/heads/main" &&
+				m["workflow"] == "train-nightly" && m["environment"] == "prod" && m["run_id"] == "77" && m["actor"] == "octocat"
 		}
 	}
 	if !found {
 		t.Error("no audit entry of the GitLab job's read names its project, pipeline and user")
+	}
+	if !foundGitHub {
+		t.Error("no audit entry of the GitHub job's read names its repository, ref, workflow, environment, run and actor")
 	}
 }
