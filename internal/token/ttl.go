@@ -182,31 +182,9 @@ func ResolveType(configured, asked string) (string, error) {
 	return "", fmt.Errorf("token: invalid configured token type %q", configured)
 }
 
-// globMatch reports whether s matches pattern, where '*' matches any run
-// of characters (Vault's policy globs).
-func globMatch(pattern, s string) bool {
-	if !strings.Contains(pattern, "*") {
-		return pattern == s
-	}
-	parts := strings.Split(pattern, "*")
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, mid := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, mid)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(mid):]
-	}
-	return strings.HasSuffix(s, last)
-}
-
 func anyGlob(patterns []string, s string) bool {
 	for _, p := range patterns {
-		if globMatch(p, s) {
+		if framework.GlobMatch(p, s) {
 			return true
 		}
 	}

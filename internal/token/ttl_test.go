@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-secrets/vigil/internal/framework"
 )
 
 func TestCalculateTTL(t *testing.T) {
@@ -120,7 +122,7 @@ func TestGlobMatch(t *testing.T) {
 		{"a*a", "a", false},
 		{"*", "", true},
 	} {
-		if got := globMatch(tc.pattern, tc.s); got != tc.want {
+		if got := framework.GlobMatch(tc.pattern, tc.s); got != tc.want {
 			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
 		}
 	}

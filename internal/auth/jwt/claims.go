@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-secrets/vigil/internal/framework"
 )
 
 // maxNumericDate bounds the time claims' seconds (about the year 33658),
@@ -170,33 +172,10 @@ func anyMatches(got []any, allowed []string, glob bool) bool {
 			if a == s {
 				return true
 			}
-			if glob && globMatch(a, s) {
+			if glob && framework.GlobMatch(a, s) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// globMatch reports whether s matches pattern, where '*' stands for any
-// run of characters ('/' included: "refs/heads/*" matches
-// "refs/heads/feature/x") and every other character for itself.
-func globMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return len(s) >= len(last) && strings.HasSuffix(s, last)
 }

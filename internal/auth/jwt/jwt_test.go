@@ -22,6 +22,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/vigil-secrets/vigil/internal/clock"
+	"github.com/vigil-secrets/vigil/internal/framework"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
 )
@@ -404,7 +405,7 @@ func TestGlobMatch(t *testing.T) {
 		{"a*a", "a", false},
 		{"[a]", "a", false},
 	} {
-		if got := globMatch(tc.p, tc.s); got != tc.want {
+		if got := framework.GlobMatch(tc.p, tc.s); got != tc.want {
 			t.Errorf("globMatch(%q, %q) = %v", tc.p, tc.s, got)
 		}
 	}

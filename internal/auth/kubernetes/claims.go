@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vigil-secrets/vigil/internal/framework"
 )
 
 // saPrefix begins the Kubernetes user name of a service account:
@@ -194,31 +196,9 @@ func overlaps(a, b []string) bool {
 // everything, and '*' inside a pattern stands for any run of characters.
 func matchAny(patterns []string, s string) bool {
 	for _, p := range patterns {
-		if p == "*" || globMatch(p, s) {
+		if p == "*" || framework.GlobMatch(p, s) {
 			return true
 		}
 	}
 	return false
-}
-
-// globMatch reports whether s matches pattern, where '*' stands for any
-// run of characters and every other character for itself.
-func globMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return len(s) >= len(last) && strings.HasSuffix(s, last)
 }

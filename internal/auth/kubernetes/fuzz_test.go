@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
 )
 
 // tokenSeeds are real and broken tokens for the fuzzers.
@@ -92,7 +93,7 @@ func FuzzLogin(f *testing.F) {
 			}
 			return
 		}
-		got, msg := status(err)
+		got, msg := logicaltest.Status(err)
 		if got != 403 {
 			t.Fatalf("status %d %q, want 403", got, msg)
 		}
