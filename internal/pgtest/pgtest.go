@@ -556,34 +556,89 @@ func (d *DB) CreateRole(t testing.TB, attrs string) (name, password string) {
 	t.Helper()
 	name, password = "r_"+strings.ToLower(rand.Text())[:12], rand.Text()
 	d.Exec(t, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s' %s", quote(name), password, attrs))
+	d.DropRoleAtEnd(t, name)
+	return name, password
+}
+
+// DropRoleAtEnd drops the role called name, if it still exists, with what
+// it owns in this database, when t ends: a test that issues users makes
+// sure none outlives it on a server the next test run shares.
+func (d *DB) DropRoleAtEnd(t testing.TB, name string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 		defer cancel()
 		q := quote(name)
-		err := d.exec(ctx, d.Name,
-			"SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '"+name+"'",
-			"REASSIGN OWNED BY "+q+" TO CURRENT_USER", "DROP OWNED BY "+q, "DROP ROLE "+q)
+		err := d.exec(ctx, d.Name, `DO $$ BEGIN
+			IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = `+literal(name)+`) THEN
+				PERFORM pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = `+literal(name)+`;
+				REASSIGN OWNED BY `+q+` TO CURRENT_USER;
+				DROP OWNED BY `+q+`;
+				DROP ROLE `+q+`;
+			END IF;
+		END $$`)
 		if err != nil {
-			t.Errorf("pgtest: drop role: %v", err)
+			t.Errorf("pgtest: drop role %s: %v", name, err)
 		}
 	})
-	return name, password
 }
 
-// RoleExists reports whether a role (user) called name exists.
-func (d *DB) RoleExists(t testing.TB, name string) bool {
+// RunAs logs in to the database as user with password and runs query: a
+// test checks with it what an issued credential can and cannot do. The
+// error says why not (the login or the query failed).
+func (d *DB) RunAs(t testing.TB, user, password, query string) error {
+	t.Helper()
+	conn, err := d.ConnectAs(t.Context(), user, password)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(t.Context(), query)
+	return err
+}
+
+// queryRow runs a one-row query as the superuser and scans it into dst.
+func (d *DB) queryRow(t testing.TB, dst []any, query string, args ...any) {
 	t.Helper()
 	conn, err := d.ConnectAs(t.Context(), d.User, d.Password)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	defer conn.Close(context.Background())
-	var exists bool
-	if err := conn.QueryRow(t.Context(), "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", name).Scan(&exists); err != nil {
-		t.Fatalf("pgtest: %v", err)
+	if err := conn.QueryRow(t.Context(), query, args...).Scan(dst...); err != nil {
+		t.Fatalf("pgtest: %s: %v", query, err)
 	}
+}
+
+// RoleExists reports whether a role (user) called name exists.
+func (d *DB) RoleExists(t testing.TB, name string) bool {
+	t.Helper()
+	var exists bool
+	d.queryRow(t, []any{&exists}, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", name)
 	return exists
 }
+
+// ValidUntil returns the VALID UNTIL of an existing role (the zero time
+// for none).
+func (d *DB) ValidUntil(t testing.TB, name string) time.Time {
+	t.Helper()
+	var until *time.Time
+	d.queryRow(t, []any{&until}, "SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1", name)
+	if until == nil {
+		return time.Time{}
+	}
+	return *until
+}
+
+// QueryString runs a one-row, one-column query as the superuser.
+func (d *DB) QueryString(t testing.TB, query string, args ...any) string {
+	t.Helper()
+	var s string
+	d.queryRow(t, []any{&s}, query, args...)
+	return s
+}
+
+// literal quotes a string literal.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // quote quotes an identifier.
 func quote(name string) string { return pgx.Identifier{name}.Sanitize() }
