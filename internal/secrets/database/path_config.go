@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
@@ -189,7 +191,7 @@ func (b *backend) handleConfigRead(ctx context.Context, req *logical.Request, d 
 		return nil, logical.ErrNotFound
 	}
 	details := map[string]any{
-		"connection_url":          c.ConnectionURL,
+		"connection_url":          maskURL(c.ConnectionURL),
 		"username":                c.Username,
 		"max_open_connections":    c.MaxOpenConnections,
 		"max_idle_connections":    c.MaxIdleConnections,
@@ -207,6 +209,42 @@ func (b *backend) handleConfigRead(ctx context.Context, req *logical.Request, d 
 		"password_policy":                    "",
 		"verify_connection":                  c.VerifyConnection,
 	}}, nil
+}
+
+// Passwords written into a connection string: a key=value DSN's
+// password (quoted or not), a URL's password query parameter.
+var (
+	dsnPassword   = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+	queryPassword = regexp.MustCompile(`(?i)([?&]password=)([^&#]*)`)
+)
+
+// maskURL hides a password written into a connection URL or DSN (the
+// {{password}} placeholder is not one), as Vault's read does.
+func maskURL(raw string) string {
+	const mask = "*****"
+	maskMatch := func(re *regexp.Regexp) func(string) string {
+		return func(m string) string {
+			sub := re.FindStringSubmatch(m)
+			if strings.Trim(sub[2], "'") == dbplugin.PlaceholderPassword {
+				return m
+			}
+			return sub[1] + mask
+		}
+	}
+	scheme, rest, isURL := strings.Cut(raw, "://")
+	if !isURL || (scheme != "postgres" && scheme != "postgresql") {
+		return dsnPassword.ReplaceAllStringFunc(raw, maskMatch(dsnPassword))
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		if user, pw, ok := strings.Cut(rest[:at], ":"); ok && pw != "" && pw != dbplugin.PlaceholderPassword {
+			rest = user + ":" + mask + rest[at:]
+		}
+	}
+	return scheme + "://" + queryPassword.ReplaceAllStringFunc(rest, maskMatch(queryPassword))
 }
 
 // nonNil renders a missing list as [] rather than null.

@@ -168,3 +168,19 @@ func TestParseStatements(t *testing.T) {
 		})
 	}
 }
+
+func TestMaskURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://{{username}}:{{password}}@db:5432/app?sslmode=disable": "postgres://{{username}}:{{password}}@db:5432/app?sslmode=disable",
+		"postgresql://admin:s3cr%40t@db/app":                               "postgresql://admin:*****@db/app",
+		"postgres://admin:pw@db/app?x=a@b":                                 "postgres://admin:*****@db/app?x=a@b",
+		"postgres://admin@db/app?password=hunter2&sslmode=disable":         "postgres://admin@db/app?password=*****&sslmode=disable",
+		"host=db user=admin password=hunter2 dbname=app":                   "host=db user=admin password=***** dbname=app",
+		"host=db password='hun ter2' dbname=app":                           "host=db password=***** dbname=app",
+		"host=db user={{username}} password={{password}}":                  "host=db user={{username}} password={{password}}",
+	} {
+		if got := maskURL(in); got != want {
+			t.Errorf("maskURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
