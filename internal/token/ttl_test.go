@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vigil-secrets/vigil/internal/framework"
 )
 
 func TestCalculateTTL(t *testing.T) {
@@ -101,29 +99,6 @@ func TestSanitizePolicies(t *testing.T) {
 	} {
 		if got := sanitizePolicies(tc.in, tc.addDefault); !slices.Equal(got, tc.want) {
 			t.Errorf("sanitizePolicies(%q, %v) = %q, want %q", tc.in, tc.addDefault, got, tc.want)
-		}
-	}
-}
-
-func TestGlobMatch(t *testing.T) {
-	for _, tc := range []struct {
-		pattern, s string
-		want       bool
-	}{
-		{"dev", "dev", true},
-		{"dev", "dev2", false},
-		{"team-*", "team-a", true},
-		{"team-*", "team-", true},
-		{"team-*", "tea", false},
-		{"*-admin", "ops-admin", true},
-		{"*-admin", "ops-admins", false},
-		{"a*b*c", "a1b2c", true},
-		{"a*b*c", "a1c2b", false},
-		{"a*a", "a", false},
-		{"*", "", true},
-	} {
-		if got := framework.GlobMatch(tc.pattern, tc.s); got != tc.want {
-			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
 		}
 	}
 }

@@ -22,7 +22,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/vigil-secrets/vigil/internal/clock"
-	"github.com/vigil-secrets/vigil/internal/framework"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
 )
@@ -385,29 +384,6 @@ func TestLeewaysAndRenewal(t *testing.T) {
 	h.ok(logical.DeleteOperation, "role/ci", nil)
 	if _, err := h.b.HandleRequest(t.Context(), renewReq); status(err) != 400 {
 		t.Fatalf("renew after the role went: %v", err)
-	}
-}
-
-func TestGlobMatch(t *testing.T) {
-	for _, tc := range []struct {
-		p, s string
-		want bool
-	}{
-		{"refs/heads/*", "refs/heads/main", true},
-		{"refs/heads/*", "refs/heads/feature/x", true},
-		{"refs/heads/*", "refs/tags/v1", false},
-		{"*", "", true},
-		{"a*b*c", "axxbyyc", true},
-		{"a*b*c", "axxbyy", false},
-		{"main", "main", true},
-		{"main", "main2", false},
-		{"*-prod", "ml-prod", true},
-		{"a*a", "a", false},
-		{"[a]", "a", false},
-	} {
-		if got := framework.GlobMatch(tc.p, tc.s); got != tc.want {
-			t.Errorf("globMatch(%q, %q) = %v", tc.p, tc.s, got)
-		}
 	}
 }
 
