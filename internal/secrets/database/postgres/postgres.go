@@ -79,7 +79,7 @@ func Open(cfg dbplugin.Config) (*DB, error) {
 	pw := cfg.Password.Reveal()
 	pc, err := connConfig(cfg)
 	if err != nil {
-		return nil, &dbplugin.ConnectError{Msg: dbplugin.Redact(err.Error(), pw)}
+		return nil, &dbplugin.ConnectError{Msg: dbplugin.Redact(err.Error(), pw, escapeDSN(pw))}
 	}
 	maxOpen := max(cfg.MaxOpenConnections, 1)
 	maxIdle := min(max(cfg.MaxIdleConnections, 0), maxOpen)
@@ -100,14 +100,18 @@ func connConfig(cfg dbplugin.Config) (*pgx.ConnConfig, error) {
 	if strings.HasPrefix(raw, "postgres://") || strings.HasPrefix(raw, "postgresql://") {
 		escape = dbplugin.EscapeURL
 	}
-	pw := cfg.Password.Reveal()
-	filled := strings.NewReplacer(
-		dbplugin.PlaceholderUsername, escape(cfg.Username),
-		dbplugin.PlaceholderPassword, escape(pw),
-	).Replace(raw)
-	pc, err := pgx.ParseConfig(filled)
-	if err != nil {
+	fill := func(user, pw string) string {
+		return strings.NewReplacer(dbplugin.PlaceholderUsername, escape(user), dbplugin.PlaceholderPassword, escape(pw)).Replace(raw)
+	}
+	// The operator's string is checked with stand-ins for the credentials,
+	// so that a parse error (which quotes the string) cannot quote them.
+	if _, err := pgx.ParseConfig(fill("username", "password")); err != nil {
 		return nil, fmt.Errorf("invalid connection_url: %w", err)
+	}
+	pw := cfg.Password.Reveal()
+	pc, err := pgx.ParseConfig(fill(cfg.Username, pw))
+	if err != nil {
+		return nil, errors.New("invalid connection_url once the username and password are filled in")
 	}
 	if cfg.Username != "" && !strings.Contains(raw, dbplugin.PlaceholderUsername) {
 		pc.User = cfg.Username

@@ -162,7 +162,7 @@ func TestConnectErrors(t *testing.T) {
 	}
 	closedPort := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	pw := "Hunter2-" + strings.Repeat("z", 12)
+	pw := "Hunter2 '" + strings.Repeat("z", 12)
 	for _, tc := range []struct {
 		name, url, want string
 	}{
@@ -170,6 +170,7 @@ func TestConnectErrors(t *testing.T) {
 		{"bad credentials", db.TemplateURL(), "password authentication failed"},
 		{"DSN form, bad credentials", "host=127.0.0.1 port=" + strconv.Itoa(db.Port) + " dbname=" + db.Name + " user={{username}} password={{password}} sslmode=disable", "password authentication failed"},
 		{"malformed", "postgres://{{username}}:{{password}}@127.0.0.1:notaport/x", "invalid connection_url"},
+		{"malformed DSN", "host=127.0.0.1 port=x user={{username}} password={{password}} sslmode", "invalid connection_url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := Open(dbplugin.Config{ConnectionURL: tc.url, Username: db.User, Password: secret.NewString(pw), MaxOpenConnections: 1})
@@ -181,7 +182,7 @@ func TestConnectErrors(t *testing.T) {
 			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want a ConnectError containing %q", err, tc.want)
 			}
-			noSecret(t, err, pw, dbplugin.EscapeURL(pw))
+			noSecret(t, err, pw, dbplugin.EscapeURL(pw), escapeDSN(pw), strings.Repeat("z", 12))
 		})
 	}
 }
