@@ -64,8 +64,10 @@ var rules = map[string]rule{
 	"internal/mount":     {join(layer0, layer1, []string{"internal/barrier"}), "the mount table hands out barrier views"},
 	"internal/audit/...": {join([]string{"internal/audit"}, layer0), "audit devices see only the audit package"},
 
-	"internal/secrets/...": {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/secrets/..."}, "engines see storage only through logical.Storage"},
-	"internal/auth/...":    {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/glob", "internal/jwks", "internal/auth/..."}, "auth methods see storage only through logical.Storage; they share key sets (jwks) and globs"},
+	"internal/secrets/...":               {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/glob", "internal/secrets/..."}, "engines see storage only through logical.Storage"},
+	"internal/secrets/database/dbplugin": {[]string{"internal/secret"}, "the contract between the database engine and its drivers"},
+	"internal/secrets/database/postgres": {[]string{"internal/secret", "internal/secrets/database/dbplugin"}, "a database driver sees only its contract"},
+	"internal/auth/...":                  {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/glob", "internal/jwks", "internal/auth/..."}, "auth methods see storage only through logical.Storage; they share key sets (jwks) and globs"},
 
 	"internal/core": {join(layer0, layer1, []string{"internal/storage/...", "internal/barrier", "internal/seal", "internal/token", "internal/identity", "internal/lease", "internal/audit", "internal/jobs", "internal/mount"}), "core composes layers 0-3 and receives engines as factories"},
 
@@ -188,6 +190,37 @@ func TestDependencyRules(t *testing.T) {
 			allowed := slices.ContainsFunc(r.allow, func(a string) bool { return match(a, dep) })
 			if !allowed {
 				t.Errorf("%s imports %s: not allowed (%s)", name, dep, r.reason)
+			}
+		}
+	}
+}
+
+// TestEnginesStayApart checks that a secrets engine or auth method imports
+// no other one: only its own subpackages (secrets/database may import
+// secrets/database/postgres, not secrets/kv).
+func TestEnginesStayApart(t *testing.T) {
+	root := func(p string) (string, bool) {
+		for _, dir := range []string{"internal/secrets/", "internal/auth/"} {
+			if rest, ok := strings.CutPrefix(p, dir); ok {
+				name, _, _ := strings.Cut(rest, "/")
+				return dir + name, true
+			}
+		}
+		return "", false
+	}
+	for _, p := range listPackages(t) {
+		name, ok := rel(p.ImportPath)
+		if !ok {
+			continue
+		}
+		own, ok := root(name)
+		if !ok {
+			continue
+		}
+		for _, imp := range p.Imports {
+			dep, internal := rel(imp)
+			if other, ok := root(dep); internal && ok && other != own {
+				t.Errorf("%s imports %s: engines and auth methods never import one another", name, dep)
 			}
 		}
 	}

@@ -43,6 +43,7 @@ func (b leaseBridge) leaseRequest(l *lease.Lease, op logical.Operation) (*mount.
 			Renewable:    l.Renewable,
 			InternalData: l.InternalData,
 			LeaseID:      l.ID,
+			IssueTime:    l.IssueTime,
 		},
 	}, true
 }

@@ -115,6 +115,7 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 		if rec != nil {
 			rec.te = te
 		}
+		lreq.DisplayName = te.DisplayName
 		if err := checkCIDR(te, req.Connection); err != nil {
 			return nil, err
 		}

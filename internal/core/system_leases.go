@@ -149,10 +149,16 @@ func (s *systemBackend) renewLease(ctx context.Context, _ *logical.Request, d *f
 	if err != nil {
 		return nil, leaseError(err)
 	}
+	// The TTL granted, measured from the renewal, as Vault reports it:
+	// measured from now it would come out a second short.
+	ttl := l.ExpireTime.Sub(l.LastRenewal)
+	if l.LastRenewal.IsZero() {
+		ttl = l.TTL(s.c.clk.Now())
+	}
 	return &logical.Response{Secret: &logical.Secret{
 		LeaseID:   l.ID,
 		Renewable: l.Renewable,
-		TTL:       l.TTL(s.c.clk.Now()),
+		TTL:       ttl,
 		NoLease:   true, // the lease exists; the answer only reports it
 	}}, nil
 }

@@ -88,3 +88,34 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+func TestMatchCases(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"*", "", true},
+		{"*", "anything/at/all", true},
+		{"eval", "eval", true},
+		{"eval", "evals", false},
+		{"train-*", "train-gpu", true},
+		{"train-*", "train-", true},
+		{"train-*", "trai", false},
+		{"*-ro", "ml-ro", true},
+		{"*-ro", "ml-rw", false},
+		{"*-admin", "ops-admins", false},
+		{"refs/heads/*", "refs/heads/feature/x", true},
+		{"refs/heads/*", "refs/tags/v1", false},
+		{"a*b*c", "a-x-b-y-c", true},
+		{"a*b*c", "a-c-b", false},
+		{"a*b*c", "axxbyy", false},
+		{"a*a", "a", false},
+		{"ab*ba", "aba", false},
+		{"**", "x", true},
+		{"[x]", "x", false},
+	} {
+		if got := Match(tc.pattern, tc.s); got != tc.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
+		}
+	}
+}

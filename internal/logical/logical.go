@@ -74,6 +74,11 @@ type Request struct {
 	MountAccessor string
 	// Connection is the client connection, nil for internal requests.
 	Connection *Connection
+	// DisplayName is the display name of the caller's token ("root",
+	// "approle", "token-ci"), "" on an unauthenticated path or an
+	// internal request. Engines may put it into the names of what they
+	// create (the database engine's user names).
+	DisplayName string
 	// Auth is set on a RenewOperation of a token: the Auth the mount
 	// returned at login, as stored with the token's lease.
 	Auth *Auth
@@ -131,6 +136,10 @@ type Secret struct {
 	InternalData map[string]any
 	// LeaseID is set by the pipeline when it registers the lease.
 	LeaseID string
+	// IssueTime is when the lease was issued, set by the pipeline on a
+	// RenewOperation or RevokeOperation (a renewal never extends a lease
+	// past IssueTime plus its MaxTTL).
+	IssueTime time.Time
 }
 
 // SystemView is what a mount may learn about its configuration at request

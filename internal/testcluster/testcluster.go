@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/httpapi"
 	"github.com/vigil-secrets/vigil/internal/metrics"
@@ -41,6 +42,9 @@ type Options struct {
 	UnauthenticatedMetrics bool
 	// DisablePrometheus refuses the Prometheus format of sys/metrics.
 	DisablePrometheus bool
+	// Clock is the server's clock (a *clock.Fake drives lease expiry in
+	// tests); nil means the wall clock.
+	Clock clock.Clock
 }
 
 // Server is a running test server.
@@ -84,6 +88,7 @@ func New(t testing.TB, opts Options) *Server {
 		AuthFactories:  server.AuthFactories(),
 		AuditFactories: server.AuditFactories(),
 		Metrics:        s.Metrics,
+		Clock:          opts.Clock,
 	})
 	if err != nil {
 		t.Fatalf("testcluster: core: %v", err)

@@ -103,6 +103,7 @@ func runSuite(t *testing.T, newTarget func(t *testing.T) *target) {
 		{"Policies", testPolicies},
 		{"AuthMounts", testAuthMounts},
 		{"TokensAndAppRole", testTokensAndAppRole},
+		{"Database", testDatabase},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := newTarget(t)

@@ -79,8 +79,10 @@ var notAudited = []string{"sys/health", "sys/seal-status", "sys/init", "sys/unse
 
 // clearKeys name request fields whose values are shown in clear elsewhere
 // by design: paths (request.path), policy names (auth.policies), token
-// metadata (auth.metadata), display names, mount and token types.
-var clearKeys = []string{"path", "paths", "policies", "token_policies", "meta", "metadata", "display_name", "type", "token_type"}
+// metadata (auth.metadata), display names, mount and token types, lease
+// ids (response.secret.lease_id, as Vault logs them) and database plugin
+// names (named in the error that refuses an unknown one).
+var clearKeys = []string{"path", "paths", "policies", "token_policies", "meta", "metadata", "display_name", "type", "token_type", "lease_id", "plugin_name"}
 
 // secretResponseKeys name the response fields of auth/ paths that are
 // credentials.

@@ -47,16 +47,7 @@ func (b *backend) handleRoleList(ctx context.Context, req *logical.Request, _ *f
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(names))
-	for _, n := range names {
-		if !strings.HasSuffix(n, "/") {
-			keys = append(keys, n)
-		}
-	}
-	if len(keys) == 0 {
-		return nil, logical.ErrNotFound
-	}
-	return &logical.Response{Data: map[string]any{"keys": keys}}, nil
+	return framework.ListResponse(names)
 }
 
 // roleFields are the fields of role/<name>.

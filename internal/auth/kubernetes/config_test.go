@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
 )
 
 func TestConfigReadHidesReviewerJWT(t *testing.T) {
@@ -36,7 +37,7 @@ func TestConfigReadHidesReviewerJWT(t *testing.T) {
 }
 
 func isStatus(err error, want int) bool {
-	got, _ := status(err)
+	got, _ := logicaltest.Status(err)
 	return got == want
 }
 
@@ -66,7 +67,7 @@ func TestConfigValidation(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := h.do(logical.UpdateOperation, "config", c.data)
-			got, msg := status(err)
+			got, msg := logicaltest.Status(err)
 			if got != 400 || !strings.Contains(msg, c.msg) {
 				t.Fatalf("got %d %q, want 400 containing %q", got, msg, c.msg)
 			}
@@ -122,7 +123,7 @@ func TestRoles(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := h.do(logical.UpdateOperation, "role/new", c.data)
-			got, msg := status(err)
+			got, msg := logicaltest.Status(err)
 			if got != 400 || !strings.Contains(msg, c.msg) {
 				t.Fatalf("got %d %q, want 400 containing %q", got, msg, c.msg)
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-secrets/vigil/internal/jwks"
 	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
 )
 
 // tokenSeeds are real and broken tokens for the fuzzers.
@@ -93,7 +94,7 @@ func FuzzLogin(f *testing.F) {
 			}
 			return
 		}
-		got, msg := status(err)
+		got, msg := logicaltest.Status(err)
 		if got != 403 {
 			t.Fatalf("status %d %q, want 403", got, msg)
 		}

@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -454,22 +453,6 @@ func (h *harness) ok(op logical.Operation, path string, data map[string]any) *lo
 	return resp
 }
 
-// status maps an error as the HTTP layer does: status and client message.
-func status(err error) (int, string) {
-	var ce *logical.CodedError
-	switch {
-	case err == nil:
-		return 200, ""
-	case errors.As(err, &ce):
-		return ce.Status, ce.Msg
-	case errors.Is(err, logical.ErrPermissionDenied):
-		return 403, "permission denied"
-	case errors.Is(err, logical.ErrNotFound):
-		return 404, ""
-	}
-	return 500, err.Error()
-}
-
 func (h *harness) login(role, jwt string) (*logical.Auth, error) {
 	h.t.Helper()
 	resp, err := h.do(logical.UpdateOperation, "login", map[string]any{"role": role, "jwt": jwt})
@@ -508,7 +491,7 @@ func (h *harness) refused(role, jwt string, wantStatus int, msg string, reason .
 			h.t.Fatal("the log quotes the JWT")
 		}
 	}
-	got, gotMsg := status(err)
+	got, gotMsg := logicaltest.Status(err)
 	if got != wantStatus || !strings.Contains(gotMsg, msg) {
 		h.t.Fatalf("login: got %d %q (%v), want %d containing %q", got, gotMsg, err, wantStatus, msg)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-secrets/vigil/internal/jwks"
 	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
 )
 
 // llmRole is the role of the examples: namespace ml-serving, account
@@ -355,11 +356,11 @@ func TestRenew(t *testing.T) {
 		t.Fatalf("renew: %v", err)
 	}
 	h.role("llm", map[string]any{"token_policies": "llm,admin"})
-	if got, _ := status(renew()); got != 400 {
+	if got, _ := logicaltest.Status(renew()); got != 400 {
 		t.Fatalf("renew after a policy change: %d, want 400", got)
 	}
 	h.ok(logical.DeleteOperation, "role/llm", nil)
-	if got, _ := status(renew()); got != 400 {
+	if got, _ := logicaltest.Status(renew()); got != 400 {
 		t.Fatalf("renew after the role's deletion: %d, want 400", got)
 	}
 }

@@ -116,11 +116,7 @@ func (b *backend) listRoles(ctx context.Context, req *logical.Request, _ *framew
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: list roles: %w", err)
 	}
-	keys := slices.DeleteFunc(names, func(n string) bool { return strings.HasSuffix(n, "/") })
-	if len(keys) == 0 {
-		return nil, logical.ErrNotFound
-	}
-	return &logical.Response{Data: map[string]any{"keys": keys}}, nil
+	return framework.ListResponse(names)
 }
 
 func (b *backend) deleteRole(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

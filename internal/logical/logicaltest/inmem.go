@@ -5,6 +5,7 @@ package logicaltest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -98,4 +99,30 @@ func (s *Storage) Keys() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Status returns the HTTP status and client message the HTTP layer sends
+// for a mount's error (nil: 200), for tests that check a mount's answers
+// without the server. For an error the HTTP layer answers with a bare 500
+// (and logs), the message is the error's text, so that a failing test
+// says why.
+func Status(err error) (int, string) {
+	var ce *logical.CodedError
+	switch {
+	case err == nil:
+		return 200, ""
+	case errors.As(err, &ce):
+		return ce.Status, ce.Msg
+	case errors.Is(err, logical.ErrNotFound):
+		return 404, ""
+	case errors.Is(err, logical.ErrPermissionDenied):
+		return 403, "permission denied"
+	case errors.Is(err, logical.ErrUnsupportedPath):
+		return 404, "unsupported path"
+	case errors.Is(err, logical.ErrUnsupportedOperation):
+		return 405, "unsupported operation"
+	case errors.Is(err, logical.ErrInvalidRequest):
+		return 400, err.Error()
+	}
+	return 500, err.Error()
 }

@@ -1,0 +1,166 @@
+package database
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-secrets/vigil/internal/clock"
+	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
+	"github.com/vigil-secrets/vigil/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// Mount TTLs of the test engine.
+const (
+	mountDefaultTTL = time.Hour
+	mountMaxTTL     = 24 * time.Hour
+)
+
+type mountTTLs struct{}
+
+func (mountTTLs) DefaultLeaseTTL() time.Duration { return mountDefaultTTL }
+func (mountTTLs) MaxLeaseTTL() time.Duration     { return mountMaxTTL }
+
+// engine drives a database engine as the request pipeline does, over
+// in-memory storage, against a database of its own on the shared test
+// server. Its fake clock starts now: the database compares VALID UNTIL
+// with the real time.
+type engine struct {
+	t   *testing.T
+	b   *backend
+	s   *logicaltest.Storage
+	clk *clock.Fake
+	db  *pgtest.DB
+	// start is the fake clock's start: when the test's leases were
+	// issued.
+	start time.Time
+}
+
+func newEngine(t *testing.T) *engine {
+	t.Helper()
+	start := time.Now()
+	clk := clock.NewFake(start)
+	lb, err := Factory(t.Context(), &logical.BackendConfig{Now: clk.Now, System: mountTTLs{}, MountPoint: "database/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := lb.(*backend)
+	t.Cleanup(func() { b.Cleanup(context.Background()) })
+	return &engine{t: t, b: b, s: logicaltest.New(), clk: clk, db: pgtest.New(t), start: start}
+}
+
+// call sends a request with a JSON body ("" for none); an update goes
+// through the existence check first, as the pipeline sends it.
+func (e *engine) call(op logical.Operation, path, body string) (*logical.Response, error) {
+	e.t.Helper()
+	var data map[string]any
+	if body != "" {
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(&data); err != nil {
+			e.t.Fatalf("body %s: %v", body, err)
+		}
+	}
+	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: e.s, MountPoint: "database/", DisplayName: "token"}
+	if op == logical.UpdateOperation {
+		if checked, exists, err := e.b.ExistenceCheck(e.t.Context(), req); err != nil {
+			return nil, err
+		} else if checked && !exists {
+			req.Operation = logical.CreateOperation
+		}
+	}
+	return e.b.HandleRequest(e.t.Context(), req)
+}
+
+// must sends a request that must succeed.
+func (e *engine) must(op logical.Operation, path, body string) *logical.Response {
+	e.t.Helper()
+	resp, err := e.call(op, path, body)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", op, path, err)
+	}
+	return resp
+}
+
+// refused sends a request that must fail with status and a message
+// containing want; it returns the message.
+func (e *engine) refused(op logical.Operation, path, body string, status int, want string) string {
+	e.t.Helper()
+	_, err := e.call(op, path, body)
+	got, msg := logicaltest.Status(err)
+	if got != status || !strings.Contains(msg, want) {
+		e.t.Fatalf("%s %s: got %d %q (%v), want %d containing %q", op, path, got, msg, err, status, want)
+	}
+	return msg
+}
+
+// configure writes config/<name> for the test database as the superuser,
+// with extra JSON fields ("" for none).
+func (e *engine) configure(name, extra string) {
+	e.t.Helper()
+	e.must(logical.UpdateOperation, "config/"+name, e.configBody(e.db.User, e.db.Password, extra))
+}
+
+func (e *engine) configBody(user, password, extra string) string {
+	body := fmt.Sprintf(`{"plugin_name":"postgresql-database-plugin","connection_url":%q,"username":%q,"password":%q,"allowed_roles":"*"`,
+		e.db.TemplateURL(), user, password)
+	if extra != "" {
+		body += "," + extra
+	}
+	return body + "}"
+}
+
+// creds issues credentials of role and returns the user, password and
+// the response's secret.
+func (e *engine) creds(role string) (user, password string, s *logical.Secret) {
+	e.t.Helper()
+	resp := e.must(logical.ReadOperation, "creds/"+role, "")
+	if resp.Secret == nil {
+		e.t.Fatalf("creds/%s: no secret in the response", role)
+	}
+	user, _ = resp.Data["username"].(string)
+	password, _ = resp.Data["password"].(string)
+	if user == "" || password == "" {
+		e.t.Fatalf("creds/%s: no username or password in %v", role, resp.Data)
+	}
+	e.db.DropRoleAtEnd(e.t, user)
+	return user, password, resp.Secret
+}
+
+// lease sends a renewal or revocation of s as the lease manager does,
+// after the lease was stored (its data through JSON).
+func (e *engine) lease(op logical.Operation, s *logical.Secret, increment time.Duration) (*logical.Response, error) {
+	e.t.Helper()
+	raw, err := json.Marshal(s.InternalData)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var internal map[string]any
+	if err := json.Unmarshal(raw, &internal); err != nil {
+		e.t.Fatal(err)
+	}
+	req := &logical.Request{Operation: op, Storage: e.s, Secret: &logical.Secret{
+		Renewable: true, InternalData: internal, LeaseID: "database/creds/x/1", IssueTime: e.start,
+	}}
+	if op == logical.RenewOperation {
+		req.Data = map[string]any{"increment": int64(increment / time.Second)}
+	}
+	return e.b.HandleRequest(e.t.Context(), req)
+}
+
+// noPassword fails when a stored or returned text holds one of the
+// passwords.
+func noPassword(t *testing.T, text string, passwords ...string) {
+	t.Helper()
+	for _, p := range passwords {
+		if p != "" && strings.Contains(text, p) {
+			t.Fatalf("a password is in %q", text)
+		}
+	}
+}
