@@ -200,6 +200,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 		return
 	}
 	if !rootNamespace(r.Header.Get("X-Vault-Namespace")) {
+		if rootOnly(p) {
+			writeErrors(w, http.StatusBadRequest, "operation unavailable in namespaces")
+			return
+		}
 		writeErrors(w, http.StatusNotFound, noRouteMessage(p))
 		return
 	}
@@ -238,6 +242,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 func rootNamespace(ns string) bool {
 	ns = strings.Trim(ns, "/ ")
 	return ns == "" || ns == "root"
+}
+
+// rootOnly reports the paths Vault serves only in the root namespace: a
+// request for one under another namespace is a 400, not a 404.
+func rootOnly(p string) bool {
+	switch p {
+	case "sys/init", "sys/seal", "sys/unseal", "sys/health", "sys/step-down", "sys/metrics", "sys/raw":
+		return true
+	}
+	for _, prefix := range []string{"sys/rekey", "sys/generate-root", "sys/raw/", "sys/storage", "sys/pprof"} {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPath rejects parent references and non-printable characters.

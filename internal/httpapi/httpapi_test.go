@@ -275,6 +275,13 @@ func TestEnvelopeAndErrors(t *testing.T) {
 	if code, _, _ := e.do("GET", "/v1/kv/a", "", "X-Vault-Namespace", "root/"); code != 200 {
 		t.Fatalf("root namespace = %d", code)
 	}
+	// What only the root namespace has is a 400 elsewhere, as Vault says.
+	for _, p := range []string{"sys/health", "sys/metrics", "sys/seal", "sys/generate-root/attempt", "sys/rekey/init"} {
+		code, _, body := e.do("GET", "/v1/"+p, "", "X-Vault-Namespace", "team-a")
+		if code != 400 || body["errors"].([]any)[0] != "operation unavailable in namespaces" {
+			t.Errorf("%s in a namespace: %d %v", p, code, body)
+		}
+	}
 	if code, _, _ := e.do("PUT", "/v1/kv/b", `{"v":`); code != 400 {
 		t.Fatalf("malformed JSON = %d", code)
 	}
