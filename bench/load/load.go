@@ -6,7 +6,8 @@
 // It also holds everything else the benchmark needs that does not depend on
 // the Vigil server package (the bare net/http baseline handler, the HTTP
 // calls that initialize, unseal and prepare a Vigil server, the signing of
-// the JWT login scenarios' JWTs, and the report), so that all of it can be
+// the JWT login scenarios' JWTs, the PostgreSQL side of the database
+// scenarios and their baseline, and the report), so that all of it can be
 // tested on its own.
 package load
 
