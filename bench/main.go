@@ -1,11 +1,13 @@
 // Command bench measures Vigil's KV v2 reads and writes, token creations,
 // and AppRole and JWT logins over HTTP beside a bare net/http JSON handler,
-// at the same concurrency in the same run, and prints req/s, p50, p99 and
-// the throughput ratios:
+// and the database secrets engine's credentials beside the same users
+// created and dropped straight over pgx, at the same concurrency in the
+// same run, and prints req/s, p50, p99 and the throughput ratios:
 //
 //	go run ./bench [-concurrency 32] [-duration 5s] [-rounds 5] [-warmup 1s]
 //	               [-keys 1000] [-value-size 256] [-storage bolt|inmem]
 //	               [-scenarios "bare POST,approle login"] [-json]
+//	               [-pg-url postgres://user:password@host:port/db] [-pg-conns 4]
 //
 // The scenarios run interleaved: -duration is split into -rounds slices and
 // each round runs every scenario for one slice, so that a ratio's two sides
@@ -13,8 +15,11 @@
 //
 // It starts a real Vigil server in-process on a loopback port with a
 // throwaway configuration and data directory, initializes and unseals it
-// over HTTP, and never prints the root token or the unseal key. See
-// README.md for the method and how to read the ratios.
+// over HTTP, and never prints the root token or the unseal key. The
+// database scenarios need an existing PostgreSQL server (-pg-url, or
+// VIGIL_BENCH_PG_URL), on which they create users and a schema named
+// after the run, and drop them all before it ends. See README.md for the
+// method and how to read the ratios.
 package main
 
 import (
@@ -50,6 +55,20 @@ const (
 	// run; its workers send them in turn, each many times (Vigil, like
 	// Vault, does not track jti).
 	jwtPool = 64
+
+	dbMount      = "database" // the database secrets engine
+	dbConnection = "benchdb"  // its connection
+	dbRole       = "bench"    // its role
+	// dbTTL is the lease of each credential and the VALID UNTIL of each
+	// user, Vigil's and the baseline's.
+	dbTTL = time.Hour
+	// pgURLEnv names the environment variable that gives -pg-url's
+	// default; a URL there is not shown by -help, as a flag default
+	// would be.
+	pgURLEnv = "VIGIL_BENCH_PG_URL"
+	// cleanupTimeout bounds the removal of what a run created on the
+	// PostgreSQL server, which happens even after an interrupt.
+	cleanupTimeout = time.Minute
 )
 
 type config struct {
@@ -63,6 +82,13 @@ type config struct {
 	json        bool
 	cpuProfile  string
 	scenarios   []string
+	// pgURL is the admin URL of the database scenarios' PostgreSQL
+	// server, and pgConns the connections each side has to it.
+	pgURL   string
+	pgConns int
+	// pgPrefix names what the run creates on that server; "" means a
+	// new one (load.NewPGPrefix).
+	pgPrefix string
 }
 
 func main() {
@@ -77,22 +103,40 @@ func main() {
 	flag.BoolVar(&c.json, "json", false, "print the results as JSON")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (load generator and server) to this file")
 	scenarios := flag.String("scenarios", strings.Join(load.Scenarios, ","), "comma-separated scenarios to run; they run in the order of this default whatever the order given")
+	flag.StringVar(&c.pgURL, "pg-url", "", "admin URL of an existing PostgreSQL server for the database scenarios, postgres://user:password@host:port/database (default $"+pgURLEnv+")")
+	flag.IntVar(&c.pgConns, "pg-conns", 4, "connections to PostgreSQL of Vigil's database connection (max_open_connections) and of the baseline's pool")
 	flag.Parse()
-	var err error
-	c.scenarios, err = load.ParseScenarios(*scenarios)
+	if c.pgURL == "" {
+		c.pgURL = os.Getenv(pgURLEnv)
+	}
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "scenarios" })
+	var (
+		skipped []string
+		err     error
+	)
+	c.scenarios, skipped, err = chooseScenarios(*scenarios, explicit, c.pgURL != "")
 	switch {
 	case err != nil:
-		fail(fmt.Errorf("invalid -scenarios: %w", err))
+		fail(err)
 	case flag.NArg() > 0:
 		fail(fmt.Errorf("unexpected argument %q", flag.Arg(0)))
 	case c.storage != "bolt" && c.storage != "inmem":
 		fail(fmt.Errorf("-storage must be bolt or inmem, not %q", c.storage))
-	case c.concurrency < 1 || c.duration <= 0 || c.warmup < 0 || c.keys < 1 || c.valueSize < 1:
-		fail(errors.New("-concurrency, -duration, -keys and -value-size must be positive, -warmup not negative"))
+	case c.concurrency < 1 || c.duration <= 0 || c.warmup < 0 || c.keys < 1 || c.valueSize < 1 || c.pgConns < 1:
+		fail(errors.New("-concurrency, -duration, -keys, -value-size and -pg-conns must be positive, -warmup not negative"))
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(os.Stderr, "bench: not measuring %s: no PostgreSQL server (give -pg-url or set %s)\n", strings.Join(skipped, " and "), pgURLEnv)
 	}
 	// Before the setup, which takes seconds.
 	if err := load.CheckRounds(c.duration, c.rounds); err != nil {
 		fail(fmt.Errorf("invalid -duration/-rounds: %w", err))
+	}
+	if c.pgURL != "" && needsPG(c.scenarios) {
+		if _, err := load.ParsePGURL(c.pgURL); err != nil {
+			fail(fmt.Errorf("-pg-url (or %s): %w", pgURLEnv, err))
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -109,15 +153,18 @@ func main() {
 	if c.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	if err != nil {
+	if err != nil && len(rep.Results) == 0 {
 		fail(err)
 	}
+	// A run that measured and then failed (to clean up, say) shows what
+	// it measured, then the failure.
+	var werr error
 	if c.json {
-		err = rep.WriteJSON(os.Stdout)
+		werr = rep.WriteJSON(os.Stdout)
 	} else {
-		err = rep.WriteText(os.Stdout)
+		werr = rep.WriteText(os.Stdout)
 	}
-	if err != nil {
+	if err = errors.Join(err, werr); err != nil {
 		fail(err)
 	}
 	for _, r := range rep.Results {
@@ -130,6 +177,45 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
+}
+
+// needsPG reports whether a database scenario is among names.
+func needsPG(names []string) bool {
+	return slices.ContainsFunc(names, func(n string) bool { return slices.Contains(load.DatabaseScenarios, n) })
+}
+
+// chooseScenarios parses -scenarios. Without a PostgreSQL server the
+// database scenarios cannot run: when the list was given explicitly and
+// names one, that is an error; otherwise (the default list) they are left
+// out and returned as skipped, for the caller to say so.
+func chooseScenarios(list string, explicit, havePG bool) (names, skipped []string, err error) {
+	names, err = load.ParseScenarios(list)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid -scenarios: %w", err)
+	}
+	if havePG {
+		return names, nil, nil
+	}
+	var db []string
+	names = slices.DeleteFunc(names, func(n string) bool {
+		if slices.Contains(load.DatabaseScenarios, n) {
+			db = append(db, n)
+			return true
+		}
+		return false
+	})
+	if len(db) == 0 {
+		return names, nil, nil
+	}
+	if explicit {
+		verb := "needs"
+		if len(db) > 1 {
+			verb = "need"
+		}
+		return nil, nil, fmt.Errorf("%s %s a PostgreSQL server: give -pg-url postgres://user:password@host:port/database or set %s",
+			strings.Join(db, " and "), verb, pgURLEnv)
+	}
+	return names, db, nil
 }
 
 func run(ctx context.Context, c config) (rep load.Report, err error) {
@@ -236,8 +322,22 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 			return rep, fmt.Errorf("%s: %w", j.name, err)
 		}
 	}
+	undoDB, err := setupDatabase(ctx, c, v, &suite, &rep)
+	// After the measurement (and after an interrupt), before the server
+	// stops.
+	defer func() {
+		if uerr := undoDB(); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+	if err != nil {
+		return rep, err
+	}
 	if err := suite.CheckTokens(ctx, v, c.scenarios); err != nil {
 		return rep, fmt.Errorf("check the token scenarios: %w", err)
+	}
+	if err := suite.CheckDatabase(ctx, c.scenarios); err != nil {
+		return rep, fmt.Errorf("check the database scenarios: %w", err)
 	}
 
 	rr, err := load.RunRounds(ctx, load.Select(suite.Targets(), c.scenarios), load.Options{
@@ -249,6 +349,82 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 	rep.Results = rr.Results
 	rep.Ratios = load.RoundRatios(load.ComputeRatios(rr.Results, load.Ratios), rr.PerRound)
 	return rep, nil
+}
+
+// setupDatabase prepares the database scenarios among c.scenarios, if
+// any: the run's schema on the PostgreSQL server of c.pgURL, Vigil's
+// database engine for DBCreds and the baseline's pool for PGCreateDrop,
+// each with c.pgConns connections. The function it returns undoes all of
+// it and must be called in any case, even when setupDatabase fails.
+func setupDatabase(ctx context.Context, c config, v *load.Vigil, suite *load.Suite, rep *load.Report) (undo func() error, err error) {
+	undo = func() error { return nil }
+	if !needsPG(c.scenarios) {
+		return undo, nil
+	}
+	pg, err := load.ParsePGURL(c.pgURL)
+	if err != nil {
+		return undo, fmt.Errorf("-pg-url: %w", err)
+	}
+	prefix := c.pgPrefix
+	if prefix == "" {
+		prefix = load.NewPGPrefix()
+	}
+	undo = func() error {
+		if suite.PGCreateDrop != nil {
+			suite.PGCreateDrop.Close()
+		}
+		return cleanupPG(ctx, v, pg, suite.DBCreds != nil)
+	}
+	if err := pg.Prepare(ctx, prefix); err != nil {
+		return undo, err
+	}
+	rep.PostgreSQL, rep.PGConns = pg.Version(), c.pgConns
+	if slices.Contains(c.scenarios, load.DBCreds) {
+		err := v.SetupDatabase(ctx, load.DatabaseSetup{
+			Mount: dbMount, Connection: dbConnection, Role: dbRole,
+			ConnectionURL: pg.ConnectionURL(), Username: pg.Username(), Password: pg.Password(),
+			MaxOpenConnections: c.pgConns, UsernameTemplate: pg.UsernameTemplate(),
+			Creation: pg.CreationStatements(), TTL: dbTTL,
+		})
+		if err != nil {
+			return undo, fmt.Errorf("%s: %w", load.DBCreds, err)
+		}
+		suite.DBCreds = &load.DBCredsScenario{Vigil: v, Mount: dbMount, Role: dbRole, PG: pg, TTL: dbTTL}
+	}
+	if slices.Contains(c.scenarios, load.PGCreateDrop) {
+		b, err := pg.NewBaseline(ctx, c.pgConns, dbTTL)
+		if err != nil {
+			return undo, fmt.Errorf("%s: %w", load.PGCreateDrop, err)
+		}
+		suite.PGCreateDrop = b
+	}
+	return undo, nil
+}
+
+// cleanupPG removes what a run created on the PostgreSQL server, on a
+// context of its own so that it happens after an interrupt too: the
+// leases Vigil still holds (when vigilDB, the database engine was set up)
+// are revoked, then any user of the run still there is dropped with the
+// run's schema. A user left behind is an error: every operation of the
+// database scenarios drops the user it created, so one left means an
+// operation failed half-way, or a revocation did not drop its user.
+func cleanupPG(ctx context.Context, v *load.Vigil, pg *load.PG, vigilDB bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	var errs []error
+	if vigilDB {
+		if err := v.RevokePrefix(ctx, dbMount+"/creds/"+dbRole); err != nil {
+			errs = append(errs, fmt.Errorf("revoke the run's database credentials: %w", err))
+		}
+	}
+	dropped, err := pg.Cleanup(ctx)
+	if dropped > 0 {
+		errs = append(errs, fmt.Errorf("%d database users whose names begin with %q were left behind by the run (now dropped)", dropped, pg.Prefix()+"-"))
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("clean up %v: %w", pg, err))
+	}
+	return errors.Join(errs...)
 }
 
 // setupJWT enables the JWT auth method at mount, configures it with the

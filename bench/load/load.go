@@ -1,11 +1,13 @@
 // Package load is the HTTP load generator behind `go run ./bench`: a fixed
-// number of workers send requests to one Target for a fixed time, and Run
-// reports the throughput, the latency percentiles and the errors.
+// number of workers send requests to one Target (or run its operation) for
+// a fixed time, and Run reports the throughput, the latency percentiles
+// and the errors.
 //
 // It also holds everything else the benchmark needs that does not depend on
 // the Vigil server package (the bare net/http baseline handler, the HTTP
 // calls that initialize, unseal and prepare a Vigil server, the signing of
-// the JWT login scenarios' JWTs, and the report), so that all of it can be
+// the JWT login scenarios' JWTs, the PostgreSQL side of the database
+// scenarios and their baseline, and the report), so that all of it can be
 // tested on its own.
 package load
 
@@ -28,12 +30,22 @@ import (
 // they may build distinct keys without coordination. Body may be nil (no
 // body). Header is sent with every request and must not be modified while
 // Run runs.
+//
+// A target whose measured unit is not one HTTP request sets Op instead:
+// an operation made of several requests (read a credential, then revoke
+// it), or of none (a baseline that talks to a database directly).
 type Target struct {
 	Name   string
 	Method string
 	URL    func(worker, i int) string
 	Body   func(worker, i int) []byte
 	Header http.Header
+	// Op, when not nil, is what a worker does for each counted unit,
+	// instead of sending Method, URL, Body and Header (which are then
+	// unused). c is the target's client (see Options.Client). An error
+	// counts the operation as failed and its text becomes the Result's
+	// FirstError as it is, so it must hold no credential, header or body.
+	Op func(ctx context.Context, c *http.Client, worker, i int) error
 }
 
 // Options says how hard and how long to load a Target.
@@ -54,10 +66,12 @@ type Options struct {
 // Result is one measured run.
 type Result struct {
 	Name string
-	// Requests is the number of requests that started in the measured
-	// window and completed, errors included.
+	// Requests is the number of requests (for a Target with an Op,
+	// operations) that started in the measured window and completed,
+	// errors included.
 	Requests int64
-	// Errors counts transport errors and responses with status ≥ 400.
+	// Errors counts transport errors and responses with status ≥ 400,
+	// or the operations that failed.
 	Errors int64
 	// Elapsed runs from the end of the warmup until the last counted
 	// request completed; for RunRounds, it is the sum of that time over
@@ -180,8 +194,8 @@ func check(t Target, o Options) error {
 		return fmt.Errorf("load: duration %v ≤ 0", o.Duration)
 	case o.Warmup < 0:
 		return fmt.Errorf("load: warmup %v < 0", o.Warmup)
-	case t.URL == nil:
-		return errors.New("load: target has no URL")
+	case t.URL == nil && t.Op == nil:
+		return errors.New("load: target has no URL and no Op")
 	case o.Client != nil:
 		return checkClient(o.Client, o.Concurrency)
 	}
@@ -228,7 +242,14 @@ func run(ctx context.Context, t Target, o Options) (tally, error) {
 				if !begin.Before(stopAt) {
 					return
 				}
-				msg := do(ctx, client, method, t, hdr, w, i)
+				var msg string
+				if t.Op != nil {
+					if err := t.Op(ctx, client, w, i); err != nil {
+						msg = err.Error()
+					}
+				} else {
+					msg = do(ctx, client, method, t, hdr, w, i)
+				}
 				end := time.Now()
 				if ctx.Err() != nil {
 					return // aborted, not an error of the target

@@ -157,6 +157,54 @@ func TestRunCountsErrorsWithoutSecrets(t *testing.T) {
 	}
 }
 
+// A target with an Op runs it instead of a request: each call counted
+// once, with the target's client and the worker's own counter, and its
+// errors counted with their text.
+func TestRunOp(t *testing.T) {
+	client := NewClient(4)
+	var mu sync.Mutex
+	seen := map[[2]int]int{}
+	var calls, badClient atomic.Int64
+	boom := errors.New("create user: connection refused")
+	res, err := Run(t.Context(), Target{
+		Name: "op",
+		URL:  func(int, int) string { panic("URL called for a target with an Op") },
+		Op: func(ctx context.Context, c *http.Client, w, i int) error {
+			calls.Add(1)
+			if c != client {
+				badClient.Add(1)
+			}
+			mu.Lock()
+			seen[[2]int{w, i}]++
+			mu.Unlock()
+			if i%3 == 2 {
+				return boom
+			}
+			return nil
+		},
+	}, Options{Concurrency: 4, Duration: 100 * time.Millisecond, Warmup: 20 * time.Millisecond, Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests == 0 || res.Requests > calls.Load() || res.Errors == 0 || res.Errors >= res.Requests || res.FirstError != boom.Error() {
+		t.Errorf("result %+v for %d calls", res, calls.Load())
+	}
+	if badClient.Load() != 0 {
+		t.Errorf("%d calls without the target's client", badClient.Load())
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("worker %d, operation %d: called %d times", k[0], k[1], n)
+		}
+	}
+
+	// An Op and no URL is a target; neither is not.
+	op := func(context.Context, *http.Client, int, int) error { return nil }
+	if _, err := Run(t.Context(), Target{Op: op}, Options{Concurrency: 1, Duration: 10 * time.Millisecond}); err != nil {
+		t.Errorf("target with an Op only: %v", err)
+	}
+}
+
 func TestRunStopsOnCancel(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

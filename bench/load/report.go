@@ -26,10 +26,19 @@ const (
 	// (ECDSA P-256) and RS256 (RSA 2048).
 	JWTLoginES256 = "jwt login ES256"
 	JWTLoginRS256 = "jwt login RS256"
+	// PGCreateDrop creates and drops a PostgreSQL user straight over pgx,
+	// as DBCreds has Vigil do (see PGBaseline); DBCreds reads a credential
+	// from Vigil's database secrets engine and revokes it. Both need a
+	// PostgreSQL server, and each of their operations is two steps.
+	PGCreateDrop = "pg create/drop"
+	DBCreds      = "db creds"
 )
 
 // Scenarios are the scenarios of Suite.Targets, in their order.
-var Scenarios = []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256}
+var Scenarios = []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256, PGCreateDrop, DBCreds}
+
+// DatabaseScenarios are the Scenarios that need a PostgreSQL server.
+var DatabaseScenarios = []string{PGCreateDrop, DBCreds}
 
 // RatioSpec names a throughput ratio Num / Den and its goal (0: for
 // information only).
@@ -51,6 +60,7 @@ var Ratios = []RatioSpec{
 	{AppRoleLogin, BarePOST, 0.25},
 	{JWTLoginES256, BarePOST, 0}, // information: a login with a signature to verify
 	{JWTLoginRS256, BarePOST, 0},
+	{DBCreds, PGCreateDrop, 0}, // information: Vigil's cost above the SQL it runs
 }
 
 // Ratio is a measured RatioSpec.
@@ -137,10 +147,16 @@ type Report struct {
 	// BareBodyBytes and KVReadBodyBytes are the sizes of the bare GET
 	// answer and of a real KV v2 read answer, which should be close;
 	// KVReadBodyBytes is 0 when the kv2 read scenario does not run.
-	BareBodyBytes   int      `json:"bare_body_bytes"`
-	KVReadBodyBytes int      `json:"kv_read_body_bytes"`
-	Results         []Result `json:"-"`
-	Ratios          []Ratio  `json:"ratios"`
+	BareBodyBytes   int `json:"bare_body_bytes"`
+	KVReadBodyBytes int `json:"kv_read_body_bytes"`
+	// PostgreSQL is the version of the database scenarios' server, and
+	// PGConns the connections each side has to it (Vigil's connection's
+	// max_open_connections, the baseline's pool); both are empty when
+	// neither scenario runs.
+	PostgreSQL string   `json:"postgresql,omitempty"`
+	PGConns    int      `json:"pg_conns,omitempty"`
+	Results    []Result `json:"-"`
+	Ratios     []Ratio  `json:"ratios"`
 }
 
 // jsonResult is Result for JSON, with durations in milliseconds.
@@ -185,6 +201,9 @@ func (r Report) WriteText(w io.Writer) error {
 		r.GoVersion, r.GOOS, r.GOARCH, r.GOMAXPROCS, r.NumCPU, r.Concurrency, r.Storage, r.Keys, r.ValueSize, r.Duration, plural(r.Rounds, "round"), r.Warmup)
 	if r.KVReadBodyBytes > 0 { // only when kv2 read is measured
 		fmt.Fprintf(ew, "response bodies: bare GET %d B, kv2 read %d B\n\n", r.BareBodyBytes, r.KVReadBodyBytes)
+	}
+	if r.PostgreSQL != "" { // only when a database scenario is measured
+		fmt.Fprintf(ew, "postgresql %s, %s for Vigil's database engine and as many for the baseline\n\n", r.PostgreSQL, plural(r.PGConns, "connection"))
 	}
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\trequests\terrors\t")

@@ -47,6 +47,9 @@ type Suite struct {
 	// and keys.
 	AuditedURL    string
 	AuditedHeader http.Header
+	// DBCreds and PGCreateDrop are the database scenarios' setups.
+	DBCreds      *DBCredsScenario
+	PGCreateDrop *PGBaseline
 }
 
 // JWTLogins is where a JWT login scenario logs in, and with what.
@@ -71,7 +74,8 @@ func (j JWTLogins) body(w, i int) []byte {
 
 // Targets returns the targets of all Scenarios, in their order: BareGET,
 // KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate,
-// AppRoleLogin, JWTLoginES256 and JWTLoginRS256.
+// AppRoleLogin, JWTLoginES256, JWTLoginRS256, PGCreateDrop and DBCreds.
+// The last two are operations (Target.Op), not single requests.
 func (s Suite) Targets() []Target {
 	data := s.VigilURL + "/v1/" + s.Mount + "/data/"
 	audited := s.AuditedURL + "/v1/" + s.Mount + "/data/"
@@ -141,6 +145,12 @@ func (s Suite) Targets() []Target {
 		URL:    fixed(s.VigilURL + "/v1/auth/" + s.JWTRS256.Mount + "/login"),
 		Body:   s.JWTRS256.body,
 		Header: jsonHeader,
+	}, {
+		Name: PGCreateDrop,
+		Op:   s.PGCreateDrop.op,
+	}, {
+		Name: DBCreds,
+		Op:   s.DBCreds.op,
 	}}
 }
 

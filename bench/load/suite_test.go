@@ -116,14 +116,17 @@ func setupJWTs(t *testing.T, v *Vigil) (es256, rs256 JWTLogins) {
 func TestSuiteRunAll(t *testing.T) {
 	bare := httptest.NewServer(BareHandler(KVReadBody(32)))
 	defer bare.Close()
-	fake := newFakeVigil()
-	vsrv := httptest.NewServer(fake)
-	defer vsrv.Close()
-	v := &Vigil{Base: vsrv.URL}
+	pg, db := newPG(t)
+	fake, v := startFakeDBVigil(t, pg)
 	ctx := t.Context()
-	if err := v.InitUnseal(ctx); err != nil {
+	if err := v.SetupDatabase(ctx, dbSetup(pg)); err != nil {
 		t.Fatal(err)
 	}
+	baseline, err := pg.NewBaseline(ctx, 3, dbTestTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer baseline.Close()
 	if err := v.MountKV2(ctx, "kvbench", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -140,13 +143,18 @@ func TestSuiteRunAll(t *testing.T) {
 
 	es256, rs256 := setupJWTs(t, v)
 
-	s := Suite{BareURL: bare.URL, VigilURL: vsrv.URL, Mount: "kvbench", Header: v.Header(), Keys: 20, ValueSize: 32,
+	s := Suite{BareURL: bare.URL, VigilURL: v.Base, Mount: "kvbench", Header: v.Header(), Keys: 20, ValueSize: 32,
 		AppRoleMount: "approle", AppRoleLogin: login, JWTES256: es256, JWTRS256: rs256,
-		AuditedURL: vsrv.URL, AuditedHeader: v.Header()}
+		AuditedURL: v.Base, AuditedHeader: v.Header(),
+		DBCreds:      &DBCredsScenario{Vigil: v, Mount: "database", Role: "bench", PG: pg, TTL: dbTestTTL},
+		PGCreateDrop: baseline}
 	if err := s.CheckTokens(ctx, v, Scenarios); err != nil {
 		t.Fatal(err)
 	}
-	results, err := RunAll(ctx, s.Targets(), Options{Concurrency: 4, Duration: 50 * time.Millisecond, Warmup: 10 * time.Millisecond})
+	if err := s.CheckDatabase(ctx, Scenarios); err != nil {
+		t.Fatal(err)
+	}
+	results, err := RunAll(ctx, s.Targets(), Options{Concurrency: 4, Duration: 100 * time.Millisecond, Warmup: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +165,7 @@ func TestSuiteRunAll(t *testing.T) {
 			t.Errorf("%s: %+v", r.Name, r)
 		}
 	}
-	if want := []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256}; strings.Join(names, ",") != strings.Join(want, ",") {
+	if want := []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256, PGCreateDrop, DBCreds}; strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("scenarios %q, want %q", names, want)
 	}
 	if strings.Join(names, ",") != strings.Join(Scenarios, ",") {
@@ -165,6 +173,7 @@ func TestSuiteRunAll(t *testing.T) {
 	}
 	fake.mu.Lock()
 	n, tokens, loginTokens := len(fake.kv), fake.tokens, fake.loginTokens
+	issued, held := fake.db.n, len(fake.db.leases)
 	jwtLogins := map[string][2]int{}
 	for mount, j := range fake.jwt {
 		jwtLogins[mount] = [2]int{j.logins, len(j.jtis)}
@@ -174,7 +183,7 @@ func TestSuiteRunAll(t *testing.T) {
 		t.Errorf("the write scenario wrote no new keys (%d keys)", n)
 	}
 	var created int64
-	for _, r := range results[5:] { // the token scenarios
+	for _, r := range results[5:10] { // the token scenarios
 		created += r.Requests
 	}
 	if int64(tokens) < created {
@@ -189,6 +198,14 @@ func TestSuiteRunAll(t *testing.T) {
 		if got := jwtLogins[mount]; int64(got[0]) < results[8+i].Requests || got[1] != 8 {
 			t.Errorf("%s: %d logins with %d JWTs, for %d requests and 8 JWTs", mount, got[0], got[1], results[8+i].Requests)
 		}
+	}
+	// Every credential issued was revoked, and no user of either
+	// database scenario is left.
+	if int64(issued) < results[11].Requests || held != 0 {
+		t.Errorf("%d credentials for %d operations, %d leases held", issued, results[11].Requests, held)
+	}
+	if got := runUsers(t, db, pg.Prefix()+"-"); got != "0" {
+		t.Errorf("%s users left", got)
 	}
 }
 
@@ -296,12 +313,16 @@ func TestParseScenarios(t *testing.T) {
 		{"kv2 read,kv2 read", []string{KV2Read}},
 		{"token create,batch create,bare POST", []string{BarePOST, TokenCreate, BatchCreate}},
 		{"JWT LOGIN rs256, jwt login ES256,approle login", []string{AppRoleLogin, JWTLoginES256, JWTLoginRS256}},
+		{"db creds, PG Create/Drop", []string{PGCreateDrop, DBCreds}},
+		{"db creds", []string{DBCreds}},
 		{"", nil},
 		{"bare GET,", nil},
 		{"bare GET,,kv2 read", nil},
 		{"approle", nil},
 		{"jwt login", nil},
 		{"jwt login ES384", nil},
+		{"db creds,pg create", nil},
+		{"pg create drop", nil},
 		{"bare  GET", nil},
 	} {
 		got, err := ParseScenarios(c.list)
@@ -471,6 +492,55 @@ func TestReportSubset(t *testing.T) {
 	}
 	if strings.Contains(s, "response bodies") {
 		t.Errorf("report of a run without kv2 read gives its body size:\n%s", s)
+	}
+}
+
+// The database scenarios' report: their ratio, and the server and
+// connections they ran with.
+func TestReportDatabase(t *testing.T) {
+	results := []Result{{Name: PGCreateDrop, Requests: 3000, RPS: 300, P50: 90 * time.Millisecond}, {Name: DBCreds, Requests: 2400, RPS: 240}}
+	perRound := [][]Result{
+		{{Name: PGCreateDrop, RPS: 320}, {Name: DBCreds, RPS: 240}},
+		{{Name: PGCreateDrop, RPS: 280}, {Name: DBCreds, RPS: 238}},
+	}
+	rep := Report{Duration: 10 * time.Second, Rounds: 2, Warmup: time.Second, Results: results,
+		PostgreSQL: "15.18", PGConns: 4, Ratios: RoundRatios(ComputeRatios(results, Ratios), perRound)}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	s := text.String()
+	for _, want := range []string{
+		"\npostgresql 15.18, 4 connections for Vigil's database engine and as many for the baseline\n",
+		"  pg create/drop    300  90.00ms",
+		"\ndb creds / pg create/drop = 0.80 (for information)\n",
+		"\nper round, min–max of 2: db creds / pg create/drop 0.75–0.85\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+	if n := strings.Count(s, "db creds / pg create/drop = "); n != 1 {
+		t.Errorf("%d ratio lines:\n%s", n, s)
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		PostgreSQL string  `json:"postgresql"`
+		PGConns    int     `json:"pg_conns"`
+		Ratios     []Ratio `json:"ratios"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.PostgreSQL != "15.18" || back.PGConns != 4 ||
+		len(back.Ratios) != 1 || back.Ratios[0].Num != DBCreds || back.Ratios[0].Den != PGCreateDrop {
+		t.Errorf("JSON report (%v):\n%s", err, js.String())
+	}
+
+	// Without the database scenarios, no word of PostgreSQL.
+	text.Reset()
+	if err := (Report{Results: []Result{{Name: BareGET, RPS: 1}}}).WriteText(&text); err != nil || strings.Contains(text.String(), "postgresql") {
+		t.Errorf("report without them (%v):\n%s", err, text.String())
 	}
 }
 

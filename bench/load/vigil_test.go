@@ -47,6 +47,8 @@ type fakeVigil struct {
 	tokenTTL    int  // lease_duration of the tokens made; 3600 when 0
 	// The JWT auth methods, by mount.
 	jwt map[string]*fakeJWT
+	// db, when not nil, is the database secrets engine at database/.
+	db *fakeDB
 }
 
 // fakeJWT is a JWT auth method of the fake, which checks a login's JWT
@@ -219,6 +221,9 @@ func (f *fakeVigil) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Header.Get("X-Vault-Token") != secretToken {
 		errs(http.StatusForbidden, "permission denied")
+		return
+	}
+	if f.db != nil && f.db.serve(w, r, p, body, reply, errs) {
 		return
 	}
 	switch {
