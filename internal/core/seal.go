@@ -142,9 +142,14 @@ func (c *Core) Unseal(ctx context.Context, keyText string) (SealStatus, error) {
 		return SealStatus{}, err
 	}
 	if c.unsealer == nil {
-		c.unsealer = seal.NewUnsealer(*rec)
+		c.unsealer = seal.NewUnsealer(rec.Threshold)
 	}
-	_, rootKey, done, err := c.unsealer.Add(key)
+	_, unsealKey, done, err := c.unsealer.Add(key)
+	var rootKey []byte
+	if done {
+		rootKey, err = seal.OpenShamir(*rec, unsealKey)
+		secret.Zero(unsealKey)
+	}
 	switch {
 	case errors.Is(err, seal.ErrInvalidShare):
 		return SealStatus{}, logical.BadRequest("invalid unseal key: %v", err)
