@@ -233,6 +233,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(full))
 	f.Add([]byte(`{"storage":{"inmem":{}}}`))
 	f.Add([]byte("max_lease_ttl = 99999999999999999999999\n"))
+	f.Add([]byte(sealBase + "seal \"pkcs11\" {\n lib = \"/l.so\"\n slot = 99999999999\n key_label = \"k\"\n mechanism = 0x1087\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		_, _ = Parse("fuzz.hcl", src) // must not panic
 	})
