@@ -85,21 +85,26 @@ type Config struct {
 	SecretThreshold int
 }
 
-// Validate checks the configuration the way sys/init reports it.
+// Validate checks the configuration the way sys/init reports it (in terms
+// of recovery shares for an auto seal).
 func (c Config) Validate() error {
+	what := "secret"
+	if IsAuto(c.Type) {
+		what = "recovery"
+	}
 	switch {
 	case c.Type != TypeShamir && !IsAuto(c.Type):
 		return fmt.Errorf("%w: unsupported seal type %q", ErrConfig, c.Type)
 	case c.SecretShares < 1:
-		return fmt.Errorf("%w: secret shares must be at least one", ErrConfig)
+		return fmt.Errorf("%w: %s shares must be at least one", ErrConfig, what)
 	case c.SecretShares > shamir.MaxShares:
-		return fmt.Errorf("%w: secret shares must be at most %d", ErrConfig, shamir.MaxShares)
+		return fmt.Errorf("%w: %s shares must be at most %d", ErrConfig, what, shamir.MaxShares)
 	case c.SecretThreshold < 1:
-		return fmt.Errorf("%w: secret threshold must be at least one", ErrConfig)
+		return fmt.Errorf("%w: %s threshold must be at least one", ErrConfig, what)
 	case c.SecretThreshold > c.SecretShares:
-		return fmt.Errorf("%w: secret threshold cannot be larger than secret shares", ErrConfig)
+		return fmt.Errorf("%w: %s threshold cannot be larger than %s shares", ErrConfig, what, what)
 	case c.SecretShares > 1 && c.SecretThreshold == 1:
-		return fmt.Errorf("%w: secret threshold must be greater than one for multiple shares", ErrConfig)
+		return fmt.Errorf("%w: %s threshold must be greater than one for multiple shares", ErrConfig, what)
 	}
 	return nil
 }
