@@ -129,6 +129,10 @@ type Core struct {
 
 	logins *loginLimiter
 
+	// genMu guards gen, the root token generation in progress.
+	genMu sync.Mutex
+	gen   *generateRoot
+
 	// audit records requests; its devices are opened at unseal.
 	audit      *audit.Broker
 	auditState *auditState // set while unsealed

@@ -461,6 +461,9 @@ func (c *Core) SealInternal(ctx context.Context) error {
 	}
 	c.barrier.Seal()
 	c.unsealer = nil
+	c.genMu.Lock()
+	c.cancelGenerateRoot()
+	c.genMu.Unlock()
 	c.log.Info("sealed")
 	return nil
 }
