@@ -178,26 +178,21 @@ it is, 2 when it is not.`,
 			if err != nil {
 				return c.fail("initializing", err)
 			}
-			// The parameters that do not apply are sent only when given, so
-			// that the server refuses them with Vault's message.
-			var req api.InitRequest
+			// The pair that does not apply is sent only when given, so that
+			// the server refuses it with Vault's message.
+			unseal := sharesFlags{"key", *shares, *threshold, c.isSet("key-shares") || c.isSet("key-threshold")}
+			recovery := sharesFlags{"recovery", *recShares, *recThreshold, c.isSet("recovery-shares") || c.isSet("recovery-threshold")}
+			applies, other := &unseal, &recovery
 			if st.RecoverySeal {
-				if code, ok := c.checkShares("-recovery-shares", "-recovery-threshold", *recShares, *recThreshold); !ok {
-					return code
-				}
-				req.RecoveryShares, req.RecoveryThreshold = *recShares, *recThreshold
-				if c.isSet("key-shares") || c.isSet("key-threshold") {
-					req.SecretShares, req.SecretThreshold = *shares, *threshold
-				}
-			} else {
-				if code, ok := c.checkShares("-key-shares", "-key-threshold", *shares, *threshold); !ok {
-					return code
-				}
-				req.SecretShares, req.SecretThreshold = *shares, *threshold
-				if c.isSet("recovery-shares") || c.isSet("recovery-threshold") {
-					req.RecoveryShares, req.RecoveryThreshold = *recShares, *recThreshold
-				}
+				applies, other = other, applies
 			}
+			if code, ok := c.checkShares(*applies); !ok {
+				return code
+			}
+			if !other.set {
+				other.shares, other.threshold = 0, 0
+			}
+			req := api.InitRequest{SecretShares: unseal.shares, SecretThreshold: unseal.threshold, RecoveryShares: recovery.shares, RecoveryThreshold: recovery.threshold}
 			resp, err := cl.Sys().Init(ctx, req)
 			if err != nil {
 				return c.fail("initializing", err)
@@ -207,15 +202,24 @@ it is, 2 when it is not.`,
 	}
 }
 
-// checkShares checks a shares/threshold pair as the server would, to
-// report a mistake before any key exists.
-func (c *call) checkShares(sharesFlag, thresholdFlag string, shares, threshold int) (int, bool) {
+// sharesFlags is a pair of init flags: -key-shares and -key-threshold, or
+// -recovery-shares and -recovery-threshold.
+type sharesFlags struct {
+	prefix            string
+	shares, threshold int
+	set               bool // either flag was given
+}
+
+// checkShares checks a pair as the server would, to report a mistake
+// before any key exists.
+func (c *call) checkShares(f sharesFlags) (int, bool) {
+	sharesFlag, thresholdFlag := "-"+f.prefix+"-shares", "-"+f.prefix+"-threshold"
 	switch {
-	case shares < 1 || shares > 255:
+	case f.shares < 1 || f.shares > 255:
 		return c.usageError("%s must be between 1 and 255", sharesFlag), false
-	case threshold < 1 || threshold > shares:
-		return c.usageError("%s must be between 1 and %s (%d)", thresholdFlag, sharesFlag, shares), false
-	case shares > 1 && threshold == 1:
+	case f.threshold < 1 || f.threshold > f.shares:
+		return c.usageError("%s must be between 1 and %s (%d)", thresholdFlag, sharesFlag, f.shares), false
+	case f.shares > 1 && f.threshold == 1:
 		return c.usageError("%s must be at least 2 when there are several shares", thresholdFlag), false
 	}
 	return 0, true

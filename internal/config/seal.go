@@ -89,9 +89,7 @@ func (p *parser) seal(b block) (Seal, error) {
 
 func (p *parser) staticSeal(b block) (*StaticSeal, error) {
 	st := &StaticSeal{}
-	for _, item := range b.body.Items {
-		key := keyName(item.Keys[0])
-		var err error
+	err := p.eachKey(b, func(key string, item *ast.ObjectItem) (err error) {
 		switch key {
 		case "current_key_id":
 			st.CurrentKeyID, err = p.str(item)
@@ -111,11 +109,11 @@ func (p *parser) staticSeal(b block) (*StaticSeal, error) {
 		default:
 			err = p.errorf(item.Pos(), "unknown key %q in seal %q", key, b.label)
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
+		return err
+	})
 	switch {
+	case err != nil:
+		return nil, err
 	case st.CurrentKeyID == "" || st.CurrentKey == "":
 		return nil, p.errorf(b.pos, `seal "static" needs current_key_id and current_key`)
 	case (st.PreviousKeyID == "") != (st.PreviousKey == ""):
@@ -128,9 +126,7 @@ func (p *parser) staticSeal(b block) (*StaticSeal, error) {
 
 func (p *parser) pkcs11Seal(b block) (*PKCS11Seal, error) {
 	ps := &PKCS11Seal{Mechanism: MechanismAESGCM}
-	for _, item := range b.body.Items {
-		key := keyName(item.Keys[0])
-		var err error
+	err := p.eachKey(b, func(key string, item *ast.ObjectItem) (err error) {
 		switch key {
 		case "lib":
 			ps.Lib, err = p.str(item)
@@ -158,11 +154,11 @@ func (p *parser) pkcs11Seal(b block) (*PKCS11Seal, error) {
 		default:
 			err = p.errorf(item.Pos(), "unknown key %q in seal %q", key, b.label)
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
+		return err
+	})
 	switch {
+	case err != nil:
+		return nil, err
 	case ps.Lib == "":
 		return nil, p.errorf(b.pos, `seal "pkcs11" needs lib, the path of the PKCS#11 library`)
 	case ps.HasSlot == (ps.TokenLabel != ""):
@@ -171,6 +167,17 @@ func (p *parser) pkcs11Seal(b block) (*PKCS11Seal, error) {
 		return nil, p.errorf(b.pos, `seal "pkcs11" needs key_label`)
 	}
 	return ps, nil
+}
+
+// eachKey calls f with each item of the block and its key, up to the
+// first error.
+func (p *parser) eachKey(b block, f func(key string, item *ast.ObjectItem) error) error {
+	for _, item := range b.body.Items {
+		if err := f(keyName(item.Keys[0]), item); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // aesGCM reports whether m names CKM_AES_GCM: by name, or by number as

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
@@ -98,18 +97,7 @@ func TestSealErrorsNameTheLine(t *testing.T) {
 		{"pkcs11 bad generate_key", "seal \"pkcs11\" {\n  lib = \"/l.so\"\n  slot = 1\n  key_label = \"k\"\n  generate_key = \"perhaps\"\n}\n", 7, "generate_key must be true or false"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("vigil.hcl", []byte(sealBase+tc.src))
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a ParseError", err)
-			}
-			if pe.Line != tc.line {
-				t.Errorf("line %d, want %d (%v)", pe.Line, tc.line, err)
-			}
-			if !strings.Contains(err.Error(), tc.text) {
-				t.Errorf("error %q lacks %q", err, tc.text)
-			}
-			if strings.Contains(err.Error(), key) {
+			if err := wantParseError(t, sealBase+tc.src, tc.line, tc.text); strings.Contains(err.Error(), key) {
 				t.Errorf("error %q shows the key", err)
 			}
 		})

@@ -41,20 +41,23 @@ type generateRoot struct {
 	shares *seal.Shares
 }
 
-// genRecord returns the seal record of an initialized, unsealed server.
-// The caller holds stateMu for reading.
-func (c *Core) genRecord(ctx context.Context) (seal.Sealed, error) {
+// withAttempt runs f on an initialized, unsealed server with its seal
+// record, holding stateMu for reading and genMu.
+func (c *Core) withAttempt(ctx context.Context, f func(rec seal.Sealed) (GenerateRootStatus, error)) (GenerateRootStatus, error) {
+	c.stateMu.RLock()
+	defer c.stateMu.RUnlock()
 	rec, err := c.loadSealRecord(ctx)
-	if err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return seal.Sealed{}, ErrNotInitialized
-		}
-		return seal.Sealed{}, err
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return GenerateRootStatus{}, ErrNotInitialized
+	case err != nil:
+		return GenerateRootStatus{}, err
+	case c.sealed.Load():
+		return GenerateRootStatus{}, ErrSealed
 	}
-	if c.sealed.Load() {
-		return seal.Sealed{}, ErrSealed
-	}
-	return *rec, nil
+	c.genMu.Lock()
+	defer c.genMu.Unlock()
+	return f(*rec)
 }
 
 // status renders the attempt; the caller holds genMu.
@@ -68,15 +71,9 @@ func (c *Core) genStatus(rec seal.Sealed) GenerateRootStatus {
 
 // GenerateRootStatus reports the root token generation in progress, if any.
 func (c *Core) GenerateRootStatus(ctx context.Context) (GenerateRootStatus, error) {
-	c.stateMu.RLock()
-	defer c.stateMu.RUnlock()
-	rec, err := c.genRecord(ctx)
-	if err != nil {
-		return GenerateRootStatus{}, err
-	}
-	c.genMu.Lock()
-	defer c.genMu.Unlock()
-	return c.genStatus(rec), nil
+	return c.withAttempt(ctx, func(rec seal.Sealed) (GenerateRootStatus, error) {
+		return c.genStatus(rec), nil
+	})
 }
 
 // GenerateRootInit starts a root token generation whose token will be
@@ -94,24 +91,18 @@ func (c *Core) GenerateRootInit(ctx context.Context, otp, pgpKey string) (Genera
 	if len(otp) != OTPLength {
 		return GenerateRootStatus{}, logical.BadRequest("OTP string is wrong length")
 	}
-	c.stateMu.RLock()
-	defer c.stateMu.RUnlock()
-	rec, err := c.genRecord(ctx)
-	if err != nil {
-		return GenerateRootStatus{}, err
-	}
-	c.genMu.Lock()
-	defer c.genMu.Unlock()
-	if c.gen != nil {
-		return GenerateRootStatus{}, logical.BadRequest("root generation already in progress")
-	}
-	c.gen = &generateRoot{nonce: secret.UUID(), otp: secret.NewString(otp), shares: seal.NewShares(rec.Threshold)}
-	c.log.Info("root generation started", "nonce", c.gen.nonce)
-	st := c.genStatus(rec)
-	if generated {
-		st.OTP = otp
-	}
-	return st, nil
+	return c.withAttempt(ctx, func(rec seal.Sealed) (GenerateRootStatus, error) {
+		if c.gen != nil {
+			return GenerateRootStatus{}, logical.BadRequest("root generation already in progress")
+		}
+		c.gen = &generateRoot{nonce: secret.UUID(), otp: secret.NewString(otp), shares: seal.NewShares(rec.Threshold)}
+		c.log.Info("root generation started", "nonce", c.gen.nonce)
+		st := c.genStatus(rec)
+		if generated {
+			st.OTP = otp
+		}
+		return st, nil
+	})
 }
 
 // GenerateRootUpdate submits one key share for the attempt nonce names: an
@@ -126,14 +117,14 @@ func (c *Core) GenerateRootUpdate(ctx context.Context, keyText, nonce string) (G
 		return GenerateRootStatus{}, logical.BadRequest("'key' must be a valid hex or base64 string")
 	}
 	defer secret.Zero(key)
-	c.stateMu.RLock()
-	defer c.stateMu.RUnlock()
-	rec, err := c.genRecord(ctx)
-	if err != nil {
-		return GenerateRootStatus{}, err
-	}
-	c.genMu.Lock()
-	defer c.genMu.Unlock()
+	return c.withAttempt(ctx, func(rec seal.Sealed) (GenerateRootStatus, error) {
+		return c.updateAttempt(ctx, rec, key, nonce)
+	})
+}
+
+// updateAttempt adds a share to the attempt; the caller holds stateMu for
+// reading and genMu.
+func (c *Core) updateAttempt(ctx context.Context, rec seal.Sealed, key []byte, nonce string) (GenerateRootStatus, error) {
 	g := c.gen
 	switch {
 	case g == nil:

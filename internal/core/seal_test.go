@@ -7,31 +7,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-secrets/vigil/internal/audit"
-	auditfile "github.com/vigil-secrets/vigil/internal/audit/file"
-	"github.com/vigil-secrets/vigil/internal/auth/approle"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/seal"
 	"github.com/vigil-secrets/vigil/internal/secret"
-	"github.com/vigil-secrets/vigil/internal/secrets/kv"
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/inmem"
 )
-
-// newAutoCore returns a sealed core over phys with w as its auto seal
-// (nil: the Shamir seal).
-func newAutoCore(t *testing.T, phys storage.Backend, w seal.Wrapper) *Core {
-	t.Helper()
-	c, err := New(Config{Storage: phys, StorageType: "inmem", Seal: w,
-		Factories:      map[string]logical.Factory{"kv": kv.Factory},
-		AuthFactories:  map[string]logical.Factory{"approle": approle.Factory},
-		AuditFactories: map[string]audit.Factory{"file": auditfile.New}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.SealInternal(context.Background()) })
-	return c
-}
 
 func staticSeal(t *testing.T, cur seal.Key, prev *seal.Key) *seal.Static {
 	t.Helper()
@@ -74,7 +55,7 @@ func initAuto(t *testing.T) *autoFixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &autoFixture{phys: inmem.New(), key: newKey("2026-01")}
-	f.c = newAutoCore(t, f.phys, staticSeal(t, f.key, nil))
+	f.c = newSealCore(t, f.phys, staticSeal(t, f.key, nil))
 	res, err := f.c.Init(ctx, InitRequest{RecoveryShares: 5, RecoveryThreshold: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -117,14 +98,14 @@ func (f *autoFixture) restart(t *testing.T, w seal.Wrapper) *Core {
 	if err := f.c.SealInternal(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	f.c = newAutoCore(t, f.phys, w)
+	f.c = newSealCore(t, f.phys, w)
 	return f.c
 }
 
 func TestInitWithRecoveryKeys(t *testing.T) {
 	ctx := context.Background()
 	w := staticSeal(t, newKey("k1"), nil)
-	c := newAutoCore(t, inmem.New(), w)
+	c := newSealCore(t, inmem.New(), w)
 	st, err := c.SealStatus(ctx)
 	if err != nil || st.Type != "static" || !st.RecoverySeal || st.RecoverySealType != "shamir" || st.Initialized || st.Shares != 0 {
 		t.Fatalf("status before init: %+v %v", st, err)
@@ -163,7 +144,7 @@ func TestInitWithRecoveryKeys(t *testing.T) {
 }
 
 func TestShamirRefusesRecoveryParameters(t *testing.T) {
-	c := newAutoCore(t, inmem.New(), nil)
+	c := newSealCore(t, inmem.New(), nil)
 	_, err := c.Init(context.Background(), InitRequest{SecretShares: 3, SecretThreshold: 2, RecoveryShares: 5, RecoveryThreshold: 3})
 	wantStatus(t, err, 400, "parameters recovery_shares,recovery_threshold not applicable to seal type shamir")
 	_, err = c.Init(context.Background(), InitRequest{SecretShares: 1, SecretThreshold: 1, RootTokenPGPKey: "k"})
@@ -215,16 +196,16 @@ func TestAutoUnsealRefuses(t *testing.T) {
 	_, err := c.Unseal(ctx, f.recovery[0])
 	wantStatus(t, err, 400, `sealed by seal "static"`)
 	// An auto seal over a Shamir server is a configuration error.
-	shamir := newAutoCore(t, inmem.New(), nil)
+	shamir := newSealCore(t, inmem.New(), nil)
 	if _, err := shamir.Init(ctx, InitRequest{SecretShares: 1, SecretThreshold: 1}); err != nil {
 		t.Fatal(err)
 	}
 	shamir.SealInternal(ctx)
-	over := newAutoCore(t, shamir.cfg.Storage, staticSeal(t, newKey("k"), nil))
+	over := newSealCore(t, shamir.cfg.Storage, staticSeal(t, newKey("k"), nil))
 	if err := over.AutoUnseal(ctx); !errors.Is(err, ErrSealMismatch) {
 		t.Fatalf("auto seal over a shamir server: %v", err)
 	}
-	if err := newAutoCore(t, inmem.New(), staticSeal(t, newKey("k"), nil)).AutoUnseal(ctx); !errors.Is(err, ErrNotInitialized) {
+	if err := newSealCore(t, inmem.New(), staticSeal(t, newKey("k"), nil)).AutoUnseal(ctx); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("uninitialized: %v", err)
 	}
 }

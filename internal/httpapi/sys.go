@@ -156,14 +156,15 @@ func (h *Handler) handleLeader(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// readParams decodes a JSON object body for the seal endpoints.
-func (h *Handler) readParams(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
+// readParams decodes a JSON object body for the seal endpoints; when it
+// cannot, it answers and returns false.
+func (h *Handler) readParams(w http.ResponseWriter, r *http.Request) (*fields, bool) {
 	data, status, msg := h.parseBody(w, r, false)
 	if status != 0 {
 		writeErrors(w, status, msg)
 		return nil, false
 	}
-	return data, true
+	return &fields{data: data}, true
 }
 
 func (h *Handler) handleInit(ctx context.Context, w http.ResponseWriter, r *http.Request) {
@@ -179,12 +180,10 @@ func (h *Handler) handleInit(ctx context.Context, w http.ResponseWriter, r *http
 	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
 		return
 	}
-	data, ok := h.readParams(w, r)
+	p, ok := h.readParams(w, r)
 	if !ok {
 		return
 	}
-	var p fields
-	p.data = data
 	req := core.InitRequest{
 		SecretShares:      p.int("secret_shares"),
 		SecretThreshold:   p.int("secret_threshold"),
@@ -194,8 +193,7 @@ func (h *Handler) handleInit(ctx context.Context, w http.ResponseWriter, r *http
 		RecoveryPGPKeys:   p.strings("recovery_pgp_keys"),
 		RootTokenPGPKey:   p.string("root_token_pgp_key"),
 	}
-	if err := p.err(); err != nil {
-		writeErrors(w, http.StatusBadRequest, err.Error())
+	if p.refused(w) {
 		return
 	}
 	res, err := h.core.Init(ctx, req)
@@ -230,17 +228,14 @@ func (h *Handler) handleUnseal(ctx context.Context, w http.ResponseWriter, r *ht
 	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
 		return
 	}
-	data, ok := h.readParams(w, r)
+	p, ok := h.readParams(w, r)
 	if !ok {
 		return
 	}
-	var p fields
-	p.data = data
 	key := p.string("key")
 	reset := p.bool("reset")
 	_ = p.bool("migrate")
-	if err := p.err(); err != nil {
-		writeErrors(w, http.StatusBadRequest, err.Error())
+	if p.refused(w) {
 		return
 	}
 	var st core.SealStatus
@@ -286,7 +281,15 @@ func (f *fields) fail(name, want string) {
 	}
 }
 
-func (f *fields) err() error { return f.first }
+// refused answers 400 naming the first field of the wrong type, if any,
+// and reports whether it did.
+func (f *fields) refused(w http.ResponseWriter) bool {
+	if f.first == nil {
+		return false
+	}
+	writeErrors(w, http.StatusBadRequest, f.first.Error())
+	return true
+}
 
 func (f *fields) int(name string) int {
 	switch v := f.data[name].(type) {

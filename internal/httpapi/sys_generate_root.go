@@ -4,26 +4,13 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/vigil-secrets/vigil/api"
 	"github.com/vigil-secrets/vigil/internal/core"
 )
 
-// generateRootBody is the body of sys/generate-root/attempt and
-// sys/generate-root/update, as Vault sends it.
-type generateRootBody struct {
-	Nonce            string `json:"nonce"`
-	Started          bool   `json:"started"`
-	Progress         int    `json:"progress"`
-	Required         int    `json:"required"`
-	Complete         bool   `json:"complete"`
-	EncodedToken     string `json:"encoded_token"`
-	EncodedRootToken string `json:"encoded_root_token"`
-	PGPFingerprint   string `json:"pgp_fingerprint"`
-	OTP              string `json:"otp"`
-	OTPLength        int    `json:"otp_length"`
-}
-
+// writeGenerateRoot renders an attempt as Vault does (api's wire type).
 func writeGenerateRoot(w http.ResponseWriter, st core.GenerateRootStatus) {
-	writeJSON(w, http.StatusOK, generateRootBody{
+	writeJSON(w, http.StatusOK, api.GenerateRootStatusResponse{
 		Nonce: st.Nonce, Started: st.Started, Progress: st.Progress, Required: st.Required,
 		Complete: st.Complete, EncodedToken: st.EncodedToken, EncodedRootToken: st.EncodedToken,
 		OTP: st.OTP, OTPLength: st.OTPLength,
@@ -41,14 +28,12 @@ func (h *Handler) handleGenerateRootAttempt(ctx context.Context, w http.Response
 	case http.MethodGet:
 		st, err = h.core.GenerateRootStatus(ctx)
 	case http.MethodPut, http.MethodPost:
-		data, ok := h.readParams(w, r)
+		p, ok := h.readParams(w, r)
 		if !ok {
 			return
 		}
-		p := fields{data: data}
 		otp, pgp := p.string("otp"), p.string("pgp_key")
-		if err := p.err(); err != nil {
-			writeErrors(w, http.StatusBadRequest, err.Error())
+		if p.refused(w) {
 			return
 		}
 		st, err = h.core.GenerateRootInit(ctx, otp, pgp)
@@ -76,14 +61,12 @@ func (h *Handler) handleGenerateRootUpdate(ctx context.Context, w http.ResponseW
 	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
 		return
 	}
-	data, ok := h.readParams(w, r)
+	p, ok := h.readParams(w, r)
 	if !ok {
 		return
 	}
-	p := fields{data: data}
 	key, nonce := p.string("key"), p.string("nonce")
-	if err := p.err(); err != nil {
-		writeErrors(w, http.StatusBadRequest, err.Error())
+	if p.refused(w) {
 		return
 	}
 	if key == "" {
