@@ -23,11 +23,6 @@ func staticSeal(t *testing.T, key seal.Key) seal.Wrapper {
 	return w
 }
 
-func vaultClientAt(t *testing.T, url, token string) *vault.Client {
-	t.Helper()
-	return vaultClient(t, &target{URL: url, RootToken: token})
-}
-
 // TestAutoUnsealWithTheVaultClient: init of a server with a static seal
 // through Vault's Go client returns recovery keys and leaves it unsealed;
 // sys/seal-status says it is a recovery seal; a restart over the same
