@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/config"
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/seal"
+	"github.com/vigil-secrets/vigil/internal/seal/pkcs11"
 	"github.com/vigil-secrets/vigil/internal/seal/pkcs11/softhsmtest"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/storage/inmem"
@@ -28,11 +29,15 @@ func TestSealKeyErrorsNameTheLine(t *testing.T) {
 	key := secret.RandomBytes(16)
 	short := filepath.Join(dir, "short.key")
 	os.WriteFile(short, []byte(hex.EncodeToString(key)), 0o600)
+	noHSM := "libnothing.so"
+	if _, err := pkcs11.Open(pkcs11.Config{Lib: "/nonexistent/libnothing.so", KeyLabel: "k", PIN: secret.NewString("p")}); errors.Is(err, pkcs11.ErrUnavailable) {
+		noHSM = "built without cgo"
+	}
 	for name, tc := range map[string]struct{ seal, want string }{
 		"missing file": {fmt.Sprintf("seal \"static\" {\n  current_key_id = \"a\"\n  current_key = \"file://%s\"\n}\n", filepath.Join(dir, "nope.key")), "current_key: read key file"},
 		"short key":    {fmt.Sprintf("seal \"static\" {\n  current_key_id = \"a\"\n  current_key = \"file://%s\"\n}\n", short), "want a 32-byte key"},
 		"unset env":    {"seal \"static\" {\n  current_key_id = \"a\"\n  current_key = \"env://VIGIL_TEST_NO_SUCH_KEY\"\n  previous_key_id = \"b\"\n  previous_key = \"env://VIGIL_TEST_NO_SUCH_KEY\"\n}\n", "VIGIL_TEST_NO_SUCH_KEY is not set"},
-		"no hsm":       {"seal \"pkcs11\" {\n  lib = \"/nonexistent/libnothing.so\"\n  slot = 0\n  key_label = \"k\"\n  pin = \"1234\"\n}\n", "libnothing.so"},
+		"no hsm":       {"seal \"pkcs11\" {\n  lib = \"/nonexistent/libnothing.so\"\n  slot = 0\n  key_label = \"k\"\n  pin = \"1234\"\n}\n", noHSM},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, "vigil.hcl")

@@ -62,9 +62,12 @@ func (tk *Token) Env() string { return "SOFTHSM2_CONF=" + tk.Conf }
 func (tk *Token) Use(t testing.TB) { t.Setenv("SOFTHSM2_CONF", tk.Conf) }
 
 // New initializes a token labelled label in a new temporary directory, or
-// skips the test when SoftHSM2 is not installed.
+// skips the test when SoftHSM2 is not installed or the build has no cgo.
 func New(t testing.TB, label string) *Token {
 	t.Helper()
+	if !cgoEnabled {
+		t.Skip("built without cgo: the PKCS#11 seal needs it (CGO_ENABLED=1 and a C compiler)")
+	}
 	lib := Lib()
 	if lib == "" {
 		t.Skipf("SoftHSM2 is not installed (no libsofthsm2.so in %v, and %s is not set): install the softhsm2 package (scripts/test does) to run the PKCS#11 seal tests", libPaths, LibEnv)
