@@ -68,7 +68,10 @@ type SealStatusResponse struct {
 	ClusterName  string `json:"cluster_name,omitempty"`
 	ClusterID    string `json:"cluster_id,omitempty"`
 	RecoverySeal bool   `json:"recovery_seal"`
-	StorageType  string `json:"storage_type,omitempty"`
+	// RecoverySealType is "shamir" when RecoverySeal: the server has an
+	// auto seal, and T and N are its recovery key's threshold and shares.
+	RecoverySealType string `json:"recovery_seal_type,omitempty"`
+	StorageType      string `json:"storage_type,omitempty"`
 }
 
 // SealStatus returns the seal state (sys/seal-status).
@@ -93,7 +96,8 @@ type InitRequest struct {
 }
 
 // InitResponse is the answer of sys/init: the unseal key shares (hex and
-// base64) and the initial root token. Handle it as secret material.
+// base64), or with an auto seal the recovery key shares, and the initial
+// root token. Handle it as secret material.
 type InitResponse struct {
 	Keys            []string `json:"keys"`
 	KeysB64         []string `json:"keys_base64"`

@@ -20,7 +20,7 @@ var (
 	layer0 = []string{"api", "internal/logical", "internal/clock", "internal/secret", "internal/shamir", "internal/auditlog", "internal/jsonenc", "internal/glob"}
 	layer1 = []string{"internal/storage", "internal/policy", "internal/framework", "internal/config", "internal/logging"}
 	// testHelpers are imported only from _test.go files.
-	testHelpers = []string{"internal/storage/storagetest", "internal/logical/logicaltest", "internal/testcluster", "internal/pgtest", "internal/jwks/jwkstest"}
+	testHelpers = []string{"internal/storage/storagetest", "internal/logical/logicaltest", "internal/testcluster", "internal/pgtest", "internal/jwks/jwkstest", "internal/seal/pkcs11/softhsmtest"}
 )
 
 func join(groups ...[]string) []string { return slices.Concat(groups...) }
@@ -55,6 +55,7 @@ var rules = map[string]rule{
 	"internal/storage/postgres": {[]string{"internal/storage"}, "backends see only the storage contract"},
 	"internal/barrier":          {[]string{"internal/storage", "internal/logical", "internal/secret", "internal/clock"}, "the barrier wraps storage"},
 	"internal/seal":             {[]string{"internal/shamir", "internal/secret"}, "the seal produces the root key; core hands it to the barrier"},
+	"internal/seal/pkcs11":      {[]string{"internal/seal", "internal/secret"}, "an auto seal's wrapper: it implements seal.Wrapper and knows nothing above the seal"},
 
 	"internal/token":     {join(layer0, layer1), "layer 3 uses layers 0-1"},
 	"internal/identity":  {join(layer0, layer1), "layer 3 uses layers 0-1; policies reach it through a templater function"},
@@ -91,6 +92,8 @@ var rules = map[string]rule{
 	"internal/storage/storagetest": {[]string{"internal/storage"}, "test helper"},
 	"internal/logical/logicaltest": {[]string{"internal/logical"}, "test helper"},
 	"internal/jwks/jwkstest":       {nil, "test helper"},
+
+	"internal/seal/pkcs11/softhsmtest": {nil, "test helper"},
 }
 
 // forbiddenStd are standard packages a package must not import directly.

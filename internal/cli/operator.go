@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -19,6 +20,7 @@ func operatorCommands() []*command {
 		operatorSealCommand(),
 		operatorRotateCommand(),
 		operatorKeyStatusCommand(),
+		operatorGenerateRootCommand(),
 	}
 }
 
@@ -79,13 +81,17 @@ func (c *call) printStatus(ctx context.Context, cl *api.Client, st *api.SealStat
 	if code, handled := c.structured(out); handled {
 		return code
 	}
-	rows := []output.Row{
-		{Key: "Seal Type", Value: st.Type},
-		{Key: "Initialized", Value: st.Initialized},
-		{Key: "Sealed", Value: st.Sealed},
-		{Key: "Total Shares", Value: st.N},
-		{Key: "Threshold", Value: st.T},
+	rows := []output.Row{{Key: "Seal Type", Value: st.Type}}
+	sharesKey := "Total Shares"
+	if st.RecoverySeal {
+		rows = append(rows, output.Row{Key: "Recovery Seal Type", Value: st.RecoverySealType})
+		sharesKey = "Total Recovery Shares"
 	}
+	rows = append(rows,
+		output.Row{Key: "Initialized", Value: st.Initialized},
+		output.Row{Key: "Sealed", Value: st.Sealed},
+		output.Row{Key: sharesKey, Value: st.N},
+		output.Row{Key: "Threshold", Value: st.T})
 	if st.Sealed {
 		rows = append(rows,
 			output.Row{Key: "Unseal Progress", Value: fmt.Sprintf("%d/%d", st.Progress, st.T)},
@@ -124,16 +130,25 @@ func operatorInitCommand() *command {
 		name:     "init",
 		synopsis: "Initialize a new server",
 		usage:    "[flags]",
-		help: `Initializes the server: creates the root key, splits it into -key-shares
-unseal keys of which -key-threshold are needed to unseal, and creates the
-initial root token. The keys and the token are printed once, to stdout;
-store them safely. The server stays sealed afterwards.
+		help: `Initializes the server: creates the root key and the initial root token.
+The keys and the token are printed once, to stdout; store them safely.
+
+With the Shamir seal (no seal block in the server's configuration) the root
+key is split into -key-shares unseal keys, of which -key-threshold are
+needed to unseal; the server stays sealed afterwards.
+
+With an auto seal (seal "static" or seal "pkcs11") the seal protects the
+root key and the server unseals itself, now and at every start. Init
+prints -recovery-shares recovery keys instead, of which -recovery-threshold
+authorize operations such as generate-root; they do not unseal.
 
 With -status, only reports whether the server is initialized: exit 0 when
 it is, 2 when it is not.`,
 		run: func(ctx context.Context, c *call) int {
-			shares := c.fs.Int("key-shares", 5, "Number of unseal key `shares` to create.")
+			shares := c.fs.Int("key-shares", 5, "Number of unseal key `shares` to create (Shamir seal).")
 			threshold := c.fs.Int("key-threshold", 3, "Number of shares needed to unseal (`threshold`).")
+			recShares := c.fs.Int("recovery-shares", 5, "Number of recovery key `shares` to create (auto seals).")
+			recThreshold := c.fs.Int("recovery-threshold", 3, "Number of recovery key shares needed to authorize an operation (`threshold`).")
 			statusOnly := c.fs.Bool("status", false, "Only report whether the server is initialized.")
 			if code, done := c.parse(); done {
 				return code
@@ -157,32 +172,62 @@ it is, 2 when it is not.`,
 				fmt.Fprintln(c.stdout, "Vigil is initialized")
 				return exitOK
 			}
-			if *shares < 1 || *shares > 255 {
-				return c.usageError("-key-shares must be between 1 and 255")
-			}
-			if *threshold < 1 || *threshold > *shares {
-				return c.usageError("-key-threshold must be between 1 and -key-shares (%d)", *shares)
-			}
-			if *shares > 1 && *threshold == 1 {
-				return c.usageError("-key-threshold must be at least 2 when there are several shares")
-			}
-			// Like the Vault CLI, look at the seal first (it picks recovery
-			// defaults from it); an unreachable server fails here.
-			if _, err := cl.Sys().SealStatus(ctx); err != nil {
-				return c.fail("initializing", err)
-			}
-			resp, err := cl.Sys().Init(ctx, api.InitRequest{SecretShares: *shares, SecretThreshold: *threshold})
+			// Like the Vault CLI, look at the seal first: it decides which
+			// shares apply. An unreachable server fails here.
+			st, err := cl.Sys().SealStatus(ctx)
 			if err != nil {
 				return c.fail("initializing", err)
 			}
-			return c.printInit(resp, *shares, *threshold)
+			// The pair that does not apply is sent only when given, so that
+			// the server refuses it with Vault's message.
+			unseal := sharesFlags{"key", *shares, *threshold, c.isSet("key-shares") || c.isSet("key-threshold")}
+			recovery := sharesFlags{"recovery", *recShares, *recThreshold, c.isSet("recovery-shares") || c.isSet("recovery-threshold")}
+			applies, other := &unseal, &recovery
+			if st.RecoverySeal {
+				applies, other = other, applies
+			}
+			if code, ok := c.checkShares(*applies); !ok {
+				return code
+			}
+			if !other.set {
+				other.shares, other.threshold = 0, 0
+			}
+			req := api.InitRequest{SecretShares: unseal.shares, SecretThreshold: unseal.threshold, RecoveryShares: recovery.shares, RecoveryThreshold: recovery.threshold}
+			resp, err := cl.Sys().Init(ctx, req)
+			if err != nil {
+				return c.fail("initializing", err)
+			}
+			return c.printInit(resp, req, st.Type)
 		},
 	}
 }
 
+// sharesFlags is a pair of init flags: -key-shares and -key-threshold, or
+// -recovery-shares and -recovery-threshold.
+type sharesFlags struct {
+	prefix            string
+	shares, threshold int
+	set               bool // either flag was given
+}
+
+// checkShares checks a pair as the server would, to report a mistake
+// before any key exists.
+func (c *call) checkShares(f sharesFlags) (int, bool) {
+	sharesFlag, thresholdFlag := "-"+f.prefix+"-shares", "-"+f.prefix+"-threshold"
+	switch {
+	case f.shares < 1 || f.shares > 255:
+		return c.usageError("%s must be between 1 and 255", sharesFlag), false
+	case f.threshold < 1 || f.threshold > f.shares:
+		return c.usageError("%s must be between 1 and %s (%d)", thresholdFlag, sharesFlag, f.shares), false
+	case f.shares > 1 && f.threshold == 1:
+		return c.usageError("%s must be at least 2 when there are several shares", thresholdFlag), false
+	}
+	return 0, true
+}
+
 // initOutput is the JSON/YAML form of operator init: the server's answer
 // plus the field names the Vault CLI prints, so scripts reading
-// .unseal_keys_b64 or .root_token work unchanged.
+// .unseal_keys_b64, .recovery_keys_b64 or .root_token work unchanged.
 type initOutput struct {
 	Keys                  []string `json:"keys"`
 	KeysB64               []string `json:"keys_base64"`
@@ -197,37 +242,61 @@ type initOutput struct {
 	RootToken             string   `json:"root_token"`
 }
 
-func (c *call) printInit(r *api.InitResponse, shares, threshold int) int {
+func (c *call) printInit(r *api.InitResponse, req api.InitRequest, sealType string) int {
 	if c.fmt != output.Table || c.g.field != "" {
-		code, _ := c.structured(initOutput{
+		out := initOutput{
 			Keys: nonNil(r.Keys), KeysB64: nonNil(r.KeysB64),
 			UnsealKeysB64: nonNil(r.KeysB64), UnsealKeysHex: nonNil(r.Keys),
-			UnsealShares: shares, UnsealThreshold: threshold,
+			UnsealShares: req.SecretShares, UnsealThreshold: req.SecretThreshold,
 			RecoveryKeysB64: nonNil(r.RecoveryKeysB64), RecoveryKeysHex: nonNil(r.RecoveryKeys),
+			RecoveryKeysShares: req.RecoveryShares, RecoveryKeysThreshold: req.RecoveryThreshold,
 			RootToken: r.RootToken,
-		})
+		}
+		if len(r.Keys) == 0 {
+			// As Vault says of a seal that stores its key itself.
+			out.UnsealShares, out.UnsealThreshold = 1, 1
+		}
+		code, _ := c.structured(out)
 		return code
 	}
 	w := c.stdout
-	keys := r.KeysB64
-	if len(keys) == 0 {
-		keys = r.Keys
-	}
-	for i, k := range keys {
-		fmt.Fprintf(w, "Unseal Key %d: %s\n", i+1, k)
-	}
+	printKeys(w, "Unseal Key", r.Keys, r.KeysB64)
+	printKeys(w, "Recovery Key", r.RecoveryKeys, r.RecoveryKeysB64)
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Initial Root Token: %s\n", r.RootToken)
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Vigil is initialized with %d key shares and a key threshold of %d.\n", shares, threshold)
+	if len(r.RecoveryKeys) > 0 {
+		fmt.Fprintf(w, "Vigil is initialized with %d recovery key shares and a recovery key threshold\n", req.RecoveryShares)
+		fmt.Fprintf(w, "of %d. The %s seal protects the root key: the server unsealed itself and\n", req.RecoveryThreshold, sealType)
+		fmt.Fprintln(w, "does so at every start. Recovery keys do not unseal it; give each to a")
+		fmt.Fprintf(w, "different trusted person: %d of them generate a new root token (vigil operator\n", req.RecoveryThreshold)
+		fmt.Fprintln(w, "generate-root), or unseal the server after `vigil operator seal`.")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Whoever holds the seal's key (the key file, the HSM) can open the data:")
+		fmt.Fprintln(w, "protect it as you would the data. Use the root token to set up policies and")
+		fmt.Fprintln(w, "other auth methods, then revoke it.")
+		return exitOK
+	}
+	fmt.Fprintf(w, "Vigil is initialized with %d key shares and a key threshold of %d.\n", req.SecretShares, req.SecretThreshold)
 	fmt.Fprintln(w, "Give each key share to a different trusted person and keep them apart:")
-	fmt.Fprintf(w, "after every restart or seal, %d of them are needed (vigil operator unseal)\n", threshold)
+	fmt.Fprintf(w, "after every restart or seal, %d of them are needed (vigil operator unseal)\n", req.SecretThreshold)
 	fmt.Fprintln(w, "before the server can answer requests.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Vigil does not keep the root key. If fewer than the threshold of shares")
 	fmt.Fprintln(w, "survive, the data can never be unsealed again. Use the root token to set up")
 	fmt.Fprintln(w, "policies and other auth methods, then revoke it.")
 	return exitOK
+}
+
+// printKeys prints numbered key shares, in base64 when the server sent it.
+func printKeys(w io.Writer, label string, hexKeys, b64Keys []string) {
+	keys := b64Keys
+	if len(keys) != len(hexKeys) {
+		keys = hexKeys
+	}
+	for i, k := range keys {
+		fmt.Fprintf(w, "%s %d: %s\n", label, i+1, k)
+	}
 }
 
 func nonNil(s []string) []string {

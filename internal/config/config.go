@@ -11,6 +11,8 @@
 //	api_addr  = "https://vigil.internal:8200"
 //	log_level = "info"
 //
+// and optionally a seal block for auto-unseal (see [Seal]).
+//
 // It imports nothing of Vigil's: the server turns the typed result into
 // running parts.
 package config
@@ -38,7 +40,10 @@ const (
 
 // Server is a parsed server configuration.
 type Server struct {
-	Storage         Storage
+	Storage Storage
+	// Seal protects the root key: Shamir's unseal keys when there is no
+	// seal block (Type "shamir"), or an auto seal.
+	Seal            Seal
 	Listeners       []Listener
 	APIAddr         string
 	ClusterAddr     string
@@ -171,6 +176,7 @@ func Dev(addr string) *Server {
 	}
 	return &Server{
 		Storage: Storage{Type: "inmem"},
+		Seal:    Seal{Type: "shamir"},
 		Listeners: []Listener{{
 			Type: "tcp", Address: addr, TLSDisable: true,
 			MaxRequestSize: DefaultMaxRequestSize, MaxRequestDuration: DefaultMaxRequestDuration,
@@ -293,8 +299,8 @@ func (p *parser) blocks(item *ast.ObjectItem) ([]block, error) {
 }
 
 func (p *parser) server(list *ast.ObjectList) (*Server, error) {
-	cfg := &Server{}
-	var storages []block
+	cfg := &Server{Seal: Seal{Type: "shamir"}}
+	var storages, seals []block
 	for _, item := range list.Items {
 		if len(item.Keys) == 0 {
 			continue
@@ -306,6 +312,10 @@ func (p *parser) server(list *ast.ObjectList) (*Server, error) {
 			var bs []block
 			bs, err = p.blocks(item)
 			storages = append(storages, bs...)
+		case "seal":
+			var bs []block
+			bs, err = p.blocks(item)
+			seals = append(seals, bs...)
 		case "listener":
 			var bs []block
 			if bs, err = p.blocks(item); err == nil {
@@ -391,6 +401,14 @@ func (p *parser) server(list *ast.ObjectList) (*Server, error) {
 		return nil, err
 	}
 	cfg.Storage = st
+	if len(seals) > 1 {
+		return nil, p.errorf(seals[1].pos, "only one seal block is allowed (seal migration is not supported)")
+	}
+	if len(seals) == 1 {
+		if cfg.Seal, err = p.seal(seals[0]); err != nil {
+			return nil, err
+		}
+	}
 	if len(cfg.Listeners) == 0 {
 		return nil, &ParseError{File: p.file, Msg: `at least one listener is required: listener "tcp" { address = "127.0.0.1:8200" }`}
 	}

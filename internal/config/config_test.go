@@ -176,25 +176,31 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"bad unauthenticated metrics", "storage \"inmem\" {}\nlistener \"tcp\" {\n  telemetry {\n    unauthenticated_metrics_access = \"sure\"\n  }\n}\n", 4, "must be true or false"},
 		{"client cert without a CA", "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_require_and_verify_client_cert = true\n}\n", 2, "needs tls_client_ca_file"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("vigil.hcl", []byte(tc.src))
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a ParseError", err)
-			}
-			if tc.line != 0 && pe.Line != tc.line {
-				t.Errorf("line %d, want %d (%v)", pe.Line, tc.line, err)
-			}
-			if !strings.Contains(err.Error(), tc.text) || !strings.HasPrefix(err.Error(), "vigil.hcl") {
-				t.Errorf("error %q lacks %q", err, tc.text)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantParseError(t, tc.src, tc.line, tc.text) })
 	}
 	for _, src := range []string{"listener \"tcp\" {}\n", "storage \"inmem\" {}\n"} {
 		if _, err := Parse("x.hcl", []byte(src)); err == nil {
 			t.Errorf("accepted %q", src)
 		}
 	}
+}
+
+// wantParseError parses src as vigil.hcl and checks that it fails with a
+// ParseError at line (any line when 0) whose text has text.
+func wantParseError(t *testing.T, src string, line int, text string) error {
+	t.Helper()
+	_, err := Parse("vigil.hcl", []byte(src))
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v is not a ParseError", err)
+	}
+	if line != 0 && pe.Line != line {
+		t.Errorf("line %d, want %d (%v)", pe.Line, line, err)
+	}
+	if !strings.Contains(err.Error(), text) || !strings.HasPrefix(err.Error(), "vigil.hcl") {
+		t.Errorf("error %q lacks %q", err, text)
+	}
+	return err
 }
 
 func TestLoad(t *testing.T) {
@@ -233,6 +239,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(full))
 	f.Add([]byte(`{"storage":{"inmem":{}}}`))
 	f.Add([]byte("max_lease_ttl = 99999999999999999999999\n"))
+	f.Add([]byte(sealBase + "seal \"pkcs11\" {\n lib = \"/l.so\"\n slot = 99999999999\n key_label = \"k\"\n mechanism = 0x1087\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		_, _ = Parse("fuzz.hcl", src) // must not panic
 	})

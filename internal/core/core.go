@@ -49,6 +49,9 @@ var (
 	ErrAlreadyUnsealed = errors.New("core: already unsealed")
 	// ErrNoRoute: no mount owns the path.
 	ErrNoRoute = errors.New("core: no handler for route")
+	// ErrSealMismatch: the stored seal is not of the configured type
+	// (seals are not migrated).
+	ErrSealMismatch = errors.New("core: the configured seal does not match the stored one")
 )
 
 // Storage keys of the core's own records (all behind the barrier except
@@ -59,6 +62,8 @@ const (
 	authKey    = "core/auth"
 	clusterKey = "core/cluster"
 	tokenView  = "sys/token/"
+	// recoveryKeyPath holds the hash of an auto seal's recovery key.
+	recoveryKeyPath = "core/recovery-key"
 )
 
 // Version is reported by sys/health and sys/seal-status.
@@ -70,6 +75,9 @@ type Config struct {
 	Storage storage.Backend
 	// StorageType names it for sys/seal-status ("bolt", "inmem").
 	StorageType string
+	// Seal is the auto seal that wraps the root key (static, pkcs11);
+	// nil means the Shamir seal.
+	Seal seal.Wrapper
 	// Factories maps engine type names to factories.
 	Factories map[string]logical.Factory
 	// AuthFactories maps auth method type names to factories.
@@ -120,6 +128,10 @@ type Core struct {
 	stopCtx    context.CancelFunc
 
 	logins *loginLimiter
+
+	// genMu guards gen, the root token generation in progress.
+	genMu sync.Mutex
+	gen   *generateRoot
 
 	// audit records requests; its devices are opened at unseal.
 	audit      *audit.Broker

@@ -13,6 +13,7 @@ import (
 	auditfile "github.com/vigil-secrets/vigil/internal/audit/file"
 	"github.com/vigil-secrets/vigil/internal/auth/approle"
 	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/seal"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/secrets/kv"
 	"github.com/vigil-secrets/vigil/internal/storage"
@@ -28,7 +29,14 @@ type fixture struct {
 
 func newCore(t *testing.T, phys storage.Backend) *Core {
 	t.Helper()
-	c, err := New(Config{Storage: phys, StorageType: "inmem", Factories: map[string]logical.Factory{"kv": kv.Factory},
+	return newSealCore(t, phys, nil)
+}
+
+// newSealCore returns a sealed core over phys with w as its auto seal
+// (nil: the Shamir seal).
+func newSealCore(t *testing.T, phys storage.Backend, w seal.Wrapper) *Core {
+	t.Helper()
+	c, err := New(Config{Storage: phys, StorageType: "inmem", Seal: w, Factories: map[string]logical.Factory{"kv": kv.Factory},
 		AuthFactories:  map[string]logical.Factory{"approle": approle.Factory},
 		AuditFactories: map[string]audit.Factory{"file": auditfile.New}})
 	if err != nil {

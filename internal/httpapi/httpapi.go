@@ -4,7 +4,7 @@
 // errors to status codes in exactly one place ([errorStatus]).
 //
 // It serves the seal endpoints (health, seal-status, init, unseal, leader,
-// seal) itself against a small [Core] interface; everything else goes
+// seal, generate-root) itself against a small [Core] interface; everything else goes
 // through Core.HandleRequest. It never holds a concrete *core.Core.
 package httpapi
 
@@ -31,6 +31,10 @@ type Core interface {
 	ResetUnseal(ctx context.Context) (core.SealStatus, error)
 	Seal(ctx context.Context, token secret.String, conn *logical.Connection) error
 	SealStatus(ctx context.Context) (core.SealStatus, error)
+	GenerateRootStatus(ctx context.Context) (core.GenerateRootStatus, error)
+	GenerateRootInit(ctx context.Context, otp, pgpKey string) (core.GenerateRootStatus, error)
+	GenerateRootUpdate(ctx context.Context, key, nonce string) (core.GenerateRootStatus, error)
+	GenerateRootCancel(ctx context.Context) error
 }
 
 // Metrics is what the HTTP layer needs of the server's metrics.
@@ -210,7 +214,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 	ctx, cancel := context.WithTimeout(r.Context(), h.maxDur)
 	defer cancel()
 	switch p {
-	case "sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader", "sys/seal":
+	case "sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader", "sys/seal",
+		"sys/generate-root/attempt", "sys/generate-root/update":
 		rl.set("sys/", sysOperation(r.Method))
 	case "sys/metrics":
 		if h.unauthMetrics {
@@ -232,6 +237,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 		h.handleLeader(w, r)
 	case "sys/seal":
 		h.handleSeal(ctx, w, r)
+	case "sys/generate-root/attempt":
+		h.handleGenerateRootAttempt(ctx, w, r)
+	case "sys/generate-root/update":
+		h.handleGenerateRootUpdate(ctx, w, r)
 	default:
 		h.handleLogical(ctx, w, r, p, rl)
 	}

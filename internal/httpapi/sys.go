@@ -29,7 +29,9 @@ type sealStatusBody struct {
 	ClusterName  string `json:"cluster_name,omitempty"`
 	ClusterID    string `json:"cluster_id,omitempty"`
 	RecoverySeal bool   `json:"recovery_seal"`
-	StorageType  string `json:"storage_type,omitempty"`
+	// RecoverySealType is "shamir" for an auto seal's recovery keys.
+	RecoverySealType string `json:"recovery_seal_type,omitempty"`
+	StorageType      string `json:"storage_type,omitempty"`
 }
 
 func (h *Handler) sealStatusBody(st core.SealStatus) sealStatusBody {
@@ -37,7 +39,7 @@ func (h *Handler) sealStatusBody(st core.SealStatus) sealStatusBody {
 		Type: st.Type, Initialized: st.Initialized, Sealed: st.Sealed,
 		T: st.Threshold, N: st.Shares, Progress: st.Progress, Nonce: st.Nonce,
 		Version: h.version, BuildDate: "", ClusterName: st.ClusterName, ClusterID: st.ClusterID,
-		StorageType: st.StorageType,
+		RecoverySeal: st.RecoverySeal, RecoverySealType: st.RecoverySealType, StorageType: st.StorageType,
 	}
 }
 
@@ -154,14 +156,15 @@ func (h *Handler) handleLeader(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// readParams decodes a JSON object body for the seal endpoints.
-func (h *Handler) readParams(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
+// readParams decodes a JSON object body for the seal endpoints; when it
+// cannot, it answers and returns false.
+func (h *Handler) readParams(w http.ResponseWriter, r *http.Request) (*fields, bool) {
 	data, status, msg := h.parseBody(w, r, false)
 	if status != 0 {
 		writeErrors(w, status, msg)
 		return nil, false
 	}
-	return data, true
+	return &fields{data: data}, true
 }
 
 func (h *Handler) handleInit(ctx context.Context, w http.ResponseWriter, r *http.Request) {
@@ -177,74 +180,62 @@ func (h *Handler) handleInit(ctx context.Context, w http.ResponseWriter, r *http
 	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
 		return
 	}
-	data, ok := h.readParams(w, r)
+	p, ok := h.readParams(w, r)
 	if !ok {
 		return
 	}
-	var p fields
-	p.data = data
-	shares := p.int("secret_shares")
-	threshold := p.int("secret_threshold")
-	recShares := p.int("recovery_shares")
-	recThreshold := p.int("recovery_threshold")
-	pgp := p.strings("pgp_keys")
-	recPGP := p.strings("recovery_pgp_keys")
-	rootPGP := p.string("root_token_pgp_key")
-	if err := p.err(); err != nil {
-		writeErrors(w, http.StatusBadRequest, err.Error())
+	req := core.InitRequest{
+		SecretShares:      p.int("secret_shares"),
+		SecretThreshold:   p.int("secret_threshold"),
+		RecoveryShares:    p.int("recovery_shares"),
+		RecoveryThreshold: p.int("recovery_threshold"),
+		PGPKeys:           p.strings("pgp_keys"),
+		RecoveryPGPKeys:   p.strings("recovery_pgp_keys"),
+		RootTokenPGPKey:   p.string("root_token_pgp_key"),
+	}
+	if p.refused(w) {
 		return
 	}
-	var bad []string
-	if recShares != 0 {
-		bad = append(bad, "recovery_shares")
-	}
-	if recThreshold != 0 {
-		bad = append(bad, "recovery_threshold")
-	}
-	if len(recPGP) != 0 {
-		bad = append(bad, "recovery_pgp_keys")
-	}
-	if len(bad) > 0 {
-		writeErrors(w, http.StatusBadRequest, "parameters "+strings.Join(bad, ",")+" not applicable to seal type shamir")
-		return
-	}
-	if len(pgp) != 0 || rootPGP != "" {
-		writeErrors(w, http.StatusBadRequest, "PGP-encrypted key shares are not supported by this server")
-		return
-	}
-	res, err := h.core.Init(ctx, core.InitRequest{SecretShares: shares, SecretThreshold: threshold})
+	res, err := h.core.Init(ctx, req)
 	if err != nil {
 		h.respondError(w, "", "sys/init", err)
 		return
 	}
-	keys := make([]string, len(res.Keys))
-	keysB64 := make([]string, len(res.Keys))
-	for i, k := range res.Keys {
-		keys[i] = hex.EncodeToString(k)
-		keysB64[i] = base64.StdEncoding.EncodeToString(k)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	keys, keysB64 := encodeKeys(res.Keys)
+	body := map[string]any{
 		"keys":        keys,
 		"keys_base64": keysB64,
 		"root_token":  res.RootToken.Reveal(),
-	})
+	}
+	if len(res.RecoveryKeys) > 0 {
+		body["recovery_keys"], body["recovery_keys_base64"] = encodeKeys(res.RecoveryKeys)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// encodeKeys renders key shares in hex and in base64 (never nil, so that
+// an auto seal's empty unseal keys are [] as in Vault).
+func encodeKeys(ks [][]byte) (hexKeys, b64Keys []string) {
+	hexKeys, b64Keys = make([]string, len(ks)), make([]string, len(ks))
+	for i, k := range ks {
+		hexKeys[i] = hex.EncodeToString(k)
+		b64Keys[i] = base64.StdEncoding.EncodeToString(k)
+	}
+	return hexKeys, b64Keys
 }
 
 func (h *Handler) handleUnseal(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
 		return
 	}
-	data, ok := h.readParams(w, r)
+	p, ok := h.readParams(w, r)
 	if !ok {
 		return
 	}
-	var p fields
-	p.data = data
 	key := p.string("key")
 	reset := p.bool("reset")
 	_ = p.bool("migrate")
-	if err := p.err(); err != nil {
-		writeErrors(w, http.StatusBadRequest, err.Error())
+	if p.refused(w) {
 		return
 	}
 	var st core.SealStatus
@@ -290,7 +281,15 @@ func (f *fields) fail(name, want string) {
 	}
 }
 
-func (f *fields) err() error { return f.first }
+// refused answers 400 naming the first field of the wrong type, if any,
+// and reports whether it did.
+func (f *fields) refused(w http.ResponseWriter) bool {
+	if f.first == nil {
+		return false
+	}
+	writeErrors(w, http.StatusBadRequest, f.first.Error())
+	return true
+}
 
 func (f *fields) int(name string) int {
 	switch v := f.data[name].(type) {

@@ -1,101 +1,150 @@
-// Package seal produces the root key that opens the barrier.
+// Package seal produces the root key that opens the barrier, and keeps it
+// protected at rest in a [Sealed] record stored outside the barrier (it is
+// what opens the barrier).
 //
 // With the Shamir seal, init generates a random 256-bit root key and a
 // random 256-bit unseal key, splits the unseal key into shares (package
 // shamir) and keeps only the root key encrypted by the unseal key
-// (AES-256-GCM) in a [Sealed] record. The record is stored outside the
-// barrier (it is what opens the barrier) and holds nothing usable without a
-// threshold of shares; its configuration (type, shares, threshold) is bound
-// as additional data, so editing it makes unsealing fail instead of
-// weakening the seal.
+// (AES-256-GCM). The record holds nothing usable without a threshold of
+// shares.
 //
-// An [Unsealer] collects shares until the threshold is reached, then
-// recombines the unseal key and decrypts the root key. Key material is
-// zeroed as soon as it is no longer needed (best effort: Go may have copied
-// it).
+// With an auto seal ("static": a key file or environment variable;
+// "pkcs11": a key in an HSM) the root key is encrypted by a [Wrapper] the
+// server holds, so the server opens itself at start. Operators then hold
+// recovery key shares instead of unseal key shares: shares of a random
+// recovery key whose hash is kept behind the barrier ([RecoveryHash]). They
+// open nothing; they authorize operations such as generating a root token.
+//
+// Either way the record's configuration (type, shares, threshold, and for
+// auto seals the id of the wrapping key) is bound to the wrapped root key as
+// additional data, so editing it makes unsealing fail instead of weakening
+// the seal.
+//
+// [Shares] collects key shares until the threshold is reached and
+// recombines the key they split; [Unsealer] adds the nonce of an unseal
+// attempt. Key material is zeroed as soon as it is no longer needed (best
+// effort: Go may have copied it), and no error or log line carries it.
 package seal
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/shamir"
 )
 
-// TypeShamir is the only seal type of this version.
-const TypeShamir = "shamir"
+// Seal types.
+const (
+	// TypeShamir: unseal key shares held by people.
+	TypeShamir = "shamir"
+	// TypeStatic: an auto seal with a 32-byte key from a file or an
+	// environment variable ([Static]).
+	TypeStatic = "static"
+	// TypePKCS11: an auto seal with an AES key in an HSM.
+	TypePKCS11 = "pkcs11"
+)
 
-// KeySize is the size of the root key and of the unseal key.
+// KeySize is the size of the root key, of the unseal key and of the
+// recovery key.
 const KeySize = 32
 
-// ShareSize is the size of one unseal key share (key bytes + x coordinate).
+// ShareSize is the size of one key share (key bytes + x coordinate).
 const ShareSize = KeySize + 1
 
 // Errors callers branch on.
 var (
 	// ErrInvalidShare: a share of the wrong shape. Progress is unchanged.
 	ErrInvalidShare = errors.New("seal: invalid key share")
+	// ErrDuplicateShare: a share already submitted in this attempt.
+	ErrDuplicateShare = errors.New("seal: key share already submitted")
 	// ErrBadShares: the threshold was reached but the shares do not open
 	// the seal. Progress is reset.
 	ErrBadShares = errors.New("seal: key shares do not match")
 	// ErrConfig: invalid seal configuration.
 	ErrConfig = errors.New("seal: invalid configuration")
+	// ErrUnwrap: the auto seal's key does not open the stored root key
+	// (a different key, or an altered record).
+	ErrUnwrap = errors.New("seal: the seal key does not open the stored root key")
+	// ErrUnknownKey: the record was wrapped under a key id the auto seal
+	// does not hold.
+	ErrUnknownKey = errors.New("seal: the root key was wrapped under a key the seal does not hold")
 )
 
-// Config is the seal configuration chosen at init.
+// IsAuto reports whether typ is an auto seal type.
+func IsAuto(typ string) bool { return typ == TypeStatic || typ == TypePKCS11 }
+
+// Config is a seal configuration chosen at init: the unseal key shares of
+// a Shamir seal, or the recovery key shares of an auto seal.
 type Config struct {
 	Type            string
 	SecretShares    int
 	SecretThreshold int
 }
 
-// Validate checks the configuration the way sys/init reports it.
+// Validate checks the configuration the way sys/init reports it (in terms
+// of recovery shares for an auto seal).
 func (c Config) Validate() error {
+	what := "secret"
+	if IsAuto(c.Type) {
+		what = "recovery"
+	}
 	switch {
-	case c.Type != TypeShamir:
+	case c.Type != TypeShamir && !IsAuto(c.Type):
 		return fmt.Errorf("%w: unsupported seal type %q", ErrConfig, c.Type)
 	case c.SecretShares < 1:
-		return fmt.Errorf("%w: secret shares must be at least one", ErrConfig)
+		return fmt.Errorf("%w: %s shares must be at least one", ErrConfig, what)
 	case c.SecretShares > shamir.MaxShares:
-		return fmt.Errorf("%w: secret shares must be at most %d", ErrConfig, shamir.MaxShares)
+		return fmt.Errorf("%w: %s shares must be at most %d", ErrConfig, what, shamir.MaxShares)
 	case c.SecretThreshold < 1:
-		return fmt.Errorf("%w: secret threshold must be at least one", ErrConfig)
+		return fmt.Errorf("%w: %s threshold must be at least one", ErrConfig, what)
 	case c.SecretThreshold > c.SecretShares:
-		return fmt.Errorf("%w: secret threshold cannot be larger than secret shares", ErrConfig)
+		return fmt.Errorf("%w: %s threshold cannot be larger than %s shares", ErrConfig, what, what)
 	case c.SecretShares > 1 && c.SecretThreshold == 1:
-		return fmt.Errorf("%w: secret threshold must be greater than one for multiple shares", ErrConfig)
+		return fmt.Errorf("%w: %s threshold must be greater than one for multiple shares", ErrConfig, what)
 	}
 	return nil
 }
 
 // Sealed is the stored seal record.
 type Sealed struct {
-	Type      string `json:"type"`
-	Shares    int    `json:"shares"`
-	Threshold int    `json:"threshold"`
+	Type string `json:"type"`
+	// Shares and Threshold are the unseal key shares of a Shamir seal, or
+	// the recovery key shares of an auto seal.
+	Shares    int `json:"shares"`
+	Threshold int `json:"threshold"`
 	// Version of this record's format.
 	Version int `json:"version"`
-	// WrappedRootKey is nonce || AES-256-GCM(unseal key, root key).
+	// KeyID names the auto seal key that wrapped the root key.
+	KeyID string `json:"key_id,omitempty"`
+	// WrappedRootKey is nonce || AES-256-GCM(unseal key, root key) for a
+	// Shamir seal, and the wrapper's ciphertext for an auto seal.
 	WrappedRootKey []byte `json:"wrapped_root_key"`
 }
 
 const recordVersion = 1
 
+// Auto reports whether the record belongs to an auto seal.
+func (s Sealed) Auto() bool { return IsAuto(s.Type) }
+
 // aad binds the configuration to the wrapped key.
 func (s Sealed) aad() []byte {
-	return fmt.Appendf(nil, "vigil-seal/v%d/%s/%d/%d", s.Version, s.Type, s.Shares, s.Threshold)
+	b := fmt.Appendf(nil, "vigil-seal/v%d/%s/%d/%d", s.Version, s.Type, s.Shares, s.Threshold)
+	if s.Auto() {
+		b = fmt.Appendf(b, "/%q", s.KeyID)
+	}
+	return b
 }
 
 // GenerateShamir creates a new root key and the unseal key shares that open
 // it. With one share, the share is the unseal key itself.
 func GenerateShamir(cfg Config) (rootKey secret.Bytes, shares [][]byte, rec Sealed, err error) {
+	if cfg.Type != TypeShamir {
+		return nil, nil, Sealed{}, fmt.Errorf("%w: %q is not a shamir seal", ErrConfig, cfg.Type)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, Sealed{}, err
 	}
@@ -103,24 +152,41 @@ func GenerateShamir(cfg Config) (rootKey secret.Bytes, shares [][]byte, rec Seal
 	defer secret.Zero(unsealKey)
 	rootKey = secret.RandomBytes(KeySize)
 	rec = Sealed{Type: cfg.Type, Shares: cfg.SecretShares, Threshold: cfg.SecretThreshold, Version: recordVersion}
-	rec.WrappedRootKey, err = seal(unsealKey, rootKey, rec.aad())
+	rec.WrappedRootKey, err = sealAEAD(unsealKey, rootKey, rec.aad())
 	if err != nil {
 		return nil, nil, Sealed{}, err
 	}
-	if cfg.SecretShares == 1 {
-		// A single "share" is the key plus a marker x coordinate, so every
-		// share has the same shape.
-		share := append(append([]byte(nil), unsealKey...), 1)
-		return rootKey, [][]byte{share}, rec, nil
-	}
-	shares, err = shamir.Split(unsealKey, cfg.SecretShares, cfg.SecretThreshold)
+	shares, err = split(unsealKey, cfg.SecretShares, cfg.SecretThreshold)
 	if err != nil {
-		return nil, nil, Sealed{}, fmt.Errorf("seal: split: %w", err)
+		return nil, nil, Sealed{}, err
 	}
 	return rootKey, shares, rec, nil
 }
 
-func seal(key, plaintext, aad []byte) ([]byte, error) {
+// OpenShamir decrypts the root key of a Shamir record with the unseal key
+// its shares recombine to; a wrong key is ErrBadShares.
+func OpenShamir(rec Sealed, unsealKey []byte) (secret.Bytes, error) {
+	if rec.Type != TypeShamir {
+		return nil, fmt.Errorf("%w: the record is of seal type %q", ErrConfig, rec.Type)
+	}
+	return openAEAD(unsealKey, rec.WrappedRootKey, rec.aad())
+}
+
+// split splits key into shares; with one share, the share is the key plus
+// a marker x coordinate, so that every share has the same shape.
+func split(key []byte, n, threshold int) ([][]byte, error) {
+	if n == 1 {
+		return [][]byte{append(append([]byte(nil), key...), 1)}, nil
+	}
+	shares, err := shamir.Split(key, n, threshold)
+	if err != nil {
+		return nil, fmt.Errorf("seal: split: %w", err)
+	}
+	return shares, nil
+}
+
+// sealAEAD encrypts plaintext under key: nonce || AES-256-GCM ciphertext.
+func sealAEAD(key, plaintext, aad []byte) ([]byte, error) {
 	gcm, err := newGCM(key)
 	if err != nil {
 		return nil, err
@@ -129,10 +195,11 @@ func seal(key, plaintext, aad []byte) ([]byte, error) {
 	return gcm.Seal(nonce, nonce, plaintext, aad), nil
 }
 
-func open(key, sealed, aad []byte) ([]byte, error) {
+// openAEAD reverses sealAEAD; any failure is ErrBadShares.
+func openAEAD(key, sealed, aad []byte) ([]byte, error) {
 	gcm, err := newGCM(key)
 	if err != nil {
-		return nil, err
+		return nil, ErrBadShares
 	}
 	if len(sealed) < gcm.NonceSize()+gcm.Overhead() {
 		return nil, ErrBadShares
@@ -152,86 +219,6 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// ParseKey decodes an unseal key share as submitted to sys/unseal: hex
-// first, then standard or URL-safe base64, as Vault accepts.
-func ParseKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, fmt.Errorf("%w: empty", ErrInvalidShare)
-	}
-	if b, err := hex.DecodeString(s); err == nil {
-		return b, nil
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: not hex or base64", ErrInvalidShare)
-}
-
-// Unsealer collects unseal key shares for one seal record. It is not safe
-// for concurrent use; core serializes calls.
-type Unsealer struct {
-	rec    Sealed
-	shares [][]byte
-	nonce  string
-}
-
-// NewUnsealer starts collecting shares for rec.
-func NewUnsealer(rec Sealed) *Unsealer { return &Unsealer{rec: rec} }
-
-// Add submits one share. A share of the wrong size is refused with
-// ErrInvalidShare and changes nothing; a share already submitted is
-// ignored. When the threshold is reached, Add returns the root key and
-// done; if the shares do not open the seal it returns ErrBadShares and
-// starts over.
-func (u *Unsealer) Add(share []byte) (progress int, rootKey secret.Bytes, done bool, err error) {
-	if len(share) != ShareSize {
-		return len(u.shares), nil, false, fmt.Errorf("%w: want %d bytes, got %d", ErrInvalidShare, ShareSize, len(share))
-	}
-	for _, s := range u.shares {
-		if secret.Equal(s, share) {
-			return len(u.shares), nil, false, nil
-		}
-	}
-	if u.nonce == "" {
-		u.nonce = secret.UUID()
-	}
-	u.shares = append(u.shares, append([]byte(nil), share...))
-	if len(u.shares) < u.rec.Threshold {
-		return len(u.shares), nil, false, nil
-	}
-	defer u.Reset()
-	var unsealKey []byte
-	if u.rec.Threshold == 1 {
-		unsealKey = append([]byte(nil), u.shares[0][:KeySize]...)
-	} else {
-		unsealKey, err = shamir.Combine(u.shares)
-		if err != nil {
-			return 0, nil, false, fmt.Errorf("%w: %v", ErrBadShares, err)
-		}
-	}
-	defer secret.Zero(unsealKey)
-	key, err := open(unsealKey, u.rec.WrappedRootKey, u.rec.aad())
-	if err != nil {
-		return 0, nil, false, err
-	}
-	return u.rec.Threshold, key, true, nil
-}
-
-// Progress reports how many shares have been submitted and the nonce of
-// this unseal attempt ("" before the first share).
-func (u *Unsealer) Progress() (int, string) { return len(u.shares), u.nonce }
-
-// Reset discards the submitted shares.
-func (u *Unsealer) Reset() {
-	for _, s := range u.shares {
-		secret.Zero(s)
-	}
-	u.shares, u.nonce = nil, ""
-}
-
 // MarshalRecord and UnmarshalRecord encode the stored record.
 func MarshalRecord(s Sealed) ([]byte, error) { return json.Marshal(s) }
 
@@ -246,6 +233,9 @@ func UnmarshalRecord(raw []byte) (Sealed, error) {
 	}
 	if err := (Config{Type: s.Type, SecretShares: s.Shares, SecretThreshold: s.Threshold}).Validate(); err != nil {
 		return Sealed{}, err
+	}
+	if s.Auto() && s.KeyID == "" {
+		return Sealed{}, fmt.Errorf("%w: an auto seal record without a key id", ErrConfig)
 	}
 	return s, nil
 }

@@ -199,10 +199,21 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		}
 	}()
 
+	autoSeal, closeSeal, err := openSeal(f.configPath, cfg.Seal, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeSeal(); err != nil {
+			logger.Error("close seal", "error", err)
+		}
+	}()
+
 	met := metrics.New(metrics.Options{DisablePrometheus: cfg.Telemetry.DisablePrometheus})
 	c, err := core.New(core.Config{
 		Storage:         met.Storage(cfg.Storage.Type, backend),
 		StorageType:     cfg.Storage.Type,
+		Seal:            autoSeal,
 		Factories:       Factories(),
 		AuthFactories:   AuthFactories(),
 		AuditFactories:  AuditFactories(),
@@ -225,6 +236,14 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 			logger.Error("seal on shutdown", "error", err)
 		}
 	}()
+
+	if autoSeal != nil {
+		stopUnseal, err := startAutoUnseal(ctx, c, logger)
+		if err != nil {
+			return err
+		}
+		defer stopUnseal()
+	}
 
 	lns, reloaders, err := listen(cfg.Listeners)
 	if err != nil {

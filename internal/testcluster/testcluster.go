@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/httpapi"
 	"github.com/vigil-secrets/vigil/internal/metrics"
+	"github.com/vigil-secrets/vigil/internal/seal"
 	"github.com/vigil-secrets/vigil/internal/server"
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/bolt"
@@ -45,6 +46,10 @@ type Options struct {
 	// Clock is the server's clock (a *clock.Fake drives lease expiry in
 	// tests); nil means the wall clock.
 	Clock clock.Clock
+	// Seal is an auto seal (nil: Shamir). Shares and Threshold are then
+	// the recovery key's, init leaves the server unsealed, and Reopen
+	// unseals it as a server's start does.
+	Seal seal.Wrapper
 }
 
 // Server is a running test server.
@@ -58,6 +63,8 @@ type Server struct {
 	RootToken string
 	// Keys are the hex unseal key shares.
 	Keys []string
+	// RecoveryKeys are the hex recovery key shares (auto seals).
+	RecoveryKeys []string
 }
 
 // New starts a server and registers its shutdown with t.Cleanup.
@@ -84,6 +91,7 @@ func New(t testing.TB, opts Options) *Server {
 	c, err := core.New(core.Config{
 		Storage:        s.Metrics.Storage(storageType(opts), s.Storage),
 		StorageType:    storageType(opts),
+		Seal:           opts.Seal,
 		Factories:      server.Factories(),
 		AuthFactories:  server.AuthFactories(),
 		AuditFactories: server.AuditFactories(),
@@ -98,6 +106,11 @@ func New(t testing.TB, opts Options) *Server {
 	s.HTTP = httptest.NewServer(httpapi.New(httpapi.Options{Core: c, Version: core.Version, Metrics: s.Metrics, UnauthenticatedMetrics: opts.UnauthenticatedMetrics}))
 	s.URL = s.HTTP.URL
 	t.Cleanup(s.Close)
+	if opts.Reopen && opts.Seal != nil {
+		if err := c.AutoUnseal(ctx); err != nil {
+			t.Fatalf("testcluster: auto-unseal: %v", err)
+		}
+	}
 	if opts.Uninitialized || opts.Reopen {
 		return s
 	}
@@ -105,7 +118,11 @@ func New(t testing.TB, opts Options) *Server {
 	if shares == 0 {
 		shares, threshold = 1, 1
 	}
-	res, err := c.Init(ctx, core.InitRequest{SecretShares: shares, SecretThreshold: threshold})
+	req := core.InitRequest{SecretShares: shares, SecretThreshold: threshold}
+	if opts.Seal != nil {
+		req = core.InitRequest{RecoveryShares: shares, RecoveryThreshold: threshold}
+	}
+	res, err := c.Init(ctx, req)
 	if err != nil {
 		t.Fatalf("testcluster: init: %v", err)
 	}
@@ -113,10 +130,21 @@ func New(t testing.TB, opts Options) *Server {
 	for _, k := range res.Keys {
 		s.Keys = append(s.Keys, hex.EncodeToString(k))
 	}
-	if opts.Sealed {
-		return s
+	for _, k := range res.RecoveryKeys {
+		s.RecoveryKeys = append(s.RecoveryKeys, hex.EncodeToString(k))
 	}
-	s.Unseal(t)
+	switch {
+	case opts.Sealed && opts.Seal != nil:
+		// Init unsealed it; seal it as sys/seal does.
+		if err := c.SealInternal(ctx); err != nil {
+			t.Fatalf("testcluster: seal: %v", err)
+		}
+		return s
+	case opts.Sealed:
+		return s
+	case opts.Seal == nil:
+		s.Unseal(t)
+	}
 	if opts.MountKVv2 {
 		if err := c.EnableMount(ctx, "secret/", core.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
 			t.Fatalf("testcluster: mount secret/: %v", err)

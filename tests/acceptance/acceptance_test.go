@@ -61,6 +61,12 @@ func vaultClient(t *testing.T, tg *target) *vault.Client {
 	return c
 }
 
+// vaultClientAt is Vault's Go client for the server at url, with token.
+func vaultClientAt(t *testing.T, url, token string) *vault.Client {
+	t.Helper()
+	return vaultClient(t, &target{URL: url, RootToken: token})
+}
+
 // rawDo sends a request and returns the status and decoded body.
 func rawDo(t *testing.T, tg *target, method, path, contentType, body string) (int, map[string]any) {
 	t.Helper()

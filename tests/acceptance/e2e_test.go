@@ -61,8 +61,15 @@ type proc struct {
 
 func startServer(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startServerEnv(t, nil, args...)
+}
+
+// startServerEnv starts `vigil server` with env added to the environment.
+func startServerEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{output: &bytes.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(vigilBin, append([]string{"server"}, args...)...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
