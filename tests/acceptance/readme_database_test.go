@@ -33,7 +33,7 @@ func TestREADMEDatabase(t *testing.T) {
 	s := testcluster.New(t, testcluster.Options{InMemory: true})
 	subst := map[string]string{
 		"postgresql://{{username}}:{{password}}@pg.internal:5432/features?sslmode=verify-full": db.TemplateURL(),
-		"username=vigil-admin":  "username=" + admin,
+		"username=vigil-admin": "username=" + admin,
 		"vigil-admin.password": pwFile,
 	}
 	operator := newDocShell(t, map[string]string{"VIGIL_ADDR": s.URL, "VIGIL_TOKEN": s.RootToken, "HOME": t.TempDir()}, subst)
