@@ -38,7 +38,8 @@ import (
 
 // Func is one run of a job. It returns when the job next has work; the
 // zero time means it knows of none (it runs again after
-// [Config.MaxInterval] all the same). A time already past means at once.
+// [Config.MaxInterval] all the same). A time already past means at once:
+// a job that keeps returning one runs back to back.
 type Func func(ctx context.Context) (next time.Time, err error)
 
 // Config is what a Scheduler needs; zero fields take their defaults.
@@ -297,7 +298,7 @@ func (s *Scheduler) after(j *job, next time.Time, err error) (again bool) {
 	} else {
 		j.failures = 0
 		if !next.IsZero() {
-			delay = min(max(next.Sub(now), 0), s.cfg.MaxInterval)
+			delay = min(next.Sub(now), s.cfg.MaxInterval)
 		}
 	}
 	failures, stopped := j.failures, j.removed || s.state != stateRunning
@@ -305,15 +306,14 @@ func (s *Scheduler) after(j *job, next time.Time, err error) (again bool) {
 	case stopped:
 		j.running = false
 		close(j.idle)
-	case j.again:
+	case j.again || !s.armLocked(j, now.Add(delay)):
+		// Woken during the run, or work already due: run again at once
+		// (a timer due now would wait for a fake clock's next move).
 		j.again = false
 		again = true
 	default:
 		j.running = false
 		close(j.idle)
-		j.gen++
-		gen := j.gen
-		j.timer = s.cfg.Clock.AfterFunc(delay, func() { s.fire(j, gen) })
 	}
 	s.mu.Unlock()
 	// A run whose context was cut by Remove or Stop did not fail.
@@ -321,6 +321,29 @@ func (s *Scheduler) after(j *job, next time.Time, err error) (again bool) {
 		s.log.Warn("job run failed", "job", j.name, "failures", failures, "retry_in", delay, "error", err)
 	}
 	return again
+}
+
+// armLocked sets j's timer for at and reports true, or false when at has
+// come already. The clock may move between reading it and setting the
+// timer (a test moving a fake clock), which would make the timer late by
+// as much: it is set again until the clock holds still across the setting
+// (a real clock's nanoseconds are no move).
+func (s *Scheduler) armLocked(j *job, at time.Time) bool {
+	const still = time.Millisecond
+	for {
+		now := s.cfg.Clock.Now()
+		if !at.After(now) {
+			return false
+		}
+		j.gen++
+		gen := j.gen
+		j.timer = s.cfg.Clock.AfterFunc(at.Sub(now), func() { s.fire(j, gen) })
+		if s.cfg.Clock.Now().Sub(now) < still {
+			return true
+		}
+		j.timer.Stop()
+		j.timer = nil
+	}
 }
 
 // call runs j once under its timeout; a panic is a failed run.
