@@ -50,10 +50,22 @@ func (e *tickEngine) record(ev string) {
 	e.events = append(e.events, ev)
 }
 
-func (e *tickEngine) eventsSoFar() []string {
+// reset forgets the events and sets whether calls block.
+func (e *tickEngine) reset(block bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return slices.Clone(e.events)
+	e.events, e.block = nil, block
+}
+
+// wantEndedBeforeCleanup checks that the call in flight ended before the
+// backend was cleaned up.
+func (e *tickEngine) wantEndedBeforeCleanup(t *testing.T, what string) {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !slices.Equal(e.events, []string{"periodic end", "cleanup"}) {
+		t.Fatalf("%s: events %v, want the call in flight to end before the cleanup", what, e.events)
+	}
 }
 
 func (b *tickBackend) Periodic(ctx context.Context, s logical.Storage) (time.Time, error) {
@@ -150,31 +162,21 @@ func TestMountPeriodicWork(t *testing.T) {
 	eng.wantCall(t, clk.Now())
 
 	// Sealing during a call cancels it, and waits for it.
-	eng.mu.Lock()
-	eng.block = true
-	eng.events = nil
-	eng.mu.Unlock()
+	eng.reset(true)
 	ok(logical.UpdateOperation, "ticks/wake", nil)
 	eng.wantCall(t, clk.Now())
 	if err := c.SealInternal(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := eng.eventsSoFar(); len(got) != 2 || got[0] != "periodic end" || got[1] != "cleanup" {
-		t.Fatalf("seal: events %v, want the call to end before the cleanup", got)
-	}
+	eng.wantEndedBeforeCleanup(t, "seal")
 	f.unsealWith(t, f.keys)
 	eng.wantCall(t, clk.Now())
 
 	// Moving the mount moves its work: the call in flight ends first.
-	eng.mu.Lock()
-	eng.events = nil
-	eng.block = false
-	eng.mu.Unlock()
+	eng.reset(false)
 	ok(logical.UpdateOperation, "sys/remount", map[string]any{"from": "ticks", "to": "ticks2"})
 	eng.wantCall(t, clk.Now())
-	if got := eng.eventsSoFar(); len(got) != 2 || got[0] != "periodic end" || got[1] != "cleanup" {
-		t.Fatalf("move: events %v", got)
-	}
+	eng.wantEndedBeforeCleanup(t, "move")
 	raw, err := c.barrier.Get(t.Context(), mountView(t, c, "ticks2/")+"last")
 	if err != nil || string(raw) != clk.Now().Format(time.RFC3339) {
 		t.Fatalf("the moved mount's work did not write its storage: %q, %v", raw, err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,8 +44,9 @@ type engine struct {
 	// start is the fake clock's start: when the test's leases were
 	// issued.
 	start time.Time
-	// logs holds what the engine logged; wakes counts its Wake calls.
-	logs  *syncBuffer
+	// logs holds what the engine logged (its requests and periodic runs
+	// are the test's calls, one at a time); wakes counts its Wake calls.
+	logs  *bytes.Buffer
 	wakes atomic.Int32
 	// failPuts makes every storage write fail.
 	failPuts atomic.Bool
@@ -55,7 +55,7 @@ type engine struct {
 func newEngine(t *testing.T) *engine {
 	t.Helper()
 	start := time.Now()
-	e := &engine{t: t, s: logicaltest.New(), clk: clock.NewFake(start), db: pgtest.New(t), start: start, logs: &syncBuffer{}}
+	e := &engine{t: t, s: logicaltest.New(), clk: clock.NewFake(start), db: pgtest.New(t), start: start, logs: &bytes.Buffer{}}
 	e.b = e.newBackend()
 	return e
 }
@@ -91,24 +91,6 @@ func (f faultyStorage) Put(ctx context.Context, key string, value []byte) error 
 		return errStorageDown
 	}
 	return f.Storage.Put(ctx, key, value)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // call sends a request with a JSON body ("" for none); an update goes

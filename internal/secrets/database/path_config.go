@@ -94,6 +94,20 @@ func mustConfig(ctx context.Context, s logical.Storage, name string) (*configEnt
 	return c, err
 }
 
+// roleConfig loads the connection dbName that the role called role (dynamic
+// or static) uses, and checks that its allowed_roles let it: both are the
+// caller's to fix (400).
+func roleConfig(ctx context.Context, s logical.Storage, role, dbName string) (*configEntry, error) {
+	c, err := mustConfig(ctx, s, dbName)
+	if err != nil {
+		return nil, err
+	}
+	if !c.allows(role) {
+		return nil, logical.BadRequest("%q is not an allowed role", role)
+	}
+	return c, nil
+}
+
 // namePattern captures a configuration or role name; the field's type
 // (TypeNameString) rejects a bad one with a 400.
 const namePattern = `(?P<name>[^/]+)`

@@ -24,12 +24,8 @@ func (b *backend) handleStaticCreds(ctx context.Context, req *logical.Request, d
 	if r == nil {
 		return nil, logical.BadRequest("unknown static role: %s", name)
 	}
-	c, err := mustConfig(ctx, req.Storage, r.DBName)
-	if err != nil {
+	if _, err := roleConfig(ctx, req.Storage, name, r.DBName); err != nil {
 		return nil, err
-	}
-	if !c.allows(name) {
-		return nil, logical.BadRequest("%q is not an allowed role", name)
 	}
 	data := map[string]any{
 		"username":          r.CurrentUser,

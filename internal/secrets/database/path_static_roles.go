@@ -125,12 +125,9 @@ func (b *backend) writeStaticRole(ctx context.Context, s logical.Storage, name s
 	if err := r.update(d, create, now); err != nil {
 		return err
 	}
-	c, err := mustConfig(ctx, s, r.DBName)
+	c, err := roleConfig(ctx, s, name, r.DBName)
 	if err != nil {
 		return err
-	}
-	if !c.allows(name) {
-		return logical.BadRequest("%q is not an allowed role", name)
 	}
 	var twinCreated bool
 	if r.Strategy == strategyAlternating {

@@ -186,12 +186,9 @@ func loadStaticRole(ctx context.Context, s logical.Storage, name string) (*stati
 // role that is not stored yet (creation) is stored by its first rotation;
 // if it fails, nothing is stored. The caller holds the role's lock.
 func (b *backend) rotate(ctx context.Context, s logical.Storage, name string, r *staticRole, create bool) error {
-	c, err := mustConfig(ctx, s, r.DBName)
+	c, err := roleConfig(ctx, s, name, r.DBName)
 	if err != nil {
 		return err
-	}
-	if !c.allows(name) {
-		return logical.BadRequest("%q is not an allowed role", name)
 	}
 	db, err := b.conns.get(c)
 	if err != nil {
