@@ -36,7 +36,7 @@ func (mountTTLs) MaxLeaseTTL() time.Duration     { return mountMaxTTL }
 // server. Its fake clock starts now: the database compares VALID UNTIL
 // with the real time.
 type engine struct {
-	t   *testing.T
+	t   testing.TB
 	b   *backend
 	s   *logicaltest.Storage
 	clk *clock.Fake
@@ -52,7 +52,7 @@ type engine struct {
 	failPuts atomic.Bool
 }
 
-func newEngine(t *testing.T) *engine {
+func newEngine(t testing.TB) *engine {
 	t.Helper()
 	start := time.Now()
 	e := &engine{t: t, s: logicaltest.New(), clk: clock.NewFake(start), db: pgtest.New(t), start: start, logs: &bytes.Buffer{}}
