@@ -327,9 +327,10 @@ func (s *Scheduler) after(j *job, next time.Time, err error) (again bool) {
 // come already. The clock may move between reading it and setting the
 // timer (a test moving a fake clock), which would make the timer late by
 // as much: it is set again until the clock holds still across the setting
-// (a real clock's nanoseconds are no move).
+// (a real clock's moving by less than still, even on a busy machine, is
+// holding still).
 func (s *Scheduler) armLocked(j *job, at time.Time) bool {
-	const still = time.Millisecond
+	const still = 50 * time.Millisecond
 	for {
 		now := s.cfg.Clock.Now()
 		if !at.After(now) {

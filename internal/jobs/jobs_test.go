@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -282,4 +283,42 @@ func TestRemoveAndStop(t *testing.T) {
 	if err := s.Stop(t.Context()); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
+}
+
+// jumpyClock moves its fake clock by jump when its first timer is set,
+// before setting it: as a test's Advance coming between the scheduler's
+// reading the time and its setting the timer.
+type jumpyClock struct {
+	*clock.Fake
+	jump time.Duration
+	once sync.Once
+}
+
+func (c *jumpyClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	c.once.Do(func() { c.Fake.Advance(c.jump) })
+	return c.Fake.AfterFunc(d, f)
+}
+
+// TestClockMovesWhileArming: a clock that moves while the next run's timer
+// is set does not make the run late.
+func TestClockMovesWhileArming(t *testing.T) {
+	fake := clock.NewFake(epoch)
+	s := New(Config{Clock: &jumpyClock{Fake: fake, jump: 5 * time.Minute}})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	r := newRecorder(fake, 10*time.Minute)
+	if err := s.Add("job", r.fn); err != nil {
+		t.Fatal(err)
+	}
+	r.wantRun(t, epoch)
+	waitTimer(t, fake, 1)
+	if got := fake.Now(); !got.Equal(epoch.Add(5 * time.Minute)) {
+		t.Fatalf("the clock did not jump: %v", got)
+	}
+	fake.Advance(5*time.Minute - time.Second)
+	r.noRun(t)
+	fake.Advance(time.Second)
+	r.wantRun(t, epoch.Add(10*time.Minute))
 }
