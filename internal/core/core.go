@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/barrier"
 	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/identity"
+	"github.com/vigil-secrets/vigil/internal/jobs"
 	"github.com/vigil-secrets/vigil/internal/lease"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/mount"
@@ -123,9 +124,12 @@ type Core struct {
 	leases   *lease.Manager
 	// leaseStats is leases for Stats, which reads it without stateMu.
 	leaseStats atomic.Pointer[lease.Manager]
-	cluster    clusterInfo
-	running    []subsystem // started subsystems, in start order
-	stopCtx    context.CancelFunc
+	// sched runs the mounts' periodic work; set while unsealed (read
+	// without stateMu by mounts' Wake and by syncJobs).
+	sched   atomic.Pointer[jobs.Scheduler]
+	cluster clusterInfo
+	running []subsystem // started subsystems, in start order
+	stopCtx context.CancelFunc
 
 	logins *loginLimiter
 
@@ -204,6 +208,9 @@ func (c *Core) subsystems() []subsystem {
 		{name: "mounts", start: c.startMounts, stop: c.stopMounts},
 		// After the mounts: revoking a lease goes through its mount.
 		{name: "leases", start: c.startLeases, stop: c.stopLeases},
+		// Last, and so stopped first: the mounts' periodic work runs
+		// only while everything it may need is up.
+		{name: "jobs", start: c.startJobs, stop: c.stopJobs},
 	}
 }
 

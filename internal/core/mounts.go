@@ -194,6 +194,7 @@ func (c *Core) buildRoute(ctx context.Context, e *mount.Entry) (*mount.Route, er
 		System:     sv,
 		Options:    maps.Clone(e.Options),
 		MountPoint: e.Path,
+		Wake:       func() { c.wakeMount(e.UUID) },
 	})
 	if err != nil {
 		return nil, err
@@ -221,7 +222,9 @@ func (c *Core) commitTable(ctx context.Context, path string, tbl *mount.Table, r
 	} else {
 		c.mounts = tbl
 	}
+	old := c.router.Routes()
 	c.router.Replace(routes)
+	c.syncJobs(ctx, old, routes)
 	return nil
 }
 

@@ -175,6 +175,22 @@ type Cleaner interface {
 	Cleanup(ctx context.Context)
 }
 
+// Periodic is implemented by backends with background work (the database
+// engine's rotation schedules). While the server is unsealed and the mount
+// is enabled, the core calls Periodic with the mount's storage: once at
+// once (at unseal, or when the mount is enabled: work missed while sealed
+// or down is done then), and again at the time it returns, or sooner
+// after the backend's [BackendConfig.Wake]. The zero time means no work is
+// known; the core calls again within minutes all the same.
+//
+// Calls to one mount never overlap. ctx is cancelled when the server seals
+// or the mount is disabled, moved or rebuilt, and the core waits for the
+// call to return before it cleans the backend up. A Periodic backend must
+// be a pointer: the core tells its instances apart with ==.
+type Periodic interface {
+	Periodic(ctx context.Context, s Storage) (next time.Time, err error)
+}
+
 // BackendConfig is what a Factory receives.
 type BackendConfig struct {
 	// Logger is the mount's logger (component and mount attributes set).
@@ -187,6 +203,10 @@ type BackendConfig struct {
 	Options map[string]string
 	// MountPoint is the path the mount is mounted at, with a trailing '/'.
 	MountPoint string
+	// Wake asks for a call of the backend's [Periodic] soon: after a change
+	// that brings its next work forward. It returns at once. It is nil when
+	// the backend is built outside the core (unit tests).
+	Wake func()
 }
 
 // Factory builds a backend for one mount.

@@ -110,6 +110,7 @@ func runSuite(t *testing.T, newTarget func(t *testing.T) *target) {
 		{"AuthMounts", testAuthMounts},
 		{"TokensAndAppRole", testTokensAndAppRole},
 		{"Database", testDatabase},
+		{"DatabaseStatic", testDatabaseStatic},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := newTarget(t)

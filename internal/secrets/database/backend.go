@@ -5,6 +5,17 @@
 // lease, whose renewal moves the user's expiry and whose end (revocation or
 // expiry) removes the user.
 //
+// Static roles (static-roles/<name>) manage existing users instead: the
+// engine rotates the user's password by period or cron schedule (see
+// rotation.go), and static-creds/<name> reads the current one. Under the
+// "alternating" rotation strategy, Vigil's own, a role manages the user
+// and a twin acting as it, <username>_b, and each rotation sets a new
+// password on the one not handed out and hands it out: credentials read
+// before a rotation keep working until the next. Rotations due run as the
+// mount's periodic work ([backend.Periodic], called by the core's job
+// scheduler), so they stop while the server is sealed and the ones missed
+// run at unseal.
+//
 // The SQL is run by a driver behind the [dbplugin.Database] contract;
 // PostgreSQL (internal/secrets/database/postgres) is the one driver so far,
 // chosen by plugin_name. Password policies are not implemented: passwords
@@ -13,8 +24,10 @@
 //
 // # Storage layout
 //
-//	config/<name>   a connection (configEntry, JSON, admin password included)
-//	role/<name>     a dynamic role (roleEntry, JSON)
+//	config/<name>       a connection (configEntry, JSON, admin password included)
+//	role/<name>         a dynamic role (roleEntry, JSON)
+//	static-role/<name>  a static role and its rotations' state (staticRole,
+//	                    JSON, current password included)
 //
 // # Connections
 //
@@ -34,7 +47,9 @@
 // password or a connection string with one into an error of its own.
 // After rotate-root no one knows it but the engine. An issued password
 // leaves the engine only in the response that issues it; the lease keeps
-// the user name, role and database, not the password.
+// the user name, role and database, not the password. A static role's
+// password is likewise stored only with the role and leaves the engine
+// only in a static-creds read.
 //
 // The package must not import storage, the barrier, core, lease or
 // another engine (DESIGN.md §4): it sees storage only as the
@@ -61,8 +76,9 @@ import (
 
 // Storage prefixes (see the package doc).
 const (
-	configPrefix = "config/"
-	rolePrefix   = "role/"
+	configPrefix     = "config/"
+	rolePrefix       = "role/"
+	staticRolePrefix = "static-role/"
 )
 
 // opener opens a driver's connection pool.
@@ -90,17 +106,28 @@ type backend struct {
 	conns  *connManager
 	// roleMu serializes role changes (read, merge, write).
 	roleMu sync.Mutex
+	// roleLocks serializes what changes a static role: writes, deletes
+	// and rotations.
+	roleLocks keyedLocks
+	// retries is the backoff of failed scheduled rotations.
+	retries retries
+	// wake asks the core for a Periodic run soon.
+	wake func()
 }
 
 var (
-	_ logical.Backend = (*backend)(nil)
-	_ logical.Cleaner = (*backend)(nil)
+	_ logical.Backend  = (*backend)(nil)
+	_ logical.Cleaner  = (*backend)(nil)
+	_ logical.Periodic = (*backend)(nil)
 )
 
 func newBackend(conf *logical.BackendConfig) (*backend, error) {
-	b := &backend{now: conf.Now, logger: conf.Logger, system: conf.System, conns: newConnManager()}
+	b := &backend{now: conf.Now, logger: conf.Logger, system: conf.System, conns: newConnManager(), wake: conf.Wake}
 	if b.now == nil {
 		b.now = time.Now
+	}
+	if b.wake == nil {
+		b.wake = func() {}
 	}
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
@@ -113,6 +140,10 @@ func newBackend(conf *logical.BackendConfig) (*backend, error) {
 		b.pathRoleList(),
 		b.pathRole(),
 		b.pathCreds(),
+		b.pathStaticRoleList(),
+		b.pathStaticRole(),
+		b.pathStaticCreds(),
+		b.pathRotateRole(),
 	}
 	fb, err := framework.NewBackend(backendHelp, paths, framework.WithSecrets(b.credsSecret()))
 	if err != nil {
@@ -132,7 +163,33 @@ revoked or expires.
 
 Configure a connection at config/<name>, a role at roles/<name>, and read
 credentials from creds/<role>.
+
+Static roles (static-roles/<name>) manage existing users whose passwords the
+engine rotates by period or schedule; read the current password from
+static-creds/<name>, and rotate it at once with rotate-role/<name>.
 `
+
+// keyedLocks hands out one mutex per name. Its zero value is ready.
+type keyedLocks struct {
+	mu sync.Mutex
+	m  map[string]*sync.Mutex
+}
+
+// lock takes the lock of name and returns its unlock.
+func (k *keyedLocks) lock(name string) (unlock func()) {
+	k.mu.Lock()
+	l := k.m[name]
+	if l == nil {
+		if k.m == nil {
+			k.m = map[string]*sync.Mutex{}
+		}
+		l = &sync.Mutex{}
+		k.m[name] = l
+	}
+	k.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
 
 // connManager holds the open connection of each configuration, and a lock
 // per configuration that serializes its changes (write, reset, rotate,
@@ -140,7 +197,7 @@ credentials from creds/<role>.
 type connManager struct {
 	mu    sync.Mutex
 	conns map[string]*openConn
-	locks map[string]*sync.Mutex
+	locks keyedLocks
 }
 
 // openConn is an open connection and the fingerprint of the configuration
@@ -151,22 +208,12 @@ type openConn struct {
 }
 
 func newConnManager() *connManager {
-	return &connManager{conns: map[string]*openConn{}, locks: map[string]*sync.Mutex{}}
+	return &connManager{conns: map[string]*openConn{}}
 }
 
 // lock takes the change lock of the named configuration and returns its
 // unlock.
-func (m *connManager) lock(name string) func() {
-	m.mu.Lock()
-	l := m.locks[name]
-	if l == nil {
-		l = &sync.Mutex{}
-		m.locks[name] = l
-	}
-	m.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (m *connManager) lock(name string) func() { return m.locks.lock(name) }
 
 // get returns the open connection for cfg, opening it (without connecting)
 // if there is none or it was opened with other settings.

@@ -1,10 +1,14 @@
 package database
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +36,7 @@ func (mountTTLs) MaxLeaseTTL() time.Duration     { return mountMaxTTL }
 // server. Its fake clock starts now: the database compares VALID UNTIL
 // with the real time.
 type engine struct {
-	t   *testing.T
+	t   testing.TB
 	b   *backend
 	s   *logicaltest.Storage
 	clk *clock.Fake
@@ -40,19 +44,53 @@ type engine struct {
 	// start is the fake clock's start: when the test's leases were
 	// issued.
 	start time.Time
+	// logs holds what the engine logged (its requests and periodic runs
+	// are the test's calls, one at a time); wakes counts its Wake calls.
+	logs  *bytes.Buffer
+	wakes atomic.Int32
+	// failPuts makes every storage write fail.
+	failPuts atomic.Bool
 }
 
-func newEngine(t *testing.T) *engine {
+func newEngine(t testing.TB) *engine {
 	t.Helper()
 	start := time.Now()
-	clk := clock.NewFake(start)
-	lb, err := Factory(t.Context(), &logical.BackendConfig{Now: clk.Now, System: mountTTLs{}, MountPoint: "database/"})
+	e := &engine{t: t, s: logicaltest.New(), clk: clock.NewFake(start), db: pgtest.New(t), start: start, logs: &bytes.Buffer{}}
+	e.b = e.newBackend()
+	return e
+}
+
+// newBackend builds a backend of the engine's mount, as the core does at
+// each unseal (over the same storage).
+func (e *engine) newBackend() *backend {
+	e.t.Helper()
+	lb, err := Factory(e.t.Context(), &logical.BackendConfig{Now: e.clk.Now, System: mountTTLs{}, MountPoint: "database/",
+		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Wake:   func() { e.wakes.Add(1) }})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	b := lb.(*backend)
-	t.Cleanup(func() { b.Cleanup(context.Background()) })
-	return &engine{t: t, b: b, s: logicaltest.New(), clk: clk, db: pgtest.New(t), start: start}
+	e.t.Cleanup(func() { b.Cleanup(context.Background()) })
+	return b
+}
+
+// storage is the engine's storage as its requests see it.
+func (e *engine) storage() logical.Storage { return faultyStorage{e.s, &e.failPuts} }
+
+// faultyStorage fails writes while fail is set.
+type faultyStorage struct {
+	*logicaltest.Storage
+	fail *atomic.Bool
+}
+
+var errStorageDown = errors.New("storage unavailable")
+
+func (f faultyStorage) Put(ctx context.Context, key string, value []byte) error {
+	if f.fail.Load() {
+		return errStorageDown
+	}
+	return f.Storage.Put(ctx, key, value)
 }
 
 // call sends a request with a JSON body ("" for none); an update goes
@@ -67,7 +105,7 @@ func (e *engine) call(op logical.Operation, path, body string) (*logical.Respons
 			e.t.Fatalf("body %s: %v", body, err)
 		}
 	}
-	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: e.s, MountPoint: "database/", DisplayName: "token"}
+	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: e.storage(), MountPoint: "database/", DisplayName: "token"}
 	if op == logical.UpdateOperation {
 		if checked, exists, err := e.b.ExistenceCheck(e.t.Context(), req); err != nil {
 			return nil, err
@@ -145,7 +183,7 @@ func (e *engine) lease(op logical.Operation, s *logical.Secret, increment time.D
 	if err := json.Unmarshal(raw, &internal); err != nil {
 		e.t.Fatal(err)
 	}
-	req := &logical.Request{Operation: op, Storage: e.s, Secret: &logical.Secret{
+	req := &logical.Request{Operation: op, Storage: e.storage(), Secret: &logical.Secret{
 		Renewable: true, InternalData: internal, LeaseID: "database/creds/x/1", IssueTime: e.start,
 	}}
 	if op == logical.RenewOperation {

@@ -94,6 +94,20 @@ func mustConfig(ctx context.Context, s logical.Storage, name string) (*configEnt
 	return c, err
 }
 
+// roleConfig loads the connection dbName that the role called role (dynamic
+// or static) uses, and checks that its allowed_roles let it: both are the
+// caller's to fix (400).
+func roleConfig(ctx context.Context, s logical.Storage, role, dbName string) (*configEntry, error) {
+	c, err := mustConfig(ctx, s, dbName)
+	if err != nil {
+		return nil, err
+	}
+	if !c.allows(role) {
+		return nil, logical.BadRequest("%q is not an allowed role", role)
+	}
+	return c, nil
+}
+
 // namePattern captures a configuration or role name; the field's type
 // (TypeNameString) rejects a bad one with a 400.
 const namePattern = `(?P<name>[^/]+)`
@@ -415,29 +429,14 @@ func (b *backend) handleRotateRoot(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return nil, dbError(err)
 	}
-	old := *c
 	next := *c
 	next.Password = generatePassword()
-	stored := false
-	// The new password is stored inside the database's transaction, just
-	// before it commits: if storing fails, the database keeps the old one.
-	err = db.SetPassword(ctx, c.Username, next.Password, c.RootRotationStatements, func(ctx context.Context) error {
-		if err := putJSON(ctx, req.Storage, configPrefix+name, &next); err != nil {
-			return err
-		}
-		stored = true
-		return nil
-	})
+	key := configPrefix + name
+	err = b.setPassword(ctx, db, c.Username, next.Password, c.RootRotationStatements,
+		func(ctx context.Context) error { return putJSON(ctx, req.Storage, key, &next) },
+		func(ctx context.Context) error { return putJSON(ctx, req.Storage, key, c) })
 	if err != nil {
-		if stored {
-			// The commit failed after the store: the database most likely
-			// kept the old password, so the stored one goes back.
-			if perr := putJSON(context.WithoutCancel(ctx), req.Storage, configPrefix+name, &old); perr != nil {
-				b.logger.Error("root rotation failed after the new password was stored, and the old one could not be restored",
-					"connection", name, "error", perr)
-			}
-		}
-		return nil, dbError(err)
+		return nil, err
 	}
 	// New connections log in with the new password.
 	b.conns.close(name)

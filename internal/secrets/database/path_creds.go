@@ -55,12 +55,9 @@ func (b *backend) handleCreds(ctx context.Context, req *logical.Request, d *fram
 	if r == nil {
 		return nil, logical.BadRequest("unknown role: %s", name)
 	}
-	c, err := mustConfig(ctx, req.Storage, r.DBName)
+	c, err := roleConfig(ctx, req.Storage, name, r.DBName)
 	if err != nil {
 		return nil, err
-	}
-	if !c.allows(name) {
-		return nil, logical.BadRequest("%q is not an allowed role", name)
 	}
 	tmpl, err := parseUsernameTemplate(c.UsernameTemplate, b.now)
 	if err != nil {

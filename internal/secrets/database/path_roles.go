@@ -122,6 +122,12 @@ func (b *backend) handleRoleWrite(ctx context.Context, req *logical.Request, d *
 	name := d.String("name")
 	b.roleMu.Lock()
 	defer b.roleMu.Unlock()
+	if st, err := loadStaticRole(ctx, req.Storage, name); err != nil || st != nil {
+		if err != nil {
+			return nil, err
+		}
+		return nil, nameTaken(name, "static")
+	}
 	r, err := loadRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err

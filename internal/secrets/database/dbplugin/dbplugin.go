@@ -87,6 +87,20 @@ type Database interface {
 	Close()
 }
 
+// Twins is implemented by drivers that support the engine's alternating
+// rotation strategy, in which two users take turns: each rotation sets a
+// new password on the one not handed out, so that the credentials read
+// before it keep working until the next.
+type Twins interface {
+	// EnsureTwin makes sure a login user called twin exists that an
+	// application can use in place of user, and reports whether it
+	// created it. An existing twin is left as it is. A new twin has no
+	// password, so that no one can log in as it until
+	// [Database.SetPassword] gives it one; it holds no credential of its
+	// own to leak.
+	EnsureTwin(ctx context.Context, user, twin string) (created bool, err error)
+}
+
 // Placeholders of statements.
 const (
 	PlaceholderName       = "{{name}}"
@@ -157,7 +171,7 @@ const maxShownStatement = 200
 // it with a 400: the statements are the operator's.
 type StatementError struct {
 	// Kind says which statements: "creation", "revocation", "renew",
-	// "rollback", "rotation".
+	// "rollback", "rotation", "alternate user".
 	Kind string
 	// Index is the statement's position in its list, from 1.
 	Index int

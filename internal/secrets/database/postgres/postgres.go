@@ -14,6 +14,9 @@
 //     privileges in this database) and DROP ROLE IF EXISTS;
 //   - password: ALTER ROLE "<username>" WITH PASSWORD '<password>'.
 //
+// For the alternating rotation strategy it creates a user's twin, a user
+// interchangeable with it (see [DB.EnsureTwin]).
+//
 // Before any revocation the driver makes the user NOLOGIN and terminates
 // its sessions, so that neither a new login nor an open session survives
 // it. An admin user that is not a superuser is first granted membership in
@@ -71,7 +74,10 @@ type DB struct {
 	secrets []string
 }
 
-var _ dbplugin.Database = (*DB)(nil)
+var (
+	_ dbplugin.Database = (*DB)(nil)
+	_ dbplugin.Twins    = (*DB)(nil)
+)
 
 // Open checks cfg and returns a pool; no connection is made until one is
 // needed (see [DB.Verify]).
@@ -315,6 +321,49 @@ func (db *DB) SetPassword(ctx context.Context, username string, password secret.
 	}), v.Password)
 }
 
+// EnsureTwin implements [dbplugin.Twins]. The twin is created a member of
+// the user, inheriting its privileges (those granted later too), and its
+// sessions start as the user (ALTER ROLE ... SET role): current_user is
+// the user in the sessions of both, so that whatever one creates the
+// other owns, and every privilege and ownership check gives the same
+// answer for both. The user's role attributes (CREATEDB, CONNECTION
+// LIMIT...) are not copied, but a session of the twin has them, being the
+// user's; per-role settings of the user (ALTER ROLE ... SET) are not
+// copied. The admin user needs CREATEROLE and, from PostgreSQL 16, the
+// ADMIN option on the user.
+func (db *DB) EnsureTwin(ctx context.Context, user, twin string) (created bool, err error) {
+	stmts := []string{
+		`CREATE ROLE ` + quoteIdent(twin) + ` WITH LOGIN INHERIT IN ROLE ` + quoteIdent(user),
+		`ALTER ROLE ` + quoteIdent(twin) + ` SET role = ` + quoteLiteral(user),
+	}
+	err = db.inTx(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, twin).Scan(&exists); err != nil {
+			return fmt.Errorf("look up user: %w", err)
+		}
+		if exists {
+			return nil
+		}
+		for i, stmt := range stmts {
+			// The names are executed as they are, not rendered as
+			// templates: a name may hold "{{".
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				return &dbplugin.StatementError{Kind: "alternate user", Index: i + 1, Statement: stmt,
+					Msg: dbplugin.Redact(errorText(err), db.secrets...)}
+			}
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return false, db.clean(err)
+	}
+	return created, nil
+}
+
 // DeleteUser implements [dbplugin.Database].
 func (db *DB) DeleteUser(ctx context.Context, username string, stmts []string) error {
 	return db.clean(db.deleteUser(ctx, username, stmts))
@@ -370,3 +419,7 @@ func (db *DB) deleteUser(ctx context.Context, username string, stmts []string) e
 
 // quoteIdent quotes a PostgreSQL identifier.
 func quoteIdent(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// quoteLiteral quotes a string literal (standard_conforming_strings, the
+// default since PostgreSQL 9.1: a backslash is an ordinary character).
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -293,3 +293,81 @@ func TestPoolClosed(t *testing.T) {
 		t.Fatalf("Verify after Close: %v, want a ConnectError", err)
 	}
 }
+
+// TestEnsureTwin creates a user's twin, through a superuser and through an
+// admin with CREATEROLE only, and checks that an application logged in as
+// the twin is the user: same privileges (granted before or after), and
+// what it creates the user owns.
+func TestEnsureTwin(t *testing.T) {
+	for _, tc := range []struct{ name, adminAttrs string }{{"superuser admin", ""}, {"createrole admin", "CREATEROLE"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := pgtest.New(t)
+			d := adminOf(t, db)
+			if tc.adminAttrs != "" {
+				admin, adminPW := db.CreateRole(t, tc.adminAttrs)
+				d = open(t, db, admin, adminPW)
+			}
+			ctx := t.Context()
+			user, userPW := db.CreateRole(t, "")
+			twin := user + "_b"
+			db.DropRoleAtEnd(t, twin)
+			db.Exec(t, "CREATE TABLE features (id int)", "GRANT SELECT, INSERT ON features TO "+quoteIdent(user),
+				"GRANT CREATE ON SCHEMA public TO "+quoteIdent(user))
+
+			created, err := d.EnsureTwin(ctx, user, twin)
+			if err != nil || !created {
+				t.Fatalf("EnsureTwin: created %v, %v", created, err)
+			}
+			if err := db.RunAs(t, twin, "", "SELECT 1"); err == nil {
+				t.Fatal("the new twin logs in without a password")
+			}
+			if created, err := d.EnsureTwin(ctx, user, twin); err != nil || created {
+				t.Fatalf("EnsureTwin of an existing twin: created %v, %v", created, err)
+			}
+			const twinPW = "Twin-password-1"
+			if err := d.SetPassword(ctx, twin, secret.NewString(twinPW), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := db.ConnectAs(ctx, twin, twinPW)
+			if err != nil {
+				t.Fatalf("the twin cannot log in: %v", err)
+			}
+			defer conn.Close(context.Background())
+			var current, session string
+			if err := conn.QueryRow(ctx, "SELECT current_user, session_user").Scan(&current, &session); err != nil {
+				t.Fatal(err)
+			}
+			if current != user || session != twin {
+				t.Errorf("the twin's session runs as %q (session user %q), want %q (%q)", current, session, user, twin)
+			}
+			for _, q := range []string{"INSERT INTO features VALUES (1)", "SELECT * FROM features", "CREATE TABLE made_by_twin (x int)"} {
+				if _, err := conn.Exec(ctx, q); err != nil {
+					t.Errorf("the twin cannot %s: %v", q, err)
+				}
+			}
+			if _, err := conn.Exec(ctx, "DELETE FROM features"); err == nil {
+				t.Error("the twin can delete, which the user cannot")
+			}
+			db.Exec(t, "GRANT DELETE ON features TO "+quoteIdent(user))
+			if _, err := conn.Exec(ctx, "DELETE FROM features"); err != nil {
+				t.Errorf("a privilege granted to the user later does not reach the twin: %v", err)
+			}
+			if owner := db.QueryString(t, `SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_twin'`); owner != user {
+				t.Errorf("the twin's table is owned by %q, want the user %q", owner, user)
+			}
+			if err := db.RunAs(t, user, userPW, "DROP TABLE made_by_twin"); err != nil {
+				t.Errorf("the user cannot drop the table its twin made: %v", err)
+			}
+
+			// The twin of a user that does not exist: a refused statement.
+			_, err = d.EnsureTwin(ctx, "no-such-user", "no-such-user_b")
+			var se *dbplugin.StatementError
+			if !errors.As(err, &se) || !strings.Contains(se.Msg, "does not exist") {
+				t.Errorf("EnsureTwin of a missing user: %v", err)
+			}
+			if db.RoleExists(t, "no-such-user_b") {
+				t.Error("a twin was left behind by a failed creation")
+			}
+		})
+	}
+}
