@@ -29,6 +29,12 @@
 // Session termination waits (up to 5 s) for the sessions to end, which
 // needs PostgreSQL 14 or later.
 //
+// Creation, renewal and revocation transactions that PostgreSQL fails for
+// reasons of concurrency, not of the statements (a serialization failure,
+// a deadlock, or "tuple concurrently updated", which concurrent GRANTs on
+// one schema and DROP OWNED raise), are run again a few times after a
+// short, growing, jittered wait.
+//
 // # Credentials
 //
 // Every error this package returns has had the admin password and the
@@ -43,6 +49,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -220,13 +227,68 @@ func (db *DB) run(ctx context.Context, tx pgx.Tx, s statements, v dbplugin.Vars)
 			if ctx.Err() != nil {
 				return db.clean(err, v.Password)
 			}
-			return &dbplugin.StatementError{
+			se := &dbplugin.StatementError{
 				Kind: s.kind, Index: i + 1, Statement: tmpl,
 				Msg: dbplugin.Redact(errorText(err), append([]string{v.Password}, db.secrets...)...),
 			}
+			if transient(err) {
+				return &transientError{se}
+			}
+			return se
 		}
 	}
 	return nil
+}
+
+// transient reports a statement failure that says nothing about the
+// statement: a serialization failure, a deadlock, or a catalog row
+// changed by a concurrent transaction ("tuple concurrently updated",
+// which concurrent GRANTs on one schema and DROP OWNED raise). The
+// transaction is worth running again.
+func transient(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "40001", "40P01":
+		return true
+	case "XX000":
+		return strings.Contains(pe.Message, "tuple concurrently updated")
+	}
+	return false
+}
+
+// transientError marks a statement error [transient] reported.
+type transientError struct{ *dbplugin.StatementError }
+
+func (e *transientError) Unwrap() error { return e.StatementError }
+
+// Attempts and first wait of [retryTransient].
+const (
+	transientAttempts = 6
+	transientWait     = 5 * time.Millisecond
+)
+
+// retryTransient runs fn, a whole transaction, again while it fails with
+// a transient error, waiting a little longer (with jitter) each time.
+func retryTransient(ctx context.Context, fn func() error) error {
+	wait := transientWait
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		var te *transientError
+		if err == nil || !errors.As(err, &te) || attempt == transientAttempts {
+			return err
+		}
+		t := time.NewTimer(wait + rand.N(wait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait *= 2
+	}
 }
 
 // errorText is the server's message for a statement error (without the
@@ -260,8 +322,10 @@ func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // NewUser implements [dbplugin.Database].
 func (db *DB) NewUser(ctx context.Context, req dbplugin.NewUserRequest) error {
 	v := dbplugin.Vars{Name: req.Username, Password: req.Password.Reveal(), Expiration: req.Expiration}
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		return db.run(ctx, tx, statements{"creation", req.Creation}, v)
+	err := retryTransient(ctx, func() error {
+		return db.inTx(ctx, func(tx pgx.Tx) error {
+			return db.run(ctx, tx, statements{"creation", req.Creation}, v)
+		})
 	})
 	if err == nil {
 		return nil
@@ -296,8 +360,10 @@ func (db *DB) RenewUser(ctx context.Context, username string, expiration time.Ti
 	if len(stmts) == 0 {
 		stmts = []string{`ALTER ROLE ` + quoteIdent(username) + ` VALID UNTIL '{{expiration}}'`}
 	}
-	return db.clean(db.inTx(ctx, func(tx pgx.Tx) error {
-		return db.run(ctx, tx, statements{"renew", stmts}, dbplugin.Vars{Name: username, Expiration: expiration})
+	return db.clean(retryTransient(ctx, func() error {
+		return db.inTx(ctx, func(tx pgx.Tx) error {
+			return db.run(ctx, tx, statements{"renew", stmts}, dbplugin.Vars{Name: username, Expiration: expiration})
+		})
 	}))
 }
 
@@ -406,15 +472,17 @@ func (db *DB) deleteUser(ctx context.Context, username string, stmts []string) e
 			`DROP ROLE IF EXISTS ` + q,
 		}
 	}
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	if err := db.run(ctx, tx, statements{"revocation", stmts}, dbplugin.Vars{Name: username}); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return err
-	}
-	return tx.Commit(ctx)
+	return retryTransient(ctx, func() error {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		if err := db.run(ctx, tx, statements{"revocation", stmts}, dbplugin.Vars{Name: username}); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return err
+		}
+		return tx.Commit(ctx)
+	})
 }
 
 // quoteIdent quotes a PostgreSQL identifier.

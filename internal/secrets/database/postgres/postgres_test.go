@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -369,5 +370,48 @@ func TestEnsureTwin(t *testing.T) {
 				t.Error("a twin was left behind by a failed creation")
 			}
 		})
+	}
+}
+
+// TestConcurrentGrantsOnOneSchema issues and revokes users in parallel
+// whose creation grants on one schema: PostgreSQL fails some of those
+// transactions with "tuple concurrently updated" (the schema's ACL row
+// changed under them), and the driver runs them again instead of failing
+// the request or leaving a user behind.
+func TestConcurrentGrantsOnOneSchema(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, "CREATE TABLE features (id int)")
+	d, err := Open(dbplugin.Config{ConnectionURL: db.TemplateURL(), Username: db.User, Password: secret.NewString(db.Password), MaxOpenConnections: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	creation := []string{
+		`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'`,
+		`GRANT USAGE ON SCHEMA public TO "{{name}}"`,
+		`GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}"`,
+	}
+	var wg sync.WaitGroup
+	users := make([]string, 32)
+	for i := range users {
+		users[i] = userName()
+		db.DropRoleAtEnd(t, users[i])
+		wg.Go(func() {
+			ctx := t.Context()
+			if err := d.NewUser(ctx, dbplugin.NewUserRequest{Username: users[i], Password: secret.NewString(rand.Text()),
+				Expiration: time.Now().Add(time.Hour), Creation: creation}); err != nil {
+				t.Errorf("NewUser: %v", err)
+				return
+			}
+			if err := d.DeleteUser(ctx, users[i], nil); err != nil {
+				t.Errorf("DeleteUser: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, u := range users {
+		if db.RoleExists(t, u) {
+			t.Errorf("user %s left behind", u)
+		}
 	}
 }
