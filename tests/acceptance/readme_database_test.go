@@ -81,3 +81,95 @@ func TestREADMEDatabase(t *testing.T) {
 		t.Error("the revoked user still logs in")
 	}
 }
+
+// TestREADMEStaticRole runs section 11 of the README as written, after
+// section 10's server side: the serving user's static role with the
+// alternating strategy, its credentials (which log in), and two
+// rotations: credentials read before the first still log in after it and
+// fail after the second.
+func TestREADMEStaticRole(t *testing.T) {
+	setup := readmeSection(t, "### 10. A training job with its own database user")
+	section := readmeSection(t, "### 11. Rotating a serving user without downtime")
+	db := pgtest.New(t)
+	db.Exec(t, "CREATE TABLE features (id int)", "INSERT INTO features VALUES (7)")
+	admin, adminPW := db.CreateRole(t, "CREATEROLE")
+	db.Exec(t, `GRANT SELECT ON features TO "`+admin+`" WITH GRANT OPTION`)
+	// The serving user exists before Vigil manages it, as in production;
+	// the admin may manage it.
+	db.Exec(t, `CREATE ROLE llm_serving LOGIN PASSWORD 'set-by-hand'`, `GRANT SELECT ON features TO llm_serving`,
+		`GRANT llm_serving TO "`+admin+`" WITH ADMIN OPTION`)
+	db.DropRoleAtEnd(t, "llm_serving_b")
+	db.DropRoleAtEnd(t, "llm_serving")
+	pwFile := filepath.Join(t.TempDir(), "admin.password")
+	if err := os.WriteFile(pwFile, []byte(adminPW), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := testcluster.New(t, testcluster.Options{InMemory: true})
+	subst := map[string]string{
+		"postgresql://{{username}}:{{password}}@pg.internal:5432/features?sslmode=verify-full": db.TemplateURL(),
+		"username=vigil-admin": "username=" + admin,
+		"vigil-admin.password": pwFile,
+	}
+	operator := newDocShell(t, map[string]string{"VIGIL_ADDR": s.URL, "VIGIL_TOKEN": s.RootToken, "HOME": t.TempDir()}, subst)
+	operator.mustRun(block(t, setup, "sh", 0, "the server side of section 10"))
+	operator.mustRun(block(t, section, "sh", 0, "the static role"))
+	if err := db.RunAs(t, "llm_serving", "set-by-hand", "SELECT 1"); err == nil {
+		t.Error("the password set by hand still works after the role's creation")
+	}
+
+	root := vaultClient(t, &target{URL: s.URL, RootToken: s.RootToken})
+	tok, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"llm-serving-db"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newDocShell(t, map[string]string{"VIGIL_ADDR": s.URL, "VIGIL_TOKEN": tok.Auth.ClientToken, "HOME": t.TempDir()}, subst)
+	readCmds := shellCommands(block(t, section, "sh", 1, "the service's read"))
+	if len(readCmds) != 1 {
+		t.Fatalf("the service's block has %d commands, want 1", len(readCmds))
+	}
+	read := func() (user, password string) {
+		t.Helper()
+		c := readCmds[0]
+		c.line = strings.Replace(c.line, "vigil read ", "vigil read -format=json ", 1)
+		out, err := app.run(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var creds struct {
+			Data struct{ Username, Password string }
+		}
+		if err := json.Unmarshal([]byte(out), &creds); err != nil {
+			t.Fatalf("static-creds: %v", err)
+		}
+		return creds.Data.Username, creds.Data.Password
+	}
+	canRead := func(user, pw string) bool {
+		t.Helper()
+		return db.RunAs(t, user, pw, "SELECT * FROM features") == nil
+	}
+
+	u1, p1 := read()
+	if u1 != "llm_serving" || !canRead(u1, p1) {
+		t.Fatalf("first credentials: user %q, can read %v", u1, canRead(u1, p1))
+	}
+	rotate := block(t, section, "sh", 2, "the rotation")
+	operator.mustRun(rotate)
+	u2, p2 := read()
+	if u2 != "llm_serving_b" || !canRead(u2, p2) {
+		t.Fatalf("after a rotation: user %q, can read %v", u2, canRead(u2, p2))
+	}
+	if !canRead(u1, p1) {
+		t.Error("credentials read before the rotation stopped working at once")
+	}
+	operator.mustRun(rotate)
+	u3, p3 := read()
+	if u3 != "llm_serving" || p3 == p1 || !canRead(u3, p3) {
+		t.Fatalf("after a second rotation: user %q, can read %v", u3, canRead(u3, p3))
+	}
+	if canRead(u1, p1) {
+		t.Error("credentials two rotations old still work")
+	}
+	if !canRead(u2, p2) {
+		t.Error("the previous credentials stopped working")
+	}
+}
