@@ -18,7 +18,7 @@ const module = "github.com/vigil-secrets/vigil"
 // Layer groups, by package path relative to the module.
 var (
 	layer0 = []string{"api", "internal/logical", "internal/clock", "internal/secret", "internal/shamir", "internal/auditlog", "internal/jsonenc", "internal/glob"}
-	layer1 = []string{"internal/storage", "internal/policy", "internal/framework", "internal/config", "internal/logging"}
+	layer1 = []string{"internal/storage", "internal/policy", "internal/passwordpolicy", "internal/framework", "internal/config", "internal/logging"}
 	// testHelpers are imported only from _test.go files.
 	testHelpers = []string{"internal/storage/storagetest", "internal/logical/logicaltest", "internal/testcluster", "internal/pgtest", "internal/jwks/jwkstest", "internal/seal/pkcs11/softhsmtest"}
 )
@@ -44,11 +44,12 @@ var rules = map[string]rule{
 	"internal/glob":     {nil, "leaf: Vault's '*' globs, for bound claims, service-account names and policy globs"},
 	"internal/jwks":     {nil, "leaf: key sets and JWS signature verification, shared by the auth methods"},
 
-	"internal/storage":   {nil, "physical storage knows nothing above it"},
-	"internal/policy":    {nil, "policy stays pure: parse, compile, check"},
-	"internal/framework": {[]string{"internal/logical"}, "a toolkit for mounts over the mount contract"},
-	"internal/config":    {nil, "config files decode to typed structs with no runtime imports"},
-	"internal/logging":   {nil, "leaf"},
+	"internal/storage":        {nil, "physical storage knows nothing above it"},
+	"internal/policy":         {nil, "policy stays pure: parse, compile, check"},
+	"internal/passwordpolicy": {nil, "password policies stay pure: parse, generate"},
+	"internal/framework":      {[]string{"internal/logical"}, "a toolkit for mounts over the mount contract"},
+	"internal/config":         {nil, "config files decode to typed structs with no runtime imports"},
+	"internal/logging":        {nil, "leaf"},
 
 	"internal/storage/inmem":    {[]string{"internal/storage"}, "backends see only the storage contract"},
 	"internal/storage/bolt":     {[]string{"internal/storage"}, "backends see only the storage contract"},
