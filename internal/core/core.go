@@ -137,6 +137,10 @@ type Core struct {
 	genMu sync.Mutex
 	gen   *generateRoot
 
+	// passwordPolicies is read through the barrier, which refuses it
+	// while sealed.
+	passwordPolicies *passwordPolicies
+
 	// audit records requests; its devices are opened at unseal.
 	audit      *audit.Broker
 	auditState *auditState // set while unsealed
@@ -182,6 +186,7 @@ func New(cfg Config) (*Core, error) {
 		logins:  newLoginLimiter(cfg.LoginRate, cfg.LoginBurst),
 		audit:   audit.NewBroker(),
 	}
+	c.passwordPolicies = &passwordPolicies{view: c.barrier.View(passwordPolicyView)}
 	c.sealed.Store(true)
 	c.sys = newSystemBackend(c)
 	return c, nil

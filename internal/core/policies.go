@@ -90,15 +90,24 @@ func policyName(name string) (string, error) {
 
 // get returns the stored policy, or logical.ErrNotFound.
 func (ps *policyStore) get(ctx context.Context, name string) (*storedPolicy, error) {
-	raw, err := ps.view.Get(ctx, name)
-	if err != nil {
+	var sp storedPolicy
+	if err := readJSON(ctx, ps.view, name, &sp); err != nil {
 		return nil, err
 	}
-	var sp storedPolicy
-	if err := json.Unmarshal(raw, &sp); err != nil {
-		return nil, fmt.Errorf("core: decode policy %q: %w", name, err)
-	}
 	return &sp, nil
+}
+
+// readJSON decodes the JSON entry at key of view into v; a missing entry
+// is an error wrapping logical.ErrNotFound.
+func readJSON(ctx context.Context, view logical.Storage, key string, v any) error {
+	raw, err := view.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("core: decode %q: %w", key, err)
+	}
+	return nil
 }
 
 // put parses text, stores it under name and drops every cached ACL.

@@ -114,6 +114,7 @@ func newSystemBackend(c *Core) logical.Backend {
 	}
 	paths = append(paths, s.authPaths(mountFields, tuneFields)...)
 	paths = append(paths, s.policyPaths()...)
+	paths = append(paths, s.passwordPolicyPaths()...)
 	paths = append(paths, s.leasePaths()...)
 	paths = append(paths, s.capabilityPaths()...)
 	paths = append(paths, s.auditPaths()...)

@@ -21,6 +21,11 @@ var (
 	ErrUnsupportedOperation = errors.New("unsupported operation")
 	// ErrInvalidRequest: the request is malformed (400).
 	ErrInvalidRequest = errors.New("invalid request")
+	// ErrPasswordPolicyNotFound: [SystemView.GeneratePasswordFromPolicy]
+	// was given a name no password policy has. The mount that asked turns
+	// it into its own answer (a 400 naming the setting that holds the
+	// name); the HTTP layer does not map it.
+	ErrPasswordPolicyNotFound = errors.New("password policy not found")
 )
 
 // CodedError is an error with an HTTP status and a message that is safe to

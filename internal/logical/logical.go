@@ -143,12 +143,18 @@ type Secret struct {
 }
 
 // SystemView is what a mount may learn about its configuration at request
-// time. Its values follow mount tuning.
+// time, and the server's services it may use. Its values follow mount
+// tuning.
 type SystemView interface {
 	// DefaultLeaseTTL is the mount's effective default lease TTL.
 	DefaultLeaseTTL() time.Duration
 	// MaxLeaseTTL is the mount's effective maximum lease TTL.
 	MaxLeaseTTL() time.Duration
+	// GeneratePasswordFromPolicy returns a new password from the named
+	// password policy (sys/policies/password/<name>). A name that is no
+	// policy's is an error wrapping [ErrPasswordPolicyNotFound], the
+	// caller's to fix.
+	GeneratePasswordFromPolicy(ctx context.Context, policyName string) (string, error)
 }
 
 // Backend is a mount: a secrets engine or an auth method.

@@ -18,8 +18,12 @@ var t0 = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 // mountMaxTTL is the test mount's maximum lease TTL.
 const mountMaxTTL = 768 * time.Hour
 
-// fixedSystem is a logical.SystemView with fixed TTLs.
-type fixedSystem struct{ def, max time.Duration }
+// fixedSystem is a logical.SystemView with fixed TTLs and no password
+// policies.
+type fixedSystem struct {
+	logicaltest.NoPasswordPolicies
+	def, max time.Duration
+}
 
 func (s fixedSystem) DefaultLeaseTTL() time.Duration { return s.def }
 func (s fixedSystem) MaxLeaseTTL() time.Duration     { return s.max }

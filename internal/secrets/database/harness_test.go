@@ -26,7 +26,7 @@ const (
 	mountMaxTTL     = 24 * time.Hour
 )
 
-type mountTTLs struct{}
+type mountTTLs struct{ logicaltest.NoPasswordPolicies }
 
 func (mountTTLs) DefaultLeaseTTL() time.Duration { return mountDefaultTTL }
 func (mountTTLs) MaxLeaseTTL() time.Duration     { return mountMaxTTL }

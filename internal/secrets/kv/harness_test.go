@@ -15,8 +15,12 @@ import (
 // t0 is the fake clock's start: nanoseconds show in the rendered times.
 var t0 = time.Date(2024, 5, 1, 10, 0, 0, 123456789, time.UTC)
 
-// fixedSystem is a logical.SystemView with fixed TTLs.
-type fixedSystem struct{ def, max time.Duration }
+// fixedSystem is a logical.SystemView with fixed TTLs and no password
+// policies.
+type fixedSystem struct {
+	logicaltest.NoPasswordPolicies
+	def, max time.Duration
+}
 
 func (s fixedSystem) DefaultLeaseTTL() time.Duration { return s.def }
 func (s fixedSystem) MaxLeaseTTL() time.Duration     { return s.max }
