@@ -18,9 +18,16 @@
 //
 // The SQL is run by a driver behind the [dbplugin.Database] contract;
 // PostgreSQL (internal/secrets/database/postgres) is the one driver so far,
-// chosen by plugin_name. Password policies are not implemented: passwords
-// come from the built-in generator (20 characters of letters, digits and
-// '-', at least one of each kind), and a named password_policy is refused.
+// chosen by plugin_name.
+//
+// Every password the engine sets (an issued user's, a static role's, the
+// admin's on rotate-root) comes from the connection's password_policy, a
+// policy of the server's (sys/policies/password/<name>) asked for through
+// the mount's [logical.SystemView]; a connection without one uses the
+// built-in generator (20 characters of letters, digits and '-', at least
+// one of each kind, like Vault's default policy). The policy must exist
+// when the connection is written; if it is deleted later, the requests
+// that need a password fail with a 400 naming it.
 //
 // # Storage layout
 //

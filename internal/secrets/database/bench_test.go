@@ -62,7 +62,7 @@ func BenchmarkPeriodicIdle(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			now := time.Now()
-			lb, err := Factory(b.Context(), &logical.BackendConfig{Now: func() time.Time { return now }, System: mountTTLs{}})
+			lb, err := Factory(b.Context(), &logical.BackendConfig{Now: func() time.Time { return now }, System: &testSystem{}})
 			if err != nil {
 				b.Fatal(err)
 			}

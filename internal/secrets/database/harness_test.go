@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
+	"github.com/vigil-secrets/vigil/internal/passwordpolicy"
 	"github.com/vigil-secrets/vigil/internal/pgtest"
 )
 
@@ -26,10 +28,27 @@ const (
 	mountMaxTTL     = 24 * time.Hour
 )
 
-type mountTTLs struct{ logicaltest.NoPasswordPolicies }
+// testSystem is the test engine's SystemView: the mount's TTLs, and the
+// server's password policies, which the test sets (setPasswordPolicy).
+type testSystem struct {
+	mu       sync.Mutex
+	policies map[string]*passwordpolicy.Policy
+}
 
-func (mountTTLs) DefaultLeaseTTL() time.Duration { return mountDefaultTTL }
-func (mountTTLs) MaxLeaseTTL() time.Duration     { return mountMaxTTL }
+func (*testSystem) DefaultLeaseTTL() time.Duration { return mountDefaultTTL }
+func (*testSystem) MaxLeaseTTL() time.Duration     { return mountMaxTTL }
+
+// GeneratePasswordFromPolicy implements logical.SystemView as the core
+// does.
+func (s *testSystem) GeneratePasswordFromPolicy(_ context.Context, name string) (string, error) {
+	s.mu.Lock()
+	p := s.policies[name]
+	s.mu.Unlock()
+	if p == nil {
+		return "", fmt.Errorf("%w: %q", logical.ErrPasswordPolicyNotFound, name)
+	}
+	return p.Generate(), nil
+}
 
 // engine drives a database engine as the request pipeline does, over
 // in-memory storage, against a database of its own on the shared test
@@ -48,6 +67,8 @@ type engine struct {
 	// are the test's calls, one at a time); wakes counts its Wake calls.
 	logs  *bytes.Buffer
 	wakes atomic.Int32
+	// system is the mount's SystemView, kept across backends.
+	system *testSystem
 	// failPuts makes every storage write fail.
 	failPuts atomic.Bool
 }
@@ -55,7 +76,8 @@ type engine struct {
 func newEngine(t testing.TB) *engine {
 	t.Helper()
 	start := time.Now()
-	e := &engine{t: t, s: logicaltest.New(), clk: clock.NewFake(start), db: pgtest.New(t), start: start, logs: &bytes.Buffer{}}
+	e := &engine{t: t, s: logicaltest.New(), clk: clock.NewFake(start), db: pgtest.New(t), start: start, logs: &bytes.Buffer{},
+		system: &testSystem{policies: map[string]*passwordpolicy.Policy{}}}
 	e.b = e.newBackend()
 	return e
 }
@@ -64,7 +86,7 @@ func newEngine(t testing.TB) *engine {
 // each unseal (over the same storage).
 func (e *engine) newBackend() *backend {
 	e.t.Helper()
-	lb, err := Factory(e.t.Context(), &logical.BackendConfig{Now: e.clk.Now, System: mountTTLs{}, MountPoint: "database/",
+	lb, err := Factory(e.t.Context(), &logical.BackendConfig{Now: e.clk.Now, System: e.system, MountPoint: "database/",
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Wake:   func() { e.wakes.Add(1) }})
 	if err != nil {
@@ -73,6 +95,24 @@ func (e *engine) newBackend() *backend {
 	b := lb.(*backend)
 	e.t.Cleanup(func() { b.Cleanup(context.Background()) })
 	return b
+}
+
+// setPasswordPolicy writes (or, with text "", deletes) the server's
+// password policy name, and returns it parsed.
+func (e *engine) setPasswordPolicy(name, text string) *passwordpolicy.Policy {
+	e.t.Helper()
+	e.system.mu.Lock()
+	defer e.system.mu.Unlock()
+	if text == "" {
+		delete(e.system.policies, name)
+		return nil
+	}
+	p, err := passwordpolicy.Parse(text)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.system.policies[name] = p
+	return p
 }
 
 // storage is the engine's storage as its requests see it.

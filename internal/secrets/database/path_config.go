@@ -31,6 +31,7 @@ type configEntry struct {
 	MaxIdleConnections     int           `json:"max_idle_connections"`
 	MaxConnectionLifetime  time.Duration `json:"max_connection_lifetime"`
 	UsernameTemplate       string        `json:"username_template,omitempty"`
+	PasswordPolicy         string        `json:"password_policy,omitempty"`
 	RootRotationStatements []string      `json:"root_rotation_statements,omitempty"`
 }
 
@@ -162,7 +163,8 @@ func (b *backend) pathConfig() *framework.Path {
 			"root_rotation_statements": {Type: framework.TypeStringSlice,
 				Description: "Statements that set the admin user's password on rotate-root ({{username}}, {{password}})."},
 			"password_policy": {Type: framework.TypeString,
-				Description: "A password policy; not supported yet: passwords come from the built-in generator."},
+				Description: "The password policy (sys/policies/password/<name>) the engine's passwords come from: " +
+					"issued users', static roles' and the admin's. Empty: the built-in generator."},
 			"connection_url": {Type: framework.TypeString,
 				Description: "The connection URL or DSN, with {{username}} and {{password}} standing for the admin credentials."},
 			"username": {Type: framework.TypeString, Description: "The admin user."},
@@ -216,7 +218,7 @@ func (b *backend) handleConfigRead(ctx context.Context, req *logical.Request, d 
 		"connection_details":                 details,
 		"allowed_roles":                      nonNil(c.AllowedRoles),
 		"root_credentials_rotate_statements": nonNil(c.RootRotationStatements),
-		"password_policy":                    "",
+		"password_policy":                    c.PasswordPolicy,
 		"verify_connection":                  c.VerifyConnection,
 	}}, nil
 }
@@ -282,6 +284,13 @@ func (b *backend) handleConfigWrite(ctx context.Context, req *logical.Request, d
 	if _, err := parseUsernameTemplate(c.UsernameTemplate, b.now); err != nil {
 		return nil, err
 	}
+	if c.PasswordPolicy != "" {
+		// The policy must exist: a password made and thrown away proves
+		// it, as the creds requests will use it.
+		if _, err := b.newPassword(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	db, err := c.open()
 	if err != nil {
 		return nil, configError(err)
@@ -326,8 +335,8 @@ func (c *configEntry) update(d *framework.FieldData, create bool) error {
 	if v := d.String("plugin_version"); v != "" {
 		return logical.BadRequest("plugin_version %q is not available: only the built-in driver is", v)
 	}
-	if p := d.String("password_policy"); p != "" {
-		return logical.BadRequest("password policies are not supported yet; leave password_policy empty to use the built-in generator")
+	if d.Has("password_policy") {
+		c.PasswordPolicy = d.String("password_policy")
 	}
 	if d.Has("connection_url") {
 		c.ConnectionURL = d.String("connection_url")
@@ -430,7 +439,9 @@ func (b *backend) handleRotateRoot(ctx context.Context, req *logical.Request, d 
 		return nil, dbError(err)
 	}
 	next := *c
-	next.Password = generatePassword()
+	if next.Password, err = b.newPassword(ctx, c); err != nil {
+		return nil, err
+	}
 	key := configPrefix + name
 	err = b.setPassword(ctx, db, c.Username, next.Password, c.RootRotationStatements,
 		func(ctx context.Context) error { return putJSON(ctx, req.Storage, key, &next) },

@@ -80,7 +80,7 @@ func TestConfigRefused(t *testing.T) {
 		{"unknown plugin", `{"plugin_name":"mysql-database-plugin","connection_url":"x"}`, `plugin_name "mysql-database-plugin" is not supported`},
 		{"no plugin", `{"connection_url":"x"}`, "plugin_name is required"},
 		{"no URL", `{"plugin_name":"postgresql-database-plugin"}`, "connection_url is required"},
-		{"password policy", e.configBody(e.db.User, e.db.Password, `"password_policy":"strong"`), "password policies are not supported"},
+		{"unknown password policy", e.configBody(e.db.User, e.db.Password, `"password_policy":"strong"`), `password_policy "strong" of database "bad" does not exist`},
 		{"plugin version", e.configBody(e.db.User, e.db.Password, `"plugin_version":"v1.2.3"`), "plugin_version"},
 		{"template syntax", e.configBody(e.db.User, e.db.Password, `"username_template":"{{.RoleName"`), "invalid username_template"},
 		{"template too long", e.configBody(e.db.User, e.db.Password, `"username_template":"{{random 64}}"`), "limit is 63"},

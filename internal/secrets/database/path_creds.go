@@ -72,7 +72,10 @@ func (b *backend) handleCreds(ctx context.Context, req *logical.Request, d *fram
 		return nil, dbError(err)
 	}
 	ttl, maxTTL := b.ttls(r)
-	password := generatePassword()
+	password, err := b.newPassword(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	err = db.NewUser(ctx, dbplugin.NewUserRequest{
 		Username:   username,
 		Password:   password,

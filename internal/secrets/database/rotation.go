@@ -196,7 +196,11 @@ func (b *backend) rotate(ctx context.Context, s logical.Storage, name string, r 
 	}
 	next := *r
 	next.CurrentUser = r.rotationTarget()
-	next.Password = storedPassword{generatePassword()}
+	password, err := b.newPassword(ctx, c)
+	if err != nil {
+		return err
+	}
+	next.Password = storedPassword{password}
 	next.LastRotation = b.now()
 	key := staticRolePrefix + name
 	undo := func(ctx context.Context) error {
