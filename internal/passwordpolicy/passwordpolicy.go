@@ -333,6 +333,36 @@ func (p *Policy) Generate() string {
 	return pw
 }
 
+// Check reports why pw cannot be a password of p, nil if it can: its
+// length is not Length, a character is in no charset, or a rule's
+// min-chars is not met. The error does not quote the password.
+func (p *Policy) Check(pw string) error {
+	if !utf8.ValidString(pw) {
+		return errors.New("the password is not UTF-8")
+	}
+	rs := []rune(pw)
+	if len(rs) != p.Length {
+		return fmt.Errorf("the password has %d characters, not %d", len(rs), p.Length)
+	}
+	for i, c := range rs {
+		if _, found := slices.BinarySearch(p.alphabet, c); !found {
+			return fmt.Errorf("character %d of the password is in no charset", i+1)
+		}
+	}
+	for i, r := range p.Rules {
+		n := 0
+		for _, c := range rs {
+			if _, found := slices.BinarySearch(r.runes, c); found {
+				n++
+			}
+		}
+		if n < r.MinChars {
+			return fmt.Errorf("rule %d: the password has %d characters of its charset, not at least %d", i+1, n, r.MinChars)
+		}
+	}
+	return nil
+}
+
 // source hands out uniform choices from crypto/rand bytes, read in blocks.
 type source struct {
 	buf  [64]byte

@@ -139,31 +139,29 @@ func manyChars(n int) string {
 	return b.String()
 }
 
-// check reports what is wrong with pw under p, "" if nothing.
-func check(p *Policy, pw string) string {
-	if !utf8.ValidString(pw) {
-		return "not UTF-8"
+func TestCheck(t *testing.T) {
+	p, err := Parse("length = 6\nrule \"charset\" { charset = \"abc\" min-chars = 2 }\nrule \"charset\" { charset = \"cde\" min-chars = 3 }")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := utf8.RuneCountInString(pw); n != p.Length {
-		return fmt.Sprintf("%d characters, want %d", n, p.Length)
-	}
-	for _, c := range pw {
-		if !strings.ContainsRune(p.Alphabet(), c) {
-			return fmt.Sprintf("%q is not in the alphabet", c)
+	for pw, want := range map[string]string{
+		"abcdee":         "",
+		"aacccc":         "", // c counts for both rules
+		"abcde":          "the password has 5 characters, not 6",
+		"abcdeee":        "the password has 7 characters, not 6",
+		"abcdex":         "character 6 of the password is in no charset",
+		"abddee":         "",
+		"addeee":         "rule 1: the password has 1 characters of its charset, not at least 2",
+		"aabbde":         "rule 2: the password has 2 characters of its charset, not at least 3",
+		"ab\xffdee":      "the password is not UTF-8",
+		"abcdé\u0301":    "character 5 of the password is in no charset",
+		"ééééé" + "\x00": "character 1 of the password is in no charset",
+	} {
+		err := p.Check(pw)
+		if got := fmt.Sprint(err); want == "" && err != nil || want != "" && got != want {
+			t.Errorf("Check(%q) = %v, want %q", pw, err, want)
 		}
 	}
-	for i, r := range p.Rules {
-		n := 0
-		for _, c := range pw {
-			if strings.ContainsRune(r.Charset, c) {
-				n++
-			}
-		}
-		if n < r.MinChars {
-			return fmt.Sprintf("rule %d: %d characters of %q, want at least %d", i+1, n, r.Charset, r.MinChars)
-		}
-	}
-	return ""
 }
 
 // TestGenerateMeetsEveryRule generates many passwords from policies whose
@@ -193,8 +191,8 @@ func TestGenerateMeetsEveryRule(t *testing.T) {
 		seen := map[string]bool{}
 		for range 2000 {
 			pw := p.Generate()
-			if problem := check(p, pw); problem != "" {
-				t.Fatalf("%q from\n%s\n%s", pw, text, problem)
+			if err := p.Check(pw); err != nil {
+				t.Fatalf("%q from\n%s\n%v", pw, text, err)
 			}
 			seen[pw] = true
 		}
@@ -340,8 +338,8 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("rendering changed the policy:\n%s\n%s", render(p), render(again))
 		}
 		for range 3 {
-			if pw := p.Generate(); check(p, pw) != "" {
-				t.Fatalf("%q: %s", pw, check(p, pw))
+			if pw := p.Generate(); p.Check(pw) != nil {
+				t.Fatalf("%q: %v", pw, p.Check(pw))
 			}
 		}
 	})
