@@ -111,6 +111,7 @@ func runSuite(t *testing.T, newTarget func(t *testing.T) *target) {
 		{"TokensAndAppRole", testTokensAndAppRole},
 		{"Database", testDatabase},
 		{"DatabaseStatic", testDatabaseStatic},
+		{"PasswordPolicies", testPasswordPolicies},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := newTarget(t)

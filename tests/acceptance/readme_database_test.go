@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,8 +18,9 @@ import (
 
 // TestREADMEDatabase runs section 10 of the README as written, on a real
 // PostgreSQL: the server side, a job's read of its own user (which can
-// log in and read the feature table), and the revocation of every user
-// of the role (which cannot log in any more).
+// log in and read the feature table), the revocation of every user of the
+// role (which cannot log in any more), and a password policy for the
+// connection (the job's next user has a password from it, and logs in).
 func TestREADMEDatabase(t *testing.T) {
 	section := readmeSection(t, "### 10. A training job with its own database user")
 	db := pgtest.New(t)
@@ -73,13 +75,49 @@ func TestREADMEDatabase(t *testing.T) {
 		t.Error("the job's token reads the role's definition")
 	}
 
-	operator.mustRun(block(t, section, "sh", 2, "the revocation of every user of the role"))
+	revoke := block(t, section, "sh", 2, "the revocation of every user of the role")
+	operator.mustRun(revoke)
 	if db.RoleExists(t, user) {
 		t.Error("the user outlived the revocation of its role's leases")
 	}
 	if err := db.RunAs(t, user, creds.Data.Password, "SELECT 1"); err == nil {
 		t.Error("the revoked user still logs in")
 	}
+
+	// The password policy: written, tried, and named on the connection;
+	// the job's next user has a password from it, and logs in.
+	policyCmds := shellCommands(block(t, section, "sh", 3, "the password policy"))
+	if len(policyCmds) != 3 || policyCmds[0].stdin == "" {
+		t.Fatalf("the password policy's block has %d commands, want 3, the first with the policy", len(policyCmds))
+	}
+	policy := policyCmds[0].stdin
+	for _, c := range policyCmds {
+		out, err := operator.run(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(c.line, "/generate") {
+			f := strings.Fields(out)
+			if i := slices.Index(f, "password"); i < 0 || i+1 >= len(f) || policyProblem(policy, f[i+1]) != "" {
+				t.Errorf("%s answered %q", c.line, out)
+			}
+		}
+	}
+	out, err = job.run(cmds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &creds); err != nil {
+		t.Fatalf("the job's read: %v\n%s", err, out)
+	}
+	db.DropRoleAtEnd(t, creds.Data.Username)
+	if problem := policyProblem(policy, creds.Data.Password); problem != "" {
+		t.Errorf("the job's password %q: %s", creds.Data.Password, problem)
+	}
+	if err := db.RunAs(t, creds.Data.Username, creds.Data.Password, "SELECT * FROM features"); err != nil {
+		t.Fatalf("the job's user cannot read the features: %v", err)
+	}
+	operator.mustRun(revoke)
 }
 
 // TestREADMEStaticRole runs section 11 of the README as written, after
