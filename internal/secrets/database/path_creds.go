@@ -225,16 +225,24 @@ func (b *backend) renewCreds(ctx context.Context, req *logical.Request) (*logica
 // revokeCreds removes the user, and the intent that covered it if the
 // lease was revoked before it was confirmed (its storage failed). A user
 // already gone is not an error.
+//
+// When the user cannot be removed, the rollback job is woken: if this was
+// the pipeline undoing a secret whose lease it could not store, no lease
+// retries the revocation, and the intent is all that is left of the user.
 func (b *backend) revokeCreds(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	u, err := parseLease(req.Secret)
 	if err != nil {
 		return nil, err
 	}
+	intent, _ := req.Secret.InternalData[internalIntent].(string)
 	if err := b.dropUser(ctx, req.Storage, u); err != nil {
+		if intent != "" {
+			b.wake()
+		}
 		return nil, err
 	}
-	if id, _ := req.Secret.InternalData[internalIntent].(string); id != "" {
-		if err := framework.DeleteIntent(ctx, req.Storage, id); err != nil {
+	if intent != "" {
+		if err := framework.DeleteIntent(ctx, req.Storage, intent); err != nil {
 			return nil, err
 		}
 	}

@@ -27,8 +27,9 @@ import (
 // gone, is not an error. A failed drop backs off (10 s, doubling, at most
 // 10 minutes) and the record stays. The periodic work runs at once at
 // unseal, so records left by a crash are handled then; it is woken when a
-// creation could not be undone, and comes back for each younger record
-// when it reaches the minimum age. Other records are found within the
+// creation could not be undone or a user could not be dropped, and comes
+// back for each younger record it saw when that reaches the minimum age.
+// A record it has not seen (none is expected) is found within the
 // scheduler's longest interval (10 minutes) past that age.
 
 // intentCredsUser is the kind of the intent a creds request records.

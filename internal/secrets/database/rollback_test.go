@@ -228,7 +228,8 @@ func TestCredsFailures(t *testing.T) {
 
 // TestRevokeBeforeConfirmation is the pipeline's answer to a lease it
 // could not store: it revokes the secret at once, which drops the user and
-// deletes the intent, so the rollback job has nothing left to do.
+// deletes the intent, so the rollback job has nothing left to do. When
+// that revocation fails, the intent stays and the rollback job is woken.
 func TestRevokeBeforeConfirmation(t *testing.T) {
 	e := newEngine(t)
 	e.configure("ml", "")
@@ -240,7 +241,20 @@ func TestRevokeBeforeConfirmation(t *testing.T) {
 	if err := e.db.RunAs(t, user, pw, "SELECT 1"); err == nil || e.db.RoleExists(t, user) {
 		t.Fatalf("the revoked user can still log in (%v) or exists", err)
 	}
-	if ins := e.intents(); len(ins) != 0 {
-		t.Fatalf("intents left after the revocation: %+v", ins)
+	if ins := e.intents(); len(ins) != 0 || e.wakes.Load() != 0 {
+		t.Fatalf("intents left after the revocation: %+v (%d wakes)", ins, e.wakes.Load())
 	}
+
+	e.must(logical.UpdateOperation, "roles/reader", `{"revocation_statements":["SELECT 1/0"]}`)
+	user, pw, s = e.creds("reader")
+	if _, err := e.lease(logical.RevokeOperation, s, 0); err == nil {
+		t.Fatal("a revocation whose statement fails succeeded")
+	}
+	if ins := e.intents(); len(ins) != 1 || e.wakes.Load() != 1 {
+		t.Fatalf("after a failed revocation: intents %+v, %d wakes", ins, e.wakes.Load())
+	}
+	if !e.db.RoleExists(t, user) {
+		t.Fatal("the user is gone although its revocation failed")
+	}
+	noPassword(t, e.logs.String(), pw)
 }
