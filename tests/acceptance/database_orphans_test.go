@@ -58,7 +58,7 @@ func TestDatabaseLeaseStoreFails(t *testing.T) {
 	clk := clock.NewFake(time.Now())
 	var phys *storagetest.Faulty
 	s := testcluster.New(t, testcluster.Options{InMemory: true, Clock: clk, WrapStorage: func(b storage.Backend) storage.Backend {
-		phys = storagetest.NewFaulty(b)
+		phys = storagetest.NewFaulty(b.(storage.Transactional))
 		return phys
 	}})
 	root := vaultClient(t, &target{URL: s.URL, RootToken: s.RootToken})

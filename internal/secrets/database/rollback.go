@@ -21,9 +21,12 @@ import (
 // failed too.
 //
 // The mount's periodic work drops the users of the records older than
-// rollbackMinAge, which is longer than any request takes (a younger
-// record may belong to a request in flight), and then deletes the
-// records. Dropping is idempotent: a user that was never created, or is
+// rollbackMinAge, and then deletes the records. A younger record may
+// belong to a request in flight: the minimum age must exceed the longest
+// request (the HTTP layer's max_request_duration, 90 s by default). On a
+// server configured to let requests run longer, a request slower than
+// that could hand out a user already dropped (its lease then finds it
+// gone: no user is left behind, but the credentials do not work). Dropping is idempotent: a user that was never created, or is
 // gone, is not an error. A failed drop backs off (10 s, doubling, at most
 // 10 minutes) and the record stays. The periodic work runs at once at
 // unseal, so records left by a crash are handled then; it is woken when a

@@ -12,14 +12,14 @@ import (
 // ErrInjected is the failure a [Faulty] backend injects.
 var ErrInjected = errors.New("storagetest: injected write failure")
 
-// Faulty is a backend that passes everything to another and fails the
-// writes (puts and deletes, alone or in a transaction) of the keys a test
-// chooses: a store that fails at one moment, for one kind of record (the
-// leases, say), while the rest of the server works. It is a
-// [storage.Transactional]: a transaction with a chosen key fails as a
-// whole and writes nothing.
+// Faulty is a backend that passes everything to a transactional backend
+// (inmem and bolt are) and fails the writes (puts and deletes, alone or in
+// a transaction) of the keys a test chooses: a store that fails at one
+// moment, for one kind of record (the leases, say), while the rest of the
+// server works. A transaction with a chosen key fails as a whole and
+// writes nothing.
 type Faulty struct {
-	storage.Backend
+	storage.Transactional
 	mu   sync.Mutex
 	fail func(key string) bool
 }
@@ -27,7 +27,7 @@ type Faulty struct {
 var _ storage.Transactional = (*Faulty)(nil)
 
 // NewFaulty wraps b, failing nothing yet.
-func NewFaulty(b storage.Backend) *Faulty { return &Faulty{Backend: b} }
+func NewFaulty(b storage.Transactional) *Faulty { return &Faulty{Transactional: b} }
 
 // FailWrites makes the writes of the keys match reports fail with
 // [ErrInjected], from now on; nil makes every write pass again.
@@ -53,7 +53,7 @@ func (f *Faulty) Put(ctx context.Context, key string, value []byte) error {
 	if err := f.check(key); err != nil {
 		return err
 	}
-	return f.Backend.Put(ctx, key, value)
+	return f.Transactional.Put(ctx, key, value)
 }
 
 // Delete implements [storage.Backend].
@@ -61,11 +61,10 @@ func (f *Faulty) Delete(ctx context.Context, key string) error {
 	if err := f.check(key); err != nil {
 		return err
 	}
-	return f.Backend.Delete(ctx, key)
+	return f.Transactional.Delete(ctx, key)
 }
 
-// Transaction implements [storage.Transactional]: atomically when the
-// wrapped backend is transactional, else one write after the other.
+// Transaction implements [storage.Transactional].
 func (f *Faulty) Transaction(ctx context.Context, ops []storage.Op) error {
 	keys := make([]string, len(ops))
 	for i, op := range ops {
@@ -74,19 +73,5 @@ func (f *Faulty) Transaction(ctx context.Context, ops []storage.Op) error {
 	if err := f.check(keys...); err != nil {
 		return err
 	}
-	if tb, ok := f.Backend.(storage.Transactional); ok {
-		return tb.Transaction(ctx, ops)
-	}
-	for _, op := range ops {
-		var err error
-		if op.Delete {
-			err = f.Backend.Delete(ctx, op.Key)
-		} else {
-			err = f.Backend.Put(ctx, op.Key, op.Value)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return f.Transactional.Transaction(ctx, ops)
 }
