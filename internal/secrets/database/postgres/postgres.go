@@ -353,7 +353,7 @@ func (db *DB) NewUser(ctx context.Context, req dbplugin.NewUserRequest) error {
 		rerr = errors.Join(rerr, derr)
 	}
 	if rerr != nil {
-		return errors.Join(err, fmt.Errorf("undoing the failed creation: %w", rerr))
+		return &dbplugin.UndoError{Err: errors.Join(err, fmt.Errorf("undoing the failed creation: %w", rerr))}
 	}
 	return err
 }
