@@ -120,11 +120,23 @@ func (c *Core) stopLeases(ctx context.Context) {
 	c.leases = nil
 }
 
+// undoTimeout bounds the revocation of a secret whose lease could not be
+// stored or confirmed. It runs even when the client has gone (its
+// request's context is cancelled): the secret must not outlive the
+// request that failed.
+const undoTimeout = 30 * time.Second
+
 // registerLease puts the secret a mount handed out under a lease: TTL
-// from the mount's defaults and maximum, owned by the caller's token. If
-// the lease cannot be stored, the secret is revoked at once through its
-// mount, so that nothing outlives its record.
-func (c *Core) registerLease(ctx context.Context, route *mount.Route, path string, te *token.Entry, s *logical.Secret) error {
+// from the mount's defaults and maximum, owned by the caller's token, and
+// tells the mount the lease is stored (logical.LeaseConfirmer) through
+// lreq, the request that produced the secret.
+//
+// If the lease cannot be stored, the secret is revoked at once through
+// its mount, so that nothing outlives its record; if the mount cannot
+// take note of the lease, the lease is revoked at once. Either way the
+// request fails. A crash in between leaves the mount's intent record
+// (package framework), from which the mount undoes the secret on its own.
+func (c *Core) registerLease(ctx context.Context, route *mount.Route, lreq *logical.Request, path string, te *token.Entry, s *logical.Secret) error {
 	def, max := c.EffectiveTTLs(route.Entry.Config)
 	ttl := s.TTL
 	if ttl <= 0 {
@@ -150,14 +162,40 @@ func (c *Core) registerLease(ctx context.Context, route *mount.Route, path strin
 	})
 	if err != nil {
 		// Undo the secret: the lease that would have revoked it is lost.
+		undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+		defer cancel()
 		orphan := &lease.Lease{ID: path, Path: path, Kind: lease.KindSecret, InternalData: s.InternalData}
-		if rerr := (leaseBridge{c: c}).Revoke(ctx, orphan); rerr != nil {
-			c.log.Error("a secret whose lease could not be stored could not be revoked either", "path", path, "error", rerr)
+		if rerr := (leaseBridge{c: c}).Revoke(undo, orphan); rerr != nil {
+			c.log.Error("a secret whose lease could not be stored could not be revoked either; its mount undoes it later if it can",
+				"path", path, "error", rerr)
 		}
 		return fmt.Errorf("core: register lease: %w", err)
 	}
 	s.LeaseID, s.TTL = l.ID, ttl
+	if lc, ok := route.Backend.(logical.LeaseConfirmer); ok {
+		if err := lc.SecretRegistered(ctx, lreq, s); err != nil {
+			c.revokeUnconfirmed(ctx, l.ID)
+			return fmt.Errorf("core: confirm lease %q: %w", l.ID, err)
+		}
+	}
 	return nil
+}
+
+// revokeUnconfirmed revokes a lease its mount could not take note of: at
+// once if it can, else queued for the lease manager's retries.
+func (c *Core) revokeUnconfirmed(ctx context.Context, id string) {
+	undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	err := c.leases.Revoke(undo, id, false)
+	if err == nil {
+		return
+	}
+	if qerr := c.leases.RevokeAsync(undo, id); qerr != nil {
+		c.log.Error("a lease its mount could not confirm could not be revoked or queued; it is revoked when it expires",
+			"lease_id", id, "error", errors.Join(err, qerr))
+		return
+	}
+	c.log.Warn("a lease its mount could not confirm is queued for revocation", "lease_id", id, "error", err)
 }
 
 // leaseError turns the expiration manager's sentinel errors into the 400s

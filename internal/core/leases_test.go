@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/inmem"
+	"github.com/vigil-secrets/vigil/internal/storage/storagetest"
 )
 
 // credsEngine is a test secrets engine that hands out leased "users" and
@@ -26,6 +27,10 @@ type credsEngine struct {
 	revoked []string
 	done    chan string
 	fail    bool
+	// registered lists the leases the pipeline confirmed (with the
+	// request path it gave); failConfirm makes the confirmation fail.
+	registered  []string
+	failConfirm bool
 }
 
 func (e *credsEngine) factory(context.Context, *logical.BackendConfig) (logical.Backend, error) {
@@ -59,6 +64,18 @@ func (e *credsEngine) factory(context.Context, *logical.BackendConfig) (logical.
 			}
 			return nil, nil
 		},
+		Registered: func(_ context.Context, req *logical.Request, s *logical.Secret) error {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if req.Storage == nil || s.LeaseID == "" {
+				return errors.New("confirmed without storage or lease id")
+			}
+			if e.failConfirm {
+				return errors.New("cannot take note")
+			}
+			e.registered = append(e.registered, req.Path+" "+s.LeaseID)
+			return nil
+		},
 	}
 	return framework.NewBackend("test creds", []*framework.Path{{
 		Pattern:    "creds/(?P<role>\\w+)",
@@ -70,6 +87,12 @@ func (e *credsEngine) revokedUsers() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]string(nil), e.revoked...)
+}
+
+func (e *credsEngine) confirmed() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.registered...)
 }
 
 // leaseFixture is an unsealed core with a fake clock and the test engine
@@ -271,4 +294,63 @@ func TestDisableRevokesMountLeases(t *testing.T) {
 	if _, err := f.do(t, logical.ListOperation, "sys/leases/lookup/creds/", nil); !errors.Is(err, logical.ErrNotFound) {
 		t.Fatalf("leases left after disable: %v", err)
 	}
+}
+
+// TestLeaseConfirmation: the pipeline tells the mount once a secret's
+// lease is stored; when the lease cannot be stored the secret is revoked
+// through the mount at once and the mount is never told; when the mount
+// cannot take note, the stored lease is revoked at once. Both failures
+// fail the request and leave no lease.
+func TestLeaseConfirmation(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	eng := &credsEngine{}
+	phys := storagetest.NewFaulty(inmem.New())
+	f := leaseFixture(t, phys, clk, eng)
+	f.unsealWith(t, f.keys)
+	if _, err := f.do(t, logical.UpdateOperation, "sys/mounts/creds", map[string]any{"type": "creds"}); err != nil {
+		t.Fatal(err)
+	}
+	noLeases := func(what string) {
+		t.Helper()
+		if _, err := f.do(t, logical.ListOperation, "sys/leases/lookup/creds/creds/ro/", nil); !errors.Is(err, logical.ErrNotFound) {
+			t.Fatalf("%s: leases listed: %v", what, err)
+		}
+	}
+
+	resp, err := f.do(t, logical.ReadOperation, "creds/creds/ro", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eng.confirmed(); !reflect.DeepEqual(got, []string{"creds/ro " + resp.Secret.LeaseID}) {
+		t.Fatalf("confirmed %q, want the one lease %s", got, resp.Secret.LeaseID)
+	}
+	if _, err := f.do(t, logical.UpdateOperation, "sys/leases/revoke", map[string]any{"lease_id": resp.Secret.LeaseID}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The lease store fails: user-b is revoked before the answer.
+	phys.FailWrites(func(k string) bool { return strings.HasPrefix(k, leaseView+"id/") })
+	if _, err := f.do(t, logical.ReadOperation, "creds/creds/ro", nil); !errors.Is(err, storagetest.ErrInjected) {
+		t.Fatalf("creds with the lease store failing: %v", err)
+	}
+	phys.FailWrites(nil)
+	if got := eng.revokedUsers(); !reflect.DeepEqual(got, []string{"user-a", "user-b"}) {
+		t.Fatalf("revoked %q, want user-b revoked at once", got)
+	}
+	if got := eng.confirmed(); len(got) != 1 {
+		t.Fatalf("a lease that was not stored was confirmed: %q", got)
+	}
+	noLeases("lease store failed")
+
+	// The mount cannot take note: the stored lease (user-c) is revoked.
+	eng.mu.Lock()
+	eng.failConfirm = true
+	eng.mu.Unlock()
+	if _, err := f.do(t, logical.ReadOperation, "creds/creds/ro", nil); err == nil || !strings.Contains(err.Error(), "cannot take note") {
+		t.Fatalf("creds with the confirmation failing: %v", err)
+	}
+	if got := eng.revokedUsers(); !reflect.DeepEqual(got, []string{"user-a", "user-b", "user-c"}) {
+		t.Fatalf("revoked %q, want user-c revoked at once", got)
+	}
+	noLeases("confirmation failed")
 }

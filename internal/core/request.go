@@ -192,7 +192,7 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 	if s := resp.Secret; s != nil {
 		if s.NoLease {
 			s.TTL = c.reportedTTL(route, s.TTL)
-		} else if err := c.registerLease(ctx, route, req.Path, te, s); err != nil {
+		} else if err := c.registerLease(ctx, route, lreq, req.Path, te, s); err != nil {
 			return nil, err
 		}
 	}

@@ -26,10 +26,15 @@
 // [TokenParams]) and the options for logins ([WithSpecialPaths],
 // [WithAuthRenew]).
 //
-// Beyond these, the package owns only request dispatch and field
-// decoding. It must not import anything internal but package logical, and
-// it keeps no state between requests: storage, locks and caches belong to
-// the mount.
+// Engines that create things outside Vigil (database users) record their
+// intent first with [PutIntent] and undo what stale records describe
+// ([ListIntents], [DeleteIntent]; see wal.go), the write-ahead log of
+// DESIGN.md §5.
+//
+// Beyond these, the package owns only request dispatch, field decoding
+// and the format of intent records. It must not import anything internal
+// but package logical, and it keeps no state between requests: storage
+// (intent records included), locks and caches belong to the mount.
 package framework
 
 import (
@@ -122,7 +127,10 @@ func WithAuthRenew(f AuthRenewFunc) Option {
 // SpecialPaths implements [logical.SpecialPather].
 func (b *Backend) SpecialPaths() logical.PathsSpecial { return b.special }
 
-var _ logical.Backend = (*Backend)(nil)
+var (
+	_ logical.Backend        = (*Backend)(nil)
+	_ logical.LeaseConfirmer = (*Backend)(nil)
+)
 
 // compiledPath is a Path with its regular expression and defaults prepared.
 type compiledPath struct {

@@ -28,6 +28,12 @@ type SecretType struct {
 	// Revoke undoes the secret (drops the user). It must be idempotent:
 	// a revocation interrupted by a crash is tried again.
 	Revoke SecretFunc
+	// Registered, when set, is told that the lease of a secret of this
+	// kind is stored (see [logical.LeaseConfirmer]): s is the secret,
+	// its LeaseID set. An engine deletes there the intent record that
+	// covered the secret until then. If it fails, the lease is revoked
+	// and the request fails.
+	Registered func(ctx context.Context, req *logical.Request, s *logical.Secret) error
 }
 
 // WithSecrets declares the lease kinds the backend hands out.
@@ -80,4 +86,14 @@ func (b *Backend) handleSecret(ctx context.Context, req *logical.Request) (*logi
 		resp = &logical.Response{}
 	}
 	return resp, nil
+}
+
+// SecretRegistered implements [logical.LeaseConfirmer]: it calls the
+// Registered func of the secret's kind, if it has one.
+func (b *Backend) SecretRegistered(ctx context.Context, req *logical.Request, s *logical.Secret) error {
+	kind, _ := s.InternalData[SecretTypeKey].(string)
+	if t := b.secrets[kind]; t != nil && t.Registered != nil {
+		return t.Registered(ctx, req, s)
+	}
+	return nil
 }

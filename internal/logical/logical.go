@@ -197,6 +197,25 @@ type Periodic interface {
 	Periodic(ctx context.Context, s Storage) (next time.Time, err error)
 }
 
+// LeaseConfirmer is implemented by backends that must know when the lease
+// of a secret they returned is stored. Until then a mount cannot tell a
+// secret whose lease will revoke it from one the pipeline failed to put
+// under a lease (storage failed, or the server stopped in between): an
+// engine that created something outside Vigil for the secret keeps its
+// intent record (package framework) until SecretRegistered, and undoes
+// the thing on its own if it never comes.
+//
+// The pipeline calls SecretRegistered after it stored the lease of the
+// Secret a mount returned (s.LeaseID is set) and before it answers, with
+// the request that produced it (req.Storage is the mount's). If it fails,
+// the pipeline revokes the lease at once (a [RevokeOperation] through the
+// mount) and answers the error. If the lease could not be stored, the
+// pipeline sends the mount a RevokeOperation for the secret at once
+// instead, and never calls SecretRegistered.
+type LeaseConfirmer interface {
+	SecretRegistered(ctx context.Context, req *Request, s *Secret) error
+}
+
 // BackendConfig is what a Factory receives.
 type BackendConfig struct {
 	// Logger is the mount's logger (component and mount attributes set).

@@ -419,20 +419,59 @@ func (s *Server) stop() error {
 	if s.dir == "" {
 		return nil
 	}
-	var errs []error
-	if s.cmd != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-s.done:
-		case <-time.After(stopTimeout):
-			errs = append(errs, fmt.Errorf("postgres did not stop within %s; killed", stopTimeout))
-			s.kill()
-		}
-	}
+	errs := []error{s.shutdown()}
 	if err := os.RemoveAll(s.dir); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// shutdown stops the postmaster (fast shutdown: sessions are ended) and
+// waits for it; a server already stopped is left as it is.
+func (s *Server) shutdown() error {
+	if s.cmd == nil {
+		return nil
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(stopTimeout):
+		s.kill()
+		return fmt.Errorf("postgres did not stop within %s; killed", stopTimeout)
+	}
+}
+
+// Stop stops a server of the test's own ([Start]) as an outage would,
+// keeping its data: open sessions are ended and connections are refused
+// until [Server.Restart]. Never stop the shared server: other tests use
+// it. On an external server (VIGIL_TEST_PG_URL), which cannot be
+// stopped, it skips the test.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if s.dir == "" {
+		t.Skip("pgtest: the test stops PostgreSQL, which an external server (" + EnvURL + ") cannot be")
+	}
+	if err := s.shutdown(); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}
+
+// Restart starts a server stopped by [Server.Stop] again, on the same
+// port, with its data, and waits until it accepts connections.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	bin, err := binDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := runAs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.run(t.Context(), bin, cred); err != nil {
+		t.Fatalf("pgtest: restart: %v", err)
+	}
 }
 
 // The server shared by the tests of one binary.

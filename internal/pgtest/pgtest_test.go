@@ -109,6 +109,38 @@ func TestStart(t *testing.T) {
 	}
 }
 
+// TestStopRestart stops a server of its own, as an outage would: its
+// sessions end and logins are refused; restarted on the same port, it has
+// its data and its users back.
+func TestStopRestart(t *testing.T) {
+	s := Start(t)
+	db := s.NewDB(t)
+	name, password := db.CreateRole(t, "")
+	db.Exec(t, "CREATE TABLE kept (x int)")
+	session, err := db.ConnectAs(t.Context(), name, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close(context.Background())
+
+	s.Stop(t)
+	if _, err := session.Exec(t.Context(), "SELECT 1"); err == nil {
+		t.Error("a session outlived the server")
+	}
+	if err := db.RunAs(t, name, password, "SELECT 1"); err == nil {
+		t.Error("a stopped server accepted a login")
+	}
+	s.Stop(t) // already stopped: nothing to do
+
+	s.Restart(t)
+	if err := db.RunAs(t, name, password, "SELECT 1"); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	if got := db.QueryString(t, "SELECT coalesce(to_regclass('kept')::text, 'gone')"); got != "kept" {
+		t.Errorf("after restart the table is %s", got)
+	}
+}
+
 // TestSweep checks that the directory of a dead server is removed once it
 // is old, and that of a live one (or a young one) is not.
 func TestSweep(t *testing.T) {

@@ -50,6 +50,10 @@ type Options struct {
 	// the recovery key's, init leaves the server unsealed, and Reopen
 	// unseals it as a server's start does.
 	Seal seal.Wrapper
+	// WrapStorage, when set, wraps the physical storage the core uses
+	// (a storagetest.Faulty that fails the writes of some records, say).
+	// Server.Storage stays the backend it wraps.
+	WrapStorage func(storage.Backend) storage.Backend
 }
 
 // Server is a running test server.
@@ -88,8 +92,12 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	// Wired as internal/server wires a real server.
 	s.Metrics = metrics.New(metrics.Options{DisablePrometheus: opts.DisablePrometheus})
+	phys := s.Storage
+	if opts.WrapStorage != nil {
+		phys = opts.WrapStorage(phys)
+	}
 	c, err := core.New(core.Config{
-		Storage:        s.Metrics.Storage(storageType(opts), s.Storage),
+		Storage:        s.Metrics.Storage(storageType(opts), phys),
 		StorageType:    storageType(opts),
 		Seal:           opts.Seal,
 		Factories:      server.Factories(),

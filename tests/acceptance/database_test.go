@@ -33,6 +33,14 @@ var dbReaderRole = map[string]any{
 func setupDatabase(t *testing.T, root *vault.Client) (db *pgtest.DB, admin, adminPW string) {
 	t.Helper()
 	db = pgtest.New(t)
+	admin, adminPW = setupDatabaseOn(t, root, db)
+	return db, admin, adminPW
+}
+
+// setupDatabaseOn is setupDatabase on a database the test made (on a
+// server of its own, say).
+func setupDatabaseOn(t *testing.T, root *vault.Client, db *pgtest.DB) (admin, adminPW string) {
+	t.Helper()
 	db.Exec(t, "CREATE TABLE features (id int)", "INSERT INTO features VALUES (7)")
 	admin, adminPW = db.CreateRole(t, "CREATEROLE")
 	db.Exec(t, `GRANT SELECT ON features TO "`+admin+`" WITH GRANT OPTION`)
@@ -51,7 +59,7 @@ func setupDatabase(t *testing.T, root *vault.Client) (db *pgtest.DB, admin, admi
 	if _, err := root.Logical().Write("database/roles/reader", dbReaderRole); err != nil {
 		t.Fatalf("write database/roles/reader: %v", err)
 	}
-	return db, admin, adminPW
+	return admin, adminPW
 }
 
 // issue reads database/creds/<role> with c and returns the user, its

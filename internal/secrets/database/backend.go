@@ -35,6 +35,19 @@
 //	role/<name>         a dynamic role (roleEntry, JSON)
 //	static-role/<name>  a static role and its rotations' state (staticRole,
 //	                    JSON, current password included)
+//	wal/<id>            the intent to create a user, kept until its lease
+//	                    is stored (framework intent record; no password)
+//
+// # No orphans
+//
+// A creds request records its intent before it creates a user, and the
+// record goes once the request's lease is stored (the pipeline confirms
+// it: [logical.LeaseConfirmer]). If the lease cannot be stored the
+// pipeline revokes the user at once; if that fails too, or the server
+// stops in between, the record stays, and the mount's periodic work drops
+// the user once the record is five minutes old (see rollback.go).
+// Revocation is the lease manager's: a user that cannot be dropped
+// (PostgreSQL down) keeps its lease, listed and retried with backoff.
 //
 // # Connections
 //
@@ -116,8 +129,10 @@ type backend struct {
 	// roleLocks serializes what changes a static role: writes, deletes
 	// and rotations.
 	roleLocks keyedLocks
-	// retries is the backoff of failed scheduled rotations.
-	retries retries
+	// retries is the backoff of failed scheduled rotations, rollbacks
+	// that of failed rollbacks of users (by intent id).
+	retries   retries
+	rollbacks retries
 	// wake asks the core for a Periodic run soon.
 	wake func()
 }

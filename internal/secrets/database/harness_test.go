@@ -75,8 +75,15 @@ type engine struct {
 
 func newEngine(t testing.TB) *engine {
 	t.Helper()
+	return newEngineOn(t, pgtest.New(t))
+}
+
+// newEngineOn is newEngine against db (on a server of the test's own,
+// which it may stop).
+func newEngineOn(t testing.TB, db *pgtest.DB) *engine {
+	t.Helper()
 	start := time.Now()
-	e := &engine{t: t, s: logicaltest.New(), clk: clock.NewFake(start), db: pgtest.New(t), start: start, logs: &bytes.Buffer{},
+	e := &engine{t: t, s: logicaltest.New(), clk: clock.NewFake(start), db: db, start: start, logs: &bytes.Buffer{},
 		system: &testSystem{policies: map[string]*passwordpolicy.Policy{}}}
 	e.b = e.newBackend()
 	return e

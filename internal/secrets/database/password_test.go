@@ -37,7 +37,8 @@ func (e *engine) storedAdminPassword(name string) string {
 // users', static roles' (at creation and rotation) and the admin's. Each
 // logs in for real. When the policy is deleted, what needs a password is
 // refused with a 400 naming it, until the connection names no policy and
-// the built-in generator takes over again.
+// the built-in generator takes over again; a creds request refused so
+// creates no user and records no intent.
 func TestPasswordPolicy(t *testing.T) {
 	e := newEngine(t)
 	admin, adminPW := e.db.CreateRole(t, "CREATEROLE")
@@ -92,7 +93,11 @@ func TestPasswordPolicy(t *testing.T) {
 	// the configuration cannot be written naming it.
 	e.setPasswordPolicy("long", "")
 	const gone = `password_policy "long" of database "ml" does not exist`
+	intents := len(e.intents())
 	e.refused(logical.ReadOperation, "creds/reader", "", 400, gone)
+	if n := len(e.intents()); n != intents {
+		t.Errorf("a request refused for its policy left %d intent records", n-intents)
+	}
 	e.refused(logical.UpdateOperation, "rotate-role/svc", "", 400, gone)
 	e.refused(logical.UpdateOperation, "rotate-root/ml", "", 400, gone)
 	e.refused(logical.UpdateOperation, "config/ml", `{"allowed_roles":"*"}`, 400, gone)

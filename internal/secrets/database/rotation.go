@@ -244,7 +244,8 @@ func (b *backend) setPassword(ctx context.Context, db dbplugin.Database, user st
 }
 
 // Periodic implements [logical.Periodic]: it rotates the static roles
-// that are due and returns when the next one is.
+// that are due, drops the users whose lease was never stored (see
+// rollback.go), and returns when it next has work.
 func (b *backend) Periodic(ctx context.Context, s logical.Storage) (time.Time, error) {
 	names, err := s.List(ctx, staticRolePrefix)
 	if err != nil {
@@ -255,12 +256,10 @@ func (b *backend) Periodic(ctx context.Context, s logical.Storage) (time.Time, e
 		if err := ctx.Err(); err != nil {
 			return time.Time{}, err
 		}
-		at := b.rotateIfDue(ctx, s, name)
-		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
-			next = at
-		}
+		next = earliest(next, b.rotateIfDue(ctx, s, name))
 	}
-	return next, nil
+	next = earliest(next, b.rollback(ctx, s))
+	return next, ctx.Err()
 }
 
 // rotateIfDue rotates the named role if it is due (and not backing off
@@ -297,9 +296,9 @@ func (b *backend) rotateIfDue(ctx context.Context, s logical.Storage, name strin
 	return r.nextRotation(now)
 }
 
-// retries is the backoff of the roles whose last scheduled rotation
-// failed. Kept in memory only: after a restart a due role is tried at
-// once.
+// retries is the backoff of failed background work, by name: the static
+// roles whose last scheduled rotation failed, the intents whose rollback
+// failed. Kept in memory only: after a restart the work is tried at once.
 type retries struct {
 	mu sync.Mutex
 	m  map[string]retry
@@ -331,12 +330,24 @@ func (r *retries) failed(name string, now time.Time) time.Time {
 	return e.at
 }
 
-// clear forgets the role's failures (it rotated, or was written or
-// deleted).
+// clear forgets the failures of name (a role rotated, or was written or
+// deleted; an intent was rolled back).
 func (r *retries) clear(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.m, name)
+}
+
+// retain forgets the failures of the names not in keep (intents deleted
+// by someone else).
+func (r *retries) retain(keep map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name := range r.m {
+		if !keep[name] {
+			delete(r.m, name)
+		}
+	}
 }
 
 // errNoTwins: the connection's driver cannot manage two users.

@@ -67,6 +67,8 @@ type Database interface {
 	// NewUser runs the creation statements. When they fail, the
 	// transaction is rolled back, the rollback statements run, and a
 	// user that still exists is deleted, so that none is left behind.
+	// When that undoing fails too, the error is an [UndoError]: the user
+	// may exist, and the engine must delete it later.
 	NewUser(ctx context.Context, req NewUserRequest) error
 	// RenewUser moves the user's expiration (renew statements, or the
 	// driver's default when there are none).
@@ -196,3 +198,15 @@ type ConnectError struct {
 }
 
 func (e *ConnectError) Error() string { return "connecting to the database: " + e.Msg }
+
+// UndoError is [Database.NewUser]'s failure when the creation failed and
+// undoing it failed too: a user may have been left behind. Err holds both
+// failures (a [StatementError] of the creation stays reachable through
+// it).
+type UndoError struct {
+	Err error
+}
+
+func (e *UndoError) Error() string { return e.Err.Error() }
+
+func (e *UndoError) Unwrap() error { return e.Err }

@@ -264,10 +264,13 @@ type transientError struct{ *dbplugin.StatementError }
 
 func (e *transientError) Unwrap() error { return e.StatementError }
 
-// Attempts and first wait of [retryTransient].
+// Attempts, first wait and longest wait of [retryTransient]: about two
+// seconds in all, enough for a burst of parallel grants and drops on one
+// schema to get through.
 const (
-	transientAttempts = 6
+	transientAttempts = 12
 	transientWait     = 5 * time.Millisecond
+	transientMaxWait  = 250 * time.Millisecond
 )
 
 // retryTransient runs fn, a whole transaction, again while it fails with
@@ -287,7 +290,7 @@ func retryTransient(ctx context.Context, fn func() error) error {
 			return err
 		case <-t.C:
 		}
-		wait *= 2
+		wait = min(2*wait, transientMaxWait)
 	}
 }
 
@@ -350,7 +353,7 @@ func (db *DB) NewUser(ctx context.Context, req dbplugin.NewUserRequest) error {
 		rerr = errors.Join(rerr, derr)
 	}
 	if rerr != nil {
-		return errors.Join(err, fmt.Errorf("undoing the failed creation: %w", rerr))
+		return &dbplugin.UndoError{Err: errors.Join(err, fmt.Errorf("undoing the failed creation: %w", rerr))}
 	}
 	return err
 }

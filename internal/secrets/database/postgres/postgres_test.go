@@ -133,6 +133,9 @@ func TestFailedCreationLeavesNoUser(t *testing.T) {
 		{"password in the message", []string{`CREATE ROLE "{{name}}" LOGIN`, `SELECT '{{password}}'::int`}, nil, 2},
 		{"committed early", []string{`CREATE ROLE "{{name}}" LOGIN; COMMIT`, `SELECT * FROM no_such_table`}, nil, 2},
 		{"rollback statements", []string{`CREATE ROLE "{{name}}" LOGIN; COMMIT`, `SELECT 1/0`}, []string{`ALTER ROLE "{{name}}" NOLOGIN`}, 2},
+		// The undoing fails (the user is still deleted): the engine is
+		// told, and keeps its intent record for its rollback job.
+		{"rollback fails", []string{`CREATE ROLE "{{name}}" LOGIN; COMMIT`, `SELECT 1/0`}, []string{`ALTER ROLE no_such_role_at_all NOLOGIN`}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			user := userName()
@@ -144,6 +147,10 @@ func TestFailedCreationLeavesNoUser(t *testing.T) {
 			}
 			if se.Kind != "creation" || se.Index != tc.index || se.Statement != tc.creation[tc.index-1] {
 				t.Errorf("error names %s statement %d %q, want creation statement %d", se.Kind, se.Index, se.Statement, tc.index)
+			}
+			var undo *dbplugin.UndoError
+			if errors.As(err, &undo) != (tc.name == "rollback fails") {
+				t.Errorf("NewUser: %v: an UndoError only when undoing failed", err)
 			}
 			noSecret(t, err, pw)
 			if db.RoleExists(t, user) {
