@@ -23,23 +23,7 @@ import (
 // connection (the job's next user has a password from it, and logs in).
 func TestREADMEDatabase(t *testing.T) {
 	section := readmeSection(t, "### 10. A training job with its own database user")
-	db := pgtest.New(t)
-	db.Exec(t, "CREATE TABLE features (id int)", "INSERT INTO features VALUES (7)")
-	admin, adminPW := db.CreateRole(t, "CREATEROLE")
-	db.Exec(t, `GRANT SELECT ON features TO "`+admin+`" WITH GRANT OPTION`)
-	pwFile := filepath.Join(t.TempDir(), "admin.password")
-	if err := os.WriteFile(pwFile, []byte(adminPW), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	s := testcluster.New(t, testcluster.Options{InMemory: true})
-	subst := map[string]string{
-		"postgresql://{{username}}:{{password}}@pg.internal:5432/features?sslmode=verify-full": db.TemplateURL(),
-		"username=vigil-admin": "username=" + admin,
-		"vigil-admin.password": pwFile,
-	}
-	operator := newDocShell(t, map[string]string{"VIGIL_ADDR": s.URL, "VIGIL_TOKEN": s.RootToken, "HOME": t.TempDir()}, subst)
-	operator.mustRun(block(t, section, "sh", 0, "the server side"))
+	db, s, subst, operator := readmeDatabaseSetup(t, section)
 
 	root := vaultClient(t, &target{URL: s.URL, RootToken: s.RootToken})
 	tok, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"train-db"}})
@@ -126,30 +110,13 @@ func TestREADMEDatabase(t *testing.T) {
 // rotations: credentials read before the first still log in after it and
 // fail after the second.
 func TestREADMEStaticRole(t *testing.T) {
-	setup := readmeSection(t, "### 10. A training job with its own database user")
 	section := readmeSection(t, "### 11. Rotating a serving user without downtime")
-	db := pgtest.New(t)
-	db.Exec(t, "CREATE TABLE features (id int)", "INSERT INTO features VALUES (7)")
-	admin, adminPW := db.CreateRole(t, "CREATEROLE")
-	db.Exec(t, `GRANT SELECT ON features TO "`+admin+`" WITH GRANT OPTION`)
-	// The serving user exists before Vigil manages it, as in production;
-	// the admin may manage it.
-	db.Exec(t, `CREATE ROLE llm_serving LOGIN PASSWORD 'set-by-hand'`, `GRANT SELECT ON features TO llm_serving`,
-		`GRANT llm_serving TO "`+admin+`" WITH ADMIN OPTION`)
+	db, s, subst, operator := readmeDatabaseSetup(t, readmeSection(t, "### 10. A training job with its own database user"),
+		// The serving user exists before Vigil manages it, as in
+		// production; the admin may manage it.
+		`CREATE ROLE llm_serving LOGIN PASSWORD 'set-by-hand'`, `GRANT SELECT ON features TO llm_serving`)
 	db.DropRoleAtEnd(t, "llm_serving_b")
 	db.DropRoleAtEnd(t, "llm_serving")
-	pwFile := filepath.Join(t.TempDir(), "admin.password")
-	if err := os.WriteFile(pwFile, []byte(adminPW), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testcluster.New(t, testcluster.Options{InMemory: true})
-	subst := map[string]string{
-		"postgresql://{{username}}:{{password}}@pg.internal:5432/features?sslmode=verify-full": db.TemplateURL(),
-		"username=vigil-admin": "username=" + admin,
-		"vigil-admin.password": pwFile,
-	}
-	operator := newDocShell(t, map[string]string{"VIGIL_ADDR": s.URL, "VIGIL_TOKEN": s.RootToken, "HOME": t.TempDir()}, subst)
-	operator.mustRun(block(t, setup, "sh", 0, "the server side of section 10"))
 	operator.mustRun(block(t, section, "sh", 0, "the static role"))
 	if err := db.RunAs(t, "llm_serving", "set-by-hand", "SELECT 1"); err == nil {
 		t.Error("the password set by hand still works after the role's creation")
@@ -210,4 +177,38 @@ func TestREADMEStaticRole(t *testing.T) {
 	if !canRead(u2, p2) {
 		t.Error("the previous credentials stopped working")
 	}
+}
+
+// readmeDatabaseSetup gives a README database test a PostgreSQL database
+// with a features table and an admin user of its own (CREATEROLE, who may
+// grant reading the table), runs the extra statements as the superuser
+// (granting the admin every role they create), starts a server, and runs
+// section's first shell block (section 10's server side) as the operator.
+// It returns the database, the server, the README's stand-ins and the
+// operator's shell.
+func readmeDatabaseSetup(t *testing.T, section string, stmts ...string) (*pgtest.DB, *testcluster.Server, map[string]string, *docShell) {
+	t.Helper()
+	db := pgtest.New(t)
+	db.Exec(t, "CREATE TABLE features (id int)", "INSERT INTO features VALUES (7)")
+	admin, adminPW := db.CreateRole(t, "CREATEROLE")
+	db.Exec(t, `GRANT SELECT ON features TO "`+admin+`" WITH GRANT OPTION`)
+	for _, stmt := range stmts {
+		db.Exec(t, stmt)
+		if name, ok := strings.CutPrefix(stmt, "CREATE ROLE "); ok {
+			db.Exec(t, `GRANT `+strings.Fields(name)[0]+` TO "`+admin+`" WITH ADMIN OPTION`)
+		}
+	}
+	pwFile := filepath.Join(t.TempDir(), "admin.password")
+	if err := os.WriteFile(pwFile, []byte(adminPW), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := testcluster.New(t, testcluster.Options{InMemory: true})
+	subst := map[string]string{
+		"postgresql://{{username}}:{{password}}@pg.internal:5432/features?sslmode=verify-full": db.TemplateURL(),
+		"username=vigil-admin": "username=" + admin,
+		"vigil-admin.password": pwFile,
+	}
+	operator := newDocShell(t, map[string]string{"VIGIL_ADDR": s.URL, "VIGIL_TOKEN": s.RootToken, "HOME": t.TempDir()}, subst)
+	operator.mustRun(block(t, section, "sh", 0, "the server side of section 10"))
+	return db, s, subst, operator
 }
