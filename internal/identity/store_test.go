@@ -311,19 +311,27 @@ func (g *gatedStorage) Put(ctx context.Context, k string, v []byte) error {
 	return g.Storage.Put(ctx, k, v)
 }
 
-func TestUpdatesOfOnePrincipalAreCoalesced(t *testing.T) {
-	ctx := t.Context()
+// gatedStore returns a store over gated storage holding the entity of
+// one pod's service account (stored before the gate), the gate, the
+// storage behind it, and the entity.
+func gatedStore(t *testing.T) (*Store, *gatedStorage, *logicaltest.Storage, *Entity) {
+	t.Helper()
 	base := logicaltest.New()
-	seed := NewStore(base, time.Now)
-	first, err := seed.ForLogin(ctx, podLogin("ml-serving", "llm-gateway", "p0"))
+	first, err := NewStore(base, time.Now).ForLogin(t.Context(), podLogin("ml-serving", "llm-gateway", "p0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := &gatedStorage{Storage: base, entered: make(chan string, 16), gate: make(chan struct{})}
 	s := NewStore(g, time.Now)
-	if err := s.Load(ctx); err != nil {
+	if err := s.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	return s, g, base, first
+}
+
+func TestUpdatesOfOnePrincipalAreCoalesced(t *testing.T) {
+	ctx := t.Context()
+	s, g, base, first := gatedStore(t)
 
 	// p1's login changes the alias and starts the write, held at the gate.
 	done := make(chan error, 1)
@@ -367,14 +375,7 @@ func TestUpdatesOfOnePrincipalAreCoalesced(t *testing.T) {
 
 func TestDeleteDuringAWriteDoesNotResurrect(t *testing.T) {
 	ctx := t.Context()
-	base := logicaltest.New()
-	seed := NewStore(base, time.Now)
-	first, _ := seed.ForLogin(ctx, podLogin("ml-serving", "llm-gateway", "p0"))
-	g := &gatedStorage{Storage: base, entered: make(chan string, 16), gate: make(chan struct{})}
-	s := NewStore(g, time.Now)
-	if err := s.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s, g, base, first := gatedStore(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.ForLogin(ctx, podLogin("ml-serving", "llm-gateway", "p1"))
