@@ -3,7 +3,6 @@ package jwt
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"math/rand/v2"
 	"net/url"
 
@@ -64,15 +63,9 @@ func (b *backend) pathConfig() *framework.Path {
 }
 
 func loadConfig(ctx context.Context, s logical.Storage) (*configEntry, error) {
-	raw, err := s.Get(ctx, configKey)
-	if errors.Is(err, logical.ErrNotFound) || (err == nil && raw == nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var c configEntry
-	if err := json.Unmarshal(raw, &c); err != nil {
+	found, err := framework.GetJSON(ctx, s, configKey, &c)
+	if err != nil || !found {
 		return nil, err
 	}
 	return &c, nil

@@ -3,8 +3,6 @@ package jwt
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"maps"
 	"strings"
 	"time"
@@ -98,16 +96,10 @@ func (b *backend) pathRole() *framework.Path {
 }
 
 func loadRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
-	raw, err := s.Get(ctx, rolePrefix+strings.ToLower(name))
-	if errors.Is(err, logical.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("jwt: read role: %w", err)
-	}
 	r := new(roleEntry)
-	if err := json.Unmarshal(raw, r); err != nil {
-		return nil, fmt.Errorf("jwt: decode role: %w", err)
+	found, err := framework.GetJSON(ctx, s, rolePrefix+strings.ToLower(name), r)
+	if err != nil || !found {
+		return nil, err
 	}
 	return r, nil
 }

@@ -73,16 +73,10 @@ func (b *backend) pathConfig() *framework.Path {
 }
 
 func loadConfig(ctx context.Context, s logical.Storage) (*configEntry, error) {
-	raw, err := s.Get(ctx, configKey)
-	if errors.Is(err, logical.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: read config: %w", err)
-	}
 	var c configEntry
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("kubernetes: decode config: %w", err)
+	found, err := framework.GetJSON(ctx, s, configKey, &c)
+	if err != nil || !found {
+		return nil, err
 	}
 	return &c, nil
 }

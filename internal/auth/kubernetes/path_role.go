@@ -3,7 +3,6 @@ package kubernetes
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -88,16 +87,10 @@ func roleName(d *framework.FieldData) (string, error) {
 
 // loadRole returns the role called name, or nil when there is none.
 func loadRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
-	raw, err := s.Get(ctx, rolePrefix+strings.ToLower(name))
-	if errors.Is(err, logical.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: read role %q: %w", name, err)
-	}
 	r := new(roleEntry)
-	if err := json.Unmarshal(raw, r); err != nil {
-		return nil, fmt.Errorf("kubernetes: decode role %q: %w", name, err)
+	found, err := framework.GetJSON(ctx, s, rolePrefix+strings.ToLower(name), r)
+	if err != nil || !found {
+		return nil, err
 	}
 	return r, nil
 }

@@ -331,28 +331,3 @@ func dbError(err error) error {
 
 // seconds renders a duration as whole seconds, as Vault's reads do.
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }
-
-// getJSON loads the JSON entry at key into v; found is false when there
-// is none.
-func getJSON(ctx context.Context, s logical.Storage, key string, v any) (found bool, err error) {
-	raw, err := s.Get(ctx, key)
-	if errors.Is(err, logical.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("database: decode %q: %w", key, err)
-	}
-	return true, nil
-}
-
-// putJSON stores v as JSON at key.
-func putJSON(ctx context.Context, s logical.Storage, key string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("database: encode %q: %w", key, err)
-	}
-	return s.Put(ctx, key, raw)
-}

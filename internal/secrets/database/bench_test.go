@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/framework"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
 	"github.com/vigil-secrets/vigil/internal/pgtest"
@@ -75,7 +76,7 @@ func BenchmarkPeriodicIdle(b *testing.B) {
 				} else {
 					r.RotationSchedule = "0 0 * * *"
 				}
-				if err := putJSON(b.Context(), s, staticRolePrefix+fmt.Sprintf("r%d", i), r); err != nil {
+				if err := framework.PutJSON(b.Context(), s, staticRolePrefix+fmt.Sprintf("r%d", i), r); err != nil {
 					b.Fatal(err)
 				}
 			}

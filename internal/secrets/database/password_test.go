@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/vigil-secrets/vigil/internal/framework"
 	"github.com/vigil-secrets/vigil/internal/logical"
 )
 
@@ -25,7 +26,7 @@ rule "charset" {
 func (e *engine) storedAdminPassword(name string) string {
 	e.t.Helper()
 	var c configEntry
-	found, err := getJSON(e.t.Context(), e.s, configPrefix+name, &c)
+	found, err := framework.GetJSON(e.t.Context(), e.s, configPrefix+name, &c)
 	if err != nil || !found {
 		e.t.Fatalf("config/%s: %v (found %v)", name, err, found)
 	}

@@ -78,7 +78,7 @@ func (c *configEntry) allows(role string) bool {
 
 func loadConfig(ctx context.Context, s logical.Storage, name string) (*configEntry, error) {
 	var c configEntry
-	found, err := getJSON(ctx, s, configPrefix+name, &c)
+	found, err := framework.GetJSON(ctx, s, configPrefix+name, &c)
 	if err != nil || !found {
 		return nil, err
 	}
@@ -301,7 +301,7 @@ func (b *backend) handleConfigWrite(ctx context.Context, req *logical.Request, d
 			return nil, configError(err)
 		}
 	}
-	if err := putJSON(ctx, req.Storage, configPrefix+name, c); err != nil {
+	if err := framework.PutJSON(ctx, req.Storage, configPrefix+name, c); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -444,8 +444,8 @@ func (b *backend) handleRotateRoot(ctx context.Context, req *logical.Request, d 
 	}
 	key := configPrefix + name
 	err = b.setPassword(ctx, db, c.Username, next.Password, c.RootRotationStatements,
-		func(ctx context.Context) error { return putJSON(ctx, req.Storage, key, &next) },
-		func(ctx context.Context) error { return putJSON(ctx, req.Storage, key, c) })
+		func(ctx context.Context) error { return framework.PutJSON(ctx, req.Storage, key, &next) },
+		func(ctx context.Context) error { return framework.PutJSON(ctx, req.Storage, key, c) })
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ type roleEntry struct {
 
 func loadRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
 	var r roleEntry
-	found, err := getJSON(ctx, s, rolePrefix+name, &r)
+	found, err := framework.GetJSON(ctx, s, rolePrefix+name, &r)
 	if err != nil || !found {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func (b *backend) handleRoleWrite(ctx context.Context, req *logical.Request, d *
 	case r.MaxTTL > 0 && r.DefaultTTL > r.MaxTTL:
 		return nil, logical.BadRequest("default_ttl cannot be greater than max_ttl")
 	}
-	if err := putJSON(ctx, req.Storage, rolePrefix+name, r); err != nil {
+	if err := framework.PutJSON(ctx, req.Storage, rolePrefix+name, r); err != nil {
 		return nil, err
 	}
 	return nil, nil

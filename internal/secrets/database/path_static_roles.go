@@ -143,7 +143,7 @@ func (b *backend) writeStaticRole(ctx context.Context, s logical.Storage, name s
 		if create {
 			r.CurrentUser = r.Username
 		}
-		err = putJSON(ctx, s, staticRolePrefix+name, r)
+		err = framework.PutJSON(ctx, s, staticRolePrefix+name, r)
 	}
 	if err != nil && twinCreated {
 		b.dropTwin(ctx, c, r)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/vigil-secrets/vigil/internal/framework"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/secrets/database/dbplugin"
@@ -164,7 +165,7 @@ func (r *staticRole) ttl(now time.Time) int64 {
 // loadStaticRole reads a static role; nil when there is none.
 func loadStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
 	var r staticRole
-	found, err := getJSON(ctx, s, staticRolePrefix+name, &r)
+	found, err := framework.GetJSON(ctx, s, staticRolePrefix+name, &r)
 	if err != nil || !found {
 		return nil, err
 	}
@@ -207,10 +208,10 @@ func (b *backend) rotate(ctx context.Context, s logical.Storage, name string, r 
 		if create {
 			return s.Delete(ctx, key)
 		}
-		return putJSON(ctx, s, key, r)
+		return framework.PutJSON(ctx, s, key, r)
 	}
 	err = b.setPassword(ctx, db, next.CurrentUser, next.Password.String, r.RotationStatements,
-		func(ctx context.Context) error { return putJSON(ctx, s, key, &next) }, undo)
+		func(ctx context.Context) error { return framework.PutJSON(ctx, s, key, &next) }, undo)
 	if err != nil {
 		return err
 	}
