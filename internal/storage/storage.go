@@ -89,3 +89,60 @@ func ChildOf(prefix, key string) (child string, ok bool) {
 	}
 	return rest, true
 }
+
+// ErrFenced is returned by the writes of an HA backend whose node held the
+// leader lock and lost it (it expired, another node took it, or it was
+// released): a former leader, even one that was paused and resumed, can no
+// longer change anything.
+var ErrFenced = errors.New("storage: this node no longer holds the leader lock")
+
+// HABackend is implemented by backends that several servers share, one of
+// them active. The active holds the leader lock; the others wait for it.
+//
+// Fencing: once a node's Campaign has succeeded, every write through this
+// backend value (Put, Delete, Transaction) is applied only while that node
+// still holds the lock, checked by the database in the same statement, and
+// fails with an error wrapping ErrFenced after it lost it, until a new
+// Campaign succeeds. Writes before the first Campaign are not fenced (init
+// happens before any election).
+type HABackend interface {
+	Backend
+	// Campaign blocks until this node holds the leader lock, or ctx ends
+	// (returning ctx's error). id names the node; addr is the address
+	// clients are forwarded to (its api_addr), which Leader reports.
+	Campaign(ctx context.Context, id, addr string) (Leadership, error)
+	// Leader returns the current holder of the lock, and false when no
+	// node holds it (none yet, or the last holder's lock expired).
+	Leader(ctx context.Context) (Holder, bool, error)
+}
+
+// Holder names the node that holds the leader lock.
+type Holder struct {
+	ID   string
+	Addr string
+}
+
+// Leadership is a held leader lock.
+type Leadership interface {
+	// Lost is closed once the lock is lost: it could not be renewed in
+	// time, another node took it over, or Release gave it up.
+	Lost() <-chan struct{}
+	// Release gives the lock up so that another node can take it at once.
+	Release(ctx context.Context) error
+}
+
+// Snapshotter is implemented by backends that can copy out and replace
+// their whole content consistently: what sys/storage/snapshot and
+// `vigil operator migrate` use. Values are copied as stored (ciphertext).
+type Snapshotter interface {
+	Backend
+	// Snapshot calls fn for every entry of one consistent view of the
+	// store (no write is half seen), in key order. It stops at fn's first
+	// error and returns it.
+	Snapshot(ctx context.Context, fn func(key string, value []byte) error) error
+	// Restore replaces the whole content with the entries next yields,
+	// atomically where the backend can (the content is either the old or
+	// the new one after a crash). next returns io.EOF after the last
+	// entry.
+	Restore(ctx context.Context, next func() (Entry, error)) error
+}
