@@ -12,7 +12,8 @@ import (
 
 // Storage returns b timed by operation under the backend label name. The
 // result is transactional when b is; it never closes b (the owner of b
-// does).
+// does). It is a [storage.Wrapper]: the other optional interfaces of b
+// (snapshots) are reached through Unwrap, untimed.
 func (m *Metrics) Storage(name string, b storage.Backend) storage.Backend {
 	in := &timedBackend{b: b, m: m, name: name}
 	for i, op := range storageOps {
@@ -41,6 +42,9 @@ type timedBackend struct {
 	name string
 	dur  [len(storageOps)]prometheus.Observer
 }
+
+// Unwrap implements [storage.Wrapper].
+func (t *timedBackend) Unwrap() storage.Backend { return t.b }
 
 // done records an operation that began at start.
 func (t *timedBackend) done(op int, start time.Time, err error) {

@@ -33,6 +33,13 @@ func TestStorageConformance(t *testing.T) {
 	})
 }
 
+// Snapshots reach the backend behind the timing (storage.SnapshotterOf).
+func TestStorageSnapshotter(t *testing.T) {
+	storagetest.RunSnapshotter(t, func(t *testing.T) storage.Backend {
+		return metrics.New(metrics.Options{}).Storage("inmem", inmem.New())
+	})
+}
+
 func TestStorageCountsOperationsAndErrors(t *testing.T) {
 	m := metrics.New(metrics.Options{})
 	b, err := bolt.Open(filepath.Join(t.TempDir(), "v.db"), bolt.Options{})

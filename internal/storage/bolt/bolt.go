@@ -29,15 +29,29 @@
 // crash loses nothing that was acknowledged; a torn record at the end of
 // the log is a write that never was.
 //
-// Get, List and Backup see every acknowledged write. A request that is
-// invalid is refused before it reaches the log, so it never costs the
-// others in its batch their write. If the log cannot be written or synced,
+// Get, List, Backup and Snapshot see every acknowledged write. A request
+// that is invalid is refused before it reaches the log, so it never costs
+// the others in its batch their write. If the log cannot be written or synced,
 // the store refuses every later write (its state on disk is no longer
 // known); reads go on, and a restart recovers from the log.
 //
 // A caller whose context is cancelled while its write is queued gets
 // ctx.Err() back at once, but the write may still be applied: cancellation
 // only stops the wait, not the write.
+//
+// # Snapshots and restores
+//
+// [Backend.Snapshot] checkpoints the log (as Backup does) and reads one bbolt
+// read transaction: every write acknowledged before the call, and a state
+// after a whole log record. [Backend.Restore] writes the new content into a
+// second data bucket in bounded batches while the store keeps serving the
+// old one, then has the writer swap the buckets in one bbolt commit (which
+// also deletes the old bucket) and empty the read cache; no write is
+// committed between the last checkpoint and the swap. Which bucket holds the
+// data is recorded in the meta bucket, read in the same transaction as the
+// data. A crash before the swap leaves the old content (Open drops the
+// half-written bucket); after it, the new one, and the log holds nothing
+// newer than the swap, so replay adds nothing to it.
 //
 // The package never logs keys or values, only errors.
 package bolt
@@ -68,6 +82,7 @@ var (
 	_ storage.Backend       = (*Backend)(nil)
 	_ storage.Transactional = (*Backend)(nil)
 	_ storage.Closer        = (*Backend)(nil)
+	_ storage.Snapshotter   = (*Backend)(nil)
 )
 
 // ErrLocked is returned by [Open] when another process (or another open
@@ -79,8 +94,10 @@ var ErrLocked = errors.New("database is locked by another process")
 var ErrKeyTooLong = errors.New("key too long")
 
 const (
-	// bucketName is the one bucket that holds every key.
-	bucketName = "vigil"
+	// bucketName is the bucket that holds every key, or altBucketName
+	// after an odd number of restores (see dataBucketKey).
+	bucketName    = "vigil"
+	altBucketName = "vigil-alt"
 	// lockTimeout bounds the wait for the file lock, so that a second
 	// process fails with ErrLocked instead of hanging.
 	lockTimeout = time.Second
@@ -101,6 +118,13 @@ const (
 	metaBucket = "vigil-meta"
 	// appliedSeqKey records the last log record a checkpoint applied.
 	appliedSeqKey = "wal-applied-seq"
+	// dataBucketKey names the bucket that holds the keys; absent, it is
+	// bucketName. Restore fills the other one and swaps.
+	dataBucketKey = "data-bucket"
+	// restoreBatchOps and restoreBatchBytes bound one commit of a
+	// restore, and so the memory it holds.
+	restoreBatchOps   = 4096
+	restoreBatchBytes = 8 << 20
 	// queueLen is the capacity of the writer's request queue. Callers
 	// beyond it wait to enqueue; the batch size is set by MaxBatch.
 	queueLen = 256
@@ -186,6 +210,9 @@ type Backend struct {
 	// onCheckpoint, if set (by tests), runs in the writer before each
 	// checkpoint it makes while running.
 	onCheckpoint func()
+
+	// restoreMu serializes restores: they share the spare bucket.
+	restoreMu sync.Mutex
 }
 
 // logSegment is one of the two files of the write-ahead log. Records are
@@ -198,10 +225,13 @@ type logSegment struct {
 }
 
 // writeReq is one Put, Delete or Transaction waiting for the writer, or,
-// with checkpoint set, a request for a checkpoint.
+// with checkpoint set, a request for a checkpoint, or, with swap set
+// (which implies checkpoint), a restore's request to make the bucket swap
+// names the data bucket.
 type writeReq struct {
 	ops        []storage.Op // validated, values already copied
 	checkpoint bool
+	swap       string
 	done       chan error // buffered, so the writer never blocks on it
 }
 
@@ -235,16 +265,30 @@ func Open(path string, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	var dropped bool
 	err = db.Update(func(tx *bbolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists([]byte(bucketName)); err != nil {
+		meta, err := tx.CreateBucketIfNotExists([]byte(metaBucket))
+		if err != nil {
 			return err
 		}
-		_, err := tx.CreateBucketIfNotExists([]byte(metaBucket))
-		return err
+		cur := dataBucketName(meta)
+		if _, err := tx.CreateBucketIfNotExists([]byte(cur)); err != nil {
+			return err
+		}
+		// The spare bucket holds the remains of a restore that did not
+		// finish: the data never moved to it.
+		if tx.Bucket([]byte(spareBucket(cur))) != nil {
+			dropped = true
+			return tx.DeleteBucket([]byte(spareBucket(cur)))
+		}
+		return nil
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: create bucket: %w", err)
+	}
+	if dropped {
+		logger.Info("bolt: dropped the data of a restore that did not finish; the content is the one before it")
 	}
 	b := &Backend{
 		db:              db,
@@ -502,7 +546,10 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 		return nil, fmt.Errorf("bolt: list: %w", err)
 	}
 	defer tx.Rollback()
-	bkt := tx.Bucket([]byte(bucketName))
+	bkt := dataBucket(tx)
+	if bkt == nil {
+		return nil, errors.New("bolt: list: data bucket missing")
+	}
 	c := bkt.Cursor()
 	p := []byte(prefix)
 	k, _ := c.Seek(p)
@@ -612,9 +659,9 @@ func (b *Backend) view(fn func(*bbolt.Bucket) error) error {
 		return storage.ErrClosed
 	}
 	return b.db.View(func(tx *bbolt.Tx) error {
-		bkt := tx.Bucket([]byte(bucketName))
+		bkt := dataBucket(tx)
 		if bkt == nil {
-			return fmt.Errorf("bolt: bucket %q missing", bucketName)
+			return errors.New("bolt: data bucket missing")
 		}
 		return fn(bkt)
 	})
@@ -680,7 +727,7 @@ func (b *Backend) writer() {
 		batch, checkpointReqs = batch[:0], checkpointReqs[:0]
 		n, size := 0, 0
 		take := func(r *writeReq) {
-			if r.checkpoint {
+			if r.checkpoint || r.swap != "" {
 				checkpointReqs = append(checkpointReqs, r)
 				return
 			}
@@ -711,6 +758,10 @@ func (b *Backend) writer() {
 			}
 			err := b.checkpointAll()
 			for _, r := range checkpointReqs {
+				if r.swap != "" && err == nil {
+					r.done <- b.swapData(r.swap)
+					continue
+				}
 				r.done <- err
 			}
 		case b.segs[b.cur].size >= int64(b.checkpointBytes) || len(b.pending) >= maxPendingEntries:
@@ -883,7 +934,10 @@ func (b *Backend) apply(ops map[string]storage.Op, seq uint64) error {
 	var seqBytes [8]byte
 	binary.BigEndian.PutUint64(seqBytes[:], seq)
 	err := b.db.Update(func(tx *bbolt.Tx) error {
-		bkt := tx.Bucket([]byte(bucketName))
+		bkt := dataBucket(tx)
+		if bkt == nil {
+			return errors.New("data bucket missing")
+		}
 		for _, k := range keys {
 			op := ops[k]
 			var err error

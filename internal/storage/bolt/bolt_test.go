@@ -42,6 +42,12 @@ func TestConformanceSmallBatch(t *testing.T) {
 	})
 }
 
+func TestSnapshotter(t *testing.T) {
+	storagetest.RunSnapshotter(t, func(t *testing.T) storage.Backend {
+		return openTemp(t, bolt.Options{})
+	})
+}
+
 func TestDurable(t *testing.T) {
 	storagetest.RunDurable(t, func(t *testing.T, dir string) storage.Backend {
 		b, err := bolt.Open(filepath.Join(dir, "vigil.db"), bolt.Options{})

@@ -89,6 +89,16 @@ func (c *readCache) committed(batch []*writeReq) {
 	}
 }
 
+// reset forgets everything and advances the epoch: a restore replaced
+// the whole content.
+func (c *readCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	clear(c.entries)
+	c.size = 0
+}
+
 func (c *readCache) apply(op storage.Op) {
 	c.removeLocked(op.Key)
 	switch {

@@ -25,6 +25,11 @@ func TestConformanceCheckpointEveryBatch(t *testing.T) {
 	storagetest.RunDurable(t, func(t *testing.T, dir string) storage.Backend {
 		return mustOpen(t, filepath.Join(dir, "v.db"), Options{CheckpointBytes: 1})
 	})
+	storagetest.RunSnapshotter(t, func(t *testing.T) storage.Backend {
+		b := mustOpen(t, filepath.Join(t.TempDir(), "v.db"), Options{CheckpointBytes: 1})
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
 }
 
 // mustOpen opens the store at path; the caller closes it.

@@ -4,11 +4,15 @@
 //
 // Keys live in a map for lookups and in a B-tree so that a new key costs
 // O(log n) and List O(k log n) for k children: it seeks past each child
-// directory instead of scanning its descendants.
+// directory instead of scanning its descendants. The B-tree holds the
+// values too: a snapshot is a copy-on-write clone of it, taken in O(1).
 package inmem
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"sync"
 
@@ -21,6 +25,7 @@ var (
 	_ storage.Backend       = (*Backend)(nil)
 	_ storage.Transactional = (*Backend)(nil)
 	_ storage.Closer        = (*Backend)(nil)
+	_ storage.Snapshotter   = (*Backend)(nil)
 )
 
 // Backend is an in-memory [storage.Backend]. It is safe for concurrent use.
@@ -29,8 +34,15 @@ var (
 type Backend struct {
 	mu     sync.RWMutex
 	data   map[string][]byte
-	keys   *btree.BTreeG[string] // exactly the keys of data
+	keys   *btree.BTreeG[item] // exactly the entries of data
 	closed bool
+}
+
+// item is one entry of the B-tree. Stored values are never modified (a
+// write replaces the slice), so a clone of the tree can share them.
+type item struct {
+	key   string
+	value []byte
 }
 
 // New returns an empty backend.
@@ -41,8 +53,8 @@ func New() *Backend {
 // btreeDegree suits short string keys; it is not critical.
 const btreeDegree = 32
 
-func newKeys() *btree.BTreeG[string] {
-	return btree.NewG(btreeDegree, func(a, b string) bool { return a < b })
+func newKeys() *btree.BTreeG[item] {
+	return btree.NewG(btreeDegree, func(a, b item) bool { return a.key < b.key })
 }
 
 // Get returns a copy of the value stored at key.
@@ -105,7 +117,8 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
 	for from := prefix; ; {
 		next := ""
-		b.keys.AscendGreaterOrEqual(from, func(k string) bool {
+		b.keys.AscendGreaterOrEqual(item{key: from}, func(it item) bool {
+			k := it.key
 			if !strings.HasPrefix(k, prefix) {
 				return false
 			}
@@ -172,12 +185,74 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// Snapshot calls fn with every entry, in key order, as they were when it
+// was called: it works on a copy-on-write clone of the tree, so writes go
+// on meanwhile and fn may call the backend. value is fn's own copy.
+func (b *Backend) Snapshot(ctx context.Context, fn func(key string, value []byte) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock() // Clone marks the shared nodes: it writes to the tree
+	if b.closed {
+		b.mu.Unlock()
+		return storage.ErrClosed
+	}
+	view := b.keys.Clone()
+	b.mu.Unlock()
+	var err error
+	view.Ascend(func(it item) bool {
+		if err = ctx.Err(); err != nil {
+			return false
+		}
+		err = fn(it.key, clone(it.value))
+		return err == nil
+	})
+	return err
+}
+
+// Restore replaces the whole content with the entries next yields (a key
+// given twice keeps its last value). The new content is built aside and
+// swapped in at once: readers see the old content or the new one, and an
+// error from next, an invalid key or a cancelled ctx leaves the old one.
+func (b *Backend) Restore(ctx context.Context, next func() (storage.Entry, error)) error {
+	data := make(map[string][]byte)
+	keys := newKeys()
+	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		e, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("inmem: restore: %w", err)
+		}
+		if err := storage.ValidateKey(e.Key); err != nil {
+			return fmt.Errorf("inmem: restore %q: %w", e.Key, err)
+		}
+		v := clone(e.Value)
+		data[e.Key] = v
+		keys.ReplaceOrInsert(item{key: e.Key, value: v})
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return storage.ErrClosed
+	}
+	b.data, b.keys = data, keys
+	return nil
+}
+
 // put stores v, which the caller has already copied. b.mu must be held.
 func (b *Backend) put(key string, v []byte) {
-	if _, ok := b.data[key]; !ok {
-		b.keys.ReplaceOrInsert(key)
-	}
 	b.data[key] = v
+	b.keys.ReplaceOrInsert(item{key: key, value: v})
 }
 
 // delete removes key if present. b.mu must be held.
@@ -186,7 +261,7 @@ func (b *Backend) delete(key string) {
 		return
 	}
 	delete(b.data, key)
-	b.keys.Delete(key)
+	b.keys.Delete(item{key: key})
 }
 
 func check(ctx context.Context, key string) error {

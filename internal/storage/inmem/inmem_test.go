@@ -13,3 +13,9 @@ func TestConformance(t *testing.T) {
 		return inmem.New()
 	})
 }
+
+func TestSnapshotter(t *testing.T) {
+	storagetest.RunSnapshotter(t, func(t *testing.T) storage.Backend {
+		return inmem.New()
+	})
+}

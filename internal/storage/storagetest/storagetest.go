@@ -5,8 +5,9 @@
 // [Run] checks the behaviour of a single open backend: lookups, copies,
 // listing, invalid keys, concurrency, cancelled contexts and, when the
 // backend implements them, [storage.Transactional] and [storage.Closer].
-// [RunDurable] checks that writes and deletes survive closing and
-// reopening a file-backed store.
+// [RunDurable] checks that writes, deletes and restores survive closing and
+// reopening a file-backed store. [RunSnapshotter] checks
+// [storage.Snapshotter].
 package storagetest
 
 import (
@@ -162,6 +163,28 @@ func RunDurable(t *testing.T, open func(t *testing.T, dir string) storage.Backen
 		wantValue(t, b, "tx/a", []byte("1"))
 		wantValue(t, b, "tx/b", []byte("2"))
 		wantMissing(t, b, "tx/old")
+	})
+
+	t.Run("ReopenKeepsRestore", func(t *testing.T) {
+		dir := t.TempDir()
+		b := open(t, dir)
+		s, ok := storage.SnapshotterOf(b)
+		if !ok {
+			mustClose(t, b)
+			t.Skip("backend does not implement storage.Snapshotter")
+		}
+		mustPut(t, b, "old/a", []byte("a"))
+		mustPut(t, b, "old/b", []byte("b"))
+		if err := s.Restore(t.Context(), feed(entries("new/a", "1", "new/b", "2"))); err != nil {
+			t.Fatalf("Restore: %v", err)
+		}
+		mustPut(t, b, "after", []byte("3"))
+		mustClose(t, b)
+
+		b = open(t, dir)
+		defer mustClose(t, b)
+		s, _ = storage.SnapshotterOf(b)
+		wantSnapshot(t, b, s, entries("new/a", "1", "new/b", "2", "after", "3"))
 	})
 }
 
