@@ -54,6 +54,7 @@ var rules = map[string]rule{
 	"internal/storage/inmem":    {[]string{"internal/storage"}, "backends see only the storage contract"},
 	"internal/storage/bolt":     {[]string{"internal/storage"}, "backends see only the storage contract"},
 	"internal/storage/postgres": {[]string{"internal/storage"}, "backends see only the storage contract"},
+	"internal/storage/snapshot": {[]string{"internal/storage"}, "the snapshot file format carries storage entries (ciphertext) and knows nothing above storage"},
 	"internal/barrier":          {[]string{"internal/storage", "internal/logical", "internal/secret", "internal/clock"}, "the barrier wraps storage"},
 	"internal/seal":             {[]string{"internal/shamir", "internal/secret"}, "the seal produces the root key; core hands it to the barrier"},
 	"internal/seal/pkcs11":      {[]string{"internal/seal", "internal/secret"}, "an auto seal's wrapper: it implements seal.Wrapper and knows nothing above the seal"},
