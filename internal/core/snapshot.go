@@ -1,0 +1,376 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/vigil-secrets/vigil/internal/barrier"
+	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/policy"
+	"github.com/vigil-secrets/vigil/internal/secret"
+	"github.com/vigil-secrets/vigil/internal/storage"
+	"github.com/vigil-secrets/vigil/internal/storage/snapshot"
+)
+
+// Backups: the whole physical storage as a snapshot file (package
+// snapshot), taken and restored online.
+//
+// Security invariants upheld here:
+//   - A snapshot holds the storage as stored: ciphertext, the keyring
+//     encrypted by the root key, the seal record. It needs sudo (read to
+//     take one, update to restore one) on the path the client used, deny
+//     by default, and nothing is read from or written to the client before
+//     the token is checked and, with an audit device enabled, the request
+//     recorded (fail closed).
+//   - A restore replaces everything under the state lock, with every
+//     subsystem stopped and the barrier sealed; a snapshot that turns out
+//     bad (truncated, checksum) leaves the storage as it was, and the
+//     server serves it again.
+//   - A snapshot of another cluster is refused unless forced; a forced one
+//     whose keyring this server's root key does not open leaves the server
+//     sealed, for that cluster's key holders to unseal.
+
+// Errors of the snapshot operations, wrapped in *logical.CodedError with
+// the status and the message the client sees.
+var (
+	// ErrSnapshotUnsupported: the storage backend cannot take or restore
+	// snapshots.
+	ErrSnapshotUnsupported = errors.New("core: the storage backend does not support snapshots")
+	// ErrSnapshotOtherCluster: a restore of another cluster's snapshot
+	// without force.
+	ErrSnapshotOtherCluster = errors.New("core: the snapshot is of another cluster")
+)
+
+// SnapshotRequest is the caller of SnapshotSave or SnapshotRestore.
+type SnapshotRequest struct {
+	// ID is the request id, for the audit log.
+	ID string
+	// Path is the path the client asked for (sys/storage/snapshot, its
+	// -force form or Vault's sys/storage/raft/... aliases): the ACL is
+	// checked, and the request recorded, on it.
+	Path       string
+	Token      secret.String
+	Connection *logical.Connection
+}
+
+// SnapshotInfo describes a snapshot that was taken or restored.
+type SnapshotInfo struct {
+	Meta    snapshot.Meta
+	Entries uint64
+	// Sealed is set after a restore that left the server sealed: the
+	// restored keyring does not open with this server's root key (a
+	// forced restore of another cluster's snapshot), or the server could
+	// not start on the restored data. SealedReason says which, for the
+	// operator.
+	Sealed       bool
+	SealedReason string
+}
+
+// snapshotter returns the storage's snapshotter, or a 400 naming the
+// storage type.
+func (c *Core) snapshotter() (storage.Snapshotter, error) {
+	s, ok := storage.SnapshotterOf(c.cfg.Storage)
+	if !ok {
+		return nil, &logical.CodedError{Status: 400, Msg: fmt.Sprintf("storage type %q does not support snapshots", c.cfg.StorageType), Err: ErrSnapshotUnsupported}
+	}
+	return s, nil
+}
+
+// authorizeSnapshot checks the caller's token for op with sudo on
+// req.Path, records the request when an audit device is enabled, and
+// counts the token's use. It returns the audit record (nil without audit
+// devices) for the outcome, and a function to call once the operation is
+// over (it revokes a token whose last use this was). The caller holds
+// stateMu for reading on an unsealed server.
+func (c *Core) authorizeSnapshot(ctx context.Context, req SnapshotRequest, op logical.Operation) (rec *auditRecord, done func(), err error) {
+	if c.audit.Enabled() {
+		rec = &auditRecord{req: &Request{ID: req.ID, Operation: op, Path: req.Path, Token: req.Token, Connection: req.Connection}}
+	}
+	fail := func(err error) (*auditRecord, func(), error) {
+		if rec != nil {
+			_, err = c.auditOutcome(ctx, rec, nil, err)
+		}
+		return nil, nil, err
+	}
+	te, err := c.lookupToken(ctx, req.Token)
+	if err != nil {
+		return fail(err)
+	}
+	if rec != nil {
+		rec.te = te
+	}
+	if err := checkCIDR(te, req.Connection); err != nil {
+		return fail(err)
+	}
+	acl, err := c.tokenACL(ctx, te)
+	if err != nil {
+		return fail(c.storageError(err))
+	}
+	allowed := acl.IsRoot() || acl.Allowed(policy.Request{Operation: policy.Operation(op), Path: req.Path, Sudo: true}).Allowed
+	if rec != nil {
+		rec.decided, rec.allowed = true, allowed
+	}
+	if !allowed {
+		return fail(logical.ErrPermissionDenied)
+	}
+	if rec != nil {
+		if err := c.auditRequest(ctx, rec); err != nil {
+			return nil, nil, err
+		}
+	}
+	used, err := c.useToken(ctx, te)
+	if err != nil {
+		return fail(err)
+	}
+	done = func() {}
+	if used.Exhausted() {
+		done = func() { c.revokeUsedUp(ctx, used) }
+	}
+	return rec, done, nil
+}
+
+// snapshotOutcome records how a snapshot operation ended (when there is
+// an audit record) and returns the error the caller must return: err, or
+// a 500 when no device recorded the outcome.
+func (c *Core) snapshotOutcome(ctx context.Context, rec *auditRecord, data map[string]any, err error) error {
+	if rec == nil {
+		return err
+	}
+	var res *Result
+	if err == nil {
+		res = &Result{Response: &logical.Response{Data: data}}
+	}
+	_, err = c.auditOutcome(ctx, rec, res, err)
+	return err
+}
+
+// SnapshotSave writes a snapshot of the whole storage to w: one
+// consistent state of the backend (storage.Snapshotter), streamed entry
+// by entry. The token needs read and sudo on req.Path.
+//
+// Nothing is written to w before the request is authorized and recorded.
+// With an audit device enabled, the snapshot's trailer is written only
+// once the outcome is recorded: a snapshot whose outcome no device
+// recorded ends without it, and no reader accepts it. A failure once
+// writing has begun leaves w with a snapshot that has no trailer, too.
+// Writes to the storage go on meanwhile; the state lock is not held while
+// the snapshot streams.
+func (c *Core) SnapshotSave(ctx context.Context, req SnapshotRequest, w io.Writer) (SnapshotInfo, error) {
+	s, meta, rec, done, err := c.beginSave(ctx, req)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	defer done()
+	info := SnapshotInfo{Meta: meta}
+	sw, err := snapshot.NewWriter(w, meta)
+	if err == nil {
+		err = s.Snapshot(ctx, sw.Add)
+		info.Entries = sw.Count()
+	}
+	if err != nil {
+		c.log.Error("storage snapshot failed", "request_id", req.ID, "entries", info.Entries, "error", err)
+		return info, c.snapshotOutcome(ctx, rec, nil, err)
+	}
+	if rec != nil && !c.audit.Enabled() {
+		// Sealed while the snapshot streamed: the devices that recorded
+		// the request are closed, and none can record the outcome.
+		return info, c.auditFailure(errors.New("core: no audit device is open to record the outcome of a snapshot"))
+	}
+	if err := c.snapshotOutcome(ctx, rec, map[string]any{"entries": info.Entries}, nil); err != nil {
+		return info, err
+	}
+	if err := sw.Close(); err != nil {
+		return info, err
+	}
+	c.log.Info("storage snapshot taken", "request_id", req.ID, "entries", info.Entries)
+	return info, nil
+}
+
+// beginSave authorizes a save and describes the snapshot, holding the
+// state lock for reading only meanwhile.
+func (c *Core) beginSave(ctx context.Context, req SnapshotRequest) (storage.Snapshotter, snapshot.Meta, *auditRecord, func(), error) {
+	c.stateMu.RLock()
+	defer c.stateMu.RUnlock()
+	if c.sealed.Load() {
+		return nil, snapshot.Meta{}, nil, nil, ErrSealed
+	}
+	rec, done, err := c.authorizeSnapshot(ctx, req, logical.ReadOperation)
+	if err != nil {
+		return nil, snapshot.Meta{}, nil, nil, err
+	}
+	s, err := c.snapshotter()
+	if err != nil {
+		done()
+		return nil, snapshot.Meta{}, nil, nil, c.snapshotOutcome(ctx, rec, nil, err)
+	}
+	meta := snapshot.Meta{ClusterID: c.cluster.ID, Created: c.clk.Now().UTC(), StorageType: c.cfg.StorageType}
+	return s, meta, rec, done, nil
+}
+
+// SnapshotRestore replaces the whole storage with the snapshot r holds.
+// The token needs update and sudo on req.Path. The snapshot must be of
+// this cluster (its header's cluster ID) unless force is set.
+//
+// The request is authorized and recorded and the header read first; then,
+// under the state lock, every subsystem stops, the barrier seals (the root
+// key kept aside), the backend restores the entries as they stream in, and
+// the barrier reopens with the same root key and the subsystems start
+// again, on the restored data. While that runs, other requests wait.
+//
+// A snapshot found bad on the way (truncated, checksum, malformed: a 400
+// wrapping snapshot.ErrInvalid) leaves the storage as it was, and the
+// server serves it again. When the restored keyring does not open with
+// the root key (a forced restore of another cluster's snapshot), the
+// server stays sealed: its operators unseal it with that cluster's key
+// shares (with an auto seal, the restored seal record is tried with the
+// configured seal first). Info says so.
+func (c *Core) SnapshotRestore(ctx context.Context, req SnapshotRequest, r io.Reader, force bool) (SnapshotInfo, error) {
+	s, rd, rec, done, err := c.beginRestore(ctx, req, r, force)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	defer done()
+	info, err := c.restore(ctx, req, s, rd, force)
+	data := map[string]any{"entries": info.Entries, "sealed": info.Sealed}
+	if err != nil {
+		data = nil
+	}
+	return info, c.snapshotOutcome(ctx, rec, data, err)
+}
+
+// beginRestore authorizes a restore, reads the snapshot's header and
+// checks its cluster, holding the state lock for reading.
+func (c *Core) beginRestore(ctx context.Context, req SnapshotRequest, r io.Reader, force bool) (storage.Snapshotter, *snapshot.Reader, *auditRecord, func(), error) {
+	c.stateMu.RLock()
+	defer c.stateMu.RUnlock()
+	if c.sealed.Load() {
+		return nil, nil, nil, nil, ErrSealed
+	}
+	rec, done, err := c.authorizeSnapshot(ctx, req, logical.UpdateOperation)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	fail := func(err error) (storage.Snapshotter, *snapshot.Reader, *auditRecord, func(), error) {
+		done()
+		return nil, nil, nil, nil, c.snapshotOutcome(ctx, rec, nil, err)
+	}
+	s, err := c.snapshotter()
+	if err != nil {
+		return fail(err)
+	}
+	rd, err := snapshot.NewReader(r)
+	if err != nil {
+		return fail(snapshotError(err))
+	}
+	if id := rd.Meta().ClusterID; id != c.cluster.ID && !force {
+		return fail(&logical.CodedError{Status: 400, Err: ErrSnapshotOtherCluster,
+			Msg: fmt.Sprintf("the snapshot is of cluster %q, not of this cluster (%q): restore it with snapshot-force (vigil operator snapshot restore -force) to replace this cluster's data with it", id, c.cluster.ID)})
+	}
+	return s, rd, rec, done, nil
+}
+
+// snapshotError turns a bad snapshot into a 400 that says what is wrong
+// with it (the file's fault, or a key the backend refuses); other errors
+// (reading the request body, the storage) pass through.
+func snapshotError(err error) error {
+	switch {
+	case errors.Is(err, snapshot.ErrInvalid):
+		msg := err.Error()
+		if i := strings.Index(msg, snapshot.ErrInvalid.Error()); i >= 0 {
+			msg = msg[i:]
+		}
+		return &logical.CodedError{Status: 400, Msg: msg, Err: err}
+	case errors.Is(err, storage.ErrInvalidKey):
+		return &logical.CodedError{Status: 400, Msg: "invalid snapshot: the storage backend refuses one of its keys", Err: err}
+	}
+	return err
+}
+
+// restore swaps the storage under the state lock (see SnapshotRestore).
+func (c *Core) restore(ctx context.Context, req SnapshotRequest, s storage.Snapshotter, rd *snapshot.Reader, force bool) (SnapshotInfo, error) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	meta := rd.Meta()
+	info := SnapshotInfo{Meta: meta}
+	if c.sealed.Load() {
+		return info, ErrSealed // sealed since the request was authorized
+	}
+	rootKey, err := c.barrier.RootKey()
+	if err != nil {
+		return info, fmt.Errorf("core: restore: %w", err)
+	}
+	defer secret.Zero(rootKey)
+	c.log.Info("storage restore started: the server is stopped until it ends", "request_id", req.ID,
+		"snapshot_cluster_id", meta.ClusterID, "snapshot_created", meta.Created, "forced", force)
+	c.stopForRestore(ctx)
+	// The restart must not fail because the request's context ended
+	// (the client went away, or the request timed out, mid-restore).
+	bg := context.WithoutCancel(ctx)
+	rerr := s.Restore(ctx, rd.Next)
+	info.Entries = rd.Count()
+	if rerr != nil {
+		rerr = snapshotError(rerr)
+		c.log.Error("storage restore failed; the storage is unchanged", "request_id", req.ID, "entries_read", info.Entries, "error", rerr)
+		if err := c.unsealWithKey(bg, rootKey); err != nil {
+			c.log.Error("could not restart after a failed restore; the server is sealed", "error", err)
+			return info, errors.Join(rerr, fmt.Errorf("core: restart after the failed restore: %w", err))
+		}
+		return info, rerr
+	}
+	c.log.Info("storage restored from snapshot", "request_id", req.ID, "entries", info.Entries,
+		"snapshot_cluster_id", meta.ClusterID, "snapshot_created", meta.Created)
+	if err := c.reopenAfterRestore(bg, rootKey); err != nil {
+		info.Sealed = true
+		if errors.Is(err, barrier.ErrBadRootKey) {
+			info.SealedReason = "the restored keyring does not open with this server's root key (a snapshot of another cluster): unseal the server with that cluster's unseal keys"
+			c.log.Warn("restored a snapshot of another cluster; the server stays sealed until unsealed with that cluster's keys", "snapshot_cluster_id", meta.ClusterID)
+		} else {
+			info.SealedReason = "the server could not start on the restored data and is sealed; see its log"
+			c.log.Error("could not start on the restored data; the server is sealed", "error", err)
+		}
+	}
+	return info, nil
+}
+
+// stopForRestore stops the subsystems and seals the barrier, as
+// SealInternal does, keeping the sealed flag set until the restart. The
+// caller holds stateMu for writing.
+func (c *Core) stopForRestore(ctx context.Context) {
+	c.sealed.Store(true)
+	c.stopAll(ctx)
+	if c.stopCtx != nil {
+		c.stopCtx()
+		c.stopCtx = nil
+	}
+	c.barrier.Seal()
+	c.unsealer = nil
+	c.genMu.Lock()
+	c.cancelGenerateRoot()
+	c.genMu.Unlock()
+}
+
+// reopenAfterRestore opens the barrier over the restored storage with the
+// root key it had, or, with an auto seal, with the root key the restored
+// seal record holds, and starts the subsystems. The caller holds stateMu
+// for writing.
+func (c *Core) reopenAfterRestore(ctx context.Context, rootKey []byte) error {
+	err := c.unsealWithKey(ctx, rootKey)
+	if !errors.Is(err, barrier.ErrBadRootKey) || c.cfg.Seal == nil {
+		return err
+	}
+	rec, rerr := c.loadSealRecord(ctx)
+	if rerr != nil {
+		return err
+	}
+	if c.checkSealType(*rec) != nil {
+		return err
+	}
+	if aerr := c.openAuto(ctx, *rec, nil); aerr != nil {
+		c.log.Warn("the configured auto seal does not open the restored seal record", "error", aerr)
+		return err
+	}
+	return nil
+}
