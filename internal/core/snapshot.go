@@ -42,6 +42,10 @@ var (
 	// ErrSnapshotOtherCluster: a restore of another cluster's snapshot
 	// without force.
 	ErrSnapshotOtherCluster = errors.New("core: the snapshot is of another cluster")
+	// ErrSnapshotInvalid is snapshot.ErrInvalid: a restore whose reader
+	// fails with an error wrapping it is a 400 (the HTTP layer wraps it
+	// around a damaged container of its own).
+	ErrSnapshotInvalid = snapshot.ErrInvalid
 )
 
 // SnapshotRequest is the caller of SnapshotSave or SnapshotRestore.

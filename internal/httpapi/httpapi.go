@@ -5,7 +5,9 @@
 //
 // It serves the seal endpoints (health, seal-status, init, unseal, leader,
 // seal, generate-root) itself against a small [Core] interface; everything else goes
-// through Core.HandleRequest. It never holds a concrete *core.Core.
+// through Core.HandleRequest. It never holds a concrete *core.Core. The
+// storage snapshot endpoints (sys_snapshot.go) stream their bodies, so they
+// too are served here, against a second small interface.
 package httpapi
 
 import (
@@ -60,6 +62,9 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxRequestSize limits request bodies (413 beyond); 0 means 32 MiB.
 	MaxRequestSize int64
+	// MaxSnapshotSize limits the body of a snapshot restore instead; 0
+	// means DefaultMaxSnapshotSize.
+	MaxSnapshotSize int64
 	// MaxRequestDuration bounds each request; 0 means 90 s.
 	MaxRequestDuration time.Duration
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed.
@@ -90,6 +95,9 @@ type Handler struct {
 	unauthMetrics bool
 	// bufs recycles the buffers of small responses (see respondResult).
 	bufs sync.Pool
+
+	// maxSnapshot limits a snapshot restore's body.
+	maxSnapshot int64
 }
 
 // New returns the API handler.
@@ -107,6 +115,10 @@ func New(opts Options) *Handler {
 		unauthMetrics: opts.UnauthenticatedMetrics && opts.Metrics != nil,
 	}
 	h.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
+	h.maxSnapshot = opts.MaxSnapshotSize
+	if h.maxSnapshot <= 0 {
+		h.maxSnapshot = DefaultMaxSnapshotSize
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -223,6 +235,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 			h.handleMetrics(w, r)
 			return
 		}
+	}
+	if isSnapshotPath(p) {
+		rl.set("sys/", sysOperation(r.Method))
+		h.handleSnapshot(ctx, w, r, p)
+		return
 	}
 	switch p {
 	case "sys/health":
