@@ -21,6 +21,8 @@ func operatorCommands() []*command {
 		operatorRotateCommand(),
 		operatorKeyStatusCommand(),
 		operatorGenerateRootCommand(),
+		operatorSnapshotCommand(),
+		operatorMigrateCommand(),
 	}
 }
 
