@@ -136,8 +136,8 @@ type Core struct {
 
 	// stateMu is held for reading by every request and for writing by
 	// seal and unseal, so that sealing waits for in-flight requests.
-	stateMu  sync.RWMutex
-	sealed   atomic.Bool
+	stateMu sync.RWMutex
+	sealed  atomic.Bool
 	// standby is set while an HA server is unsealed but not active: it
 	// runs no subsystem, and the HTTP layer forwards its clients.
 	standby atomic.Bool
@@ -149,7 +149,7 @@ type Core struct {
 	// leaderCache remembers the active server's address for forwarding.
 	leaderCache atomic.Pointer[leaderEntry]
 	// fwdKey signs forwarded requests; set while unsealed with HA.
-	fwdKey atomic.Pointer[[]byte]
+	fwdKey   atomic.Pointer[[]byte]
 	unsealer *seal.Unsealer // guarded by stateMu (write)
 
 	// Valid only while unsealed (set under stateMu write lock).
