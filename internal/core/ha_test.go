@@ -94,6 +94,16 @@ func TestHAOneActiveStandbysForwardAndTakeOver(t *testing.T) {
 	}
 	f.write(t, a, "secret/after", "2")
 
+	// A lease a registers runs out on b's expiration manager.
+	res2, err := a.HandleRequest(ctx, &Request{ID: secret.UUID(), Operation: logical.UpdateOperation, Path: "auth/token/create", Data: map[string]any{"ttl": "1s"}, Token: f.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := secret.NewString(res2.Response.Auth.ClientToken)
+	if n := tokenLeases(t, a, f.root); n != 1 {
+		t.Fatalf("%d token leases, want 1", n)
+	}
+
 	// a dies: its lock goes; b takes over, a's writes are fenced.
 	phys.BreakLock()
 	waitFor(t, "b is active", active(b))
@@ -101,6 +111,10 @@ func TestHAOneActiveStandbysForwardAndTakeOver(t *testing.T) {
 		t.Fatalf("b reads %q", got)
 	}
 	f.write(t, b, "secret/b", "3")
+	waitFor(t, "b revoked the expired token's lease", func() bool { return tokenLeases(t, b, f.root) == 0 })
+	if _, err := b.HandleRequest(ctx, &Request{ID: secret.UUID(), Operation: logical.ReadOperation, Path: "auth/token/lookup-self", Token: short}); !errors.Is(err, logical.ErrPermissionDenied) {
+		t.Fatalf("expired token: %v", err)
+	}
 	waitFor(t, "a stands by", a.Standby)
 	if _, err := a.HandleRequest(ctx, &Request{ID: secret.UUID(), Operation: logical.UpdateOperation, Path: "secret/x", Data: map[string]any{"v": "x"}, Token: f.root}); !errors.Is(err, ErrStandby) {
 		t.Fatalf("write on the former active: %v", err)
@@ -171,4 +185,18 @@ func TestHALeaderWithoutHA(t *testing.T) {
 		t.Fatalf("step-down without HA: %v", err)
 	}
 	var _ storage.HABackend = inmem.New().Node()
+}
+
+// tokenLeases counts the leases of tokens made with auth/token/create.
+func tokenLeases(t *testing.T, c *Core, root secret.String) int {
+	t.Helper()
+	res, err := c.HandleRequest(context.Background(), &Request{ID: secret.UUID(), Operation: logical.ListOperation, Path: "sys/leases/lookup/auth/token/create/", Token: root})
+	if errors.Is(err, logical.ErrNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := res.Response.Data["keys"].([]string)
+	return len(keys)
 }
