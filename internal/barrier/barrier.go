@@ -22,6 +22,8 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -243,43 +245,68 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 	if b.ring.Load() != nil {
 		return nil
 	}
-	ct, err := b.backend.Get(ctx, KeyringPath)
-	if errors.Is(err, storage.ErrNotFound) {
-		return ErrNotInitialized
-	}
-	if err != nil {
-		return fmt.Errorf("barrier: read keyring: %w", err)
-	}
-	if len(rootKey) != keySize {
-		return ErrBadRootKey
-	}
-	a, err := newAEAD(rootKey)
-	if err != nil {
-		return err
-	}
-	term, err := termOf(KeyringPath, ct)
-	if err != nil {
-		return err
-	}
-	if term != keyringTerm {
-		return fmt.Errorf("barrier: keyring: %w: wrong header", ErrDecrypt)
-	}
-	raw, err := decrypt(a, KeyringPath, ct)
-	if err != nil {
-		return ErrBadRootKey
-	}
-	defer secret.Zero(raw)
-	var f keyringFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return fmt.Errorf("barrier: decode keyring: %w", err)
-	}
-	r, err := buildKeyring(f)
+	r, err := b.openKeyring(ctx, rootKey)
 	if err != nil {
 		return err
 	}
 	b.rootKey = append([]byte(nil), rootKey...)
 	b.encryptions.Store(0)
 	b.ring.Store(r)
+	return nil
+}
+
+// openKeyring reads the stored keyring and decrypts it with rootKey.
+func (b *Barrier) openKeyring(ctx context.Context, rootKey []byte) (*keyring, error) {
+	ct, err := b.backend.Get(ctx, KeyringPath)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNotInitialized
+	}
+	if err != nil {
+		return nil, fmt.Errorf("barrier: read keyring: %w", err)
+	}
+	if len(rootKey) != keySize {
+		return nil, ErrBadRootKey
+	}
+	a, err := newAEAD(rootKey)
+	if err != nil {
+		return nil, err
+	}
+	term, err := termOf(KeyringPath, ct)
+	if err != nil {
+		return nil, err
+	}
+	if term != keyringTerm {
+		return nil, fmt.Errorf("barrier: keyring: %w: wrong header", ErrDecrypt)
+	}
+	raw, err := decrypt(a, KeyringPath, ct)
+	if err != nil {
+		return nil, ErrBadRootKey
+	}
+	defer secret.Zero(raw)
+	var f keyringFile
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("barrier: decode keyring: %w", err)
+	}
+	return buildKeyring(f)
+}
+
+// Reload reads the keyring again with the root key the barrier was
+// unsealed with: an HA standby that becomes active learns the terms the
+// previous active added. On failure the barrier keeps its keyring.
+// Callers keep other users of the barrier out while it runs.
+func (b *Barrier) Reload(ctx context.Context) error {
+	b.rotateMu.Lock()
+	defer b.rotateMu.Unlock()
+	if b.ring.Load() == nil {
+		return ErrSealed
+	}
+	r, err := b.openKeyring(ctx, b.rootKey)
+	if err != nil {
+		return err
+	}
+	if old := b.ring.Swap(r); old != nil {
+		old.zero()
+	}
 	return nil
 }
 
@@ -293,6 +320,18 @@ func (b *Barrier) Seal() {
 	}
 	secret.Zero(b.rootKey)
 	b.rootKey = nil
+}
+
+// DeriveKey returns a 32-byte key derived from the root key for purpose
+// (HKDF-SHA256), the same on every node that shares the root key. It fails
+// while sealed.
+func (b *Barrier) DeriveKey(purpose string) ([]byte, error) {
+	b.rotateMu.Lock()
+	defer b.rotateMu.Unlock()
+	if len(b.rootKey) == 0 {
+		return nil, ErrSealed
+	}
+	return hkdf.Key(sha256.New, b.rootKey, nil, "vigil "+purpose, keySize)
 }
 
 // Sealed reports whether the barrier is sealed.

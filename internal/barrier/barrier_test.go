@@ -263,3 +263,46 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+func TestReloadLearnsAnotherNodesTerms(t *testing.T) {
+	ctx := context.Background()
+	phys := inmem.New()
+	key := secret.RandomBytes(32)
+	a, b := New(phys, clock.Real{}), New(phys, clock.Real{})
+	if err := a.Initialize(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*Barrier{a, b} {
+		if err := x.Unseal(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "k"); err == nil {
+		t.Fatal("b read a term it never loaded")
+	}
+	if err := b.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Get(ctx, "k"); err != nil || string(v) != "v" {
+		t.Fatalf("after reload: %q, %v", v, err)
+	}
+	ka, _ := a.DeriveKey("x")
+	kb, _ := b.DeriveKey("x")
+	ky, _ := b.DeriveKey("y")
+	if string(ka) != string(kb) || string(ka) == string(ky) || len(ka) != 32 {
+		t.Fatal("derived keys differ across nodes or agree across purposes")
+	}
+	b.Seal()
+	if err := b.Reload(ctx); !errors.Is(err, ErrSealed) {
+		t.Fatalf("reload while sealed: %v", err)
+	}
+	if _, err := b.DeriveKey("x"); !errors.Is(err, ErrSealed) {
+		t.Fatalf("derive while sealed: %v", err)
+	}
+}

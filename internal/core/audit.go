@@ -419,7 +419,7 @@ func (c *Core) AuditChainOf(ctx context.Context, path string) (*AuditChain, erro
 func (c *Core) ReopenAudit(ctx context.Context) error {
 	c.stateMu.RLock()
 	defer c.stateMu.RUnlock()
-	if c.sealed.Load() {
+	if c.sealed.Load() || c.standby.Load() {
 		return nil
 	}
 	err := c.audit.Reopen(ctx)

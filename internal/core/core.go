@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/mount"
 	"github.com/vigil-secrets/vigil/internal/seal"
+	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/token"
 )
@@ -50,6 +51,14 @@ var (
 	ErrAlreadyUnsealed = errors.New("core: already unsealed")
 	// ErrNoRoute: no mount owns the path.
 	ErrNoRoute = errors.New("core: no handler for route")
+	// ErrStandby: the server is an HA standby (or lost the leader lock
+	// during the request); the active server serves the request.
+	ErrStandby = errors.New("core: node is not active")
+	// ErrCannotSealStandby: sys/seal on an HA standby, which cannot check
+	// the token (stop its process instead).
+	ErrCannotSealStandby = errors.New("core: a standby cannot be sealed through the API; stop its process instead")
+	// ErrNoLeader: an HA standby knows no active server to forward to.
+	ErrNoLeader = errors.New("core: no active node")
 	// ErrSealMismatch: the stored seal is not of the configured type
 	// (seals are not migrated).
 	ErrSealMismatch = errors.New("core: the configured seal does not match the stored one")
@@ -101,6 +110,20 @@ type Config struct {
 	LoginBurst int
 	// Metrics counts logins and renders sys/metrics; nil means none.
 	Metrics Metrics
+	// HA, when set, makes this server one of several sharing the storage
+	// (Storage must write through HA, which fences the writes): once
+	// unsealed it is a standby until it wins HA's leader lock, and only
+	// the active server runs the subsystems. nil means a single server.
+	HA storage.HABackend
+	// NodeID names this server in the leader lock; one is generated when
+	// empty.
+	NodeID string
+	// APIAddr is the address the standbys forward clients to while this
+	// server is active (api_addr).
+	APIAddr string
+	// StepDownWait is how long a server that stepped down waits before it
+	// campaigns again (10 s when zero).
+	StepDownWait time.Duration
 }
 
 // Core is one server's core. Create it with New.
@@ -113,8 +136,20 @@ type Core struct {
 
 	// stateMu is held for reading by every request and for writing by
 	// seal and unseal, so that sealing waits for in-flight requests.
-	stateMu  sync.RWMutex
-	sealed   atomic.Bool
+	stateMu sync.RWMutex
+	sealed  atomic.Bool
+	// standby is set while an HA server is unsealed but not active: it
+	// runs no subsystem, and the HTTP layer forwards its clients.
+	standby atomic.Bool
+	// ha is the HA loop while unsealed with HA; guarded by haMu.
+	haMu sync.Mutex
+	ha   *haRun
+	// activeSince is when this server last became active (stateMu).
+	activeSince time.Time
+	// leaderCache remembers the active server's address for forwarding.
+	leaderCache atomic.Pointer[leaderEntry]
+	// fwdKey signs forwarded requests; set while unsealed with HA.
+	fwdKey   atomic.Pointer[[]byte]
 	unsealer *seal.Unsealer // guarded by stateMu (write)
 
 	// Valid only while unsealed (set under stateMu write lock).
@@ -173,6 +208,12 @@ func New(cfg Config) (*Core, error) {
 	}
 	if cfg.MaxLeaseTTL == 0 {
 		cfg.MaxLeaseTTL = 768 * time.Hour
+	}
+	if cfg.StepDownWait == 0 {
+		cfg.StepDownWait = 10 * time.Second
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = secret.UUID()
 	}
 	if cfg.DefaultLeaseTTL > cfg.MaxLeaseTTL {
 		return nil, fmt.Errorf("core: default lease ttl %s exceeds max lease ttl %s", cfg.DefaultLeaseTTL, cfg.MaxLeaseTTL)

@@ -54,6 +54,8 @@ func (c *Core) withAttempt(ctx context.Context, f func(rec seal.Sealed) (Generat
 		return GenerateRootStatus{}, err
 	case c.sealed.Load():
 		return GenerateRootStatus{}, ErrSealed
+	case c.standby.Load():
+		return GenerateRootStatus{}, ErrStandby
 	}
 	c.genMu.Lock()
 	defer c.genMu.Unlock()
@@ -194,6 +196,9 @@ func (c *Core) GenerateRootCancel(ctx context.Context) error {
 	defer c.stateMu.RUnlock()
 	if c.sealed.Load() {
 		return ErrSealed
+	}
+	if c.standby.Load() {
+		return ErrStandby
 	}
 	c.genMu.Lock()
 	defer c.genMu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/mount"
 	"github.com/vigil-secrets/vigil/internal/policy"
 	"github.com/vigil-secrets/vigil/internal/secret"
+	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/token"
 )
 
@@ -59,12 +60,24 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 	if c.sealed.Load() {
 		return nil, ErrSealed
 	}
-	if !c.audit.Enabled() {
-		return c.handleRequest(ctx, req, nil)
+	if c.standby.Load() {
+		return nil, ErrStandby
 	}
-	rec := &auditRecord{req: req}
-	res, err := c.handleRequest(ctx, req, rec)
-	return c.auditOutcome(ctx, rec, res, err)
+	var res *Result
+	var err error
+	if !c.audit.Enabled() {
+		res, err = c.handleRequest(ctx, req, nil)
+	} else {
+		rec := &auditRecord{req: req}
+		res, err = c.handleRequest(ctx, req, rec)
+		res, err = c.auditOutcome(ctx, rec, res, err)
+	}
+	if err != nil && errors.Is(err, storage.ErrFenced) {
+		// This server lost the leader lock while serving: another one is
+		// active now, and the client may retry there.
+		return nil, fmt.Errorf("%w: %w", ErrStandby, err)
+	}
+	return res, err
 }
 
 // handleRequest serves a request; rec, when set, is told what the

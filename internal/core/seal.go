@@ -57,6 +57,8 @@ type SealStatus struct {
 	ClusterName      string
 	ClusterID        string
 	StorageType      string
+	// Standby is set on an unsealed HA standby.
+	Standby bool
 }
 
 // Initialized reports whether the server has been initialized.
@@ -401,6 +403,16 @@ func (c *Core) unsealWithKey(ctx context.Context, rootKey []byte) error {
 // startUnsealed starts the subsystems behind the open barrier, or seals it
 // again when one fails. The caller holds stateMu for writing.
 func (c *Core) startUnsealed(ctx context.Context) error {
+	if c.cfg.HA != nil {
+		if err := c.startHA(ctx); err != nil {
+			c.barrier.Seal()
+			return err
+		}
+		c.unsealer = nil
+		c.sealed.Store(false)
+		c.log.Info("unsealed; standing by for the leader lock", "cluster_name", c.cluster.Name, "seal", c.sealType(), "node_id", c.cfg.NodeID)
+		return nil
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if err := c.startAll(runCtx); err != nil {
 		cancel()
@@ -438,6 +450,11 @@ func (c *Core) Seal(ctx context.Context, tok secret.String, conn *logical.Connec
 		c.stateMu.RUnlock()
 		return ErrSealed
 	}
+	if c.standby.Load() {
+		// A standby cannot check the token: its token store is closed.
+		c.stateMu.RUnlock()
+		return ErrCannotSealStandby
+	}
 	if err := c.authorizeSys(ctx, tok, conn, "sys/seal", logical.UpdateOperation); err != nil {
 		c.stateMu.RUnlock()
 		return err
@@ -448,12 +465,19 @@ func (c *Core) Seal(ctx context.Context, tok secret.String, conn *logical.Connec
 
 // SealInternal seals without a token check (shutdown).
 func (c *Core) SealInternal(ctx context.Context) error {
+	// The HA loop stands an active server down (it takes stateMu) and
+	// releases the leader lock before the barrier closes.
+	c.stopHA()
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	if c.sealed.Load() {
 		return nil
 	}
 	c.sealed.Store(true)
+	c.standby.Store(false)
+	if k := c.fwdKey.Swap(nil); k != nil {
+		secret.Zero(*k)
+	}
 	c.stopAll(ctx)
 	if c.stopCtx != nil {
 		c.stopCtx()
@@ -476,7 +500,7 @@ func (c *Core) SealStatus(ctx context.Context) (SealStatus, error) {
 }
 
 func (c *Core) sealStatusLocked(ctx context.Context) (SealStatus, error) {
-	st := SealStatus{Type: c.sealType(), Sealed: c.sealed.Load(), StorageType: c.cfg.StorageType}
+	st := SealStatus{Type: c.sealType(), Sealed: c.sealed.Load(), StorageType: c.cfg.StorageType, Standby: c.standby.Load()}
 	st.setRecovery()
 	init, err := c.Initialized(ctx)
 	if err != nil {

@@ -12,6 +12,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -37,6 +38,15 @@ type Core interface {
 	GenerateRootInit(ctx context.Context, otp, pgpKey string) (core.GenerateRootStatus, error)
 	GenerateRootUpdate(ctx context.Context, key, nonce string) (core.GenerateRootStatus, error)
 	GenerateRootCancel(ctx context.Context) error
+	StepDown(ctx context.Context, token secret.String, conn *logical.Connection) error
+	Leader(ctx context.Context) (core.LeaderStatus, error)
+	// Standby, ActiveAddress, ForgetLeader, ForwardMAC and
+	// CheckForwardMAC serve request forwarding (forward.go).
+	Standby() bool
+	ActiveAddress(ctx context.Context) (string, error)
+	ForgetLeader()
+	ForwardMAC(msg []byte) ([]byte, bool)
+	CheckForwardMAC(msg, mac []byte) bool
 }
 
 // Metrics is what the HTTP layer needs of the server's metrics.
@@ -79,6 +89,9 @@ type Options struct {
 	// without an audit entry), even while sealed: for scrapers on a
 	// listener that only they can reach.
 	UnauthenticatedMetrics bool
+	// ForwardTLS is the TLS configuration for forwarding a standby's
+	// clients to the active server (nil: the system's roots).
+	ForwardTLS *tls.Config
 }
 
 // Handler serves the API.
@@ -95,6 +108,8 @@ type Handler struct {
 	unauthMetrics bool
 	// bufs recycles the buffers of small responses (see respondResult).
 	bufs sync.Pool
+	// fwd carries a standby's clients to the active server.
+	fwd *http.Transport
 
 	// maxSnapshot limits a snapshot restore's body.
 	maxSnapshot int64
@@ -113,6 +128,7 @@ func New(opts Options) *Handler {
 		metrics: opts.Metrics,
 
 		unauthMetrics: opts.UnauthenticatedMetrics && opts.Metrics != nil,
+		fwd:           newForwardTransport(opts.ForwardTLS),
 	}
 	h.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	h.maxSnapshot = opts.MaxSnapshotSize
@@ -226,7 +242,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 	ctx, cancel := context.WithTimeout(r.Context(), h.maxDur)
 	defer cancel()
 	switch p {
-	case "sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader", "sys/seal",
+	case "sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader", "sys/seal", "sys/step-down",
 		"sys/generate-root/attempt", "sys/generate-root/update":
 		rl.set("sys/", sysOperation(r.Method))
 	case "sys/metrics":
@@ -236,6 +252,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 			return
 		}
 	}
+	if !localOnStandby(p) && h.core.Standby() {
+		rl.set("", "")
+		h.forward(w, r.WithContext(ctx), p)
+		return
+	}
+	// After forwarding: snapshots are taken and restored by the active
+	// server.
 	if isSnapshotPath(p) {
 		rl.set("sys/", sysOperation(r.Method))
 		h.handleSnapshot(ctx, w, r, p)
@@ -254,6 +277,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 		h.handleLeader(w, r)
 	case "sys/seal":
 		h.handleSeal(ctx, w, r)
+	case "sys/step-down":
+		h.handleStepDown(ctx, w, r)
 	case "sys/generate-root/attempt":
 		h.handleGenerateRootAttempt(ctx, w, r)
 	case "sys/generate-root/update":

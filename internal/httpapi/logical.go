@@ -233,6 +233,11 @@ func (h *Handler) connection(r *http.Request) *logical.Connection {
 	}
 	c := &logical.Connection{RemoteAddr: host}
 	c.RemotePort, _ = strconv.Atoi(port)
+	if fh, fp, ok := h.forwardedClient(r); ok {
+		// A standby of this cluster vouches for its client.
+		c.RemoteAddr, c.RemotePort = fh, fp
+		return c
+	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		// Only a certificate the listener verified names the client.
 		c.ClientCertSubject = r.TLS.VerifiedChains[0][0].Subject.String()

@@ -192,6 +192,12 @@ func errorStatus(err error, path string) (status int, msgs []string, internal bo
 		return coded.Status, []string{coded.Msg}, coded.Status >= 500
 	case errors.Is(err, core.ErrSealed):
 		return http.StatusServiceUnavailable, []string{"Vault is sealed"}, false
+	case errors.Is(err, core.ErrStandby):
+		return http.StatusServiceUnavailable, []string{"node is not active"}, false
+	case errors.Is(err, core.ErrNoLeader):
+		return http.StatusServiceUnavailable, []string{"no active Vault instance found"}, false
+	case errors.Is(err, core.ErrCannotSealStandby):
+		return http.StatusBadRequest, []string{"cannot seal a standby node; stop its process instead"}, false
 	case errors.Is(err, core.ErrNotInitialized):
 		return http.StatusBadRequest, []string{"server is not yet initialized"}, false
 	case errors.Is(err, core.ErrAlreadyInitialized):

@@ -113,6 +113,8 @@ func (h *Handler) handleHealth(ctx context.Context, w http.ResponseWriter, r *ht
 		status = codes["uninitcode"]
 	case st.Sealed:
 		status = codes["sealedcode"]
+	case st.Standby && !queryBool(q.Get("standbyok")):
+		status = codes["standbycode"]
 	}
 	body := struct {
 		Initialized                bool   `json:"initialized"`
@@ -126,7 +128,7 @@ func (h *Handler) handleHealth(ctx context.Context, w http.ResponseWriter, r *ht
 		ClusterName                string `json:"cluster_name,omitempty"`
 		ClusterID                  string `json:"cluster_id,omitempty"`
 	}{
-		Initialized: st.Initialized, Sealed: st.Sealed,
+		Initialized: st.Initialized, Sealed: st.Sealed, Standby: st.Standby,
 		ReplicationPerformanceMode: "disabled", ReplicationDRMode: "disabled",
 		ServerTimeUTC: h.now().Unix(), Version: h.version,
 		ClusterName: st.ClusterName, ClusterID: st.ClusterID,
@@ -143,17 +145,44 @@ func (h *Handler) handleLeader(w http.ResponseWriter, r *http.Request) {
 	if !methodIs(w, r, http.MethodGet) {
 		return
 	}
-	// A single node is never part of an HA cluster: Vault's non-HA answer,
-	// with the remaining fields present for clients that decode them.
+	st, err := h.core.Leader(r.Context())
+	if err != nil {
+		h.respondError(w, "", "sys/leader", err)
+		return
+	}
+	if !st.HAEnabled {
+		// A single node is never part of an HA cluster: Vault's non-HA
+		// answer, with the remaining fields present for clients that
+		// decode them.
+		st = core.LeaderStatus{}
+	}
+	at := st.ActiveTime
+	if !at.IsZero() {
+		at = at.UTC()
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"ha_enabled":                          false,
-		"is_self":                             false,
-		"active_time":                         time.Time{}.Format(time.RFC3339),
-		"leader_address":                      "",
+		"ha_enabled":                          st.HAEnabled,
+		"is_self":                             st.IsSelf,
+		"active_time":                         at.Format(time.RFC3339Nano),
+		"leader_address":                      st.LeaderAddress,
 		"leader_cluster_address":              "",
 		"performance_standby":                 false,
 		"performance_standby_last_remote_wal": 0,
 	})
+}
+
+// handleStepDown makes the active server give up the leader lock (PUT
+// sys/step-down, sudo). A standby forwards it to the active server.
+func (h *Handler) handleStepDown(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	if !methodIs(w, r, http.MethodPut, http.MethodPost) {
+		return
+	}
+	if err := h.core.StepDown(ctx, requestToken(r), h.connection(r)); err != nil {
+		h.respondError(w, "", "sys/step-down", err)
+		return
+	}
+	w.Header()["Content-Type"] = []string{"application/json"}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // readParams decodes a JSON object body for the seal endpoints; when it
@@ -398,4 +427,10 @@ func metricsFormat(r *http.Request) string {
 		return "prometheus"
 	}
 	return ""
+}
+
+// queryBool reads a boolean query parameter already validated as one.
+func queryBool(v string) bool {
+	b, _ := strconv.ParseBool(v)
+	return b
 }

@@ -76,21 +76,27 @@ func openStatic(s *config.StaticSeal, getenv func(string) string) (*seal.Static,
 const (
 	autoUnsealFirstRetry = time.Second
 	autoUnsealMaxRetry   = time.Minute
+	// autoUnsealInitPoll is how often an HA server waiting for another
+	// replica's sys/init looks again.
+	autoUnsealInitPoll = 500 * time.Millisecond
 )
 
 // startAutoUnseal unseals a server with an auto seal as it starts, before
 // it serves. While that fails (an HSM out of reach) it keeps trying in the
 // background until stop; a seal that does not match the stored one is an
-// error the server stops on. A server not yet initialized waits for
-// sys/init, which unseals it.
-func startAutoUnseal(ctx context.Context, c *core.Core, logger *slog.Logger) (stop func(), _ error) {
+// error the server stops on. A single server not yet initialized waits
+// for sys/init, which unseals it; an HA server (waitInit) watches the
+// shared storage instead, since sys/init may run on another replica.
+func startAutoUnseal(ctx context.Context, c *core.Core, logger *slog.Logger, waitInit bool) (stop func(), _ error) {
 	err := c.AutoUnseal(ctx)
 	switch {
 	case err == nil:
 		return func() {}, nil
-	case errors.Is(err, core.ErrNotInitialized):
+	case errors.Is(err, core.ErrNotInitialized) && !waitInit:
 		logger.Info("not initialized: the server unseals itself once sys/init has run")
 		return func() {}, nil
+	case errors.Is(err, core.ErrNotInitialized):
+		logger.Info("not initialized: the server unseals itself once sys/init has run on any replica")
 	case errors.Is(err, core.ErrSealMismatch):
 		return nil, err
 	}
@@ -99,7 +105,11 @@ func startAutoUnseal(ctx context.Context, c *core.Core, logger *slog.Logger) (st
 	wg.Go(func() {
 		err, wait := err, autoUnsealFirstRetry
 		for {
-			logger.Error("auto-unseal failed; retrying", "error", err, "retry_in", wait.String())
+			if errors.Is(err, core.ErrNotInitialized) {
+				wait = autoUnsealInitPoll // quietly: another replica will init
+			} else {
+				logger.Error("auto-unseal failed; retrying", "error", err, "retry_in", wait.String())
+			}
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -107,10 +117,16 @@ func startAutoUnseal(ctx context.Context, c *core.Core, logger *slog.Logger) (st
 				return
 			case <-t.C:
 			}
-			if err = c.AutoUnseal(ctx); err == nil || errors.Is(err, core.ErrNotInitialized) {
+			err = c.AutoUnseal(ctx)
+			switch {
+			case err == nil, errors.Is(err, core.ErrNotInitialized) && !waitInit:
 				return
+			case errors.Is(err, core.ErrSealMismatch):
+				logger.Error("auto-unseal stopped: the stored seal does not match the configured one", "error", err)
+				return
+			case !errors.Is(err, core.ErrNotInitialized):
+				wait = min(2*wait, autoUnsealMaxRetry)
 			}
-			wait = min(2*wait, autoUnsealMaxRetry)
 		}
 	})
 	return func() { cancel(); wg.Wait() }, nil

@@ -101,7 +101,7 @@ func TestStartAutoUnseal(t *testing.T) {
 	}
 	w := static("k1")
 	c := newCore(w)
-	stop, err := startAutoUnseal(ctx, c, log)
+	stop, err := startAutoUnseal(ctx, c, log, false)
 	if err != nil {
 		t.Fatalf("uninitialized: %v", err)
 	}
@@ -112,14 +112,14 @@ func TestStartAutoUnseal(t *testing.T) {
 	c.SealInternal(ctx)
 
 	c = newCore(w)
-	if stop, err = startAutoUnseal(ctx, c, log); err != nil || c.Sealed() {
+	if stop, err = startAutoUnseal(ctx, c, log, false); err != nil || c.Sealed() {
 		t.Fatalf("restart: %v, sealed %v", err, c.Sealed())
 	}
 	stop()
 	c.SealInternal(ctx)
 
 	c = newCore(static("k1")) // the same id, another key
-	stop, err = startAutoUnseal(ctx, c, log)
+	stop, err = startAutoUnseal(ctx, c, log, false)
 	if err != nil || !c.Sealed() {
 		t.Fatalf("wrong key: %v, sealed %v", err, c.Sealed())
 	}
@@ -137,7 +137,7 @@ func TestStartAutoUnseal(t *testing.T) {
 		t.Fatal(err)
 	}
 	over, _ := core.New(core.Config{Storage: phys2, Seal: w})
-	if _, err := startAutoUnseal(ctx, over, log); !errors.Is(err, core.ErrSealMismatch) {
+	if _, err := startAutoUnseal(ctx, over, log, false); !errors.Is(err, core.ErrSealMismatch) {
 		t.Fatalf("auto seal over a shamir server: %v", err)
 	}
 }

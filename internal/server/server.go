@@ -238,7 +238,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 	}()
 
 	if autoSeal != nil {
-		stopUnseal, err := startAutoUnseal(ctx, c, logger)
+		stopUnseal, err := startAutoUnseal(ctx, c, logger, false)
 		if err != nil {
 			return err
 		}

@@ -36,6 +36,7 @@ type Backend struct {
 	data   map[string][]byte
 	keys   *btree.BTreeG[item] // exactly the entries of data
 	closed bool
+	lock   leaderLock // the HA leader lock of the Nodes, guarded by mu
 }
 
 // item is one entry of the B-tree. Stored values are never modified (a
@@ -159,10 +160,21 @@ func (b *Backend) Transaction(ctx context.Context, ops []storage.Op) error {
 			vals[i] = clone(op.Value)
 		}
 	}
+	return b.apply(ops, vals, nil)
+}
+
+// apply applies ops (with vals, their copied values) under the write
+// lock, after guard (when set) accepts: the fencing check of a [Node].
+func (b *Backend) apply(ops []storage.Op, vals [][]byte, guard func() error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return storage.ErrClosed
+	}
+	if guard != nil {
+		if err := guard(); err != nil {
+			return err
+		}
 	}
 	for i, op := range ops {
 		if op.Delete {
