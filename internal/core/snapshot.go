@@ -32,6 +32,11 @@ import (
 //   - A snapshot of another cluster is refused unless forced; a forced one
 //     whose keyring this server's root key does not open leaves the server
 //     sealed, for that cluster's key holders to unseal.
+//   - With HA, only the active server takes or restores snapshots (a
+//     standby answers ErrStandby; the HTTP layer forwards its clients). It
+//     keeps the leader lock through a restore, so no standby takes over
+//     half-way, and the backend fences the restore's writes like any
+//     other: a server that lost the lock restores nothing.
 
 // Errors of the snapshot operations, wrapped in *logical.CodedError with
 // the status and the message the client sees.
@@ -198,8 +203,11 @@ func (c *Core) SnapshotSave(ctx context.Context, req SnapshotRequest, w io.Write
 func (c *Core) beginSave(ctx context.Context, req SnapshotRequest) (storage.Snapshotter, snapshot.Meta, *auditRecord, func(), error) {
 	c.stateMu.RLock()
 	defer c.stateMu.RUnlock()
-	if c.sealed.Load() {
+	switch {
+	case c.sealed.Load():
 		return nil, snapshot.Meta{}, nil, nil, ErrSealed
+	case c.standby.Load():
+		return nil, snapshot.Meta{}, nil, nil, ErrStandby
 	}
 	rec, done, err := c.authorizeSnapshot(ctx, req, logical.ReadOperation)
 	if err != nil {
@@ -237,7 +245,10 @@ func (c *Core) SnapshotRestore(ctx context.Context, req SnapshotRequest, r io.Re
 		return SnapshotInfo{}, err
 	}
 	defer done()
-	info, err := c.restore(ctx, req, s, rd, force)
+	info, ha, err := c.restore(ctx, req, s, rd, force)
+	if info.Sealed && ha != nil {
+		c.leaveHA(ha)
+	}
 	data := map[string]any{"entries": info.Entries, "sealed": info.Sealed}
 	if err != nil {
 		data = nil
@@ -250,8 +261,11 @@ func (c *Core) SnapshotRestore(ctx context.Context, req SnapshotRequest, r io.Re
 func (c *Core) beginRestore(ctx context.Context, req SnapshotRequest, r io.Reader, force bool) (storage.Snapshotter, *snapshot.Reader, *auditRecord, func(), error) {
 	c.stateMu.RLock()
 	defer c.stateMu.RUnlock()
-	if c.sealed.Load() {
+	switch {
+	case c.sealed.Load():
 		return nil, nil, nil, nil, ErrSealed
+	case c.standby.Load():
+		return nil, nil, nil, nil, ErrStandby
 	}
 	rec, done, err := c.authorizeSnapshot(ctx, req, logical.UpdateOperation)
 	if err != nil {
@@ -294,17 +308,26 @@ func snapshotError(err error) error {
 }
 
 // restore swaps the storage under the state lock (see SnapshotRestore).
-func (c *Core) restore(ctx context.Context, req SnapshotRequest, s storage.Snapshotter, rd *snapshot.Reader, force bool) (SnapshotInfo, error) {
+// With HA it returns the HA loop that ran during the restore, for the
+// caller to end (leaveHA) when the server was left sealed: that must wait
+// until the state lock is released.
+func (c *Core) restore(ctx context.Context, req SnapshotRequest, s storage.Snapshotter, rd *snapshot.Reader, force bool) (SnapshotInfo, *haRun, error) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	meta := rd.Meta()
 	info := SnapshotInfo{Meta: meta}
-	if c.sealed.Load() {
-		return info, ErrSealed // sealed since the request was authorized
+	switch {
+	case c.sealed.Load():
+		return info, nil, ErrSealed // sealed since the request was authorized
+	case c.standby.Load():
+		return info, nil, ErrStandby // lost the leader lock since
 	}
+	c.haMu.Lock()
+	ha := c.ha
+	c.haMu.Unlock()
 	rootKey, err := c.barrier.RootKey()
 	if err != nil {
-		return info, fmt.Errorf("core: restore: %w", err)
+		return info, nil, fmt.Errorf("core: restore: %w", err)
 	}
 	defer secret.Zero(rootKey)
 	c.log.Info("storage restore started: the server is stopped until it ends", "request_id", req.ID,
@@ -317,12 +340,17 @@ func (c *Core) restore(ctx context.Context, req SnapshotRequest, s storage.Snaps
 	info.Entries = rd.Count()
 	if rerr != nil {
 		rerr = snapshotError(rerr)
-		c.log.Error("storage restore failed; the storage is unchanged", "request_id", req.ID, "entries_read", info.Entries, "error", rerr)
-		if err := c.unsealWithKey(bg, rootKey); err != nil {
-			c.log.Error("could not restart after a failed restore; the server is sealed", "error", err)
-			return info, errors.Join(rerr, fmt.Errorf("core: restart after the failed restore: %w", err))
+		if errors.Is(rerr, storage.ErrFenced) {
+			// The leader lock was lost: another server is active, and
+			// the client may retry there.
+			rerr = fmt.Errorf("%w: %w", ErrStandby, rerr)
 		}
-		return info, rerr
+		c.log.Error("storage restore failed; the storage is unchanged", "request_id", req.ID, "entries_read", info.Entries, "error", rerr)
+		if err := c.restartOn(bg, rootKey); err != nil {
+			c.log.Error("could not restart after a failed restore; the server is sealed", "error", err)
+			return info, ha, errors.Join(rerr, fmt.Errorf("core: restart after the failed restore: %w", err))
+		}
+		return info, ha, rerr
 	}
 	c.log.Info("storage restored from snapshot", "request_id", req.ID, "entries", info.Entries,
 		"snapshot_cluster_id", meta.ClusterID, "snapshot_created", meta.Created)
@@ -330,13 +358,16 @@ func (c *Core) restore(ctx context.Context, req SnapshotRequest, s storage.Snaps
 		info.Sealed = true
 		if errors.Is(err, barrier.ErrBadRootKey) {
 			info.SealedReason = "the restored keyring does not open with this server's root key (a snapshot of another cluster): unseal the server with that cluster's unseal keys"
+			if ha != nil {
+				info.SealedReason += ", and restart the other servers of this HA cluster"
+			}
 			c.log.Warn("restored a snapshot of another cluster; the server stays sealed until unsealed with that cluster's keys", "snapshot_cluster_id", meta.ClusterID)
 		} else {
 			info.SealedReason = "the server could not start on the restored data and is sealed; see its log"
 			c.log.Error("could not start on the restored data; the server is sealed", "error", err)
 		}
 	}
-	return info, nil
+	return info, ha, nil
 }
 
 // stopForRestore stops the subsystems and seals the barrier, as
@@ -356,13 +387,36 @@ func (c *Core) stopForRestore(ctx context.Context) {
 	c.genMu.Unlock()
 }
 
-// reopenAfterRestore opens the barrier over the restored storage with the
-// root key it had, or, with an auto seal, with the root key the restored
-// seal record holds, and starts the subsystems. The caller holds stateMu
-// for writing.
+// restartOn opens the barrier with rootKey and starts what ran before
+// the restore: the subsystems of a single server, or those of the active
+// server of HA, which keeps its HA loop and leader lock. On failure the
+// barrier is sealed again. The caller holds stateMu for writing.
+func (c *Core) restartOn(ctx context.Context, rootKey []byte) error {
+	if c.cfg.HA == nil {
+		return c.unsealWithKey(ctx, rootKey)
+	}
+	if err := c.barrier.Unseal(ctx, rootKey); err != nil {
+		return fmt.Errorf("core: open barrier: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if err := c.startAll(runCtx); err != nil {
+		cancel()
+		c.barrier.Seal()
+		return err
+	}
+	c.stopCtx = cancel
+	c.sealed.Store(false)
+	c.log.Info("active again on the restored storage", "node_id", c.cfg.NodeID)
+	return nil
+}
+
+// reopenAfterRestore restarts on the restored storage with the root key
+// the barrier had, or, with an auto seal (and no HA: standbys would keep
+// the old key), with the root key the restored seal record holds. The
+// caller holds stateMu for writing.
 func (c *Core) reopenAfterRestore(ctx context.Context, rootKey []byte) error {
-	err := c.unsealWithKey(ctx, rootKey)
-	if !errors.Is(err, barrier.ErrBadRootKey) || c.cfg.Seal == nil {
+	err := c.restartOn(ctx, rootKey)
+	if !errors.Is(err, barrier.ErrBadRootKey) || c.cfg.Seal == nil || c.cfg.HA != nil {
 		return err
 	}
 	rec, rerr := c.loadSealRecord(ctx)
@@ -377,4 +431,25 @@ func (c *Core) reopenAfterRestore(ctx context.Context, rootKey []byte) error {
 		return err
 	}
 	return nil
+}
+
+// leaveHA ends the HA loop that ran during a restore which left the
+// server sealed: the loop stands down and releases the leader lock, so
+// that another server takes over. The caller must not hold stateMu.
+func (c *Core) leaveHA(h *haRun) {
+	c.haMu.Lock()
+	if c.ha == h {
+		c.ha = nil
+	}
+	c.haMu.Unlock()
+	h.cancel()
+	<-h.done
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.sealed.Load() { // not unsealed again meanwhile
+		c.standby.Store(false)
+		if k := c.fwdKey.Swap(nil); k != nil {
+			secret.Zero(*k)
+		}
+	}
 }

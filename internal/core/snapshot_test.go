@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -487,4 +489,128 @@ func TestSnapshotRestoreReplacesEveryKey(t *testing.T) {
 	if after != before {
 		t.Fatalf("%d keys after restoring a snapshot of %d", after, before)
 	}
+}
+
+// breakAfter reads r and breaks the leader lock of phys once n bytes have
+// been read: the active server loses it in the middle of a restore.
+type breakAfter struct {
+	r    io.Reader
+	n    int
+	phys *inmem.Backend
+}
+
+func (b *breakAfter) Read(p []byte) (int, error) {
+	k, err := b.r.Read(p)
+	if b.n -= k; b.n <= 0 && b.phys != nil {
+		b.phys.BreakLock()
+		b.phys = nil
+	}
+	return k, err
+}
+
+// With HA, only the active server takes and restores snapshots; it keeps
+// the leader lock through a restore and serves the restored data. One
+// that loses the lock mid-restore restores nothing (fenced) and answers
+// ErrStandby, and the next active serves the old data.
+func TestSnapshotHA(t *testing.T) {
+	ctx := context.Background()
+	phys := inmem.New()
+	key := newKey("k1")
+	a := newHACore(t, phys, staticSeal(t, key, nil), "a")
+	res, err := a.Init(ctx, InitRequest{RecoveryShares: 1, RecoveryThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &autoFixture{phys: phys, c: a, root: res.RootToken}
+	waitFor(t, "a is active", active(a))
+	if err := a.EnableMount(ctx, "secret/", MountInput{Type: "kv"}); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, a, "secret/app", "v1")
+	// Enough data that the snapshot reader's buffer holds a small part.
+	for i := range 200 {
+		f.write(t, a, fmt.Sprintf("secret/bulk%03d", i), strings.Repeat("x", 1024))
+	}
+	b := newHACore(t, phys, staticSeal(t, key, nil), "b")
+	if err := b.AutoUnseal(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	var snap bytes.Buffer
+	if _, err := b.SnapshotSave(ctx, snapReq(f.root, snapPath), &snap); !errors.Is(err, ErrStandby) {
+		t.Fatalf("save on a standby: %v", err)
+	}
+	if _, err := a.SnapshotSave(ctx, snapReq(f.root, snapPath), &snap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SnapshotRestore(ctx, snapReq(f.root, snapPath), bytes.NewReader(snap.Bytes()), false); !errors.Is(err, ErrStandby) {
+		t.Fatalf("restore on a standby: %v", err)
+	}
+
+	f.write(t, a, "secret/app", "v2")
+	info, err := a.SnapshotRestore(ctx, snapReq(f.root, snapPath), bytes.NewReader(snap.Bytes()), false)
+	if err != nil || info.Sealed {
+		t.Fatalf("restore on the active: %+v, %v", info, err)
+	}
+	if a.Sealed() || a.Standby() || !b.Standby() {
+		t.Fatalf("after the restore: a sealed=%v standby=%v, b standby=%v", a.Sealed(), a.Standby(), b.Standby())
+	}
+	if st, err := a.Leader(ctx); err != nil || !st.IsSelf {
+		t.Fatalf("a.Leader after the restore: %+v %v", st, err)
+	}
+	if got := f.read(t, a, "secret/app"); got != "v1" {
+		t.Fatalf("after the restore: %q", got)
+	}
+
+	// The lock goes near the end of a restore (well past what the
+	// snapshot reader reads ahead before the restore begins).
+	f.write(t, a, "secret/app", "v3")
+	r := &breakAfter{r: bytes.NewReader(snap.Bytes()), n: snap.Len() - 1024, phys: phys}
+	_, err = a.SnapshotRestore(ctx, snapReq(f.root, snapPath), r, false)
+	if !errors.Is(err, ErrStandby) || !errors.Is(err, storage.ErrFenced) {
+		t.Fatalf("restore that lost the lock: %v", err)
+	}
+	waitFor(t, "b is active", active(b))
+	if got := f.read(t, b, "secret/app"); got != "v3" {
+		t.Fatalf("the fenced restore changed the data: %q", got)
+	}
+}
+
+// With HA, a forced restore of another cluster leaves the server sealed
+// and gives the leader lock up.
+func TestSnapshotHAForcedOtherCluster(t *testing.T) {
+	ctx := context.Background()
+	other := initCore(t)
+	other.kv(t, "theirs")
+	snap := other.save(t)
+
+	phys := inmem.New()
+	a := newHACore(t, phys, nil, "a")
+	res, err := a.Init(ctx, InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Unseal(ctx, hex.EncodeToString(res.Keys[0])); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a is active", active(a))
+	info, err := a.SnapshotRestore(ctx, snapReq(res.RootToken, snapPath+"-force"), bytes.NewReader(snap), true)
+	if err != nil || !info.Sealed || !strings.Contains(info.SealedReason, "restart the other servers") {
+		t.Fatalf("forced restore: %+v, %v", info, err)
+	}
+	if !a.Sealed() || a.Standby() {
+		t.Fatalf("a: sealed=%v standby=%v, want sealed", a.Sealed(), a.Standby())
+	}
+	if _, held, err := phys.Node().Leader(ctx); err != nil || held {
+		t.Fatalf("the leader lock after a restore that sealed the server: held=%v %v", held, err)
+	}
+	// The other cluster's key opens it, as an active server again.
+	for _, k := range other.keys[:2] {
+		if _, err := a.Unseal(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "a is active", active(a))
+	f := &fixture{c: a, token: other.token}
+	f.want(t, "secret/app", "theirs")
 }

@@ -305,3 +305,42 @@ func TestSnapshotSaveFailureBreaksTheTransfer(t *testing.T) {
 		t.Fatalf("status %d, read error %v; want a broken transfer", resp.StatusCode, err)
 	}
 }
+
+// A standby forwards the snapshot endpoints to the active server: a save
+// streams back through it, and a restore streams through it to the
+// active.
+func TestSnapshotThroughAStandby(t *testing.T) {
+	phys := inmem.New()
+	a, b := newHAEnv(t, phys, "a"), newHAEnv(t, phys, "b")
+	a.initAndUnseal()
+	waitUntil(t, "a is active", func() bool { return !a.core.Standby() })
+	b.keys = a.keys
+	for _, k := range b.keys[:2] {
+		if code, _, body := b.do("PUT", "/v1/sys/unseal", `{"key":"`+k+`"}`); code != 200 {
+			t.Fatalf("unseal b: %d %v", code, body)
+		}
+	}
+	if !b.core.Standby() {
+		t.Fatal("b is not a standby")
+	}
+	b.token = a.token
+	if code, _, body := a.do("POST", "/v1/sys/mounts/secret", `{"type":"kv"}`); code != 204 {
+		t.Fatalf("mount: %d %v", code, body)
+	}
+	a.put("v1")
+	code, hdr, snap := b.raw("GET", "/v1/sys/storage/snapshot", nil)
+	if code != 200 || hdr.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("save through the standby: %d %v", code, hdr)
+	}
+	if _, err := snapshot.NewReader(bytes.NewReader(snap)); err != nil {
+		t.Fatalf("not a snapshot: %v", err)
+	}
+	a.put("v2")
+	if code, _, body := b.raw("POST", "/v1/sys/storage/snapshot", snap); code != 204 {
+		t.Fatalf("restore through the standby: %d %q", code, body)
+	}
+	a.wantApp("v1")
+	if a.core.Standby() || !b.core.Standby() {
+		t.Fatal("the restore moved the leader lock")
+	}
+}

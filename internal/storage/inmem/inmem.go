@@ -227,6 +227,12 @@ func (b *Backend) Snapshot(ctx context.Context, fn func(key string, value []byte
 // swapped in at once: readers see the old content or the new one, and an
 // error from next, an invalid key or a cancelled ctx leaves the old one.
 func (b *Backend) Restore(ctx context.Context, next func() (storage.Entry, error)) error {
+	return b.restore(ctx, next, nil)
+}
+
+// restore is Restore; guard, when set, is checked under b.mu before the
+// swap (a Node's fencing).
+func (b *Backend) restore(ctx context.Context, next func() (storage.Entry, error), guard func() error) error {
 	data := make(map[string][]byte)
 	keys := newKeys()
 	for n := 0; ; n++ {
@@ -256,6 +262,11 @@ func (b *Backend) Restore(ctx context.Context, next func() (storage.Entry, error
 	defer b.mu.Unlock()
 	if b.closed {
 		return storage.ErrClosed
+	}
+	if guard != nil {
+		if err := guard(); err != nil {
+			return err
+		}
 	}
 	b.data, b.keys = data, keys
 	return nil
