@@ -120,8 +120,8 @@ type BoltStorage struct {
 // with Vault's keys. Zero values mean the backend's defaults.
 type PostgresStorage struct {
 	// ConnectionURL may be empty: the server then takes the URL from the
-	// VIGIL_PG_CONNECTION_URL environment variable, which keeps the
-	// password out of the file.
+	// VIGIL_PG_CONNECTION_URL environment variable (which, as in Vault,
+	// overrides it when set), keeping the password out of the file.
 	ConnectionURL string
 	// Table and HATable name the data and lock tables.
 	Table   string
