@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,13 @@ import (
 	"github.com/vigil-secrets/vigil/internal/storage/storagetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if url := os.Getenv(childEnv); url != "" {
+		// A node in a process of its own (see ha_process_test.go).
+		os.Exit(haChild(url))
+	}
+	pgtest.Main(m)
+}
 
 // open opens a backend on url with test settings, and closes it when t
 // ends.
