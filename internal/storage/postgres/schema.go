@@ -102,12 +102,20 @@ func (b *Backend) migrateOnce(ctx context.Context, kv, ha, ver string, verID pgx
 		return nil, err
 	}
 	// Under the lock, and read committed: every statement sees what an
-	// earlier holder committed.
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+ver+` (
-		version    integer PRIMARY KEY,
-		applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
-	)`); err != nil {
+	// earlier holder committed. Nothing is created when the schema is
+	// current, so a role without the right to create tables can run a
+	// schema an administrator set up.
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, ver).Scan(&exists); err != nil {
 		return nil, err
+	}
+	if !exists {
+		if _, err := tx.Exec(ctx, `CREATE TABLE `+ver+` (
+			version    integer PRIMARY KEY,
+			applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
+		)`); err != nil {
+			return nil, err
+		}
 	}
 	var current int
 	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+ver).Scan(&current); err != nil {

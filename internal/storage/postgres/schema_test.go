@@ -108,6 +108,27 @@ func TestMigrationsAsNonSuperuser(t *testing.T) {
 	mustPut(t, b, "k", []byte("v"))
 }
 
+// TestMigrationsLeastPrivilege: once an administrator has created the
+// schema, a role that may only read and write its tables runs on it,
+// leader lock included.
+func TestMigrationsLeastPrivilege(t *testing.T) {
+	db := pgtest.New(t)
+	open(t, db.AdminURL(), Options{}).Close()
+	name, password := db.CreateRole(t, "")
+	db.Exec(t, "GRANT SELECT, INSERT, UPDATE, DELETE ON vigil_kv_store, vigil_ha_locks TO "+name,
+		"GRANT SELECT ON vigil_kv_store_schema TO "+name)
+	b := open(t, db.URL(db.Name, name, password), Options{HAEnabled: true})
+	mustPut(t, b, "before", []byte("v"))
+	campaign(t, b, "n")
+	mustPut(t, b, "k", []byte("v"))
+	if err := b.Restore(t.Context(), entries(map[string]string{"r": "1"})); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if got, err := b.List(t.Context(), ""); err != nil || fmt.Sprint(got) != "[r]" {
+		t.Fatalf("List = %q, %v", got, err)
+	}
+}
+
 // roleURL creates a login role without special attributes that may
 // create tables in the public schema, and returns its URL.
 func roleURL(t *testing.T, db *pgtest.DB) string {
