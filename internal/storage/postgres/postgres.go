@@ -71,7 +71,9 @@ const (
 	// ha.go); this bound is for a leader that stops without its
 	// connection closing: a frozen process, a dead machine, a network
 	// partition. With the default retry interval a standby takes over
-	// within about 2.2 s of the leader's last renewal.
+	// within about 2.2 s of the leader's last renewal. The other side of
+	// the trade: a leader that cannot reach the database for about 1.3 s
+	// (the TTL less a renewal interval) steps down.
 	DefaultLockTTL = 2 * time.Second
 	// DefaultRetryInterval is how often a standby checks the lock.
 	DefaultRetryInterval = 200 * time.Millisecond
@@ -428,7 +430,10 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 
 // write runs one write statement (put, del or tx), fenced by the leader
 // lock once a Campaign has succeeded. The statement returns whether the
-// fence held; when it did not, it changed nothing.
+// fence held; when it did not, it changed nothing. A retried attempt may
+// follow one whose outcome is unknown (the connection broke before the
+// answer): if the retry is refused, the first attempt may still have been
+// applied, but then while this node held the lock.
 func (b *Backend) write(ctx context.Context, op, key string, stmt [2]string, args ...any) error {
 	if b.closed.Load() {
 		return storage.ErrClosed
