@@ -200,6 +200,26 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		}
 	}()
 
+	// With ha_enabled, this server is one of several sharing the storage:
+	// the core campaigns for its leader lock and the HTTP layer forwards
+	// a standby's clients to the active server's api_addr.
+	var ha storage.HABackend
+	var apiAddr string
+	var fwdTLS *tls.Config
+	if cfg.Storage.Postgres != nil && cfg.Storage.Postgres.HAEnabled {
+		hb, ok := backend.(storage.HABackend)
+		if !ok {
+			return fmt.Errorf("storage %q cannot elect an active server", cfg.Storage.Type)
+		}
+		ha = hb
+		if apiAddr, err = haAPIAddr(cfg); err != nil {
+			return err
+		}
+		if fwdTLS, err = forwardTLS(cfg.Listeners); err != nil {
+			return err
+		}
+	}
+
 	autoSeal, closeSeal, err := openSeal(f.configPath, cfg.Seal, os.Getenv)
 	if err != nil {
 		return err
@@ -227,6 +247,8 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		LoginRate:       float64(cfg.LoginRateLimit),
 		LoginBurst:      int(cfg.LoginBurst),
 		Metrics:         met,
+		HA:              ha,
+		APIAddr:         apiAddr,
 	})
 	if err != nil {
 		return err
@@ -239,7 +261,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 	}()
 
 	if autoSeal != nil {
-		stopUnseal, err := startAutoUnseal(ctx, c, logger, false)
+		stopUnseal, err := startAutoUnseal(ctx, c, logger, ha != nil)
 		if err != nil {
 			return err
 		}
@@ -265,6 +287,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 			Metrics:            met,
 
 			UnauthenticatedMetrics: l.UnauthenticatedMetricsAccess,
+			ForwardTLS:             fwdTLS,
 		})
 		srv := &http.Server{
 			Handler:           handler,
