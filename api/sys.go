@@ -165,6 +165,13 @@ func (s *Sys) Seal(ctx context.Context) error {
 	return err
 }
 
+// StepDown makes the active server of an HA cluster hand over to a
+// standby (PUT sys/step-down; needs sudo). Without HA it changes nothing.
+func (s *Sys) StepDown(ctx context.Context) error {
+	_, err := s.c.Do(ctx, http.MethodPut, "sys/step-down", nil, nil)
+	return err
+}
+
 // LeaderResponse is the body of sys/leader.
 type LeaderResponse struct {
 	HAEnabled            bool      `json:"ha_enabled"`

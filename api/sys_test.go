@@ -37,7 +37,7 @@ func TestSysInitUnsealSeal(t *testing.T) {
 			return 200, `{"keys":["aa","bb"],"keys_base64":["qg==","uw=="],"root_token":"root"}`
 		case "/v1/sys/unseal":
 			return 200, `{"type":"shamir","initialized":true,"sealed":true,"t":2,"n":3,"progress":1,"nonce":"n1"}`
-		case "/v1/sys/seal":
+		case "/v1/sys/seal", "/v1/sys/step-down":
 			return 204, ""
 		}
 		return 404, `{"errors":[]}`
@@ -77,6 +77,12 @@ func TestSysInitUnsealSeal(t *testing.T) {
 	}
 	if r := (*seen)[4]; r.Method != http.MethodPut {
 		t.Errorf("seal sent as %s", r.Method)
+	}
+	if err := c.Sys().StepDown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := (*seen)[5]; r.Method != http.MethodPut || r.Path != "/v1/sys/step-down" {
+		t.Errorf("step-down sent as %s %s", r.Method, r.Path)
 	}
 }
 

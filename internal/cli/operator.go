@@ -18,6 +18,7 @@ func operatorCommands() []*command {
 		operatorInitCommand(),
 		operatorUnsealCommand(),
 		operatorSealCommand(),
+		operatorStepDownCommand(),
 		operatorRotateCommand(),
 		operatorKeyStatusCommand(),
 		operatorGenerateRootCommand(),
@@ -399,6 +400,35 @@ func operatorSealCommand() *command {
 				return c.fail("sealing", err)
 			}
 			return c.success("Vigil is sealed.")
+		},
+	}
+}
+
+func operatorStepDownCommand() *command {
+	return &command{
+		name:     "step-down",
+		synopsis: "Make the active server hand over to a standby",
+		usage:    "[flags]",
+		help: `Makes the active server of an HA cluster give up the leader lock: a standby
+becomes active, and this server stands by (it campaigns again once another
+server is active, or after 10 s if none takes over).
+Sent to a standby, the request is forwarded to the active server. Without HA
+it changes nothing. Needs sudo on sys/step-down.`,
+		run: func(ctx context.Context, c *call) int {
+			if code, done := c.parse(); done {
+				return code
+			}
+			if code, ok := c.nargs(0, 0); !ok {
+				return code
+			}
+			cl, code, ok := c.client()
+			if !ok {
+				return code
+			}
+			if err := cl.Sys().StepDown(ctx); err != nil {
+				return c.fail("stepping down", err)
+			}
+			return c.success("The active server is stepping down.")
 		},
 	}
 }

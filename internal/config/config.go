@@ -11,7 +11,13 @@
 //	api_addr  = "https://vigil.internal:8200"
 //	log_level = "info"
 //
-// and optionally a seal block for auto-unseal (see [Seal]).
+// and optionally a seal block for auto-unseal (see [Seal]). Several
+// servers share one PostgreSQL database with
+//
+//	storage "postgresql" {
+//	  connection_url = "postgres://vigil:...@db.internal:5432/vigil"
+//	  ha_enabled     = true
+//	}
 //
 // It imports nothing of Vigil's: the server turns the typed result into
 // running parts.
@@ -96,16 +102,36 @@ type AuditDevice struct {
 
 // Storage is the storage block.
 type Storage struct {
-	// Type is "inmem" or "bolt".
+	// Type is "inmem", "bolt" or "postgresql".
 	Type string
 	// Bolt is set when Type is "bolt".
 	Bolt *BoltStorage
-	Line int
+	// Postgres is set when Type is "postgresql".
+	Postgres *PostgresStorage
+	Line     int
 }
 
 // BoltStorage configures the embedded bbolt store.
 type BoltStorage struct {
 	Path string
+}
+
+// PostgresStorage configures the PostgreSQL store (storage "postgresql"),
+// with Vault's keys. Zero values mean the backend's defaults.
+type PostgresStorage struct {
+	// ConnectionURL may be empty: the server then takes the URL from the
+	// VIGIL_PG_CONNECTION_URL environment variable (which, as in Vault,
+	// overrides it when set), keeping the password out of the file.
+	ConnectionURL string
+	// Table and HATable name the data and lock tables.
+	Table   string
+	HATable string
+	// HAEnabled makes the servers sharing the database elect one active.
+	HAEnabled bool
+	// MaxParallel bounds the connections to the database.
+	MaxParallel int
+	// MaxIdleConnections bounds the unused connections kept open.
+	MaxIdleConnections int
 }
 
 // Listener is one listener "tcp" block.
@@ -452,8 +478,52 @@ func (p *parser) storage(b block) (Storage, error) {
 		}
 		st.Bolt = bs
 		return st, nil
+	case "postgresql":
+		ps, err := p.postgres(b)
+		if err != nil {
+			return Storage{}, err
+		}
+		st.Postgres = ps
+		return st, nil
 	}
-	return Storage{}, p.errorf(b.pos, "unsupported storage type %q: supported types are bolt and inmem", b.label)
+	return Storage{}, p.errorf(b.pos, "unsupported storage type %q: supported types are bolt, inmem and postgresql", b.label)
+}
+
+// postgres parses a storage "postgresql" block. As Vault does, it takes
+// ha_enabled, max_parallel and max_idle_connections as strings too.
+func (p *parser) postgres(b block) (*PostgresStorage, error) {
+	ps := &PostgresStorage{}
+	for _, item := range b.body.Items {
+		key := keyName(item.Keys[0])
+		var err error
+		var n int64
+		switch key {
+		case "connection_url":
+			ps.ConnectionURL, err = p.str(item)
+		case "table":
+			ps.Table, err = p.str(item)
+		case "ha_table":
+			ps.HATable, err = p.str(item)
+		case "ha_enabled":
+			ps.HAEnabled, err = p.boolean(item)
+		case "max_parallel":
+			if n, err = p.integer(item); err == nil && (n < 1 || n > 1<<20) {
+				err = p.errorf(item.Pos(), "max_parallel must be between 1 and %d, got %d", 1<<20, n)
+			}
+			ps.MaxParallel = int(n)
+		case "max_idle_connections":
+			if n, err = p.integer(item); err == nil && (n < 0 || n > 1<<20) {
+				err = p.errorf(item.Pos(), "max_idle_connections must be between 0 and %d, got %d", 1<<20, n)
+			}
+			ps.MaxIdleConnections = int(n)
+		default:
+			err = p.errorf(item.Pos(), "unknown key %q in storage %q", key, b.label)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ps, nil
 }
 
 func (p *parser) noKeys(b block) error {

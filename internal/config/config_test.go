@@ -123,6 +123,54 @@ func TestInmemAndDefaults(t *testing.T) {
 	}
 }
 
+func TestPostgresStorage(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		want      PostgresStorage
+	}{
+		{"typed values", `storage "postgresql" {
+  connection_url       = "postgres://vigil:pw@db:5432/vigil?sslmode=verify-full"
+  table                = "vigil.kv"
+  ha_enabled           = true
+  ha_table             = "vigil.locks"
+  max_parallel         = 64
+  max_idle_connections = 4
+}
+listener "tcp" {}
+`, PostgresStorage{
+			ConnectionURL: "postgres://vigil:pw@db:5432/vigil?sslmode=verify-full",
+			Table:         "vigil.kv", HAEnabled: true, HATable: "vigil.locks",
+			MaxParallel: 64, MaxIdleConnections: 4,
+		}},
+		// Vault's documentation writes these as strings.
+		{"strings as in Vault", `storage "postgresql" {
+  connection_url = "postgres://db/vigil"
+  ha_enabled     = "true"
+  max_parallel   = "128"
+  max_idle_connections = "0"
+}
+listener "tcp" {}
+`, PostgresStorage{ConnectionURL: "postgres://db/vigil", HAEnabled: true, MaxParallel: 128}},
+		// The URL may come from the environment instead.
+		{"no connection_url", "storage \"postgresql\" {}\nlistener \"tcp\" {}\n", PostgresStorage{}},
+		{"json", `{"storage": {"postgresql": {"connection_url": "postgres://db/v", "ha_enabled": "false", "max_parallel": 8}}, "listener": {"tcp": {}}}`,
+			PostgresStorage{ConnectionURL: "postgres://db/v", MaxParallel: 8}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("vigil.hcl", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Storage.Type != "postgresql" || cfg.Storage.Postgres == nil || cfg.Storage.Bolt != nil {
+				t.Fatalf("storage = %+v", cfg.Storage)
+			}
+			if *cfg.Storage.Postgres != tc.want {
+				t.Fatalf("postgresql = %+v, want %+v", *cfg.Storage.Postgres, tc.want)
+			}
+		})
+	}
+}
+
 func TestJSONConfig(t *testing.T) {
 	src := `{"storage": {"bolt": {"path": "/tmp/v.db"}}, "listener": [{"tcp": {"address": "127.0.0.1:9200", "tls_disable": true}}], "ui": false}`
 	cfg, err := Parse("c.json", []byte(src))
@@ -146,7 +194,14 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"unknown bolt key", "storage \"bolt\" {\n  path = \"x\"\n  pth = \"y\"\n}\nlistener \"tcp\" {}\n", 3, `unknown key "pth"`},
 		{"inmem takes no keys", "storage \"inmem\" {\n  path = \"x\"\n}\nlistener \"tcp\" {}\n", 2, `unknown key "path"`},
 		{"bolt without path", "storage \"bolt\" {}\nlistener \"tcp\" {}\n", 1, "needs a path"},
-		{"unknown storage", "storage \"consul\" {}\nlistener \"tcp\" {}\n", 1, "supported types are bolt and inmem"},
+		{"unknown storage", "storage \"consul\" {}\nlistener \"tcp\" {}\n", 1, "supported types are bolt, inmem and postgresql"},
+		{"postgres is spelled postgresql", "storage \"postgres\" {}\nlistener \"tcp\" {}\n", 1, "unsupported storage type \"postgres\""},
+		{"unknown postgresql key", "storage \"postgresql\" {\n  connection_url = \"x\"\n  upsert_function = \"f\"\n}\nlistener \"tcp\" {}\n", 3, `unknown key "upsert_function" in storage "postgresql"`},
+		{"bad ha_enabled", "storage \"postgresql\" {\n  ha_enabled = \"yes\"\n}\nlistener \"tcp\" {}\n", 2, "ha_enabled must be true or false"},
+		{"bad max_parallel", "storage \"postgresql\" {\n  max_parallel = \"lots\"\n}\nlistener \"tcp\" {}\n", 2, "max_parallel must be a whole number"},
+		{"zero max_parallel", "storage \"postgresql\" {\n\n  max_parallel = 0\n}\nlistener \"tcp\" {}\n", 3, "max_parallel must be between 1"},
+		{"negative max_idle_connections", "storage \"postgresql\" {\n  max_idle_connections = -1\n}\nlistener \"tcp\" {}\n", 2, "max_idle_connections must be between 0"},
+		{"table not a string", "storage \"postgresql\" {\n  table = 5\n}\nlistener \"tcp\" {}\n", 2, "table must be a string"},
 		{"two storages", base + "storage \"inmem\" {}\n", 3, "only one storage"},
 		{"bad bool", "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = \"maybe\"\n}\n", 3, "tls_disable must be true or false"},
 		{"bad ui", base + "ui = \"yes\"\n", 3, "ui must be true or false"},
@@ -239,6 +294,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(full))
 	f.Add([]byte(`{"storage":{"inmem":{}}}`))
 	f.Add([]byte("max_lease_ttl = 99999999999999999999999\n"))
+	f.Add([]byte("storage \"postgresql\" {\n connection_url = \"postgres://db/v\"\n ha_enabled = \"true\"\n max_parallel = \"99999999999999999999\"\n}\nlistener \"tcp\" {}\n"))
 	f.Add([]byte(sealBase + "seal \"pkcs11\" {\n lib = \"/l.so\"\n slot = 99999999999\n key_label = \"k\"\n mechanism = 0x1087\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		_, _ = Parse("fuzz.hcl", src) // must not panic

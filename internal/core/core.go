@@ -121,8 +121,8 @@ type Config struct {
 	// APIAddr is the address the standbys forward clients to while this
 	// server is active (api_addr).
 	APIAddr string
-	// StepDownWait is how long a server that stepped down waits before it
-	// campaigns again (10 s when zero).
+	// StepDownWait is how long a server that stepped down waits for
+	// another to take over before it campaigns again (10 s when zero).
 	StepDownWait time.Duration
 }
 

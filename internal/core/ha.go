@@ -45,6 +45,10 @@ type leaderEntry struct {
 // last read without asking the backend again.
 const leaderCacheTTL = 500 * time.Millisecond
 
+// stepDownPoll paces the wait for another server to take over after a
+// step-down.
+const stepDownPoll = 50 * time.Millisecond
+
 // haRetry paces the HA loop after a failed campaign or activation.
 const haRetry = time.Second
 
@@ -154,9 +158,33 @@ func (c *Core) runHA(ctx context.Context, h *haRun) {
 		case <-h.stepDown:
 			c.deactivate("stepped down")
 			c.release(lead)
-			wait = c.cfg.StepDownWait
+			if !c.awaitOtherLeader(ctx) {
+				return
+			}
+			wait = 0
 		}
 	}
+}
+
+// awaitOtherLeader waits, after a step-down, until another server holds
+// the lock or StepDownWait has passed, so that this one does not win it
+// straight back, yet campaigns again at once should the new active die.
+// It returns false when ctx ends.
+func (c *Core) awaitOtherLeader(ctx context.Context) bool {
+	deadline := time.Now().Add(c.cfg.StepDownWait)
+	for time.Now().Before(deadline) {
+		if h, ok, err := c.cfg.HA.Leader(ctx); err == nil && ok && h.ID != c.cfg.NodeID {
+			return true
+		}
+		t := time.NewTimer(stepDownPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+	return ctx.Err() == nil
 }
 
 // activate makes this server the active one: it reads the keyring again

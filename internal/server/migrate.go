@@ -138,7 +138,7 @@ func migrate(ctx context.Context, cfg *config.Migrate, stdout io.Writer, logger 
 			return 0, fmt.Errorf("storage_source: %w", err)
 		}
 	}
-	src, closeSrc, err := openMigrateStore(cfg.Source, "source", logger)
+	src, closeSrc, err := openMigrateStore(ctx, cfg.Source, "source", logger)
 	if err != nil {
 		return 0, err
 	}
@@ -154,7 +154,7 @@ func migrate(ctx context.Context, cfg *config.Migrate, stdout io.Writer, logger 
 	if len(top) == 0 {
 		return 0, errors.New("storage_source holds no data: is it the right store?")
 	}
-	dst, closeDst, err := openMigrateStore(cfg.Destination, "destination", logger)
+	dst, closeDst, err := openMigrateStore(ctx, cfg.Destination, "destination", logger)
 	if err != nil {
 		return 0, err
 	}
@@ -187,10 +187,10 @@ func migrate(ctx context.Context, cfg *config.Migrate, stdout io.Writer, logger 
 }
 
 // openMigrateStore opens one side with the server's own openStorage (so
-// every storage type a server runs on can be migrated) and returns its
-// closer.
-func openMigrateStore(s config.Storage, side string, logger *slog.Logger) (storage.Backend, func(), error) {
-	b, err := openStorage(s, logger.With("store", side))
+// every storage type a server runs on can be migrated, with the same
+// environment overrides) and returns its closer.
+func openMigrateStore(ctx context.Context, s config.Storage, side string, logger *slog.Logger) (storage.Backend, func(), error) {
+	b, err := openStorage(ctx, s, logger.With("store", side), os.Getenv)
 	if err != nil {
 		return nil, nil, fmt.Errorf("storage_%s: %w", side, err)
 	}

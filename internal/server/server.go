@@ -41,6 +41,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/bolt"
 	"github.com/vigil-secrets/vigil/internal/storage/inmem"
+	"github.com/vigil-secrets/vigil/internal/storage/postgres"
 )
 
 // Factories is the table of secrets engines this build serves.
@@ -187,7 +188,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		cfg.Listeners[0].TLSKeyFile = devCerts.keyFile
 	}
 
-	backend, err := openStorage(cfg.Storage, logger)
+	backend, err := openStorage(ctx, cfg.Storage, logger, os.Getenv)
 	if err != nil {
 		return err
 	}
@@ -198,6 +199,26 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 			}
 		}
 	}()
+
+	// With ha_enabled, this server is one of several sharing the storage:
+	// the core campaigns for its leader lock and the HTTP layer forwards
+	// a standby's clients to the active server's api_addr.
+	var ha storage.HABackend
+	var apiAddr string
+	var fwdTLS *tls.Config
+	if cfg.Storage.Postgres != nil && cfg.Storage.Postgres.HAEnabled {
+		hb, ok := backend.(storage.HABackend)
+		if !ok {
+			return fmt.Errorf("storage %q cannot elect an active server", cfg.Storage.Type)
+		}
+		ha = hb
+		if apiAddr, err = haAPIAddr(cfg); err != nil {
+			return err
+		}
+		if fwdTLS, err = forwardTLS(cfg.Listeners); err != nil {
+			return err
+		}
+	}
 
 	autoSeal, closeSeal, err := openSeal(f.configPath, cfg.Seal, os.Getenv)
 	if err != nil {
@@ -226,6 +247,8 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		LoginRate:       float64(cfg.LoginRateLimit),
 		LoginBurst:      int(cfg.LoginBurst),
 		Metrics:         met,
+		HA:              ha,
+		APIAddr:         apiAddr,
 	})
 	if err != nil {
 		return err
@@ -238,7 +261,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 	}()
 
 	if autoSeal != nil {
-		stopUnseal, err := startAutoUnseal(ctx, c, logger, false)
+		stopUnseal, err := startAutoUnseal(ctx, c, logger, ha != nil)
 		if err != nil {
 			return err
 		}
@@ -264,6 +287,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 			Metrics:            met,
 
 			UnauthenticatedMetrics: l.UnauthenticatedMetricsAccess,
+			ForwardTLS:             fwdTLS,
 		})
 		srv := &http.Server{
 			Handler:           handler,
@@ -347,15 +371,57 @@ func shutdown(servers []*http.Server, logger *slog.Logger) {
 	}
 }
 
-func openStorage(s config.Storage, logger *slog.Logger) (storage.Backend, error) {
+// PGConnectionURLEnv holds the PostgreSQL connection URL, so that its
+// password need not be written in the configuration file; as in Vault, it
+// overrides the storage block's connection_url. VAULT_PG_CONNECTION_URL
+// is honoured as a fallback.
+const PGConnectionURLEnv = "VIGIL_PG_CONNECTION_URL"
+
+// storageOpenTimeout bounds connecting to a database storage and
+// migrating its schema at startup.
+const storageOpenTimeout = time.Minute
+
+// openStorage opens the configuration's storage. Errors never hold the
+// PostgreSQL connection URL. A postgresql backend opened with ha_enabled
+// implements storage.HABackend (see postgres.Backend.HAEnabled).
+func openStorage(ctx context.Context, s config.Storage, logger *slog.Logger, getenv func(string) string) (storage.Backend, error) {
+	logger = logger.With("component", "storage")
 	switch s.Type {
 	case "inmem":
 		return inmem.New(), nil
 	case "bolt":
-		b, err := bolt.Open(s.Bolt.Path, bolt.Options{Logger: logger.With("component", "storage")})
+		b, err := bolt.Open(s.Bolt.Path, bolt.Options{Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("open bolt storage: %w", err)
 		}
+		return b, nil
+	case "postgresql":
+		pc := s.Postgres
+		url := pc.ConnectionURL
+		for _, env := range []string{PGConnectionURLEnv, "VAULT_PG_CONNECTION_URL"} {
+			if v := getenv(env); v != "" {
+				url = v
+				break
+			}
+		}
+		if url == "" {
+			return nil, fmt.Errorf("storage %q (line %d): no connection_url, and %s is not set", s.Type, s.Line, PGConnectionURLEnv)
+		}
+		ctx, cancel := context.WithTimeout(ctx, storageOpenTimeout)
+		defer cancel()
+		b, err := postgres.Open(ctx, postgres.Options{
+			ConnectionURL:      url,
+			Table:              pc.Table,
+			HAEnabled:          pc.HAEnabled,
+			HATable:            pc.HATable,
+			MaxParallel:        pc.MaxParallel,
+			MaxIdleConnections: pc.MaxIdleConnections,
+			Logger:             logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open postgresql storage: %w", err)
+		}
+		logger.Info("opened postgresql storage", "ha_enabled", pc.HAEnabled)
 		return b, nil
 	}
 	return nil, fmt.Errorf("unknown storage type %q", s.Type)
