@@ -30,6 +30,9 @@ const migrateUsage = `Usage: vigil operator migrate -config=migrate.hcl
       connection_url = "postgres://vigil@db.internal/vigil"
     }
 
+  As for the server, VIGIL_PG_CONNECTION_URL (or VAULT_PG_CONNECTION_URL)
+  replaces the connection_url of a postgresql block, of either side.
+
   The destination must be empty (a new bolt path, an empty table): the
   command refuses one that holds any key, and refuses to copy a store onto
   itself. Where the destination can, it takes the whole copy at once (a

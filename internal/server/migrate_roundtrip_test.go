@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigil-secrets/vigil/api"
+	"github.com/vigil-secrets/vigil/internal/pgtest"
 	"github.com/vigil-secrets/vigil/internal/server"
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/bolt"
@@ -17,20 +18,19 @@ import (
 
 // migrateVia are the stores a migration round trip goes through, each as
 // the label and body of its storage block for a new, empty store of the
-// test's own. Adding PostgreSQL (bolt -> PostgreSQL -> bolt) is one entry,
-// with whatever keys its storage block takes:
-//
-//	{"postgresql", func(t *testing.T) string {
-//		return fmt.Sprintf("%q { connection_url = %q }", "postgresql", pgtest.New(t).AdminURL())
-//	}},
-//
-// (pgtest.New needs pgtest.Main in the package's TestMain.)
+// test's own: bolt -> X -> bolt must give identical data for each.
 var migrateVia = []struct {
 	name  string
 	block func(t *testing.T) string
 }{
 	{"bolt", func(t *testing.T) string {
 		return fmt.Sprintf("%q { path = %q }", "bolt", filepath.Join(t.TempDir(), "middle.db"))
+	}},
+	{"postgresql", func(t *testing.T) string {
+		return fmt.Sprintf("%q { connection_url = %q }", "postgresql", pgtest.New(t).AdminURL())
+	}},
+	{"postgresql with ha_enabled", func(t *testing.T) string {
+		return fmt.Sprintf("%q {\n  connection_url = %q\n  ha_enabled = true\n}", "postgresql", pgtest.New(t).AdminURL())
 	}},
 }
 
@@ -68,9 +68,9 @@ func boltContent(t *testing.T, path string) map[string]string {
 }
 
 // TestMigrateRoundTrip: a real server's bolt store, migrated to another
-// store and back to a new bolt file, holds exactly the same keys and
-// values (ciphertext copied as is), and a server on the copy unseals with
-// the original keys and serves the original secrets.
+// store (bolt, PostgreSQL) and back to a new bolt file, holds exactly the
+// same keys and values (ciphertext copied as is), and a server on the copy
+// unseals with the original keys and serves the original secrets.
 func TestMigrateRoundTrip(t *testing.T) {
 	for _, via := range migrateVia {
 		t.Run(via.name, func(t *testing.T) {

@@ -12,14 +12,16 @@ import (
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/vigil-secrets/vigil/internal/pgtest"
 )
 
 // TestREADMEBackupsBinary runs the README's "Backups and migration"
 // section with the built binary: a server on bolt from a config file, the
 // snapshot commands as written, then the server stopped, `vigil operator
-// migrate` with the README's configuration (run by cmd/vigil, not the
-// CLI), and the server started again on the new store, unsealed with the
-// same keys, serving the secret.
+// migrate` with the README's configuration to a real PostgreSQL (run by
+// cmd/vigil, not the CLI), and a server started on PostgreSQL, unsealed
+// with the same key, serving the secret.
 func TestREADMEBackupsBinary(t *testing.T) {
 	sec := readmeSection(t, "#### Backups and migration")
 	dir := t.TempDir()
@@ -79,45 +81,47 @@ func TestREADMEBackupsBinary(t *testing.T) {
 	}
 
 	p.stop(t, syscall.SIGTERM)
-	newDir := t.TempDir()
-	newDB := filepath.Join(newDir, "vigil.db")
-	hcl := strings.NewReplacer("/var/lib/vigil/vigil.db", filepath.Join(dir, "vigil.db"), "/mnt/new-disk/vigil/vigil.db", newDB).
-		Replace(block(t, sec, "hcl", 0, "migrate.hcl"))
+	hcl := strings.ReplaceAll(block(t, sec, "hcl", 0, "migrate.hcl"), "/var/lib/vigil/vigil.db", filepath.Join(dir, "vigil.db"))
 	work := t.TempDir()
 	if err := os.WriteFile(filepath.Join(work, "migrate.hcl"), []byte(hcl), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	line := strings.TrimSpace(block(t, sec, "sh", 1, "the migrate command"))
-	args := strings.Fields(line)
-	if len(args) < 2 || args[0] != "./vigil" {
-		t.Fatalf("the test does not know how to run %q", line)
-	}
 	t.Chdir(work)
-	out, stderr, code := runCLI(t, nil, "", args[1:]...)
-	if code != 0 || !strings.Contains(out, "Success! Copied") {
-		t.Fatalf("%s: exit %d\n%s%s", line, code, out, stderr)
+	pgEnv := []string{"VIGIL_PG_CONNECTION_URL=" + pgtest.New(t).AdminURL()}
+	var migrateArgs []string
+	for _, line := range strings.Split(strings.TrimSpace(block(t, sec, "sh", 1, "the migrate commands")), "\n") {
+		if strings.HasPrefix(line, "export VIGIL_PG_CONNECTION_URL=") {
+			continue // pgEnv
+		}
+		args := strings.Fields(line)
+		if len(args) < 2 || args[0] != "./vigil" {
+			t.Fatalf("the test does not know how to run %q", line)
+		}
+		migrateArgs = args[1:]
+		out, stderr, code := runCLI(t, pgEnv, "", migrateArgs...)
+		if code != 0 || !strings.Contains(out, "Success! Copied") {
+			t.Fatalf("%s: exit %d\n%s%s", line, code, out, stderr)
+		}
 	}
 	// A second run refuses: the destination holds data now.
-	if _, stderr, code := runCLI(t, nil, "", args[1:]...); code != 1 || !strings.Contains(stderr, "already holds data") {
+	if _, stderr, code := runCLI(t, pgEnv, "", migrateArgs...); code != 1 || !strings.Contains(stderr, "already holds data") {
 		t.Fatalf("second migrate: exit %d\n%s", code, stderr)
 	}
 
-	// The server's storage block pointed at the new store.
-	raw, err := os.ReadFile(cfg)
-	if err != nil {
+	// The server's storage block pointed at the destination, as the
+	// README says.
+	moved := filepath.Join(work, "vigil.hcl")
+	cfgPG := fmt.Sprintf("storage \"postgresql\" {}\nlistener \"tcp\" {\n  address = %q\n}\nlog_level = \"warn\"\n", addr)
+	if err := os.WriteFile(moved, []byte(cfgPG), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	moved := filepath.Join(newDir, "config.hcl")
-	if err := os.WriteFile(moved, []byte(strings.Replace(string(raw), filepath.Join(dir, "vigil.db"), newDB, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p = startServer(t, "-config", moved)
+	p = startServerEnv(t, pgEnv, "-config", moved)
 	waitHealthy(t, url, p)
 	c2 := vaultClientAt(t, url, init.RootToken)
 	if _, err := c2.Sys().Unseal(init.Keys[0]); err != nil {
 		t.Fatal(err)
 	}
 	if got := readKey(c2); got != "sk-abc123" {
-		t.Fatalf("on the migrated store: %q", got)
+		t.Fatalf("on PostgreSQL: %q", got)
 	}
 }
