@@ -123,6 +123,22 @@ log_level = "warn"
 		}
 	}
 
+	// With ha_enabled, an unsealed server is a standby until it holds the
+	// leader lock: wait for the active's 200.
+	waitActive := func() {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if code, _ := call("GET", "sys/health", "", ""); code == 200 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the server never became active")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
 	r := start(t, "-config", cfgPath)
 	waitUp(r)
 	code, out := call("PUT", "sys/init", "", `{"secret_shares":1,"secret_threshold":1}`)
@@ -134,6 +150,7 @@ log_level = "warn"
 	if code, out := call("PUT", "sys/unseal", "", `{"key":"`+key+`"}`); code != 200 {
 		t.Fatalf("unseal: %d %v", code, out)
 	}
+	waitActive()
 	if code, out := call("POST", "sys/mounts/kv", root, `{"type":"kv"}`); code/100 != 2 {
 		t.Fatalf("mount: %d %v", code, out)
 	}
@@ -153,6 +170,7 @@ log_level = "warn"
 	if code, out := call("PUT", "sys/unseal", "", `{"key":"`+key+`"}`); code != 200 {
 		t.Fatalf("unseal after restart: %d %v", code, out)
 	}
+	waitActive()
 	code, out = call("GET", "kv/app", root, "")
 	if code != 200 || out["data"].(map[string]any)["password"] != "hunter2" {
 		t.Fatalf("read after restart: %d %v", code, out)
