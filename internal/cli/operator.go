@@ -34,27 +34,19 @@ func statusCommand() *command {
 		usage:    "[flags]",
 		help:     `Prints whether the server is initialized and sealed. Exits 2 when it is sealed, 1 on error.`,
 		run: func(ctx context.Context, c *call) int {
-			if code, done := c.parse(); done {
-				return code
-			}
-			if code, ok := c.nargs(0, 0); !ok {
-				return code
-			}
-			cl, code, ok := c.client()
-			if !ok {
-				return code
-			}
-			st, err := cl.Sys().SealStatus(ctx)
-			if err != nil {
-				return c.fail("checking seal status", err)
-			}
-			if code := c.printStatus(ctx, cl, st); code != exitOK {
-				return code
-			}
-			if st.Sealed {
-				return exitUsage
-			}
-			return exitOK
+			return c.noArgs(func(cl *api.Client) int {
+				st, err := cl.Sys().SealStatus(ctx)
+				if err != nil {
+					return c.fail("checking seal status", err)
+				}
+				if code := c.printStatus(ctx, cl, st); code != exitOK {
+					return code
+				}
+				if st.Sealed {
+					return exitUsage
+				}
+				return exitOK
+			})
 		},
 	}
 }
@@ -386,20 +378,12 @@ func operatorSealCommand() *command {
 		usage:    "[flags]",
 		help:     `Seals the server: it forgets its keys and answers 503 until unsealed again. Needs a root token.`,
 		run: func(ctx context.Context, c *call) int {
-			if code, done := c.parse(); done {
-				return code
-			}
-			if code, ok := c.nargs(0, 0); !ok {
-				return code
-			}
-			cl, code, ok := c.client()
-			if !ok {
-				return code
-			}
-			if err := cl.Sys().Seal(ctx); err != nil {
-				return c.fail("sealing", err)
-			}
-			return c.success("Vigil is sealed.")
+			return c.noArgs(func(cl *api.Client) int {
+				if err := cl.Sys().Seal(ctx); err != nil {
+					return c.fail("sealing", err)
+				}
+				return c.success("Vigil is sealed.")
+			})
 		},
 	}
 }
@@ -415,20 +399,12 @@ server is active, or after 10 s if none takes over).
 Sent to a standby, the request is forwarded to the active server. Without HA
 it changes nothing. Needs sudo on sys/step-down.`,
 		run: func(ctx context.Context, c *call) int {
-			if code, done := c.parse(); done {
-				return code
-			}
-			if code, ok := c.nargs(0, 0); !ok {
-				return code
-			}
-			cl, code, ok := c.client()
-			if !ok {
-				return code
-			}
-			if err := cl.Sys().StepDown(ctx); err != nil {
-				return c.fail("stepping down", err)
-			}
-			return c.success("The active server is stepping down.")
+			return c.noArgs(func(cl *api.Client) int {
+				if err := cl.Sys().StepDown(ctx); err != nil {
+					return c.fail("stepping down", err)
+				}
+				return c.success("The active server is stepping down.")
+			})
 		},
 	}
 }
@@ -440,28 +416,20 @@ func operatorRotateCommand() *command {
 		usage:    "[flags]",
 		help:     `Adds a new term to the barrier keyring; new writes use it, old data stays readable.`,
 		run: func(ctx context.Context, c *call) int {
-			if code, done := c.parse(); done {
-				return code
-			}
-			if code, ok := c.nargs(0, 0); !ok {
-				return code
-			}
-			cl, code, ok := c.client()
-			if !ok {
-				return code
-			}
-			if err := cl.Sys().Rotate(ctx); err != nil {
-				return c.fail("rotating the key", err)
-			}
-			ks, err := cl.Sys().KeyStatus(ctx)
-			if err != nil {
-				return c.fail("reading the key status", err)
-			}
-			if c.fmt == output.Table && c.g.field == "" {
-				fmt.Fprintln(c.stdout, "Success! Rotated key")
-				fmt.Fprintln(c.stdout)
-			}
-			return c.printKeyStatus(ks)
+			return c.noArgs(func(cl *api.Client) int {
+				if err := cl.Sys().Rotate(ctx); err != nil {
+					return c.fail("rotating the key", err)
+				}
+				ks, err := cl.Sys().KeyStatus(ctx)
+				if err != nil {
+					return c.fail("reading the key status", err)
+				}
+				if c.fmt == output.Table && c.g.field == "" {
+					fmt.Fprintln(c.stdout, "Success! Rotated key")
+					fmt.Fprintln(c.stdout)
+				}
+				return c.printKeyStatus(ks)
+			})
 		},
 	}
 }
@@ -473,21 +441,13 @@ func operatorKeyStatusCommand() *command {
 		usage:    "[flags]",
 		help:     `Prints the current barrier key term, its install time and the encryption count.`,
 		run: func(ctx context.Context, c *call) int {
-			if code, done := c.parse(); done {
-				return code
-			}
-			if code, ok := c.nargs(0, 0); !ok {
-				return code
-			}
-			cl, code, ok := c.client()
-			if !ok {
-				return code
-			}
-			ks, err := cl.Sys().KeyStatus(ctx)
-			if err != nil {
-				return c.fail("reading the key status", err)
-			}
-			return c.printKeyStatus(ks)
+			return c.noArgs(func(cl *api.Client) int {
+				ks, err := cl.Sys().KeyStatus(ctx)
+				if err != nil {
+					return c.fail("reading the key status", err)
+				}
+				return c.printKeyStatus(ks)
+			})
 		},
 	}
 }
@@ -505,4 +465,20 @@ func (c *call) printKeyStatus(ks *api.KeyStatus) int {
 		return c.fail("printing the result", err)
 	}
 	return exitOK
+}
+
+// noArgs runs the body of a command that takes flags but no arguments,
+// with a client, after parsing.
+func (c *call) noArgs(body func(cl *api.Client) int) int {
+	if code, done := c.parse(); done {
+		return code
+	}
+	if code, ok := c.nargs(0, 0); !ok {
+		return code
+	}
+	cl, code, ok := c.client()
+	if !ok {
+		return code
+	}
+	return body(cl)
 }

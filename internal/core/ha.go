@@ -221,15 +221,8 @@ func (c *Core) deactivate(why string) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	c.standby.Store(true)
-	c.stopAll(context.Background())
-	if c.stopCtx != nil {
-		c.stopCtx()
-		c.stopCtx = nil
-	}
+	c.stopRunning(context.Background())
 	c.leaderCache.Store(nil)
-	c.genMu.Lock()
-	c.cancelGenerateRoot()
-	c.genMu.Unlock()
 	c.log.Info("standing by", "reason", why, "node_id", c.cfg.NodeID)
 }
 

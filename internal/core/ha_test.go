@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -24,7 +25,8 @@ func newHACore(t *testing.T, phys *inmem.Backend, w seal.Wrapper, id string) *Co
 	c, err := New(Config{Storage: node, StorageType: "inmem", Seal: w, Factories: map[string]logical.Factory{"kv": kv.Factory},
 		AuthFactories:  map[string]logical.Factory{"approle": approle.Factory},
 		AuditFactories: map[string]audit.Factory{"file": auditfile.New},
-		HA:             node, NodeID: id, APIAddr: "https://" + id + ":8200", StepDownWait: 50 * time.Millisecond})
+		HA:             node, NodeID: id, APIAddr: "https://" + id + ":8200", StepDownWait: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)).With("node", id)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,20 +48,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func active(c *Core) func() bool { return func() bool { return !c.Sealed() && !c.Standby() } }
 
-func TestHAOneActiveStandbysForwardAndTakeOver(t *testing.T) {
+// initHA returns the fixture of an HA core "a" with a static seal over a
+// node of phys: initialized, active, with KV v1 at secret/.
+func initHA(t *testing.T) (phys *inmem.Backend, key seal.Key, f *autoFixture) {
+	t.Helper()
 	ctx := context.Background()
-	phys := inmem.New()
-	key := newKey("k1")
+	phys, key = inmem.New(), newKey("k1")
 	a := newHACore(t, phys, staticSeal(t, key, nil), "a")
 	res, err := a.Init(ctx, InitRequest{RecoveryShares: 1, RecoveryThreshold: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &autoFixture{phys: phys, c: a, root: res.RootToken}
+	f = &autoFixture{phys: phys, key: key, c: a, root: res.RootToken}
 	waitFor(t, "a is active", active(a))
 	if err := a.EnableMount(ctx, "secret/", MountInput{Type: "kv"}); err != nil {
 		t.Fatal(err)
 	}
+	return phys, key, f
+}
+
+func TestHAOneActiveStandbysForwardAndTakeOver(t *testing.T) {
+	ctx := context.Background()
+	phys, key, f := initHA(t)
+	a := f.c
 	f.write(t, a, "secret/before", "1")
 
 	b := newHACore(t, phys, staticSeal(t, key, nil), "b")
@@ -105,7 +116,7 @@ func TestHAOneActiveStandbysForwardAndTakeOver(t *testing.T) {
 	}
 
 	// a dies: its lock goes; b takes over, a's writes are fenced.
-	phys.BreakLock()
+	phys.KillLeader()
 	waitFor(t, "b is active", active(b))
 	if got := f.read(t, b, "secret/before") + f.read(t, b, "secret/after"); got != "12" {
 		t.Fatalf("b reads %q", got)

@@ -101,10 +101,13 @@ func (c *Core) startLeases(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Set before Start: restored leases already due are revoked at once,
+	// by workers that reach the manager through c.leases (tokenHooks).
+	c.leases = m
 	if err := m.Start(ctx); err != nil {
+		c.leases = nil
 		return err
 	}
-	c.leases = m
 	c.leaseStats.Store(m)
 	return nil
 }

@@ -478,18 +478,25 @@ func (c *Core) SealInternal(ctx context.Context) error {
 	if k := c.fwdKey.Swap(nil); k != nil {
 		secret.Zero(*k)
 	}
+	c.stopRunning(ctx)
+	c.barrier.Seal()
+	c.unsealer = nil
+	c.log.Info("sealed")
+	return nil
+}
+
+// stopRunning stops the subsystems, ends their context and discards a
+// root token generation in progress: what sealing, standing by and a
+// restore have in common. The caller holds stateMu for writing.
+func (c *Core) stopRunning(ctx context.Context) {
 	c.stopAll(ctx)
 	if c.stopCtx != nil {
 		c.stopCtx()
 		c.stopCtx = nil
 	}
-	c.barrier.Seal()
-	c.unsealer = nil
 	c.genMu.Lock()
 	c.cancelGenerateRoot()
 	c.genMu.Unlock()
-	c.log.Info("sealed")
-	return nil
 }
 
 // SealStatus returns the state reported by sys/seal-status.

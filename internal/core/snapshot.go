@@ -375,16 +375,9 @@ func (c *Core) restore(ctx context.Context, req SnapshotRequest, s storage.Snaps
 // caller holds stateMu for writing.
 func (c *Core) stopForRestore(ctx context.Context) {
 	c.sealed.Store(true)
-	c.stopAll(ctx)
-	if c.stopCtx != nil {
-		c.stopCtx()
-		c.stopCtx = nil
-	}
+	c.stopRunning(ctx)
 	c.barrier.Seal()
 	c.unsealer = nil
-	c.genMu.Lock()
-	c.cancelGenerateRoot()
-	c.genMu.Unlock()
 }
 
 // restartOn opens the barrier with rootKey and starts what ran before

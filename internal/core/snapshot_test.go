@@ -514,18 +514,8 @@ func (b *breakAfter) Read(p []byte) (int, error) {
 // ErrStandby, and the next active serves the old data.
 func TestSnapshotHA(t *testing.T) {
 	ctx := context.Background()
-	phys := inmem.New()
-	key := newKey("k1")
-	a := newHACore(t, phys, staticSeal(t, key, nil), "a")
-	res, err := a.Init(ctx, InitRequest{RecoveryShares: 1, RecoveryThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &autoFixture{phys: phys, c: a, root: res.RootToken}
-	waitFor(t, "a is active", active(a))
-	if err := a.EnableMount(ctx, "secret/", MountInput{Type: "kv"}); err != nil {
-		t.Fatal(err)
-	}
+	phys, key, f := initHA(t)
+	a := f.c
 	f.write(t, a, "secret/app", "v1")
 	// Enough data that the snapshot reader's buffer holds a small part.
 	for i := range 200 {

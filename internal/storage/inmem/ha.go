@@ -20,6 +20,8 @@ type leaderLock struct {
 	// changed is closed (and replaced) whenever the lock is freed, to wake
 	// the candidates.
 	changed chan struct{}
+	// banned may not take the lock until another node has (KillLeader).
+	banned string
 }
 
 // Node is one server's handle on a Backend shared by several in-process
@@ -41,6 +43,20 @@ func (b *Backend) Node() *Node { return &Node{b: b} }
 func (b *Backend) BreakLock() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.freeLocked()
+}
+
+// KillLeader frees the leader lock as if its holder had died: its
+// Leadership is lost, its writes are fenced, and it cannot take the lock
+// again before another node has (as a dead server that restarts), so
+// another candidate wins.
+func (b *Backend) KillLeader() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.lock.held {
+		return
+	}
+	b.lock.banned = b.lock.holder.ID
 	b.freeLocked()
 }
 
@@ -91,19 +107,7 @@ func (n *Node) Delete(ctx context.Context, key string) error {
 
 // Transaction applies ops atomically, fenced.
 func (n *Node) Transaction(ctx context.Context, ops []storage.Op) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	vals := make([][]byte, len(ops))
-	for i, op := range ops {
-		if err := storage.ValidateKey(op.Key); err != nil {
-			return err
-		}
-		if !op.Delete {
-			vals[i] = clone(op.Value)
-		}
-	}
-	return n.b.apply(ops, vals, n.guard)
+	return n.b.apply(ctx, ops, n.guard)
 }
 
 // Campaign waits until the lock is free and takes it.
@@ -116,7 +120,8 @@ func (n *Node) Campaign(ctx context.Context, id, addr string) (storage.Leadershi
 			return nil, storage.ErrClosed
 		}
 		l := &b.lock
-		if !l.held {
+		if !l.held && l.banned != id {
+			l.banned = ""
 			l.held = true
 			l.epoch++
 			l.holder = storage.Holder{ID: id, Addr: addr}

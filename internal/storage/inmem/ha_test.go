@@ -71,3 +71,30 @@ func TestNodesShareOneFencedLock(t *testing.T) {
 		t.Fatalf("write after release: %v", err)
 	}
 }
+
+func TestKillLeaderLetsAnotherNodeWin(t *testing.T) {
+	ctx := context.Background()
+	b := New()
+	a, c := b.Node(), b.Node()
+	la, err := a.Campaign(ctx, "a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.KillLeader()
+	<-la.Lost()
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := a.Campaign(short, "a", ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the killed leader campaigned again: %v", err)
+	}
+	lc, err := c.Campaign(ctx, "c", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Campaign(ctx, "a", ""); err != nil {
+		t.Fatalf("after another node held the lock: %v", err)
+	}
+}

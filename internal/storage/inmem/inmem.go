@@ -148,6 +148,13 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 // Transaction applies ops in order, atomically: every key is validated
 // first, and no reader sees a state in which only some ops are applied.
 func (b *Backend) Transaction(ctx context.Context, ops []storage.Op) error {
+	return b.apply(ctx, ops, nil)
+}
+
+// apply validates ops, copies their values and applies them under the
+// write lock, after guard (when set) accepts: the fencing check of a
+// [Node].
+func (b *Backend) apply(ctx context.Context, ops []storage.Op, guard func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -160,12 +167,6 @@ func (b *Backend) Transaction(ctx context.Context, ops []storage.Op) error {
 			vals[i] = clone(op.Value)
 		}
 	}
-	return b.apply(ops, vals, nil)
-}
-
-// apply applies ops (with vals, their copied values) under the write
-// lock, after guard (when set) accepts: the fencing check of a [Node].
-func (b *Backend) apply(ops []storage.Op, vals [][]byte, guard func() error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
