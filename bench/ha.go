@@ -17,6 +17,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,8 @@ const (
 	haStopTimeout = 30 * time.Second
 	// outputTail is how much of each server's output an error shows.
 	outputTail = 4000
+	// sealKeyEnv holds the HA servers' seal key, in hex.
+	sealKeyEnv = "VIGIL_BENCH_SEAL_KEY"
 )
 
 // isServerChild reports whether args (os.Args) ask for a Vigil server
@@ -170,7 +173,7 @@ func (n *haNode) stop() error {
 }
 
 // haCluster is the HA cluster: its servers, their directory (their
-// configurations and the seal key) and their database.
+// configurations) and their database.
 type haCluster struct {
 	nodes []*haNode
 	dir   string
@@ -207,17 +210,15 @@ func startHA(ctx context.Context, pg *load.PG, database string, client *http.Cli
 		return h, err
 	}
 	h.created = true
-	keyFile := filepath.Join(h.dir, "seal.key")
+	// The URL, which holds the admin password, and the seal key go to
+	// the servers in their environment: nothing secret is written to a
+	// file.
 	key := make([]byte, 32)
 	rand.Read(key)
-	err = os.WriteFile(keyFile, key, 0o600)
+	env := append(os.Environ(),
+		server.PGConnectionURLEnv+"="+pg.DatabaseURL(database),
+		sealKeyEnv+"="+hex.EncodeToString(key))
 	clear(key)
-	if err != nil {
-		return h, err
-	}
-	// The URL, which holds the admin password, goes to the servers in
-	// their environment, not in a file.
-	env := append(os.Environ(), server.PGConnectionURLEnv+"="+pg.DatabaseURL(database))
 	servers := make([]*load.Vigil, haServers)
 	for i := range haServers {
 		addr, err := freePort()
@@ -225,7 +226,7 @@ func startHA(ctx context.Context, pg *load.PG, database string, client *http.Cli
 			return h, err
 		}
 		cfg := filepath.Join(h.dir, fmt.Sprintf("vigil%d.hcl", i+1))
-		if err := os.WriteFile(cfg, []byte(haConfig(addr, keyFile)), 0o600); err != nil {
+		if err := os.WriteFile(cfg, []byte(haConfig(addr)), 0o600); err != nil {
 			return h, err
 		}
 		n := &haNode{
@@ -259,11 +260,11 @@ func startHA(ctx context.Context, pg *load.PG, database string, client *http.Cli
 	return h, nil
 }
 
-// haConfig is an HA server's configuration: PostgreSQL storage with HA
-// (its URL comes from the environment), one plain-HTTP listener on addr,
-// which is also its api_addr, the static seal key in keyFile, and errors
-// only in the log.
-func haConfig(addr, keyFile string) string {
+// haConfig is an HA server's configuration: PostgreSQL storage with HA,
+// one plain-HTTP listener on addr, which is also its api_addr, a static
+// seal, and errors only in the log. The storage's URL and the seal's key
+// come from the environment (server.PGConnectionURLEnv, sealKeyEnv).
+func haConfig(addr string) string {
 	return fmt.Sprintf(`storage "postgresql" {
   ha_enabled = true
 }
@@ -281,7 +282,7 @@ seal "static" {
 }
 
 log_level = "error"
-`, addr, "http://"+addr, "file://"+keyFile)
+`, addr, "http://"+addr, "env://"+sealKeyEnv)
 }
 
 // at is a client of n with the cluster's token.

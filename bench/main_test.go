@@ -66,10 +66,11 @@ func TestVigilConfig(t *testing.T) {
 }
 
 // An HA server's configuration is one the server accepts: HA storage on
-// PostgreSQL whose URL (a credential) is not in the file, its listener's
-// address as api_addr, and the static seal's key file.
+// PostgreSQL, its listener's address as api_addr, and a static seal,
+// with neither the storage's URL (a credential) nor the seal's key in
+// the file.
 func TestHAConfig(t *testing.T) {
-	src := haConfig("127.0.0.1:8299", "/tmp/x/seal.key")
+	src := haConfig("127.0.0.1:8299")
 	cfg, err := serverconfig.Parse("vigil.hcl", []byte(src))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, src)
@@ -80,7 +81,7 @@ func TestHAConfig(t *testing.T) {
 	if cfg.APIAddr != "http://127.0.0.1:8299" || len(cfg.Listeners) != 1 || cfg.Listeners[0].Address != "127.0.0.1:8299" || !cfg.Listeners[0].TLSDisable {
 		t.Errorf("api_addr %q, listeners %+v", cfg.APIAddr, cfg.Listeners)
 	}
-	if st := cfg.Seal.Static; st == nil || st.CurrentKey != "file:///tmp/x/seal.key" || cfg.LogLevel != "error" {
+	if st := cfg.Seal.Static; st == nil || st.CurrentKey != "env://"+sealKeyEnv || cfg.LogLevel != "error" {
 		t.Errorf("seal %+v, log level %q", cfg.Seal, cfg.LogLevel)
 	}
 }
