@@ -1,13 +1,17 @@
 // Command bench measures Vigil's KV v2 reads and writes, token creations,
 // and AppRole and JWT logins over HTTP beside a bare net/http JSON handler,
-// and the database secrets engine's credentials beside the same users
-// created and dropped straight over pgx, at the same concurrency in the
-// same run, and prints req/s, p50, p99 and the throughput ratios:
+// the database secrets engine's credentials beside the same users
+// created and dropped straight over pgx, and KV v2 reads and writes
+// through an HA cluster's standby beside the same through its active
+// server, at the same concurrency in the same run, and prints req/s, p50,
+// p99 and the throughput ratios; with -failover, it then measures how
+// long the HA cluster takes to replace its active server:
 //
 //	go run ./bench [-concurrency 32] [-duration 5s] [-rounds 5] [-warmup 1s]
 //	               [-keys 1000] [-value-size 256] [-storage bolt|inmem]
 //	               [-scenarios "bare POST,approle login"] [-json]
 //	               [-pg-url postgres://user:password@host:port/db] [-pg-conns 4]
+//	               [-failover 10]
 //
 // The scenarios run interleaved: -duration is split into -rounds slices and
 // each round runs every scenario for one slice, so that a ratio's two sides
@@ -16,10 +20,12 @@
 // It starts a real Vigil server in-process on a loopback port with a
 // throwaway configuration and data directory, initializes and unseals it
 // over HTTP, and never prints the root token or the unseal key. The
-// database scenarios need an existing PostgreSQL server (-pg-url, or
-// VIGIL_BENCH_PG_URL), on which they create users and a schema named
-// after the run, and drop them all before it ends. See README.md for the
-// method and how to read the ratios.
+// database and HA scenarios need an existing PostgreSQL server (-pg-url,
+// or VIGIL_BENCH_PG_URL), on which they create users, a schema and a
+// database named after the run, and drop them all before it ends. The
+// HA cluster's two servers are processes of their own: this binary run
+// again as a server (see ha.go). See README.md for the method and how
+// to read the ratios.
 package main
 
 import (
@@ -89,9 +95,15 @@ type config struct {
 	// pgPrefix names what the run creates on that server; "" means a
 	// new one (load.NewPGPrefix).
 	pgPrefix string
+	// failover is how many times to kill the HA cluster's active server
+	// (0: no failover measurement).
+	failover int
 }
 
 func main() {
+	if isServerChild(os.Args) {
+		os.Exit(serveChild(os.Args[2:]))
+	}
 	var c config
 	flag.IntVar(&c.concurrency, "concurrency", 32, "concurrent requests (workers) in every scenario")
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "measured time per scenario, in total over all rounds")
@@ -105,6 +117,7 @@ func main() {
 	scenarios := flag.String("scenarios", strings.Join(load.Scenarios, ","), "comma-separated scenarios to run; they run in the order of this default whatever the order given")
 	flag.StringVar(&c.pgURL, "pg-url", "", "admin URL of an existing PostgreSQL server for the database scenarios, postgres://user:password@host:port/database (default $"+pgURLEnv+")")
 	flag.IntVar(&c.pgConns, "pg-conns", 4, "connections to PostgreSQL of Vigil's database connection (max_open_connections) and of the baseline's pool")
+	flag.IntVar(&c.failover, "failover", 0, "after the scenarios, kill -9 the HA cluster's active server this many times and report how long each failover took (needs -pg-url)")
 	flag.Parse()
 	if c.pgURL == "" {
 		c.pgURL = os.Getenv(pgURLEnv)
@@ -123,17 +136,19 @@ func main() {
 		fail(fmt.Errorf("unexpected argument %q", flag.Arg(0)))
 	case c.storage != "bolt" && c.storage != "inmem":
 		fail(fmt.Errorf("-storage must be bolt or inmem, not %q", c.storage))
-	case c.concurrency < 1 || c.duration <= 0 || c.warmup < 0 || c.keys < 1 || c.valueSize < 1 || c.pgConns < 1:
-		fail(errors.New("-concurrency, -duration, -keys, -value-size and -pg-conns must be positive, -warmup not negative"))
+	case c.concurrency < 1 || c.duration <= 0 || c.warmup < 0 || c.keys < 1 || c.valueSize < 1 || c.pgConns < 1 || c.failover < 0:
+		fail(errors.New("-concurrency, -duration, -keys, -value-size and -pg-conns must be positive, -warmup and -failover not negative"))
+	case c.failover > 0 && c.pgURL == "":
+		fail(fmt.Errorf("-failover needs a PostgreSQL server: give -pg-url postgres://user:password@host:port/database or set %s", pgURLEnv))
 	}
 	if len(skipped) > 0 {
-		fmt.Fprintf(os.Stderr, "bench: not measuring %s: no PostgreSQL server (give -pg-url or set %s)\n", strings.Join(skipped, " and "), pgURLEnv)
+		fmt.Fprintf(os.Stderr, "bench: not measuring %s: no PostgreSQL server (give -pg-url or set %s)\n", andList(skipped), pgURLEnv)
 	}
 	// Before the setup, which takes seconds.
 	if err := load.CheckRounds(c.duration, c.rounds); err != nil {
 		fail(fmt.Errorf("invalid -duration/-rounds: %w", err))
 	}
-	if c.pgURL != "" && needsPG(c.scenarios) {
+	if c.pgURL != "" && (needsPG(c.scenarios) || c.failover > 0) {
 		if _, err := load.ParsePGURL(c.pgURL); err != nil {
 			fail(fmt.Errorf("-pg-url (or %s): %w", pgURLEnv, err))
 		}
@@ -179,15 +194,28 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// needsPG reports whether a database scenario is among names.
+// needsPG reports whether a database or HA scenario is among names.
 func needsPG(names []string) bool {
-	return slices.ContainsFunc(names, func(n string) bool { return slices.Contains(load.DatabaseScenarios, n) })
+	return slices.ContainsFunc(names, isPGScenario)
+}
+
+// isPGScenario reports whether the scenario called name needs a
+// PostgreSQL server: a database or an HA scenario.
+func isPGScenario(name string) bool {
+	return slices.Contains(load.DatabaseScenarios, name) || slices.Contains(load.HAScenarios, name)
+}
+
+// needsHA reports whether c needs the HA cluster: for an HA scenario, or
+// for the failover measurement.
+func needsHA(c config) bool {
+	return c.failover > 0 || slices.ContainsFunc(c.scenarios, func(n string) bool { return slices.Contains(load.HAScenarios, n) })
 }
 
 // chooseScenarios parses -scenarios. Without a PostgreSQL server the
-// database scenarios cannot run: when the list was given explicitly and
-// names one, that is an error; otherwise (the default list) they are left
-// out and returned as skipped, for the caller to say so.
+// database and HA scenarios cannot run: when the list was given
+// explicitly and names one, that is an error; otherwise (the default
+// list) they are left out and returned as skipped, for the caller to say
+// so.
 func chooseScenarios(list string, explicit, havePG bool) (names, skipped []string, err error) {
 	names, err = load.ParseScenarios(list)
 	if err != nil {
@@ -198,7 +226,7 @@ func chooseScenarios(list string, explicit, havePG bool) (names, skipped []strin
 	}
 	var db []string
 	names = slices.DeleteFunc(names, func(n string) bool {
-		if slices.Contains(load.DatabaseScenarios, n) {
+		if isPGScenario(n) {
 			db = append(db, n)
 			return true
 		}
@@ -213,12 +241,23 @@ func chooseScenarios(list string, explicit, havePG bool) (names, skipped []strin
 			verb = "need"
 		}
 		return nil, nil, fmt.Errorf("%s %s a PostgreSQL server: give -pg-url postgres://user:password@host:port/database or set %s",
-			strings.Join(db, " and "), verb, pgURLEnv)
+			andList(db), verb, pgURLEnv)
 	}
 	return names, db, nil
 }
 
+// andList joins names as "a", "a and b", "a, b and c".
+func andList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
 func run(ctx context.Context, c config) (rep load.Report, err error) {
+	if c.pgPrefix == "" {
+		c.pgPrefix = load.NewPGPrefix() // one for the database and the HA scenarios
+	}
 	rep = load.Report{
 		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
@@ -333,6 +372,18 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 	if err != nil {
 		return rep, err
 	}
+	hc, err := setupHA(ctx, c, v.Client, &suite, &rep)
+	if hc != nil {
+		// After the measurement (and after an interrupt).
+		defer func() {
+			if cerr := hc.close(ctx); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+	}
+	if err != nil {
+		return rep, err
+	}
 	if err := suite.CheckTokens(ctx, v, c.scenarios); err != nil {
 		return rep, fmt.Errorf("check the token scenarios: %w", err)
 	}
@@ -348,7 +399,70 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 	}
 	rep.Results = rr.Results
 	rep.Ratios = load.RoundRatios(load.ComputeRatios(rr.Results, load.Ratios), rr.PerRound)
+	if c.failover > 0 {
+		// Last: it kills servers.
+		f, err := hc.failover(ctx, c.failover, haReadPath)
+		rep.Failover = &f
+		if err != nil {
+			return rep, hc.withOutput(fmt.Errorf("failover: %w", err))
+		}
+	}
 	return rep, nil
+}
+
+// haReadPath is the KV read that tells that a server of the HA cluster
+// serves.
+const haReadPath = "/v1/" + mount + "/data/k0"
+
+// setupHA starts the HA cluster if c needs it (see needsHA), on a new
+// database on the PostgreSQL server of c.pgURL, named after the run's
+// prefix, mounts KV v2 and writes the keys, through the active server,
+// and checks that a read through the standby gets one; it sets the HA
+// scenarios' fields of suite and the cluster's of rep. The cluster it
+// returns must be closed; nil is returned on failure (after startHA
+// cleaned up) and when c does not need it.
+func setupHA(ctx context.Context, c config, client *http.Client, suite *load.Suite, rep *load.Report) (*haCluster, error) {
+	if !needsHA(c) {
+		return nil, nil
+	}
+	pg, err := load.ParsePGURL(c.pgURL)
+	if err != nil {
+		return nil, fmt.Errorf("-pg-url: %w", err)
+	}
+	hc, err := startHA(ctx, pg, c.pgPrefix+"_ha", client)
+	if err != nil {
+		return nil, fmt.Errorf("HA cluster: %w", err)
+	}
+	rep.HAPostgreSQL, rep.HAServers = pg.Version(), len(hc.nodes)
+	active, err := hc.roles(ctx)
+	if err != nil {
+		return hc, fmt.Errorf("HA cluster: %w", hc.withOutput(err))
+	}
+	standby := hc.standby(active)
+	av, sv := hc.at(active), hc.at(standby)
+	// All the keys for the read scenarios; k0 alone (haReadPath) for the
+	// rest.
+	keys := 1
+	if slices.Contains(c.scenarios, load.KV2ReadActive) || slices.Contains(c.scenarios, load.KV2ReadStandby) {
+		keys = c.keys
+	}
+	err = hc.watch(ctx, hc.nodes, func(ctx context.Context) error {
+		if err := av.MountKV2(ctx, mount, 10*time.Second); err != nil {
+			return err
+		}
+		if err := av.Preload(ctx, mount, keys, c.valueSize, c.concurrency); err != nil {
+			return fmt.Errorf("preload %d keys: %w", keys, err)
+		}
+		if _, err := sv.Read(ctx, haReadPath); err != nil {
+			return fmt.Errorf("read through the standby: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return hc, fmt.Errorf("HA cluster: %w", hc.withOutput(err))
+	}
+	suite.ActiveURL, suite.StandbyURL, suite.HAHeader = active.base, standby.base, av.Header()
+	return hc, nil
 }
 
 // setupDatabase prepares the database scenarios among c.scenarios, if
@@ -358,7 +472,7 @@ func run(ctx context.Context, c config) (rep load.Report, err error) {
 // it and must be called in any case, even when setupDatabase fails.
 func setupDatabase(ctx context.Context, c config, v *load.Vigil, suite *load.Suite, rep *load.Report) (undo func() error, err error) {
 	undo = func() error { return nil }
-	if !needsPG(c.scenarios) {
+	if !slices.ContainsFunc(c.scenarios, func(n string) bool { return slices.Contains(load.DatabaseScenarios, n) }) {
 		return undo, nil
 	}
 	pg, err := load.ParsePGURL(c.pgURL)

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +15,17 @@ import (
 	"github.com/vigil-secrets/vigil/internal/pgtest"
 )
 
-// The database scenarios run against a throwaway PostgreSQL server shared
-// by the tests (or VIGIL_TEST_PG_URL's), each test in a database of its
-// own and with a prefix of its own.
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// The database and HA scenarios run against a throwaway PostgreSQL
+// server shared by the tests (or VIGIL_TEST_PG_URL's), each test in a
+// database of its own and with a prefix of its own. The HA cluster's
+// servers are this test binary run again, as the benchmark's binary is
+// (see serverArg).
+func TestMain(m *testing.M) {
+	if isServerChild(os.Args) {
+		os.Exit(serveChild(os.Args[2:]))
+	}
+	pgtest.Main(m)
+}
 
 // withPG points c at a database of t's own with a prefix of t's own.
 func withPG(t *testing.T, c *config) *pgtest.DB {
@@ -54,12 +65,35 @@ func TestVigilConfig(t *testing.T) {
 	}
 }
 
+// An HA server's configuration is one the server accepts: HA storage on
+// PostgreSQL, its listener's address as api_addr, and a static seal,
+// with neither the storage's URL (a credential) nor the seal's key in
+// the file.
+func TestHAConfig(t *testing.T) {
+	src := haConfig("127.0.0.1:8299")
+	cfg, err := serverconfig.Parse("vigil.hcl", []byte(src))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	if p := cfg.Storage.Postgres; p == nil || !p.HAEnabled || p.ConnectionURL != "" {
+		t.Errorf("storage %+v", cfg.Storage)
+	}
+	if cfg.APIAddr != "http://127.0.0.1:8299" || len(cfg.Listeners) != 1 || cfg.Listeners[0].Address != "127.0.0.1:8299" || !cfg.Listeners[0].TLSDisable {
+		t.Errorf("api_addr %q, listeners %+v", cfg.APIAddr, cfg.Listeners)
+	}
+	if st := cfg.Seal.Static; st == nil || st.CurrentKey != "env://"+sealKeyEnv || cfg.LogLevel != "error" {
+		t.Errorf("seal %+v, log level %q", cfg.Seal, cfg.LogLevel)
+	}
+}
+
 // run against the real server, briefly: every scenario is set up and
-// measured without a single error, and the report has every ratio.
+// measured without a single error, and the report has every ratio. The
+// HA scenarios, which start processes, are TestRunHA's.
 func TestRunAllScenarios(t *testing.T) {
+	scenarios := slices.DeleteFunc(slices.Clone(load.Scenarios), func(n string) bool { return slices.Contains(load.HAScenarios, n) })
 	c := config{
 		concurrency: 4, duration: 2 * load.MinSlice, rounds: 2, warmup: 0,
-		keys: 20, valueSize: 32, storage: "bolt", scenarios: load.Scenarios,
+		keys: 20, valueSize: 32, storage: "bolt", scenarios: scenarios,
 	}
 	db := withPG(t, &c)
 	rep, err := run(t.Context(), c)
@@ -74,11 +108,14 @@ func TestRunAllScenarios(t *testing.T) {
 			t.Errorf("%s: %d requests, %d errors; first: %s", r.Name, r.Requests, r.Errors, r.FirstError)
 		}
 	}
-	if strings.Join(names, ",") != strings.Join(load.Scenarios, ",") {
+	if strings.Join(names, ",") != strings.Join(scenarios, ",") {
 		t.Errorf("scenarios %q", names)
 	}
-	if len(rep.Ratios) != len(load.Ratios) {
-		t.Errorf("%d ratios, want %d: %+v", len(rep.Ratios), len(load.Ratios), rep.Ratios)
+	if want := len(load.Ratios) - 2; len(rep.Ratios) != want { // all but the HA ones
+		t.Errorf("%d ratios, want %d: %+v", len(rep.Ratios), want, rep.Ratios)
+	}
+	if rep.HAPostgreSQL != "" || rep.Failover != nil {
+		t.Errorf("an HA cluster without the HA scenarios: %q, %+v", rep.HAPostgreSQL, rep.Failover)
 	}
 	if rep.KVReadBodyBytes == 0 {
 		t.Error("no kv2 read body size")
@@ -137,7 +174,8 @@ func TestRunDatabase(t *testing.T) {
 // an error; left to the default list, they are skipped, and said to be.
 func TestChooseScenarios(t *testing.T) {
 	all := strings.Join(load.Scenarios, ",")
-	nonDB := load.Scenarios[:len(load.Scenarios)-2]
+	pg := slices.Concat(load.DatabaseScenarios, load.HAScenarios)
+	nonPG := slices.DeleteFunc(slices.Clone(load.Scenarios), func(n string) bool { return slices.Contains(pg, n) })
 	for _, c := range []struct {
 		name              string
 		list              string
@@ -146,10 +184,13 @@ func TestChooseScenarios(t *testing.T) {
 		wantErr           string
 	}{
 		{"default with a server", all, false, true, load.Scenarios, nil, ""},
-		{"default without", all, false, false, nonDB, load.DatabaseScenarios, ""},
+		{"default without", all, false, false, nonPG, pg, ""},
 		{"asked for, with a server", "db creds", true, true, []string{load.DBCreds}, nil, ""},
 		{"asked for, without", "bare POST,db creds", true, false, nil, nil, "db creds needs a PostgreSQL server: give -pg-url"},
 		{"both asked for, without", "pg create/drop,db creds", true, false, nil, nil, "pg create/drop and db creds need a PostgreSQL server"},
+		{"HA asked for, with a server", "kv2 write standby,bare GET", true, true, []string{load.BareGET, load.KV2WriteStandby}, nil, ""},
+		{"HA asked for, without", "kv2 read standby", true, false, nil, nil, "kv2 read standby needs a PostgreSQL server: give -pg-url"},
+		{"three asked for, without", "kv2 read active,db creds,kv2 write active", true, false, nil, nil, "db creds, kv2 read active and kv2 write active need a PostgreSQL server"},
 		{"others, without", "bare POST,approle login", true, false, []string{load.BarePOST, load.AppRoleLogin}, nil, ""},
 		{"unknown", "db cred", true, true, nil, nil, "invalid -scenarios: unknown scenario"},
 	} {
@@ -204,4 +245,94 @@ func TestJWTLifetime(t *testing.T) {
 	if got := jwtLifetime(c); got < run+time.Hour {
 		t.Errorf("jwtLifetime = %v for a run of up to %v", got, run)
 	}
+}
+
+// The HA scenarios and the failover measurement against two real server
+// processes on PostgreSQL, briefly (one kill): every scenario measured
+// without an error, the ratio lines printed, failover times that are
+// times, and nothing left on the server: no database, no server process.
+func TestRunHA(t *testing.T) {
+	c := config{
+		concurrency: 4, duration: 2 * load.MinSlice, rounds: 2, warmup: 20 * time.Millisecond,
+		keys: 20, valueSize: 32, storage: "inmem", scenarios: load.HAScenarios, failover: 1,
+	}
+	db := withPG(t, &c)
+	rep, err := run(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := db.QueryString(t, "SELECT count(*)::text FROM pg_database WHERE datname = $1", c.pgPrefix+"_ha"); n != "0" {
+		t.Errorf("database %s_ha left behind", c.pgPrefix)
+	}
+	var names []string
+	for _, r := range rep.Results {
+		names = append(names, r.Name)
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s: %d requests, %d errors; first: %s", r.Name, r.Requests, r.Errors, r.FirstError)
+		}
+	}
+	if strings.Join(names, ",") != strings.Join(load.HAScenarios, ",") {
+		t.Errorf("scenarios %q", names)
+	}
+	if rep.HAPostgreSQL == "" || rep.HAServers != 2 {
+		t.Errorf("ha: postgresql %q, %d servers", rep.HAPostgreSQL, rep.HAServers)
+	}
+	f := rep.Failover
+	if f == nil || len(f.Kills) != 1 || f.Kills[0] <= 0 || f.Frozen <= 0 {
+		t.Fatalf("failover %+v", f)
+	}
+	t.Logf("failover after kill -9: %v; after SIGSTOP: %v", f.Kills[0], f.Frozen)
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	s := text.String()
+	for _, want := range []string{
+		"\nha: 2 vigil server processes (1 active, 1 standby) on postgresql " + rep.HAPostgreSQL + ", in a database of their own\n",
+		"\nkv2 read standby / kv2 read active = ", "\nkv2 write standby / kv2 write active = ",
+		"\nper round, min–max of 2: kv2 read standby / kv2 read active ",
+		"\nfailover after kill -9 of the active server, 1 time: ", "\nfailover median = ", "\nfailover frozen = ",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, db.Password) || strings.Contains(s, "database engine") {
+		t.Errorf("the report shows the admin password, or database scenarios that did not run:\n%s", s)
+	}
+	if n := childServers(t); n != 0 {
+		t.Errorf("%d server processes left running", n)
+	}
+}
+
+// childServers counts the HA cluster's server processes that this
+// process started and that still run (Linux: it reads /proc).
+func childServers(t *testing.T) int {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil || len(stats) == 0 {
+		t.Log("no /proc: server processes not counted")
+		return 0
+	}
+	n := 0
+	for _, stat := range stats {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			continue // gone since
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		i := bytes.LastIndex(b, []byte(") "))
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(b[i+2:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(stat), "cmdline"))
+		if bytes.Contains(cmdline, []byte(serverArg)) {
+			n++
+		}
+	}
+	return n
 }

@@ -7,8 +7,9 @@
 // the Vigil server package (the bare net/http baseline handler, the HTTP
 // calls that initialize, unseal and prepare a Vigil server, the signing of
 // the JWT login scenarios' JWTs, the PostgreSQL side of the database
-// scenarios and their baseline, and the report), so that all of it can be
-// tested on its own.
+// scenarios and their baseline, the HA cluster's health checks and the
+// waits of the failover measurement, and the report), so that all of it
+// can be tested on its own.
 package load
 
 import (

@@ -47,8 +47,10 @@ type PG struct {
 	// connectionURL is the URL with {{username}} and {{password}} in its
 	// user information, for Vigil's connection configuration.
 	connectionURL string
-	prefix        string
-	version       string
+	// u is the admin URL as given: a credential, for DatabaseURL.
+	u       *url.URL
+	prefix  string
+	version string
 }
 
 // ErrLoginRefused is LogIn's error when the server refuses the user's
@@ -99,7 +101,7 @@ func ParsePGURL(raw string) (*PG, error) {
 	if u.RawQuery != "" {
 		cu += "?" + u.RawQuery
 	}
-	return &PG{cfg: cfg, connectionURL: cu}, nil
+	return &PG{cfg: cfg, connectionURL: cu, u: u}, nil
 }
 
 // String describes p without its password.
@@ -116,7 +118,8 @@ func (p *PG) ConnectionURL() string { return p.connectionURL }
 func (p *PG) Username() string { return p.cfg.User }
 func (p *PG) Password() string { return p.cfg.Password }
 
-// Version is the server's version, known after Prepare.
+// Version is the server's version, known after Prepare or
+// CreateDatabase.
 func (p *PG) Version() string { return p.version }
 
 // Prefix is the run's prefix, set by Prepare.
@@ -420,4 +423,54 @@ func (b *PGBaseline) CreateDrop(ctx context.Context) error {
 		return err
 	}
 	return b.Drop(ctx, user)
+}
+
+// pgDatabasePattern is what the name of a database CreateDatabase makes
+// must look like: an unquoted SQL identifier.
+var pgDatabasePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// CreateDatabase connects as the admin user, reads the server's version
+// and creates an empty database called name, for the HA cluster's Vigil
+// servers to keep their data in (see DatabaseURL); the admin user must
+// be a superuser or have CREATEDB. It fails if the database exists: it
+// is another run's. DropDatabase removes it.
+func (p *PG) CreateDatabase(ctx context.Context, name string) error {
+	if !pgDatabasePattern.MatchString(name) {
+		return fmt.Errorf("invalid database name %q: want up to 63 lowercase letters, digits and '_', beginning with a letter", name)
+	}
+	c, err := p.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	if err := c.QueryRow(ctx, "SHOW server_version").Scan(&p.version); err != nil {
+		return fmt.Errorf("%v: SHOW server_version: %w", p, p.clean(err))
+	}
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("%v: create database %s: %w", p, name, p.clean(err))
+	}
+	return nil
+}
+
+// DropDatabase drops the database called name, if it exists, ending the
+// sessions still connected to it (WITH (FORCE): PostgreSQL 13 or later).
+func (p *PG) DropDatabase(ctx context.Context, name string) error {
+	c, err := p.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("%v: drop database %s: %w", p, name, p.clean(err))
+	}
+	return nil
+}
+
+// DatabaseURL is the admin URL with the database called name in its path
+// instead of the admin's: a credential (it holds the admin password), to
+// hand to a server and never to print.
+func (p *PG) DatabaseURL(name string) string {
+	u := *p.u
+	u.Path, u.RawPath = "/"+name, ""
+	return u.String()
 }

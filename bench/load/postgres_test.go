@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/vigil-secrets/vigil/internal/pgtest"
 )
 
@@ -226,5 +228,70 @@ func TestPGErrorsKeepSecrets(t *testing.T) {
 	}
 	if err := pg.LogIn(ctx, pg.Prefix()+"-nobody", pgPassword); !errors.Is(err, ErrLoginRefused) || strings.Contains(err.Error(), pgPassword) {
 		t.Errorf("unknown user: %v", err)
+	}
+}
+
+// The HA cluster's database: created empty, reachable as the admin at
+// DatabaseURL, dropped even with a session open, and nothing shows the
+// password.
+func TestPGDatabase(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := t.Context()
+	pg, err := ParsePGURL(db.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := NewPGPrefix() + "_ha"
+	exists := func() string {
+		return db.QueryString(t, "SELECT count(*)::text FROM pg_database WHERE datname = $1", name)
+	}
+	t.Cleanup(func() { pg.DropDatabase(context.Background(), name) })
+	if err := pg.CreateDatabase(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if exists() != "1" || pg.Version() == "" {
+		t.Fatalf("database %s: %s; version %q", name, exists(), pg.Version())
+	}
+	u := pg.DatabaseURL(name)
+	if !strings.Contains(u, "/"+name+"?sslmode=disable") || strings.Contains(u, "/"+db.Name) {
+		t.Errorf("DatabaseURL: %d bytes, not the database's", len(u))
+	}
+	c, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var current string
+	if err := c.QueryRow(ctx, "SELECT current_database()").Scan(&current); err != nil || current != name {
+		t.Errorf("connected to %q (%v), want %q", current, err, name)
+	}
+	// Another run's database is not taken over.
+	if err := pg.CreateDatabase(ctx, name); err == nil || !strings.Contains(err.Error(), "create database") || strings.Contains(err.Error(), db.Password) {
+		t.Errorf("CreateDatabase of an existing one: %v", err)
+	}
+	for _, bad := range []string{"", "Vbench", "1bench", "v-b", `v"`, strings.Repeat("v", 64)} {
+		if err := pg.CreateDatabase(ctx, bad); err == nil {
+			t.Errorf("CreateDatabase(%q): no error", bad)
+		}
+	}
+	// Dropped with c still connected to it, and again: no error.
+	if err := pg.DropDatabase(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if exists() != "0" {
+		t.Error("database not dropped")
+	}
+	if err := pg.DropDatabase(ctx, name); err != nil {
+		t.Errorf("second DropDatabase: %v", err)
+	}
+	// A wrong password fails both, without showing it.
+	wrong, err := ParsePGURL(strings.Replace(db.AdminURL(), ":"+db.Password+"@", ":"+pgPassword+"@", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{wrong.CreateDatabase(ctx, name), wrong.DropDatabase(ctx, name)} {
+		if err == nil || strings.Contains(err.Error(), pgPassword) {
+			t.Errorf("wrong admin password: %v", err)
+		}
 	}
 }

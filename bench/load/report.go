@@ -32,13 +32,27 @@ const (
 	// PostgreSQL server, and each of their operations is two steps.
 	PGCreateDrop = "pg create/drop"
 	DBCreds      = "db creds"
+	// KV2ReadActive and KV2WriteActive read and write through the active
+	// server of a two-server HA cluster on PostgreSQL, KV2ReadStandby and
+	// KV2WriteStandby through its standby, which forwards every request
+	// to the active server. They need a PostgreSQL server.
+	KV2ReadActive   = "kv2 read active"
+	KV2ReadStandby  = "kv2 read standby"
+	KV2WriteActive  = "kv2 write active"
+	KV2WriteStandby = "kv2 write standby"
 )
 
 // Scenarios are the scenarios of Suite.Targets, in their order.
-var Scenarios = []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256, PGCreateDrop, DBCreds}
+var Scenarios = []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256, PGCreateDrop, DBCreds,
+	KV2ReadActive, KV2ReadStandby, KV2WriteActive, KV2WriteStandby}
 
-// DatabaseScenarios are the Scenarios that need a PostgreSQL server.
+// DatabaseScenarios are the Scenarios of the database secrets engine,
+// which need a PostgreSQL server.
 var DatabaseScenarios = []string{PGCreateDrop, DBCreds}
+
+// HAScenarios are the Scenarios of the HA cluster, which need a
+// PostgreSQL server too.
+var HAScenarios = []string{KV2ReadActive, KV2ReadStandby, KV2WriteActive, KV2WriteStandby}
 
 // RatioSpec names a throughput ratio Num / Den and its goal (0: for
 // information only).
@@ -61,6 +75,9 @@ var Ratios = []RatioSpec{
 	{JWTLoginES256, BarePOST, 0}, // information: a login with a signature to verify
 	{JWTLoginRS256, BarePOST, 0},
 	{DBCreds, PGCreateDrop, 0}, // information: Vigil's cost above the SQL it runs
+	// Information: what forwarding through a standby costs.
+	{KV2ReadStandby, KV2ReadActive, 0},
+	{KV2WriteStandby, KV2WriteActive, 0},
 }
 
 // Ratio is a measured RatioSpec.
@@ -153,10 +170,17 @@ type Report struct {
 	// PGConns the connections each side has to it (Vigil's connection's
 	// max_open_connections, the baseline's pool); both are empty when
 	// neither scenario runs.
-	PostgreSQL string   `json:"postgresql,omitempty"`
-	PGConns    int      `json:"pg_conns,omitempty"`
-	Results    []Result `json:"-"`
-	Ratios     []Ratio  `json:"ratios"`
+	PostgreSQL string `json:"postgresql,omitempty"`
+	PGConns    int    `json:"pg_conns,omitempty"`
+	// HAPostgreSQL is the version of the PostgreSQL server the HA
+	// cluster's servers share, HAServers their number; both are empty
+	// when neither an HA scenario nor the failover measurement runs.
+	HAPostgreSQL string `json:"ha_postgresql,omitempty"`
+	HAServers    int    `json:"ha_servers,omitempty"`
+	// Failover is the failover measurement, nil when it does not run.
+	Failover *Failover `json:"failover,omitempty"`
+	Results  []Result  `json:"-"`
+	Ratios   []Ratio   `json:"ratios"`
 }
 
 // jsonResult is Result for JSON, with durations in milliseconds.
@@ -205,6 +229,9 @@ func (r Report) WriteText(w io.Writer) error {
 	if r.PostgreSQL != "" { // only when a database scenario is measured
 		fmt.Fprintf(ew, "postgresql %s, %s for Vigil's database engine and as many for the baseline\n\n", r.PostgreSQL, plural(r.PGConns, "connection"))
 	}
+	if r.HAPostgreSQL != "" { // only when the HA cluster runs
+		fmt.Fprintf(ew, "ha: %d vigil server processes (1 active, %d standby) on postgresql %s, in a database of their own\n\n", r.HAServers, r.HAServers-1, r.HAPostgreSQL)
+	}
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\trequests\terrors\t")
 	for _, x := range r.Results {
@@ -225,6 +252,9 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	if spread := roundSpread(r.Ratios); spread != "" {
 		fmt.Fprintf(ew, "\nper round, min–max of %d: %s\n", r.Rounds, spread)
+	}
+	if f := r.Failover; f != nil {
+		writeFailover(ew, *f)
 	}
 	for _, x := range r.Results {
 		if x.FirstError != "" {
@@ -247,6 +277,33 @@ func roundSpread(ratios []Ratio) string {
 		parts = append(parts, fmt.Sprintf("%s / %s %.2f–%.2f", q.Num, q.Den, slices.Min(q.PerRound), slices.Max(q.PerRound)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// writeFailover writes the failover lines: each time after a kill, their
+// median and maximum, and the time after a freeze. Like the ratio lines,
+// "failover median = " and "failover frozen = " begin one line each, for
+// a script to grep.
+func writeFailover(w io.Writer, f Failover) {
+	if len(f.Kills) == 0 && f.Frozen == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	if len(f.Kills) > 0 {
+		times := make([]string, len(f.Kills))
+		for i, d := range f.Kills {
+			times[i] = fmtMS(d)
+		}
+		fmt.Fprintf(w, "failover after kill -9 of the active server, %s: %s\n", plural(len(f.Kills), "time"), strings.Join(times, " "))
+		fmt.Fprintf(w, "failover median = %s, max = %s\n", fmtMS(f.Median()), fmtMS(f.Max()))
+	}
+	if f.Frozen > 0 {
+		fmt.Fprintf(w, "failover frozen = %s (SIGSTOP of the active server, for information)\n", fmtMS(f.Frozen))
+	}
+}
+
+// fmtMS prints d in whole milliseconds.
+func fmtMS(d time.Duration) string {
+	return fmt.Sprintf("%.0fms", ms(d))
 }
 
 // plural is "1 round", "5 rounds".

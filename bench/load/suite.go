@@ -50,6 +50,12 @@ type Suite struct {
 	// DBCreds and PGCreateDrop are the database scenarios' setups.
 	DBCreds      *DBCredsScenario
 	PGCreateDrop *PGBaseline
+	// ActiveURL and StandbyURL are the two servers of the HA cluster of
+	// the HAScenarios, the active one and a standby that forwards its
+	// clients to it, and HAHeader carries the cluster's token. The
+	// cluster has the same mount and keys.
+	ActiveURL, StandbyURL string
+	HAHeader              http.Header
 }
 
 // JWTLogins is where a JWT login scenario logs in, and with what.
@@ -74,12 +80,26 @@ func (j JWTLogins) body(w, i int) []byte {
 
 // Targets returns the targets of all Scenarios, in their order: BareGET,
 // KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate,
-// AppRoleLogin, JWTLoginES256, JWTLoginRS256, PGCreateDrop and DBCreds.
-// The last two are operations (Target.Op), not single requests.
+// AppRoleLogin, JWTLoginES256, JWTLoginRS256, PGCreateDrop, DBCreds,
+// KV2ReadActive, KV2ReadStandby, KV2WriteActive and KV2WriteStandby.
+// PGCreateDrop and DBCreds are operations (Target.Op), not single
+// requests.
 func (s Suite) Targets() []Target {
 	data := s.VigilURL + "/v1/" + s.Mount + "/data/"
 	audited := s.AuditedURL + "/v1/" + s.Mount + "/data/"
+	active := s.ActiveURL + "/v1/" + s.Mount + "/data/"
+	standby := s.StandbyURL + "/v1/" + s.Mount + "/data/"
 	write := writeBody(s.ValueSize)
+	// read picks a preloaded key at random.
+	read := func(base string) func(int, int) string {
+		return func(int, int) string { return base + "k" + strconv.Itoa(rand.IntN(max(s.Keys, 1))) }
+	}
+	// written names the keys of a write scenario, prefix<worker>-<i>:
+	// the two HA write scenarios write as many keys as many times each,
+	// but not the same ones.
+	written := func(base, prefix string) func(int, int) string {
+		return func(w, i int) string { return base + prefix + strconv.Itoa(w) + "-" + strconv.Itoa(i) }
+	}
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
 	fixed := func(url string) func(int, int) string { return func(int, int) string { return url } }
 	body := func(b []byte) func(int, int) []byte { return func(int, int) []byte { return b } }
@@ -151,6 +171,28 @@ func (s Suite) Targets() []Target {
 	}, {
 		Name: DBCreds,
 		Op:   s.DBCreds.op,
+	}, {
+		Name:   KV2ReadActive,
+		Method: http.MethodGet,
+		URL:    read(active),
+		Header: s.HAHeader,
+	}, {
+		Name:   KV2ReadStandby,
+		Method: http.MethodGet,
+		URL:    read(standby),
+		Header: s.HAHeader,
+	}, {
+		Name:   KV2WriteActive,
+		Method: http.MethodPost,
+		URL:    written(active, "a"),
+		Body:   write,
+		Header: s.HAHeader,
+	}, {
+		Name:   KV2WriteStandby,
+		Method: http.MethodPost,
+		URL:    written(standby, "s"),
+		Body:   write,
+		Header: s.HAHeader,
 	}}
 }
 

@@ -147,7 +147,8 @@ func TestSuiteRunAll(t *testing.T) {
 		AppRoleMount: "approle", AppRoleLogin: login, JWTES256: es256, JWTRS256: rs256,
 		AuditedURL: v.Base, AuditedHeader: v.Header(),
 		DBCreds:      &DBCredsScenario{Vigil: v, Mount: "database", Role: "bench", PG: pg, TTL: dbTestTTL},
-		PGCreateDrop: baseline}
+		PGCreateDrop: baseline,
+		ActiveURL:    v.Base, StandbyURL: v.Base, HAHeader: v.Header()}
 	if err := s.CheckTokens(ctx, v, Scenarios); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,8 @@ func TestSuiteRunAll(t *testing.T) {
 			t.Errorf("%s: %+v", r.Name, r)
 		}
 	}
-	if want := []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256, PGCreateDrop, DBCreds}; strings.Join(names, ",") != strings.Join(want, ",") {
+	if want := []string{BareGET, KV2Read, KV2ReadAudited, BarePOST, KV2Write, TokenCreate, BatchCreate, AppRoleLogin, JWTLoginES256, JWTLoginRS256, PGCreateDrop, DBCreds,
+		KV2ReadActive, KV2ReadStandby, KV2WriteActive, KV2WriteStandby}; strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("scenarios %q, want %q", names, want)
 	}
 	if strings.Join(names, ",") != strings.Join(Scenarios, ",") {
@@ -173,6 +175,13 @@ func TestSuiteRunAll(t *testing.T) {
 	}
 	fake.mu.Lock()
 	n, tokens, loginTokens := len(fake.kv), fake.tokens, fake.loginTokens
+	// The HA write scenarios' keys, each its own.
+	haKeys := map[byte]int{}
+	for k := range fake.kv {
+		if k[0] == 'a' || k[0] == 's' {
+			haKeys[k[0]]++
+		}
+	}
 	issued, held := fake.db.n, len(fake.db.leases)
 	jwtLogins := map[string][2]int{}
 	for mount, j := range fake.jwt {
@@ -181,6 +190,9 @@ func TestSuiteRunAll(t *testing.T) {
 	fake.mu.Unlock()
 	if n <= 20 {
 		t.Errorf("the write scenario wrote no new keys (%d keys)", n)
+	}
+	if haKeys['a'] == 0 || haKeys['s'] == 0 {
+		t.Errorf("the HA write scenarios wrote %d keys through the active and %d through the standby", haKeys['a'], haKeys['s'])
 	}
 	var created int64
 	for _, r := range results[5:10] { // the token scenarios
@@ -315,6 +327,7 @@ func TestParseScenarios(t *testing.T) {
 		{"JWT LOGIN rs256, jwt login ES256,approle login", []string{AppRoleLogin, JWTLoginES256, JWTLoginRS256}},
 		{"db creds, PG Create/Drop", []string{PGCreateDrop, DBCreds}},
 		{"db creds", []string{DBCreds}},
+		{"kv2 write standby,KV2 READ ACTIVE, kv2 read", []string{KV2Read, KV2ReadActive, KV2WriteStandby}},
 		{"", nil},
 		{"bare GET,", nil},
 		{"bare GET,,kv2 read", nil},
@@ -324,6 +337,7 @@ func TestParseScenarios(t *testing.T) {
 		{"db creds,pg create", nil},
 		{"pg create drop", nil},
 		{"bare  GET", nil},
+		{"kv2 read primary", nil},
 	} {
 		got, err := ParseScenarios(c.list)
 		if c.want == nil {

@@ -101,9 +101,9 @@ func poll(ctx context.Context, timeout, interval time.Duration, what string, ok 
 	var last error
 	for {
 		done, err := ok(ctx)
-		if err != nil {
-			last = err
-		} else if done {
+		if err != nil && (last == nil || ctx.Err() == nil) {
+			last = err // not the deadline's error over a telling one
+		} else if err == nil && done {
 			return nil
 		}
 		select {
