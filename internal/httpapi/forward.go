@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/logical"
@@ -100,7 +101,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string) {
 			pr.Out.Header.Set(hdrForwardedAt, at)
 			pr.Out.Header.Set(hdrForwardedMAC, hex.EncodeToString(mac))
 		},
-		Transport: h.fwd,
+		Transport:  h.fwd,
+		BufferPool: &h.fwdBufs,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			h.core.ForgetLeader()
 			h.log.Warn("forwarding to the active server failed", "active", addr, "path", path, "error", err)
@@ -140,6 +142,19 @@ func (h *Handler) forwardedClient(r *http.Request) (host string, port int, ok bo
 	port, _ = strconv.Atoi(p)
 	return strings.Trim(host, "[]"), port, true
 }
+
+// bufferPool recycles the buffers a standby copies response bodies
+// through (httputil.ReverseProxy would allocate 32 KiB per request).
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // errStandbyHop answers a request that cannot be forwarded now; clients
 // (the Vault client among them) retry a 503.

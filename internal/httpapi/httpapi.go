@@ -108,8 +108,10 @@ type Handler struct {
 	unauthMetrics bool
 	// bufs recycles the buffers of small responses (see respondResult).
 	bufs sync.Pool
-	// fwd carries a standby's clients to the active server.
-	fwd *http.Transport
+	// fwd carries a standby's clients to the active server, copying
+	// bodies through fwdBufs.
+	fwd     *http.Transport
+	fwdBufs bufferPool
 
 	// maxSnapshot limits a snapshot restore's body.
 	maxSnapshot int64
