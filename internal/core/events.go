@@ -310,6 +310,10 @@ func eventAllowed(acl *policy.ACL, ev *events.Event) bool {
 	return false
 }
 
+// EventSubscribers returns the number of event subscriptions open on
+// this server (for metrics and tests).
+func (c *Core) EventSubscribers() int { return c.events.Subscribers() }
+
 // stopEvents ends every subscription: the server seals, steps down or
 // lost the leader lock.
 func (c *Core) stopEvents(context.Context) { c.events.EndAll(ErrEventsEnded) }
