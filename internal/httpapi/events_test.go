@@ -336,6 +336,19 @@ func TestEventsThroughAStandby(t *testing.T) {
 	}
 }
 
+// TestEventsTooManySubscribers: beyond MaxEventSubscribers a subscription
+// is refused with a 503, and accepted again once one closes.
+func TestEventsTooManySubscribers(t *testing.T) {
+	e := newEventsEnv(t, func(c *core.Config) { c.MaxEventSubscribers = 1 })
+	first := mustSubscribe(t, e.srv.URL, e.token, "*")
+	if _, resp, err := subscribe(t, e.srv.URL, e.token, "*", ""); err == nil || resp == nil || resp.StatusCode != 503 {
+		t.Fatalf("second subscription: %v %v", err, resp)
+	}
+	first.Close(websocket.StatusNormalClosure, "")
+	waitUntil(t, "the first subscription is closed", func() bool { return e.core.EventSubscribers() == 0 })
+	mustSubscribe(t, e.srv.URL, e.token, "*")
+}
+
 // TestEventsNoTimeLimit: MaxRequestDuration does not cut a subscription.
 func TestEventsNoTimeLimit(t *testing.T) {
 	c, err := core.New(core.Config{Storage: inmem.New(), StorageType: "inmem", Factories: map[string]logical.Factory{"kv": kv.Factory}})

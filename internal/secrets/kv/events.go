@@ -10,9 +10,10 @@ import (
 // Change events. Every request that changes a secret reports it in its
 // response (logical.Response.Events); the pipeline publishes it once the
 // request succeeded, with the mount's path in front of the paths below
-// ("secret/data/app"). A request that changes nothing (a delete of a
-// missing key, an undelete of a live version) reports nothing. The types
-// and fields are Vault's KV plugin's; an event never carries data.
+// ("secret/data/app"). A KV v2 request that changes nothing (a delete of
+// a missing key, an undelete of a live version) reports nothing; a KV v1
+// delete cannot tell and always reports. The types and fields are Vault's
+// KV plugin's; an event never carries data.
 //
 //	type                   path           data_path      other metadata
 //	kv-v2/data-write       data/<key>     data/<key>     current_version, oldest_version
