@@ -220,10 +220,12 @@ func (st *EventStream) read(ctx context.Context) {
 		if err != nil {
 			var ce *wsCloseError
 			switch {
+			case ctx.Err() != nil:
+				// Closed by the caller: the server's answer to the close
+				// frame, or a broken read, is no news.
+				st.setErr(ctx.Err())
 			case errors.As(err, &ce):
 				st.setErr(&EventStreamClosedError{Code: ce.code, Reason: ce.reason})
-			case ctx.Err() != nil:
-				st.setErr(ctx.Err())
 			default:
 				st.setErr(fmt.Errorf("api: event stream: %w", err))
 			}

@@ -71,7 +71,7 @@ kv-v1/write, kv-v1/delete, database/rotate.
 			}
 			err = stream.Err()
 			switch {
-			case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			case ctx.Err() != nil:
 				// The -timeout passed, or the command was interrupted.
 				return exitOK
 			case errors.Is(err, api.ErrEventsLost):
