@@ -3,6 +3,7 @@ module github.com/vigil-secrets/vigil
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/go-jose/go-jose/v4 v4.1.1
 	github.com/google/btree v1.1.3
 	github.com/hashicorp/hcl v1.0.1-vault-7

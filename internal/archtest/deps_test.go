@@ -64,6 +64,7 @@ var rules = map[string]rule{
 	"internal/lease":     {join(layer0, layer1), "layer 3 uses layers 0-1; revocation goes through an interface"},
 	"internal/audit":     {join(layer0, layer1), "layer 3 uses layers 0-1"},
 	"internal/jobs":      {join(layer0, layer1), "layer 3 uses layers 0-1"},
+	"internal/events":    {join(layer0, layer1), "layer 3: the event bus matches event types and delivers; who may see an event is the core's decision"},
 	"internal/mount":     {join(layer0, layer1, []string{"internal/barrier"}), "the mount table hands out barrier views"},
 	"internal/audit/...": {join([]string{"internal/audit"}, layer0), "audit devices see only the audit package"},
 
@@ -72,7 +73,7 @@ var rules = map[string]rule{
 	"internal/secrets/database/postgres": {[]string{"internal/secret", "internal/secrets/database/dbplugin"}, "a database driver sees only its contract"},
 	"internal/auth/...":                  {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/glob", "internal/jwks", "internal/auth/..."}, "auth methods see storage only through logical.Storage; they share key sets (jwks) and globs"},
 
-	"internal/core": {join(layer0, layer1, []string{"internal/storage/...", "internal/barrier", "internal/seal", "internal/token", "internal/identity", "internal/lease", "internal/audit", "internal/jobs", "internal/mount"}), "core composes layers 0-3 and receives engines as factories"},
+	"internal/core": {join(layer0, layer1, []string{"internal/storage/...", "internal/barrier", "internal/seal", "internal/token", "internal/identity", "internal/lease", "internal/audit", "internal/jobs", "internal/mount", "internal/events"}), "core composes layers 0-3 and receives engines as factories"},
 
 	"internal/httpapi": {[]string{"internal/core", "internal/logical", "api", "internal/ui", "internal/secret", "internal/jsonenc"}, "the HTTP layer talks to core through its own interface"},
 	"internal/ui":      {[]string{"api"}, "the UI uses only the public API"},

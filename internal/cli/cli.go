@@ -111,6 +111,7 @@ func commands() []*command {
 		{name: "policy", synopsis: "Write, read, list, delete and format ACL policies", subs: policyCommands()},
 		{name: "token", synopsis: "Create, look up, renew and revoke tokens; check their capabilities", subs: tokenCommands()},
 		{name: "lease", synopsis: "Look up, renew and revoke leases", subs: leaseCommands()},
+		{name: "events", synopsis: "Subscribe to change events", subs: eventsCommands()},
 		{name: "operator", synopsis: "Initialize, unseal, seal and rotate the server; generate a root token; snapshots and migration", subs: operatorCommands()},
 		versionCommand(),
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/audit"
 	"github.com/vigil-secrets/vigil/internal/barrier"
 	"github.com/vigil-secrets/vigil/internal/clock"
+	"github.com/vigil-secrets/vigil/internal/events"
 	"github.com/vigil-secrets/vigil/internal/identity"
 	"github.com/vigil-secrets/vigil/internal/jobs"
 	"github.com/vigil-secrets/vigil/internal/lease"
@@ -124,6 +125,16 @@ type Config struct {
 	// StepDownWait is how long a server that stepped down waits for
 	// another to take over before it campaigns again (10 s when zero).
 	StepDownWait time.Duration
+	// EventBuffer is the length of each event subscription's queue
+	// (events.DefaultBuffer when zero): a subscriber that falls further
+	// behind loses its subscription (ErrEventsLost).
+	EventBuffer int
+	// MaxEventSubscribers bounds the event subscriptions open at once
+	// (events.DefaultMaxSubscribers when zero).
+	MaxEventSubscribers int
+	// EventRecheckInterval is how often a subscriber's token is checked
+	// again (DefaultEventRecheckInterval when zero); see events.go.
+	EventRecheckInterval time.Duration
 }
 
 // Core is one server's core. Create it with New.
@@ -176,6 +187,9 @@ type Core struct {
 	// while sealed.
 	passwordPolicies *passwordPolicies
 
+	// events delivers change events to subscribers (events.go).
+	events *events.Bus
+
 	// audit records requests; its devices are opened at unseal.
 	audit      *audit.Broker
 	auditState *auditState // set while unsealed
@@ -226,6 +240,7 @@ func New(cfg Config) (*Core, error) {
 		router:  mount.NewRouter(),
 		logins:  newLoginLimiter(cfg.LoginRate, cfg.LoginBurst),
 		audit:   audit.NewBroker(),
+		events:  events.New(events.Config{Buffer: cfg.EventBuffer, MaxSubscribers: cfg.MaxEventSubscribers}),
 	}
 	c.passwordPolicies = &passwordPolicies{view: c.barrier.View(passwordPolicyView)}
 	c.sealed.Store(true)
@@ -257,6 +272,9 @@ func (c *Core) subsystems() []subsystem {
 		// Last, and so stopped first: the mounts' periodic work runs
 		// only while everything it may need is up.
 		{name: "jobs", start: c.startJobs, stop: c.stopJobs},
+		// Stopped first of all: subscribers learn at once that this
+		// server no longer publishes (sealed, or standing by).
+		{name: "events", start: func(context.Context) error { return nil }, stop: c.stopEvents},
 	}
 }
 

@@ -195,6 +195,7 @@ func (c *Core) buildRoute(ctx context.Context, e *mount.Entry) (*mount.Route, er
 		Options:    maps.Clone(e.Options),
 		MountPoint: e.Path,
 		Wake:       func() { c.wakeMount(e.UUID) },
+		SendEvent:  func(ev logical.Event) { c.publishMountEvent(e.UUID, ev) },
 	})
 	if err != nil {
 		return nil, err

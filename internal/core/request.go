@@ -209,6 +209,10 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 			return nil, err
 		}
 	}
+	if len(resp.Events) > 0 {
+		// The request succeeded: what it changed is published (events.go).
+		c.publishEvents(route.Entry, resp.Events)
+	}
 	return &Result{Response: resp, MountType: route.Entry.Type}, nil
 }
 

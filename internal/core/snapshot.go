@@ -9,7 +9,6 @@ import (
 
 	"github.com/vigil-secrets/vigil/internal/barrier"
 	"github.com/vigil-secrets/vigil/internal/logical"
-	"github.com/vigil-secrets/vigil/internal/policy"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/snapshot"
@@ -90,70 +89,17 @@ func (c *Core) snapshotter() (storage.Snapshotter, error) {
 
 // authorizeSnapshot checks the caller's token for op with sudo on
 // req.Path, records the request when an audit device is enabled, and
-// counts the token's use. It returns the audit record (nil without audit
-// devices) for the outcome, and a function to call once the operation is
-// over (it revokes a token whose last use this was). The caller holds
-// stateMu for reading on an unsealed server.
+// counts the token's use (see authorizeDirect). The caller holds stateMu
+// for reading on an unsealed server.
 func (c *Core) authorizeSnapshot(ctx context.Context, req SnapshotRequest, op logical.Operation) (rec *auditRecord, done func(), err error) {
-	if c.audit.Enabled() {
-		rec = &auditRecord{req: &Request{ID: req.ID, Operation: op, Path: req.Path, Token: req.Token, Connection: req.Connection}}
-	}
-	fail := func(err error) (*auditRecord, func(), error) {
-		if rec != nil {
-			_, err = c.auditOutcome(ctx, rec, nil, err)
-		}
-		return nil, nil, err
-	}
-	te, err := c.lookupToken(ctx, req.Token)
-	if err != nil {
-		return fail(err)
-	}
-	if rec != nil {
-		rec.te = te
-	}
-	if err := checkCIDR(te, req.Connection); err != nil {
-		return fail(err)
-	}
-	acl, err := c.tokenACL(ctx, te)
-	if err != nil {
-		return fail(c.storageError(err))
-	}
-	allowed := acl.IsRoot() || acl.Allowed(policy.Request{Operation: policy.Operation(op), Path: req.Path, Sudo: true}).Allowed
-	if rec != nil {
-		rec.decided, rec.allowed = true, allowed
-	}
-	if !allowed {
-		return fail(logical.ErrPermissionDenied)
-	}
-	if rec != nil {
-		if err := c.auditRequest(ctx, rec); err != nil {
-			return nil, nil, err
-		}
-	}
-	used, err := c.useToken(ctx, te)
-	if err != nil {
-		return fail(err)
-	}
-	done = func() {}
-	if used.Exhausted() {
-		done = func() { c.revokeUsedUp(ctx, used) }
-	}
-	return rec, done, nil
+	rec, _, done, err = c.authorizeDirect(ctx, directRequest{ID: req.ID, Path: req.Path, Token: req.Token, Connection: req.Connection}, op, true)
+	return rec, done, err
 }
 
-// snapshotOutcome records how a snapshot operation ended (when there is
-// an audit record) and returns the error the caller must return: err, or
-// a 500 when no device recorded the outcome.
+// snapshotOutcome records how a snapshot operation ended (see
+// directOutcome).
 func (c *Core) snapshotOutcome(ctx context.Context, rec *auditRecord, data map[string]any, err error) error {
-	if rec == nil {
-		return err
-	}
-	var res *Result
-	if err == nil {
-		res = &Result{Response: &logical.Response{Data: data}}
-	}
-	_, err = c.auditOutcome(ctx, rec, res, err)
-	return err
+	return c.directOutcome(ctx, rec, data, err)
 }
 
 // SnapshotSave writes a snapshot of the whole storage to w: one

@@ -6,8 +6,9 @@
 // It serves the seal endpoints (health, seal-status, init, unseal, leader,
 // seal, generate-root) itself against a small [Core] interface; everything else goes
 // through Core.HandleRequest. It never holds a concrete *core.Core. The
-// storage snapshot endpoints (sys_snapshot.go) stream their bodies, so they
-// too are served here, against a second small interface.
+// storage snapshot endpoints (sys_snapshot.go) stream their bodies, and the
+// event subscriptions (events.go) are WebSockets, so they too are served
+// here, each against a small interface of its own.
 package httpapi
 
 import (
@@ -167,6 +168,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	if status == http.StatusSwitchingProtocols {
+		// An event subscription: its duration is the client's, not the
+		// server's latency.
+		return
+	}
 	h.metrics.ObserveRequest(rl.mount, rl.operation, status, time.Since(start))
 }
 
@@ -241,8 +247,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 		writeErrors(w, http.StatusNotFound, noRouteMessage(p))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.maxDur)
-	defer cancel()
+	ctx := r.Context()
+	if !isEventsPath(p) {
+		// An event subscription lasts as long as its client wants.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.maxDur)
+		defer cancel()
+	}
 	switch p {
 	case "sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader", "sys/seal", "sys/step-down",
 		"sys/generate-root/attempt", "sys/generate-root/update":
@@ -264,6 +275,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 	if isSnapshotPath(p) {
 		rl.set("sys/", sysOperation(r.Method))
 		h.handleSnapshot(ctx, w, r, p)
+		return
+	}
+	if isEventsPath(p) {
+		rl.set("sys/", sysOperation(r.Method))
+		h.handleEvents(ctx, w, r, p)
 		return
 	}
 	switch p {

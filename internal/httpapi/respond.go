@@ -206,6 +206,8 @@ func errorStatus(err error, path string) (status int, msgs []string, internal bo
 		return http.StatusBadRequest, []string{"vault is unsealed"}, false
 	case errors.Is(err, core.ErrNoRoute):
 		return http.StatusNotFound, []string{noRouteMessage(path)}, false
+	case errors.Is(err, core.ErrTooManySubscribers):
+		return http.StatusServiceUnavailable, []string{"too many event subscriptions: try again later"}, false
 	case errors.Is(err, logical.ErrRateLimited):
 		return http.StatusTooManyRequests, []string{"rate limit exceeded: too many login attempts from this address"}, false
 	case errors.Is(err, logical.ErrPermissionDenied):

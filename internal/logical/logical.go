@@ -107,6 +107,10 @@ type Response struct {
 	// Raw, when set, is sent instead of the envelope (sys/metrics in the
 	// Prometheus format). Nothing else of the response is rendered.
 	Raw *RawBody
+	// Events are the changes the request made, published by the pipeline
+	// once it has served the request (see [Event]). They are never
+	// rendered to the client.
+	Events []Event
 }
 
 // RawBody is a response body sent as it is, with its content type.
@@ -232,6 +236,12 @@ type BackendConfig struct {
 	// that brings its next work forward. It returns at once. It is nil when
 	// the backend is built outside the core (unit tests).
 	Wake func()
+	// SendEvent publishes a change the backend made outside a request
+	// (its [Periodic] work); changes made while serving a request go in
+	// [Response.Events] instead. It returns at once and never fails: an
+	// event no one is subscribed to is dropped. It is nil when the
+	// backend is built outside the core (unit tests).
+	SendEvent func(Event)
 }
 
 // Factory builds a backend for one mount.

@@ -43,6 +43,9 @@ type rule struct {
 	wildSeg   int      // index in segs of the first "+" segment
 	wildcards int      // number of "+" segments
 
+	// eventTypes are the subscribe_event_types patterns.
+	eventTypes []string
+
 	// Constraints.
 	minWrap, maxWrap time.Duration
 	required         []string
@@ -72,7 +75,7 @@ func Compile(policies ...*Policy) (*ACL, error) {
 //     deny alone and its other constraints are dropped;
 //   - allowed_parameters and denied_parameters lists are concatenated per
 //     name, and an empty list (any value) in either wins;
-//   - required_parameters are united;
+//   - required_parameters and subscribe_event_types are united;
 //   - for min_wrapping_ttl and max_wrapping_ttl the smaller non-zero value
 //     wins.
 //
@@ -189,6 +192,13 @@ func mergeRule(dst, src *PathRule) {
 		}
 		dst.RequiredParameters = req
 	}
+	if len(src.SubscribeEventTypes) > 0 {
+		types := slices.Clone(dst.SubscribeEventTypes)
+		for _, x := range src.SubscribeEventTypes {
+			types = appendUnique(types, x)
+		}
+		dst.SubscribeEventTypes = types
+	}
 }
 
 func minNonZero(a, b time.Duration) time.Duration {
@@ -247,6 +257,7 @@ func newRule(pr *PathRule) *rule {
 	if r.caps == Deny {
 		return r
 	}
+	r.eventTypes = pr.SubscribeEventTypes
 	r.minWrap, r.maxWrap = pr.MinWrappingTTL, pr.MaxWrappingTTL
 	r.required = pr.RequiredParameters
 	r.allowed = compileParams(pr.AllowedParameters)

@@ -69,4 +69,13 @@
 // required_parameters, denied_parameters and allowed_parameters (see
 // [ACL.Allowed]); a request without parameters passes all but
 // required_parameters. The root ACL ([Root]) allows everything.
+//
+// # Events
+//
+// A rule may list subscribe_event_types, Vault 1.16's key: patterns ('*'
+// globs) of the change event types that a token may receive about the
+// paths the rule matches, given the subscribe capability there. The
+// package only reports a path's capabilities and patterns
+// ([ACL.EventAccess]); which events a subscriber sees is the core's
+// decision.
 package policy

@@ -211,6 +211,32 @@ func (a *ACL) Capabilities(path string) []string {
 	return r.caps.Strings()
 }
 
+// EventAccess returns what the rule that governs path grants for change
+// events about it: the rule's capabilities and its subscribe_event_types
+// patterns ('*' globs, as written). The rule is chosen as for
+// [ACL.Capabilities]. No rule, or a deny rule, grants nothing (0 or
+// [Deny], and no patterns); root holds [Granting] and the pattern "*".
+//
+// The caller decides what the capabilities mean for an event: Vault
+// delivers an event when the rule for its data path grants [Subscribe]
+// and one of the patterns matches its type.
+func (a *ACL) EventAccess(path string) (Capability, []string) {
+	if a == nil {
+		return 0, nil
+	}
+	if a.root {
+		return Granting, []string{"*"}
+	}
+	r := a.lookup(trimSlashes(path), true)
+	if r == nil {
+		return 0, nil
+	}
+	if r.caps&Deny != 0 {
+		return Deny, nil
+	}
+	return r.caps, r.eventTypes
+}
+
 func trimSlashes(p string) string {
 	for p != "" && p[0] == '/' {
 		p = p[1:]

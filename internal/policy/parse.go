@@ -93,6 +93,10 @@ type PathRule struct {
 	// MinWrappingTTL and MaxWrappingTTL bound the response-wrapping TTL a
 	// request must ask for; 0 means no bound.
 	MinWrappingTTL, MaxWrappingTTL time.Duration
+	// SubscribeEventTypes are the event type patterns ('*' globs) whose
+	// events a token with the subscribe capability on the path may
+	// receive (Vault 1.16's subscribe_event_types); see [ACL.EventAccess].
+	SubscribeEventTypes []string
 	// MFAMethods is kept as written; Vigil does not enforce MFA yet.
 	MFAMethods []string
 	// Comment is the block's comment key.
@@ -129,7 +133,8 @@ func NormalizeName(name string) (string, error) {
 //
 // Keys accepted in a path block: capabilities, policy (legacy: deny, read,
 // write, sudo), allowed_parameters, denied_parameters, required_parameters,
-// min_wrapping_ttl, max_wrapping_ttl, mfa_methods (kept, not enforced),
+// min_wrapping_ttl, max_wrapping_ttl, subscribe_event_types, mfa_methods
+// (kept, not enforced),
 // control_group (Vault Enterprise: checked to be a block, then ignored) and
 // comment. At the top level, "name" is accepted and ignored, as Vault does.
 func Parse(name, text string) (*Policy, error) {
@@ -468,6 +473,17 @@ func parseRule(b block) (*PathRule, error) {
 			} else {
 				r.MaxWrappingTTL = d
 			}
+		case "subscribe_event_types":
+			names, err := stringList(e.val)
+			if err != nil {
+				return nil, fail("%v", err)
+			}
+			for _, n := range names {
+				if n == "" {
+					return nil, fail("an event type pattern is empty")
+				}
+				r.SubscribeEventTypes = appendUnique(r.SubscribeEventTypes, n)
+			}
 		case "mfa_methods":
 			names, err := stringList(e.val)
 			if err != nil {
@@ -502,6 +518,7 @@ func parseRule(b block) (*PathRule, error) {
 func (r *PathRule) dropConstraints() {
 	r.AllowedParameters, r.DeniedParameters, r.RequiredParameters = nil, nil, nil
 	r.MinWrappingTTL, r.MaxWrappingTTL = 0, 0
+	r.SubscribeEventTypes = nil
 }
 
 func literalString(n ast.Node) (string, bool) {

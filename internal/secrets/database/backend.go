@@ -71,6 +71,23 @@
 // password is likewise stored only with the role and leaves the engine
 // only in a static-creds read.
 //
+// # Events
+//
+// Each rotation of a static role's password, by rotate-role/<name> or by
+// its period or schedule, is a change event (logical.Event) of type
+// database/rotate, Vault's name for it:
+//
+//	path       rotate-role/<name> (a rotation asked for), or
+//	           static-creds/<name> (a scheduled one)
+//	data_path  static-creds/<name>, where the new password is read
+//	name       <name>
+//
+// so that a watcher of static-creds/<name> (vigil agent, vigil run
+// -watch) reads the new password at once, rather than at its next poll.
+// Issuing dynamic credentials, and creating, changing or deleting roles
+// and connections, are not events. An event carries the role's name,
+// never a user name or a password.
+//
 // The package must not import storage, the barrier, core, lease or
 // another engine (DESIGN.md §4): it sees storage only as the
 // [logical.Storage] on each request and asks for leases only by returning
@@ -135,6 +152,9 @@ type backend struct {
 	rollbacks retries
 	// wake asks the core for a Periodic run soon.
 	wake func()
+	// sendEvent publishes what the periodic work changed (see
+	// rotateEvent).
+	sendEvent func(logical.Event)
 }
 
 var (
@@ -150,6 +170,10 @@ func newBackend(conf *logical.BackendConfig) (*backend, error) {
 	}
 	if b.wake == nil {
 		b.wake = func() {}
+	}
+	b.sendEvent = conf.SendEvent
+	if b.sendEvent == nil {
+		b.sendEvent = func(logical.Event) {}
 	}
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)

@@ -71,6 +71,18 @@ type engine struct {
 	system *testSystem
 	// failPuts makes every storage write fail.
 	failPuts atomic.Bool
+	// sent are the events the periodic work sent (BackendConfig.SendEvent).
+	sentMu sync.Mutex
+	sent   []logical.Event
+}
+
+// takeSent returns the events sent since the last call.
+func (e *engine) takeSent() []logical.Event {
+	e.sentMu.Lock()
+	defer e.sentMu.Unlock()
+	out := e.sent
+	e.sent = nil
+	return out
 }
 
 func newEngine(t testing.TB) *engine {
@@ -95,7 +107,12 @@ func (e *engine) newBackend() *backend {
 	e.t.Helper()
 	lb, err := Factory(e.t.Context(), &logical.BackendConfig{Now: e.clk.Now, System: e.system, MountPoint: "database/",
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Wake:   func() { e.wakes.Add(1) }})
+		Wake:   func() { e.wakes.Add(1) },
+		SendEvent: func(ev logical.Event) {
+			e.sentMu.Lock()
+			e.sent = append(e.sent, ev)
+			e.sentMu.Unlock()
+		}})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -58,5 +58,5 @@ func (b *backend) handleRotateRole(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	b.retries.clear(name)
-	return nil, nil
+	return &logical.Response{Events: []logical.Event{rotateEvent(name, req.Path)}}, nil
 }

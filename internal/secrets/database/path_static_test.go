@@ -450,3 +450,46 @@ func TestStaticRoleBadInput(t *testing.T) {
 	e.refused(logical.UpdateOperation, "rotate-role/app-svc", "", 400, `"app-svc" is not an allowed role`)
 	noPassword(t, e.logs.String(), pw, e.db.Password)
 }
+
+// TestStaticRoleEvents: a rotation asked for answers a database/rotate
+// event; a scheduled one sends it through SendEvent; both name the role
+// and point at static-creds, never at the user or the password.
+func TestStaticRoleEvents(t *testing.T) {
+	e := newEngine(t)
+	e.configure("ml", "")
+	user, _ := e.staticUser()
+	if resp := e.must(logical.UpdateOperation, "static-roles/svc", fmt.Sprintf(`{"db_name":"ml","username":%q,"rotation_period":"1h"}`, user)); len(resp.Events) != 0 {
+		t.Fatalf("creating a role: events %+v", resp.Events)
+	}
+	_, pw1, _ := e.staticCreds("svc")
+
+	resp := e.must(logical.UpdateOperation, "rotate-role/svc", "")
+	want := logical.Event{Type: "database/rotate", Operation: "rotate", Path: "rotate-role/svc", DataPath: "static-creds/svc", Metadata: map[string]string{"name": "svc"}}
+	if len(resp.Events) != 1 || fmt.Sprint(resp.Events[0]) != fmt.Sprint(want) {
+		t.Fatalf("rotate-role: events %+v", resp.Events)
+	}
+	_, pw2, _ := e.staticCreds("svc")
+	if sent := e.takeSent(); len(sent) != 0 {
+		t.Fatalf("sent %+v before any scheduled rotation", sent)
+	}
+
+	e.periodic()
+	if sent := e.takeSent(); len(sent) != 0 {
+		t.Fatalf("a periodic run with nothing due sent %+v", sent)
+	}
+	e.clk.Advance(time.Hour)
+	e.periodic()
+	sent := e.takeSent()
+	want.Path = "static-creds/svc"
+	if len(sent) != 1 || fmt.Sprint(sent[0]) != fmt.Sprint(want) {
+		t.Fatalf("scheduled rotation: sent %+v", sent)
+	}
+	_, pw3, _ := e.staticCreds("svc")
+	if pw3 == pw2 {
+		t.Fatal("the scheduled rotation did not rotate")
+	}
+	noPassword(t, fmt.Sprint(resp.Events, sent), pw1, pw2, pw3)
+	if strings.Contains(fmt.Sprint(resp.Events, sent), user) {
+		t.Fatal("an event names the database user")
+	}
+}

@@ -294,7 +294,16 @@ func (b *backend) rotateIfDue(ctx context.Context, s logical.Storage, name strin
 	}
 	b.retries.clear(name)
 	b.logger.Info("static role rotated", "role", name, "username", r.CurrentUser)
+	b.sendEvent(rotateEvent(name, "static-creds/"+name))
 	return r.nextRotation(now)
+}
+
+// rotateEvent is the change event of a rotation of the static role name
+// (see the package doc); path is the path of the request that asked for
+// it, or static-creds/<name> for a scheduled one.
+func rotateEvent(name, path string) logical.Event {
+	return logical.Event{Type: "database/rotate", Operation: "rotate", Path: path, DataPath: "static-creds/" + name,
+		Metadata: map[string]string{"name": name}}
 }
 
 // retries is the backoff of failed background work, by name: the static

@@ -124,7 +124,7 @@ func (b *passthrough) handleWrite(ctx context.Context, req *logical.Request, d *
 	if err := req.Storage.Put(ctx, key, raw); err != nil {
 		return nil, fmt.Errorf("kv: write %q: %w", key, err)
 	}
-	return nil, nil
+	return withEvent(nil, v1Event("write", key)), nil
 }
 
 func (b *passthrough) handleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -135,7 +135,7 @@ func (b *passthrough) handleDelete(ctx context.Context, req *logical.Request, d 
 	if err := req.Storage.Delete(ctx, key); err != nil {
 		return nil, fmt.Errorf("kv: delete %q: %w", key, err)
 	}
-	return nil, nil
+	return withEvent(nil, v1Event("delete", key)), nil
 }
 
 func (b *passthrough) handleList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -98,5 +98,8 @@ func (b *versioned) handleConfigWrite(ctx context.Context, req *logical.Request,
 	if err := ops.put(configKey, cfg); err != nil {
 		return nil, err
 	}
-	return nil, ops.apply(ctx, req.Storage)
+	if err := ops.apply(ctx, req.Storage); err != nil {
+		return nil, err
+	}
+	return withEvent(nil, logical.Event{Type: "kv-v2/config-write", Operation: "config-write", Path: "config", DataPath: "config"}), nil
 }

@@ -184,13 +184,13 @@ func (b *versioned) handleDataWrite(ctx context.Context, req *logical.Request, d
 	if err := w.checkCAS(cfg, meta); err != nil {
 		return nil, err
 	}
-	return b.commitVersion(ctx, req.Storage, meta, cfg, w.data)
+	return b.commitVersion(ctx, req.Storage, meta, cfg, w.data, "data-write")
 }
 
 // commitVersion stores data as the next version of meta's key, drops the
-// versions beyond the maximum, and returns the write response. The caller
-// holds the key's lock.
-func (b *versioned) commitVersion(ctx context.Context, s logical.Storage, meta *keyMetadata, cfg mountConfig, data map[string]any) (*logical.Response, error) {
+// versions beyond the maximum, and returns the write response, with the
+// event op (data-write or data-patch). The caller holds the key's lock.
+func (b *versioned) commitVersion(ctx context.Context, s logical.Storage, meta *keyMetadata, cfg mountConfig, data map[string]any, op string) (*logical.Response, error) {
 	now := b.now().UnixNano()
 	var ops, cleanup writeOps
 	if err := ops.put(versionKey(meta.Key, meta.CurrentVersion+1), versionRecord{Data: data}); err != nil {
@@ -207,7 +207,7 @@ func (b *versioned) commitVersion(ctx context.Context, s logical.Storage, meta *
 	if err := b.commit(ctx, s, ops, cleanup, resp); err != nil {
 		return nil, err
 	}
-	return resp, nil
+	return withEvent(resp, v2Event(op, "data/"+meta.Key, "data/"+meta.Key, meta)), nil
 }
 
 func (b *versioned) handleDataPatch(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -241,7 +241,7 @@ func (b *versioned) handleDataPatch(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, fmt.Errorf("kv: patch %q: %w", w.key, err)
 	}
-	return b.commitVersion(ctx, req.Storage, meta, cfg, mergePatch(current, w.data))
+	return b.commitVersion(ctx, req.Storage, meta, cfg, mergePatch(current, w.data), "data-patch")
 }
 
 // mergePatch applies the RFC 7386 merge patch to target, which it modifies
@@ -288,7 +288,10 @@ func (b *versioned) handleDataDelete(ctx context.Context, req *logical.Request, 
 	if err := ops.put(metadataKey(key), meta); err != nil {
 		return nil, err
 	}
-	return nil, ops.apply(ctx, req.Storage)
+	if err := ops.apply(ctx, req.Storage); err != nil {
+		return nil, err
+	}
+	return withEvent(nil, v2Event("data-delete", "data/"+key, "data/"+key, meta)), nil
 }
 
 const dataHelp = `

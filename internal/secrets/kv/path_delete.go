@@ -59,17 +59,19 @@ func decodeVersions(d *framework.FieldData) (string, []int, error) {
 
 // updateVersions applies change to the listed versions of key under its
 // lock and stores the metadata if change reports a modification. A missing
-// key or version is skipped.
-func (b *versioned) updateVersions(ctx context.Context, s logical.Storage, key string, versions []int, change func(*versionMetadata) bool) error {
+// key or version is skipped. It returns the response: the event op
+// (delete or undelete) when something changed, with the listed versions
+// in field.
+func (b *versioned) updateVersions(ctx context.Context, s logical.Storage, key string, versions []int, op, field string, change func(*versionMetadata) bool) (*logical.Response, error) {
 	l := b.lockFor(key)
 	l.Lock()
 	defer l.Unlock()
 	meta, err := loadMetadata(ctx, s, key)
 	if errors.Is(err, logical.ErrNotFound) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	changed := false
 	for _, n := range versions {
@@ -78,13 +80,16 @@ func (b *versioned) updateVersions(ctx context.Context, s logical.Storage, key s
 		}
 	}
 	if !changed {
-		return nil
+		return nil, nil
 	}
 	var ops writeOps
 	if err := ops.put(metadataKey(key), meta); err != nil {
-		return err
+		return nil, err
 	}
-	return ops.apply(ctx, s)
+	if err := ops.apply(ctx, s); err != nil {
+		return nil, err
+	}
+	return withEvent(nil, v2Event(op, op+"/"+key, "data/"+key, meta, field, versionList(versions))), nil
 }
 
 func (b *versioned) handleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -93,7 +98,7 @@ func (b *versioned) handleDelete(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 	now := b.now()
-	return nil, b.updateVersions(ctx, req.Storage, key, versions, func(vm *versionMetadata) bool {
+	return b.updateVersions(ctx, req.Storage, key, versions, "delete", "deleted_versions", func(vm *versionMetadata) bool {
 		if !vm.live(now) {
 			return false
 		}
@@ -107,7 +112,7 @@ func (b *versioned) handleUndelete(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return nil, err
 	}
-	return nil, b.updateVersions(ctx, req.Storage, key, versions, func(vm *versionMetadata) bool {
+	return b.updateVersions(ctx, req.Storage, key, versions, "undelete", "undeleted_versions", func(vm *versionMetadata) bool {
 		if vm.Destroyed || vm.DeletionTime == 0 {
 			return false
 		}

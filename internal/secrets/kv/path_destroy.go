@@ -63,5 +63,11 @@ func (b *versioned) handleDestroy(ctx context.Context, req *logical.Request, d *
 			return nil, err
 		}
 	}
-	return nil, append(ops, removals...).apply(ctx, req.Storage)
+	if err := append(ops, removals...).apply(ctx, req.Storage); err != nil {
+		return nil, err
+	}
+	if !changed {
+		return nil, nil
+	}
+	return withEvent(nil, v2Event("destroy", "destroy/"+key, "data/"+key, meta, "destroyed_versions", versionList(versions))), nil
 }

@@ -279,7 +279,7 @@ func (b *versioned) handleMetadataWrite(ctx context.Context, req *logical.Reques
 	if err := ops.apply(ctx, req.Storage); err != nil {
 		return nil, err
 	}
-	return resp, nil
+	return withEvent(resp, v2MetadataEvent("metadata-write", u.key, "metadata/"+u.key)), nil
 }
 
 func (b *versioned) handleMetadataPatch(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -328,7 +328,7 @@ func (b *versioned) handleMetadataPatch(ctx context.Context, req *logical.Reques
 	if err := ops.apply(ctx, req.Storage); err != nil {
 		return nil, err
 	}
-	return resp, nil
+	return withEvent(resp, v2MetadataEvent("metadata-patch", u.key, "metadata/"+u.key)), nil
 }
 
 // handleMetadataDelete removes the key's metadata (the commit point) and
@@ -374,7 +374,13 @@ func (b *versioned) handleMetadataDelete(ctx context.Context, req *logical.Reque
 	for _, n := range versions {
 		ops.delete(versionKey(key, n))
 	}
-	return nil, ops.apply(ctx, req.Storage)
+	if err := ops.apply(ctx, req.Storage); err != nil {
+		return nil, err
+	}
+	if meta == nil {
+		return nil, nil
+	}
+	return withEvent(nil, v2MetadataEvent("metadata-delete", key, "data/"+key)), nil
 }
 
 const metadataHelp = `
