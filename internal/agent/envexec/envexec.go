@@ -141,7 +141,7 @@ type runner struct {
 	grace      <-chan struct{}
 	stopGrace  func() bool
 
-	authLost      bool // the token can no longer be kept: nothing is refreshed
+	authLost bool // the token can no longer be kept: nothing is refreshed
 
 	checkFailures int
 	retryCheck    <-chan struct{}
