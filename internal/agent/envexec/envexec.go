@@ -451,6 +451,7 @@ func (r *runner) check(ctx context.Context, hint string) {
 		return
 	}
 	changed, err := r.cfg.Secrets.Check(ctx, hint)
+	r.log.Debug("secrets read again", "hint", hint, "changed", len(changed), "failed", err != nil)
 	if len(changed) > 0 {
 		r.restart(fmt.Sprintf("changed: %v", changed))
 	}
