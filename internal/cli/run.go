@@ -53,8 +53,10 @@ read again at each login (projected tokens rotate):
 vigil run forwards the signals it gets (INT, TERM, HUP, QUIT, USR1, USR2) to
 COMMAND and exits with its status (128+N when signal N killed it). It renews
 its token and the leases of dynamic credentials (database/creds/...) while
-COMMAND runs, and revokes them when it exits (a token it was given is left
-alone). With -watch it restarts COMMAND gracefully (-signal, then SIGKILL
+COMMAND runs, and revokes them when it exits: the leases (when the token's
+policy allows sys/leases/revoke) and a token it logged in with, which takes
+its leases with it; a token it was given is left alone. With -watch it
+restarts COMMAND gracefully (-signal, then SIGKILL
 after -grace) when a secret it uses changes: a new KV version with new
 values, rotated static credentials, or dynamic credentials whose lease
 could not be kept. It looks every -poll.

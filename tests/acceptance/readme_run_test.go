@@ -3,6 +3,7 @@
 package acceptance
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,9 +86,13 @@ path "database/creds/train-reader" { capabilities = ["read"] }`); err != nil {
 		t.Fatalf("train.py saw:\n%s", readFile(t, seen))
 	}
 	db.DropRoleAtEnd(t, user)
-	if db.RoleExists(t, user) {
-		t.Error("the job's database user outlived vigil run")
-	}
+	// vigil run revoked its token, and the token's leases with it.
+	waitFor(t, 30*time.Second, func() error {
+		if db.RoleExists(t, user) {
+			return errors.New("the job's database user outlived vigil run")
+		}
+		return nil
+	})
 
 	// The service restarts when its key changes.
 	cmds := shellCommands(block(t, section, "sh", 3, "the service with -watch"))

@@ -564,12 +564,28 @@ func (r *runner) reissueWaiting(ctx context.Context) {
 	}
 }
 
-// cleanup revokes the leases and the token this run obtained.
+// cleanup revokes the leases and the token this run obtained. Revoking
+// a token revokes its leases too, so a lease the token's policy did not
+// let it revoke (sys/leases/revoke is not in the default policy) still
+// ends when the token was one of its logins.
 func (r *runner) cleanup(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
-	r.cfg.Secrets.Close(ctx)
-	if err := r.cfg.Auth.Revoke(ctx); err != nil {
-		r.log.Warn("could not revoke the token; it will expire on its own", "error", err)
+	failed := r.cfg.Secrets.Close(ctx)
+	tok, _ := r.cfg.Auth.Token()
+	tokenRevoked := false
+	if tok.Issued {
+		if err := r.cfg.Auth.Revoke(ctx); err != nil {
+			r.log.Warn("could not revoke the token; it will expire on its own", "accessor", tok.Accessor, "error", err)
+		} else {
+			tokenRevoked = true
+		}
+	}
+	for l, err := range failed {
+		if tokenRevoked {
+			r.log.Debug("lease revoked with the token", "path", l.Path, "lease_id", l.ID)
+			continue
+		}
+		r.log.Warn("could not revoke a lease; it ends at the end of its TTL", "path", l.Path, "lease_id", l.ID, "error", err)
 	}
 }

@@ -597,9 +597,12 @@ func (s *Set) RevokeRetired(ctx context.Context) {
 	s.mu.Unlock()
 }
 
-// Close revokes every lease: the current ones and the retired ones. What
-// cannot be revoked (the server is down) expires on its own.
-func (s *Set) Close(ctx context.Context) {
+// Close revokes every lease, the current ones and the retired ones, and
+// returns those it could not revoke with why (the server is down, or the
+// token's policy does not allow sys/leases/revoke, which Vault's and
+// Vigil's default policy does not): they end with the token that got them,
+// or at the end of their TTL.
+func (s *Set) Close(ctx context.Context) map[Lease]error {
 	s.mu.Lock()
 	leases := s.retired
 	s.retired = nil
@@ -610,15 +613,22 @@ func (s *Set) Close(ctx context.Context) {
 		}
 	}
 	s.mu.Unlock()
+	var failed map[Lease]error
 	for _, l := range leases {
-		_ = s.revoke(ctx, l)
+		if err := s.revoke(ctx, l); err != nil {
+			if failed == nil {
+				failed = map[Lease]error{}
+			}
+			failed[l] = err
+		}
 	}
+	return failed
 }
 
 func (s *Set) revoke(ctx context.Context, l Lease) error {
 	err := s.o.Client.Sys().LeaseRevoke(ctx, l.ID, true)
 	if err != nil {
-		s.log.Warn("could not revoke a lease; it will expire on its own", "path", l.Path, "lease_id", l.ID, "error", err)
+		s.log.Debug("could not revoke a lease", "path", l.Path, "lease_id", l.ID, "error", err)
 		return err
 	}
 	s.log.Debug("lease revoked", "path", l.Path, "lease_id", l.ID)
