@@ -57,10 +57,13 @@ func TestRunBinary(t *testing.T) {
 		})
 	}
 	waitLog("ready\n")
-	for _, s := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGHUP} {
-		if err := cmd.Process.Signal(s); err != nil {
-			t.Fatal(err)
-		}
+	// One at a time: the OS does not keep the order of different signals.
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("ready\nusr1\n")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
 	}
 	waitLog("ready\nusr1\nhup\n")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -163,3 +163,72 @@ func TestRunStaticCreds(t *testing.T) {
 		t.Errorf("the ttl of static credentials changes at every read; it must not restart the child:\n%s", readFile(t, log))
 	}
 }
+
+// TestRunDynamicCredsFollowTheToken: dynamic credentials end with the
+// token that asked for them, so when vigil run logs in again (its token's
+// max TTL is near) it reads new ones under the new token and, with
+// -watch, restarts the child with them.
+func TestRunDynamicCredsFollowTheToken(t *testing.T) {
+	t.Parallel()
+	s, root, _ := runServer(t)
+	db, _, _ := setupDatabase(t, root)
+	if err := root.Sys().EnableAuthWithOptions("approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("reader", `path "database/creds/reader" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	// A token good for 3s at most: vigil run logs in again within them.
+	if _, err := root.Logical().Write("auth/approle/role/short", map[string]any{"token_policies": "reader", "token_ttl": "2s", "token_max_ttl": "3s"}); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := root.Logical().Read("auth/approle/role/short/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := root.Logical().Write("auth/approle/role/short/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "role-id"), rid.Data["role_id"].(string))
+	writeFile(t, filepath.Join(dir, "secret-id"), sid.Data["secret_id"].(string))
+	log, stop := filepath.Join(dir, "log"), filepath.Join(dir, "stop")
+	script := `echo "$PGUSER" >> "$1"; trap 'exit 0' TERM; while [ ! -e "$2" ]; do sleep 0.05; done`
+	env := map[string]string{"VIGIL_ADDR": s.URL, "HOME": t.TempDir()}
+	r := startVigilRun(t.Context(), env, "-watch", "-poll=1h", "-method=approle",
+		"role_id=@"+filepath.Join(dir, "role-id"), "secret_id=@"+filepath.Join(dir, "secret-id"),
+		"-env", "PGUSER=database/creds/reader#username", "--", "sh", "-c", script, "sh", log, stop)
+	waitFile(t, log, "\n")
+	first := lastLine(t, log)[0]
+	db.DropRoleAtEnd(t, first)
+	waitFor(t, 60*time.Second, func() error {
+		if n := strings.Count(readFile(t, log), "\n"); n < 2 {
+			return fmt.Errorf("the child has not been restarted with new credentials\n%s", r.stderr)
+		}
+		return nil
+	})
+	second := lastLine(t, log)[0]
+	db.DropRoleAtEnd(t, second)
+	if second == first {
+		t.Fatalf("the child restarted with the same user %q", first)
+	}
+	if !strings.Contains(r.stderr.String(), "restarting the command") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	if err := os.WriteFile(stop, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", code, r.stderr)
+	}
+	// The first user went with the first token; the last with the last.
+	for _, u := range []string{first, second} {
+		waitFor(t, 30*time.Second, func() error {
+			if db.RoleExists(t, u) {
+				return fmt.Errorf("user %s outlived its token", u)
+			}
+			return nil
+		})
+	}
+}
