@@ -297,7 +297,7 @@ func (r *runner) loop(ctx context.Context) (int, error) {
 
 		case <-r.child.Done():
 			if r.restarting && !r.stopping {
-				if code, err, done := r.restarted(); done {
+				if code, failed, err := r.restarted(); failed {
 					return code, err
 				}
 				continue
@@ -386,8 +386,9 @@ func (r *runner) stopFor(err error) {
 	r.signalStop()
 }
 
-// restarted starts the new child once the old one has stopped.
-func (r *runner) restarted() (int, error, bool) {
+// restarted starts the new child once the old one has stopped; failed
+// means it could not, and Run ends with code and err.
+func (r *runner) restarted() (code int, failed bool, err error) {
 	r.restarting = false
 	if r.stopGrace != nil {
 		r.stopGrace()
@@ -396,11 +397,11 @@ func (r *runner) restarted() (int, error, bool) {
 	c, err := r.startChild()
 	if err != nil {
 		var se *child.StartError
-		code := 1
+		code = 1
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		return code, fmt.Errorf("restarting the command: %w", err), true
+		return code, true, fmt.Errorf("restarting the command: %w", err)
 	}
 	r.child = c
 	r.log.Info("command restarted", "pid", c.Pid())
@@ -408,7 +409,7 @@ func (r *runner) restarted() (int, error, bool) {
 	rctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	r.cfg.Secrets.RevokeRetired(rctx)
 	cancel()
-	return 0, nil, false
+	return 0, false, nil
 }
 
 // authEnded handles the token manager's end.
