@@ -1,6 +1,7 @@
 // Command vigil is Vigil's one binary: `vigil server` runs the server,
-// `vigil operator migrate` copies storage offline, and every other command
-// is a client that talks to a server over HTTP.
+// `vigil operator migrate` copies storage offline, `vigil run` runs a
+// command with secrets in its environment, and every other command is a
+// client that talks to a server over HTTP.
 package main
 
 import (
@@ -18,9 +19,15 @@ func main() {
 }
 
 func run() int {
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "run" {
+		// `vigil run` forwards the signals it gets to the command it
+		// runs, and exits when that command does: it subscribes to
+		// them itself, and an interrupt must not cancel it.
+		return cli.Run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	args := os.Args[1:]
 	// `vigil operator migrate` opens storage backends, which the CLI
 	// (internal/cli) must never do: it runs here, before the CLI; the
 	// CLI only lists it under `vigil operator -h`.

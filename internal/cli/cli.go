@@ -43,7 +43,10 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
-	home   string
+	// environ is the whole environment, for the commands `vigil run`
+	// starts.
+	environ func() []string
+	home    string
 	// pollInterval is the wait between polls of long operations
 	// (secrets move).
 	pollInterval time.Duration
@@ -73,6 +76,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		stdout:       stdout,
 		stderr:       stderr,
 		getenv:       getenv,
+		environ:      os.Environ,
 		home:         getenv("HOME"),
 		pollInterval: time.Second,
 	}
@@ -113,6 +117,7 @@ func commands() []*command {
 		{name: "lease", synopsis: "Look up, renew and revoke leases", subs: leaseCommands()},
 		{name: "events", synopsis: "Subscribe to change events", subs: eventsCommands()},
 		{name: "operator", synopsis: "Initialize, unseal, seal and rotate the server; generate a root token; snapshots and migration", subs: operatorCommands()},
+		runCommand(),
 		versionCommand(),
 	}
 }

@@ -65,40 +65,24 @@ func (c *call) resolve(ctx context.Context, cl *api.Client, mount, arg string) (
 		t.full = mount + "/" + arg
 		probe = mount
 	}
-	resp, err := cl.Do(ctx, http.MethodGet, "sys/internal/ui/mounts/"+probe, nil, nil)
-	if api.StatusCode(err) == http.StatusNotFound {
-		return t, nil
-	}
+	m, err := cl.Sys().MountFor(ctx, probe)
 	if err != nil {
 		return t, err
 	}
-	s, err := resp.Secret()
-	if err != nil {
-		return t, err
-	}
-	if s == nil {
+	if m == nil {
 		return t, nil
 	}
-	mp, _ := s.Data["path"].(string)
+	mp := m.Path
 	if mp == "" && mount != "" {
 		mp = mount + "/"
 	}
 	if mp == "" {
 		return t, nil
 	}
-	mp = ensureSlash(mp)
-	t.mount = mp
-	if opts, ok := s.Data["options"].(map[string]any); ok {
-		t.v2 = fmt.Sprint(opts["version"]) == "2"
-	}
-	switch {
-	case t.full+"/" == mp || t.full == mp:
-		t.rel = ""
-	case strings.HasPrefix(t.full, mp):
-		t.rel = strings.TrimPrefix(t.full, mp)
-	default:
-		t.rel = t.full
-	}
+	m.Path = ensureSlash(mp)
+	t.mount = m.Path
+	t.v2 = m.Options["version"] == "2"
+	t.rel = m.Relative(t.full)
 	return t, nil
 }
 

@@ -182,7 +182,7 @@ func (c *call) methodLogin(ctx context.Context, cl *api.Client, method, mount st
 	if mount == "" {
 		mount = method
 	}
-	path := "auth/" + strings.Trim(mount, "/") + "/login"
+	path := api.LoginPath(mount)
 	if usernameMethods[method] {
 		user, _ := data["username"].(string)
 		if user == "" {
@@ -198,7 +198,7 @@ func (c *call) methodLogin(ctx context.Context, cl *api.Client, method, mount st
 			data["password"] = pw.Reveal()
 		}
 	}
-	s, err := cl.WithToken("").Logical().Write(ctx, path, data)
+	s, err := cl.Login(ctx, path, data)
 	var re *api.ResponseError
 	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
 		// The generic 403 hint is about the caller's token; a login sends none.
@@ -206,12 +206,12 @@ func (c *call) methodLogin(ctx context.Context, cl *api.Client, method, mount st
 		fmt.Fprintf(c.stderr, "\nThe %s method at auth/%s/ refused the login: check the role and the credentials given.\n", method, strings.Trim(mount, "/"))
 		return none, nil, exitError, false
 	}
-	if err != nil {
-		return none, nil, c.fail("authenticating", err), false
-	}
-	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
+	if errors.Is(err, api.ErrNoAuth) {
 		fmt.Fprintf(c.stderr, "Error authenticating: %s returned no token\n", path)
 		return none, nil, exitError, false
+	}
+	if err != nil {
+		return none, nil, c.fail("authenticating", err), false
 	}
 	a := s.Auth
 	dur := "∞"

@@ -142,12 +142,12 @@ func sameShape(readme, got any) bool {
 	return reflect.DeepEqual(readme, got)
 }
 
-// TestREADMEEvents runs section 12 as written against a dev-like server:
+// TestREADMEEvents runs section 13 as written against a dev-like server:
 // the watcher prints the README's event when the writer writes; the
 // filtered watcher sees only its path; the watcher policy, and Vault's
 // form of it, let a token watch the app's secrets and nothing else.
 func TestREADMEEvents(t *testing.T) {
-	section := readmeSection(t, "### 12. Change events")
+	section := readmeSection(t, "### 13. Change events")
 	s := testcluster.New(t, testcluster.Options{InMemory: true, MountKVv2: true})
 	env := map[string]string{"VIGIL_ADDR": s.URL, "VIGIL_TOKEN": s.RootToken, "HOME": t.TempDir()}
 	sh := newDocShell(t, env, nil)

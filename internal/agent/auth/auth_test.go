@@ -1,0 +1,449 @@
+package auth
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/vigil-secrets/vigil/api"
+	"github.com/vigil-secrets/vigil/internal/agent/lifetime"
+	"github.com/vigil-secrets/vigil/internal/clock"
+	"github.com/vigil-secrets/vigil/internal/jwks/jwkstest"
+	"github.com/vigil-secrets/vigil/internal/secret"
+	"github.com/vigil-secrets/vigil/internal/testcluster"
+)
+
+func TestNewChecksTheConfig(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		cfg     Config
+		wantErr string
+		want    string // String() of the method
+	}{
+		{"approle", Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "secret_id_file_path": "/s"}}, "", "approle at auth/approle"},
+		{"approle mount", Config{Type: "approle", MountPath: "auth/apps/", Config: map[string]any{"role_id_file_path": "/r"}}, "", "approle at auth/apps"},
+		{"approle mount without auth/", Config{Type: "approle", MountPath: "apps", Config: map[string]any{"role_id_file_path": "/r"}}, "", "approle at auth/apps"},
+		{"approle no role id", Config{Type: "approle", Config: map[string]any{"secret_id_file_path": "/s"}}, "role_id_file_path is required", ""},
+		{"approle wrapping", Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "secret_id_response_wrapping_path": "x"}}, "not supported", ""},
+		{"approle bad bool", Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "remove_secret_id_file_after_reading": "maybe"}}, "must be true or false", ""},
+		{"jwt", Config{Type: "jwt", Config: map[string]any{"path": "/t", "role": "ci", "remove_jwt_after_reading": false}}, "", "jwt at auth/jwt"},
+		{"jwt no role", Config{Type: "jwt", Config: map[string]any{"path": "/t"}}, "role is required", ""},
+		{"kubernetes", Config{Type: "kubernetes", Config: map[string]any{"role": "app"}}, "", "kubernetes at auth/kubernetes"},
+		{"token_file", Config{Type: "token_file", Config: map[string]any{"token_file_path": "/tok"}}, "", "token_file /tok"},
+		{"unknown key", Config{Type: "kubernetes", Config: map[string]any{"role": "app", "tokn_path": "/x"}}, `unknown key "tokn_path"`, ""},
+		{"not a string", Config{Type: "kubernetes", Config: map[string]any{"role": 7}}, "role must be a string", ""},
+		{"unknown type", Config{Type: "aws"}, `unknown method type "aws"`, ""},
+		{"no type", Config{}, "no method type", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(tt.cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("New = %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.String() != tt.want {
+				t.Errorf("String() = %q, want %q", m.String(), tt.want)
+			}
+		})
+	}
+	// Defaults as in Vault Agent.
+	m, _ := New(Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "secret_id_file_path": "/s"}})
+	if !m.(*loginMethod).fields["secret_id"].Remove || m.(*loginMethod).fields["role_id"].Remove {
+		t.Error("approle: the secret id file is removed after reading by default, the role id file never")
+	}
+	m, _ = New(Config{Type: "kubernetes", Config: map[string]any{"role": "app"}})
+	if f := m.(*loginMethod).fields["jwt"]; f.File != DefaultKubernetesTokenPath || f.Remove {
+		t.Errorf("kubernetes token file: %+v", f)
+	}
+	m, _ = New(Config{Type: "jwt", Config: map[string]any{"path": "/t", "role": "ci"}})
+	if !m.(*loginMethod).fields["jwt"].Remove {
+		t.Error("jwt: the file is removed after reading by default, as in Vault Agent")
+	}
+
+	if _, err := NewLogin("userpass", "", map[string]*Credential{"username": ValueCredential(secret.NewString("a"))}); err == nil {
+		t.Error("NewLogin accepts userpass")
+	}
+	if _, err := NewLogin("jwt", "", nil); err == nil {
+		t.Error("NewLogin accepts a login without fields")
+	}
+}
+
+func TestCredentialFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "secret-id")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := FileCredential(path)
+	if _, err := c.read(); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	write("  one\n")
+	if v, err := c.read(); err != nil || v.Reveal() != "one" {
+		t.Errorf("read: %v", err)
+	}
+	write("two")
+	if v, _ := c.read(); v.Reveal() != "two" {
+		t.Error("the file is not read again")
+	}
+	write("")
+	if v, err := c.read(); err != nil || v.Reveal() != "two" {
+		t.Errorf("an emptied file: %v, want the last value", err)
+	}
+
+	rm := &Credential{File: path, Remove: true}
+	write("three")
+	if v, err := rm.read(); err != nil || v.Reveal() != "three" {
+		t.Fatalf("read: %v", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the file was not removed: %v", err)
+	}
+	if v, err := rm.read(); err != nil || v.Reveal() != "three" {
+		t.Errorf("after removal: %v, want the value read before", err)
+	}
+	empty := &Credential{File: path}
+	write("\n")
+	if _, err := empty.read(); err == nil || strings.Contains(err.Error(), "three") {
+		t.Errorf("an empty file never read before: %v", err)
+	}
+}
+
+// managedClock wraps the fake clock the server also runs on, and counts
+// the manager's own timers, so that the test moves time only while the
+// manager sleeps.
+type managedClock struct {
+	*clock.Fake
+	mu      sync.Mutex
+	waiting int
+}
+
+func (c *managedClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	c.mu.Lock()
+	c.waiting++
+	c.mu.Unlock()
+	var once sync.Once
+	done := func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.waiting--
+			c.mu.Unlock()
+		})
+	}
+	t := c.Fake.AfterFunc(d, func() { done(); f() })
+	return stopHook{t, done}
+}
+
+type stopHook struct {
+	clock.Timer
+	done func()
+}
+
+func (s stopHook) Stop() bool {
+	s.done()
+	return s.Timer.Stop()
+}
+
+func (c *managedClock) asleep() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waiting > 0
+}
+
+// runUntil runs m in the background and moves the clock a second at a
+// time, while the manager sleeps, until cond holds or Run returns.
+func runUntil(t *testing.T, m *Manager, clk *managedClock, cond func() bool) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			cancel()
+			return err
+		default:
+		}
+		if cond() {
+			cancel()
+			return <-done
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no progress after 60s; the fake clock is at %v", clk.Now())
+		}
+		if clk.asleep() {
+			clk.Advance(time.Second)
+		}
+		time.Sleep(time.Millisecond) // let the manager's goroutine run: pacing, not waiting for a result
+	}
+}
+
+// server starts a server on the fake clock and returns a root client and
+// a client without a token.
+func server(t *testing.T, clk *clock.Fake) (*api.Client, *api.Client) {
+	t.Helper()
+	s := testcluster.New(t, testcluster.Options{InMemory: true, Clock: clk})
+	root, err := api.NewClient(api.Config{Address: s.URL, Token: s.RootToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, root.WithToken("")
+}
+
+func mustWrite(t *testing.T, c *api.Client, path string, data map[string]any) *api.Secret {
+	t.Helper()
+	s, err := c.Logical().Write(t.Context(), path, data)
+	if err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
+	return s
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAppRoleManager: the approle method logs in from its files (the
+// secret id file removed after reading), renews the token at two thirds
+// of its TTL, and logs in again, with the secret id kept in memory, when
+// the token's max TTL nears.
+func TestAppRoleManager(t *testing.T) {
+	t.Parallel()
+	clk := &managedClock{Fake: clock.NewFake(time.Now())}
+	root, anon := server(t, clk.Fake)
+	ctx := t.Context()
+	if err := root.Sys().EnableAuth(ctx, "approle", api.EnableAuthInput{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, root, "auth/approle/role/job", map[string]any{"token_ttl": "60s", "token_max_ttl": "150s", "token_policies": "default"})
+	roleID, err := root.Logical().Read(ctx, "auth/approle/role/job/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := mustWrite(t, root, "auth/approle/role/job/secret-id", nil)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "role-id"), roleID.Data["role_id"].(string)+"\n")
+	writeFile(t, filepath.Join(dir, "secret-id"), sid.Data["secret_id"].(string))
+
+	m, err := New(Config{Type: "approle", Config: map[string]any{
+		"role_id_file_path":   filepath.Join(dir, "role-id"),
+		"secret_id_file_path": filepath.Join(dir, "secret-id"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var tokens []Token
+	mgr := NewManager(ManagerOptions{Method: m, Client: anon, Retry: lifetime.RetryOptions{Clock: clk}, Rand: func() float64 { return 0 },
+		OnToken: func(tok Token) { mu.Lock(); tokens = append(tokens, tok); mu.Unlock() }})
+	if err := mgr.Run(ctx); !errors.Is(err, ErrNoToken) {
+		t.Errorf("Run before Login: %v", err)
+	}
+	if err := mgr.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secret-id")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the secret id file is still there after the login")
+	}
+	first, changed := mgr.Token()
+	if first.Value.IsEmpty() || !first.Issued || first.TTL != 60*time.Second || !first.Renewable {
+		t.Fatalf("first token: %+v", first)
+	}
+	// The token works.
+	if _, err := anon.WithToken(first.Value.Reveal()).TokenAuth().LookupSelf(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := clk.Now()
+	err = runUntil(t, mgr, clk, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(tokens) >= 2
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("the change channel was not closed")
+	}
+	second, _ := mgr.Token()
+	if second.Value.Equal(first.Value) || second.Accessor == first.Accessor {
+		t.Fatal("no new token")
+	}
+	// The first token lived past its first TTL thanks to renewals, and
+	// was replaced before its max TTL.
+	if lived := clk.Now().Sub(start); lived <= 60*time.Second || lived >= 150*time.Second {
+		t.Errorf("the first token was replaced after %v; want renewals past 60s and a login before 150s", lived)
+	}
+	if err := mgr.Revoke(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.WithToken(second.Value.Reveal()).TokenAuth().LookupSelf(ctx); api.StatusCode(err) != http.StatusForbidden {
+		t.Errorf("the revoked token still works: %v", err)
+	}
+}
+
+// TestJWTFileIsReadAtEachLogin: the jwt method reads its file at every
+// login, so a rotated token (a new projected service-account token) is
+// what the next login sends; a refused first login fails at once.
+func TestJWTFileIsReadAtEachLogin(t *testing.T) {
+	t.Parallel()
+	clk := &managedClock{Fake: clock.NewFake(time.Now())}
+	root, anon := server(t, clk.Fake)
+	ctx := t.Context()
+	key := jwkstest.Key(t, jose.ES256)
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().EnableAuth(ctx, "ci", api.EnableAuthInput{Type: "jwt"}); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, root, "auth/ci/config", map[string]any{"jwt_validation_pubkeys": []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})
+	mustWrite(t, root, "auth/ci/role/train", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_audiences": []string{"vigil"},
+		"claim_mappings": map[string]string{"run": "run"}, "token_ttl": "60s", "token_max_ttl": "100s"})
+	sign := func(run string) string {
+		now := clk.Now()
+		b, _ := json.Marshal(map[string]any{"sub": "job", "aud": "vigil", "run": run, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+		return jwkstest.Sign(t, jose.ES256, key, "", b)
+	}
+	path := filepath.Join(t.TempDir(), "token")
+
+	m, err := New(Config{Type: "jwt", MountPath: "auth/ci", Config: map[string]any{"path": path, "role": "train", "remove_jwt_after_reading": false}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := NewManager(ManagerOptions{Method: m, Client: anon, Retry: lifetime.RetryOptions{Clock: clk}})
+	writeFile(t, path, "not-a-jwt")
+	if err := mgr.Login(ctx); api.StatusCode(err) != http.StatusBadRequest && api.StatusCode(err) != http.StatusForbidden {
+		t.Fatalf("a bad JWT: %v, want a refusal at once", err)
+	} else if strings.Contains(err.Error(), "not-a-jwt") {
+		t.Errorf("the error quotes the credential: %v", err)
+	}
+	writeFile(t, path, sign("1"))
+	if err := mgr.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	meta := func(tok Token) string {
+		s, err := anon.WithToken(tok.Value.Reveal()).TokenAuth().LookupSelf(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := s.Data["meta"].(map[string]any)
+		return m["run"].(string)
+	}
+	first, _ := mgr.Token()
+	if got := meta(first); got != "1" {
+		t.Fatalf("first login's run = %q", got)
+	}
+	writeFile(t, path, sign("2")) // the platform rotates the file
+	if err := runUntil(t, mgr, clk, func() bool { tok, _ := mgr.Token(); return tok.Accessor != first.Accessor }); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	second, _ := mgr.Token()
+	if got := meta(second); got != "2" {
+		t.Errorf("the login after rotation sent run %q, want the new file's 2", got)
+	}
+}
+
+// TestTokenMethod: a given token is looked up, renewed, and, once it can
+// no longer be renewed, Run ends with ErrNoRelogin; it is never revoked.
+func TestTokenMethod(t *testing.T) {
+	t.Parallel()
+	clk := &managedClock{Fake: clock.NewFake(time.Now())}
+	root, anon := server(t, clk.Fake)
+	ctx := t.Context()
+	s, err := root.TokenAuth().Create(ctx, api.TokenCreateRequest{Policies: []string{"default"}, TTL: "60s", ExplicitMaxTTL: "100s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := NewManager(ManagerOptions{Method: NewToken(ValueCredential(secret.NewString(s.Auth.ClientToken))), Client: anon, Retry: lifetime.RetryOptions{Clock: clk}})
+	if err := mgr.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := mgr.Token()
+	if tok.Issued || !tok.Renewable || tok.TTL != 60*time.Second || tok.Accessor != s.Auth.Accessor {
+		t.Fatalf("token: %+v", tok)
+	}
+	err = runUntil(t, mgr, clk, func() bool { return false })
+	if !errors.Is(err, ErrNoRelogin) || !errors.Is(err, lifetime.ErrPermanent) {
+		t.Fatalf("Run = %v, want ErrNoRelogin", err)
+	}
+	if strings.Contains(err.Error(), s.Auth.ClientToken) {
+		t.Error("the error holds the token")
+	}
+	if err := mgr.Revoke(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.WithToken(s.Auth.ClientToken).TokenAuth().LookupSelf(ctx); err != nil {
+		t.Errorf("a given token was revoked: %v", err)
+	}
+
+	bad := NewManager(ManagerOptions{Method: NewToken(ValueCredential(secret.NewString("nope"))), Client: anon})
+	if err := bad.Login(ctx); api.StatusCode(err) != http.StatusForbidden {
+		t.Errorf("a bad token: %v", err)
+	}
+}
+
+// TestKubernetesLoginRequest: the kubernetes method sends the role and
+// the token file's JWT to <mount>/login.
+func TestKubernetesLoginRequest(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got map[string]any
+	var gotPath string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		gotPath = r.URL.Path
+		_ = json.NewDecoder(r.Body).Decode(&got)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"auth":{"client_token":"s.pod","accessor":"a1","lease_duration":900,"renewable":true}}`))
+	}))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "token")
+	writeFile(t, path, "pod.jwt\n")
+	m, err := New(Config{Type: "kubernetes", MountPath: "auth/k8s-edge", Config: map[string]any{"role": "gateway", "token_path": path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := api.NewClient(api.Config{Address: srv.URL, Token: "not-sent"})
+	tok, err := m.Login(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gotPath != "/v1/auth/k8s-edge/login" || got["role"] != "gateway" || got["jwt"] != "pod.jwt" || len(got) != 2 {
+		t.Errorf("request %s %v", gotPath, got)
+	}
+	if tok.Value.Reveal() != "s.pod" || tok.TTL != 15*time.Minute || !tok.Issued {
+		t.Errorf("token %+v", tok)
+	}
+}

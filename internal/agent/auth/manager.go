@@ -1,0 +1,178 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vigil-secrets/vigil/api"
+	"github.com/vigil-secrets/vigil/internal/agent/lifetime"
+	"github.com/vigil-secrets/vigil/internal/secret"
+)
+
+// ErrNoToken is returned by [Manager.Run] before a successful
+// [Manager.Login].
+var ErrNoToken = errors.New("auth: no token yet: Login first")
+
+// ManagerOptions configures a [Manager].
+type ManagerOptions struct {
+	// Method gets tokens.
+	Method Method
+	// Client carries the connection settings. The manager never changes
+	// its token: it sends each request with the token it needs.
+	Client *api.Client
+	// Logger receives the manager's messages (never a secret); nil
+	// discards them.
+	Logger *slog.Logger
+	// Retry times the retries of logins and renewals: clock, backoff,
+	// and Retries, the number of consecutive failures after which Login
+	// and Run give up with [lifetime.ErrRetriesExhausted] (0: never).
+	Retry lifetime.RetryOptions
+	// Rand, when set, draws the renewal grace periods (for tests).
+	Rand func() float64
+	// OnToken, when set, is called with each new token, from the
+	// goroutine that got it, before [Manager.Token] returns it.
+	OnToken func(Token)
+}
+
+// Manager keeps a token alive: [Manager.Login] gets the first one and
+// [Manager.Run] renews it and logs in again as needed. Its methods are safe
+// for concurrent use.
+type Manager struct {
+	o   ManagerOptions
+	log *slog.Logger
+
+	mu      sync.Mutex
+	tok     Token
+	have    bool
+	changed chan struct{}
+}
+
+// NewManager returns a manager; it does nothing until Login.
+func NewManager(o ManagerOptions) *Manager {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{o: o, log: log, changed: make(chan struct{})}
+}
+
+// Token returns the current token and a channel closed when it is
+// replaced. Before the first login the token is empty.
+func (m *Manager) Token() (Token, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tok, m.changed
+}
+
+func (m *Manager) set(t Token) {
+	if m.o.OnToken != nil {
+		m.o.OnToken(t)
+	}
+	m.mu.Lock()
+	m.tok, m.have = t, true
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+}
+
+// Login gets the first token. Failures to reach the server (and 5xx
+// answers) are retried with backoff, up to the configured retries; a
+// refusal (a wrong role, a bad secret id) is returned at once, since a
+// person is probably watching.
+func (m *Manager) Login(ctx context.Context) error {
+	ro := m.retryOptions("login")
+	return m.login(ctx, ro)
+}
+
+func (m *Manager) login(ctx context.Context, ro lifetime.RetryOptions) error {
+	var t Token
+	err := lifetime.Retry(ctx, ro, func(ctx context.Context) error {
+		var err error
+		t, err = m.o.Method.Login(ctx, m.o.Client)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	m.log.Debug("logged in", "method", m.o.Method.String(), "accessor", t.Accessor, "ttl", t.TTL, "renewable", t.Renewable)
+	m.set(t)
+	return nil
+}
+
+func (m *Manager) retryOptions(what string) lifetime.RetryOptions {
+	ro := m.o.Retry
+	ro.OnError = func(err error, attempt int, wait time.Duration) {
+		m.log.Warn(what+" failed; retrying", "method", m.o.Method.String(), "attempt", attempt, "wait", wait, "error", err)
+	}
+	return ro
+}
+
+// Run keeps the token alive until ctx ends: it renews it at about two
+// thirds of its TTL and logs in again when renewing stops helping. While
+// the server cannot be reached it retries with backoff; a login refused
+// while running is retried too (the credential files may be replaced).
+//
+// It returns ctx's error when ctx ends, an error wrapping
+// [lifetime.ErrRetriesExhausted] when the configured retries ran out, or
+// one wrapping [ErrNoRelogin] when a given token can no longer be renewed.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	have := m.have
+	m.mu.Unlock()
+	if !have {
+		return ErrNoToken
+	}
+	for {
+		tok, _ := m.Token()
+		ko := lifetime.KeepOptions{RetryOptions: m.retryOptions("token renewal"), Rand: m.o.Rand}
+		err := lifetime.Keep(ctx, tok.TTL, tok.Renewable, func(ctx context.Context) (time.Duration, bool, error) {
+			s, err := m.o.Client.WithToken(tok.Value.Reveal()).TokenAuth().RenewSelf(ctx, 0)
+			if err != nil {
+				return 0, false, err
+			}
+			if s == nil || s.Auth == nil {
+				return 0, false, errors.New("auth: renew-self answered without auth")
+			}
+			m.log.Debug("token renewed", "accessor", tok.Accessor, "ttl", s.Auth.LeaseDuration)
+			return time.Duration(s.Auth.LeaseDuration) * time.Second, s.Auth.Renewable, nil
+		}, ko)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, lifetime.ErrRetriesExhausted):
+			return fmt.Errorf("auth: renewing the token: %w", err)
+		case errors.Is(err, lifetime.ErrExpiring):
+			m.log.Info("token near its max TTL; logging in again", "method", m.o.Method.String(), "accessor", tok.Accessor)
+		default:
+			m.log.Warn("token lost; logging in again", "method", m.o.Method.String(), "accessor", tok.Accessor, "error", err)
+		}
+		ro := m.retryOptions("login")
+		ro.RetryRefusals = true
+		if err := m.login(ctx, ro); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+	}
+}
+
+// Revoke revokes the current token if a login issued it for this process
+// (auth/token/revoke-self); a token the method was given is left alone.
+func (m *Manager) Revoke(ctx context.Context) error {
+	tok, _ := m.Token()
+	if !tok.Issued || tok.Value.IsEmpty() {
+		return nil
+	}
+	if err := m.o.Client.WithToken(tok.Value.Reveal()).TokenAuth().RevokeSelf(ctx); err != nil {
+		return fmt.Errorf("auth: revoking the token %s: %w", tok.Accessor, err)
+	}
+	m.mu.Lock()
+	m.tok.Value = secret.String{}
+	m.mu.Unlock()
+	return nil
+}
