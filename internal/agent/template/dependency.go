@@ -51,9 +51,10 @@ type Dependency struct {
 	LeaseID       string
 	LeaseDuration time.Duration
 	Renewable     bool
-	// TTL is the ttl field of a secret without a lease (a database static
-	// role's credential, a KV v1 secret's refresh hint): when it changes
-	// next. 0 when absent.
+	// TTL is, for a secret without a lease, when it changes next: the ttl
+	// field of its data (a database static role's credential, a KV v1
+	// secret's refresh hint), or 85% of the life of a token it made
+	// (auth/token/create). 0 when neither applies.
 	TTL time.Duration
 	// key identifies the request: kind, path and, for a write, a hash of
 	// its arguments (which are not kept: they may hold secrets).
@@ -93,7 +94,12 @@ func leaseOf(d *Dependency, s *Secret) {
 	d.LeaseID = s.LeaseID
 	d.LeaseDuration = time.Duration(s.LeaseDuration) * time.Second
 	d.Renewable = s.Renewable
-	if s.LeaseID == "" {
+	switch {
+	case s.LeaseID == "" && s.Auth != nil && s.Auth.LeaseDuration > 0:
+		// A token made by the template (auth/token/create): made again
+		// before it expires.
+		d.TTL = time.Duration(s.Auth.LeaseDuration) * time.Second * 85 / 100
+	case s.LeaseID == "":
 		d.TTL = dataTTL(s.Data["ttl"])
 	}
 }

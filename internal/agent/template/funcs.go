@@ -77,6 +77,9 @@ var refused = map[string]string{
 // maxLoop bounds loop, so that a template cannot spin without end.
 const maxLoop = 1 << 20
 
+// maxExecuteDepth bounds executeTemplate's recursion.
+const maxExecuteDepth = 100
+
 // placeholderFuncs are the functions' names for parsing; Render installs
 // the ones bound to its state.
 func placeholderFuncs() gotemplate.FuncMap {
@@ -116,6 +119,13 @@ func (r *render) funcs(tmpl *gotemplate.Template) gotemplate.FuncMap {
 			default:
 				return "", fmt.Errorf("executeTemplate: want a name and at most one argument, got %d arguments", len(data)+1)
 			}
+			// Each call is a new execution, which text/template's own
+			// depth limit does not see: bound the nesting here.
+			if r.depth >= maxExecuteDepth {
+				return "", fmt.Errorf("executeTemplate: nested more than %d deep", maxExecuteDepth)
+			}
+			r.depth++
+			defer func() { r.depth-- }()
 			var b bytes.Buffer
 			if err := tmpl.ExecuteTemplate(&b, name, dot); err != nil {
 				return "", err

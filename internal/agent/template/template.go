@@ -405,6 +405,8 @@ type render struct {
 	values []string
 	// cause is the first Source error.
 	cause error
+	// depth is the nesting of executeTemplate calls.
+	depth int
 }
 
 func (r *render) addDep(d Dependency) {

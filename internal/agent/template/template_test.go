@@ -459,6 +459,10 @@ func TestRenderStops(t *testing.T) {
 	if _, err := huge.Render(t.Context(), newFakeServer()); err == nil || !strings.Contains(err.Error(), "more than") {
 		t.Fatalf("%v", err)
 	}
+	rec, _ := Parse(`{{ define "a" }}{{ executeTemplate "a" }}{{ end }}{{ executeTemplate "a" }}`, Options{Name: "rec"})
+	if _, err := rec.Render(t.Context(), newFakeServer()); err == nil || !strings.Contains(err.Error(), "nested more than") {
+		t.Fatalf("%v", err)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	sec, _ := Parse(`{{ with secret "kv/app" }}{{ .Data.api_key }}{{ end }}`, Options{Name: "c"})
