@@ -101,6 +101,8 @@ var rules = map[string]rule{
 	"internal/jwks/jwkstest":       {nil, "test helper"},
 
 	"internal/seal/pkcs11/softhsmtest": {nil, "test helper"},
+
+	"internal/agent/template": {nil, "templates read secrets through a Source interface of their own, so the template language is pure and tested apart from the client"},
 }
 
 // forbiddenStd are standard packages a package must not import directly.
@@ -261,6 +263,8 @@ var leafThirdParty = map[string]struct {
 }{
 	"internal/glob": {nil, "pure string matching"},
 	"internal/jwks": {[]string{"github.com/go-jose/go-jose/v4"}, "JWS and JWK handling is go-jose's; the rest is the standard library"},
+
+	"internal/agent/template": {nil, "the template language is the standard library's text/template with functions of our own"},
 }
 
 // TestLeafThirdParty keeps the leaves of leafThirdParty to their modules.
