@@ -54,20 +54,9 @@ func unflatten(list *ast.ObjectList) {
 // are the keys such a block may hold, to tell a label from a body.
 func (p *parser) typedBlocks(item *ast.ObjectItem, bodyKeys ...string) ([]block, error) {
 	name := keyName(item.Keys[0])
-	var objs []*ast.ObjectType
-	switch v := item.Val.(type) {
-	case *ast.ObjectType:
-		objs = []*ast.ObjectType{v}
-	case *ast.ListType:
-		for _, n := range v.List {
-			o, ok := n.(*ast.ObjectType)
-			if !ok {
-				return nil, p.errorf(n.Pos(), "%s must be a block", name)
-			}
-			objs = append(objs, o)
-		}
-	default:
-		return nil, p.errorf(item.Pos(), "%s must be a block, as in %s \"type\" { ... }", name, name)
+	objs, err := p.objects(item, name, "%s must be a %s, as in %s \"type\" { ... }", "block")
+	if err != nil {
+		return nil, err
 	}
 	var out []block
 	for _, o := range objs {

@@ -296,20 +296,9 @@ func (p *parser) blocks(item *ast.ObjectItem) ([]block, error) {
 	if len(item.Keys) > 2 {
 		return nil, p.errorf(item.Pos(), "%s takes one label", name)
 	}
-	var objs []*ast.ObjectType
-	switch v := item.Val.(type) {
-	case *ast.ObjectType:
-		objs = []*ast.ObjectType{v}
-	case *ast.ListType:
-		for _, n := range v.List {
-			o, ok := n.(*ast.ObjectType)
-			if !ok {
-				return nil, p.errorf(n.Pos(), "%s must be a block", name)
-			}
-			objs = append(objs, o)
-		}
-	default:
-		return nil, p.errorf(item.Pos(), "%s must be a labelled block, as in %s \"type\" { ... }", name, name)
+	objs, err := p.objects(item, name, "%s must be a %s, as in %s \"type\" { ... }", "labelled block")
+	if err != nil {
+		return nil, err
 	}
 	var out []block
 	for _, o := range objs {
@@ -823,4 +812,25 @@ func (p *parser) prefixes(item *ast.ObjectItem) ([]netip.Prefix, error) {
 		out = append(out, pfx.Masked())
 	}
 	return out, nil
+}
+
+// objects returns the bodies of a block item: one, or a list of them
+// (the JSON form). A value of another kind is an error, worded by format
+// (with the item's name, kind and name again).
+func (p *parser) objects(item *ast.ObjectItem, name, format, kind string) ([]*ast.ObjectType, error) {
+	switch v := item.Val.(type) {
+	case *ast.ObjectType:
+		return []*ast.ObjectType{v}, nil
+	case *ast.ListType:
+		var objs []*ast.ObjectType
+		for _, n := range v.List {
+			o, ok := n.(*ast.ObjectType)
+			if !ok {
+				return nil, p.errorf(n.Pos(), "%s must be a block", name)
+			}
+			objs = append(objs, o)
+		}
+		return objs, nil
+	}
+	return nil, p.errorf(item.Pos(), format, name, kind, name)
 }
