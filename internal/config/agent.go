@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/hcl"
 	"github.com/hashicorp/hcl/hcl/ast"
 )
 
@@ -357,32 +356,19 @@ func LoadAgent(path string) (*Agent, error) {
 
 // ParseAgent parses an agent configuration (HCL or its JSON form) and
 // validates it; name is used in errors.
-func ParseAgent(name string, src []byte) (cfg *Agent, err error) {
-	p := &parser{file: name}
-	defer func() {
-		// As in Parse: the HCL library panics on a few malformed literals.
-		if r := recover(); r != nil {
-			cfg, err = nil, &ParseError{File: name, Msg: fmt.Sprintf("invalid configuration: %v", r)}
+func ParseAgent(name string, src []byte) (*Agent, error) {
+	return parseWith(name, src, func(p *parser, list *ast.ObjectList) (*Agent, error) {
+		unflatten(list)
+		cfg, err := p.agent(list)
+		if err != nil {
+			return nil, err
 		}
-	}()
-	f, err := hcl.ParseBytes(src)
-	if err != nil {
-		return nil, p.syntaxError(err)
-	}
-	list, ok := f.Node.(*ast.ObjectList)
-	if !ok {
-		return nil, &ParseError{File: name, Msg: "the configuration must be an object"}
-	}
-	unflatten(list)
-	cfg, err = p.agent(list)
-	if err != nil {
-		return nil, err
-	}
-	cfg.file = name
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+		cfg.file = name
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		return cfg, nil
+	})
 }
 
 // Validate checks what the parser cannot see block by block: which blocks

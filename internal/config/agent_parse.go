@@ -196,13 +196,9 @@ func (p *parser) agent(list *ast.ObjectList) (*Agent, error) {
 		case "exit_after_auth":
 			a.ExitAfterAuth, err = p.boolean(item)
 		case "log_level":
-			if a.LogLevel, err = p.str(item); err == nil && !oneOf(strings.ToLower(a.LogLevel), "trace", "debug", "info", "warn", "warning", "error", "err") {
-				err = p.errorf(item.Pos(), "invalid log_level %q: want trace, debug, info, warn or error", a.LogLevel)
-			}
+			a.LogLevel, err = p.logLevel(item)
 		case "log_format":
-			if a.LogFormat, err = p.str(item); err == nil && !oneOf(strings.ToLower(a.LogFormat), "standard", "text", "json") {
-				err = p.errorf(item.Pos(), "invalid log_format %q: want standard or json", a.LogFormat)
-			}
+			a.LogFormat, err = p.logFormat(item)
 		case "log_file":
 			a.LogFile, err = p.str(item)
 		case "disable_idle_connections":

@@ -212,11 +212,16 @@ func Dev(addr string) *Server {
 }
 
 // Parse parses configuration source; name is used in errors.
-func Parse(name string, src []byte) (cfg *Server, err error) {
+func Parse(name string, src []byte) (*Server, error) {
+	return parseWith(name, src, (*parser).server)
+}
+
+// parseWith parses src (HCL or its JSON form) and hands its top-level list
+// to body. The HCL library panics on a few malformed literals; they are
+// reported as errors instead of crashing the caller.
+func parseWith[T any](name string, src []byte, body func(*parser, *ast.ObjectList) (*T, error)) (cfg *T, err error) {
 	p := &parser{file: name}
 	defer func() {
-		// The HCL library panics on a few malformed literals; report
-		// them as errors instead of crashing the server.
 		if r := recover(); r != nil {
 			cfg, err = nil, &ParseError{File: name, Msg: fmt.Sprintf("invalid configuration: %v", r)}
 		}
@@ -229,7 +234,7 @@ func Parse(name string, src []byte) (cfg *Server, err error) {
 	if !ok {
 		return nil, &ParseError{File: name, Msg: "the configuration must be an object"}
 	}
-	return p.server(list)
+	return body(p, list)
 }
 
 type parser struct {
@@ -351,13 +356,9 @@ func (p *parser) server(list *ast.ObjectList) (*Server, error) {
 		case "pid_file":
 			cfg.PidFile, err = p.str(item)
 		case "log_level":
-			if cfg.LogLevel, err = p.str(item); err == nil && !oneOf(strings.ToLower(cfg.LogLevel), "trace", "debug", "info", "warn", "warning", "error", "err") {
-				err = p.errorf(item.Pos(), "invalid log_level %q: want trace, debug, info, warn or error", cfg.LogLevel)
-			}
+			cfg.LogLevel, err = p.logLevel(item)
 		case "log_format":
-			if cfg.LogFormat, err = p.str(item); err == nil && !oneOf(strings.ToLower(cfg.LogFormat), "standard", "text", "json") {
-				err = p.errorf(item.Pos(), "invalid log_format %q: want standard, text or json", cfg.LogFormat)
-			}
+			cfg.LogFormat, err = p.logFormat(item)
 		case "ui":
 			cfg.UI, err = p.boolean(item)
 		case "disable_mlock":
@@ -833,4 +834,22 @@ func (p *parser) objects(item *ast.ObjectItem, name, format, kind string) ([]*as
 		return objs, nil
 	}
 	return nil, p.errorf(item.Pos(), format, name, kind, name)
+}
+
+// logLevel reads a log_level value (the server's and the agent's).
+func (p *parser) logLevel(item *ast.ObjectItem) (string, error) {
+	v, err := p.str(item)
+	if err == nil && !oneOf(strings.ToLower(v), "trace", "debug", "info", "warn", "warning", "error", "err") {
+		err = p.errorf(item.Pos(), "invalid log_level %q: want trace, debug, info, warn or error", v)
+	}
+	return v, err
+}
+
+// logFormat reads a log_format value (the server's and the agent's).
+func (p *parser) logFormat(item *ast.ObjectItem) (string, error) {
+	v, err := p.str(item)
+	if err == nil && !oneOf(strings.ToLower(v), "standard", "text", "json") {
+		err = p.errorf(item.Pos(), "invalid log_format %q: want standard, text or json", v)
+	}
+	return v, err
 }

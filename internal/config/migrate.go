@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/hashicorp/hcl"
 	"github.com/hashicorp/hcl/hcl/ast"
 )
 
@@ -36,22 +35,12 @@ func LoadMigrate(path string) (*Migrate, error) {
 // Unknown keys, a missing or repeated block and a store that cannot be
 // migrated (inmem, which holds nothing once its process ends) are errors
 // that name the line.
-func ParseMigrate(name string, src []byte) (cfg *Migrate, err error) {
-	p := &parser{file: name}
-	defer func() {
-		// As in Parse: the HCL library panics on a few malformed literals.
-		if r := recover(); r != nil {
-			cfg, err = nil, &ParseError{File: name, Msg: fmt.Sprintf("invalid configuration: %v", r)}
-		}
-	}()
-	f, err := hcl.ParseBytes(src)
-	if err != nil {
-		return nil, p.syntaxError(err)
-	}
-	list, ok := f.Node.(*ast.ObjectList)
-	if !ok {
-		return nil, &ParseError{File: name, Msg: "the configuration must be an object"}
-	}
+func ParseMigrate(name string, src []byte) (*Migrate, error) {
+	return parseWith(name, src, (*parser).migrate)
+}
+
+// migrate reads a migration configuration's two blocks.
+func (p *parser) migrate(list *ast.ObjectList) (*Migrate, error) {
 	var sources, dests []block
 	for _, item := range list.Items {
 		if len(item.Keys) == 0 {
@@ -73,7 +62,7 @@ func ParseMigrate(name string, src []byte) (cfg *Migrate, err error) {
 			return nil, p.errorf(item.Pos(), "unknown key %q: a migration configuration has storage_source and storage_destination blocks", key)
 		}
 	}
-	cfg = &Migrate{}
+	cfg := &Migrate{}
 	for _, side := range []struct {
 		key    string
 		blocks []block
@@ -84,7 +73,7 @@ func ParseMigrate(name string, src []byte) (cfg *Migrate, err error) {
 	} {
 		switch len(side.blocks) {
 		case 0:
-			return nil, &ParseError{File: name, Msg: fmt.Sprintf(`no %s block: add %s "bolt" { path = "..." }`, side.key, side.key)}
+			return nil, &ParseError{File: p.file, Msg: fmt.Sprintf(`no %s block: add %s "bolt" { path = "..." }`, side.key, side.key)}
 		case 1:
 		default:
 			return nil, p.errorf(side.blocks[1].pos, "only one %s block is allowed", side.key)
