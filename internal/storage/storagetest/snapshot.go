@@ -58,17 +58,7 @@ func RunSnapshotter(t *testing.T, open func(t *testing.T) storage.Backend) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := open(t)
-			if b == nil {
-				t.Fatal("open returned a nil backend")
-			}
-			if c, ok := b.(storage.Closer); ok {
-				t.Cleanup(func() {
-					if err := c.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
-						t.Errorf("Close: %v", err)
-					}
-				})
-			}
+			b := openClosed(t, open)
 			s, ok := storage.SnapshotterOf(b)
 			if !ok {
 				t.Fatal("the backend is not a storage.Snapshotter")

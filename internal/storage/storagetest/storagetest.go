@@ -63,17 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Backend) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := open(t)
-			if b == nil {
-				t.Fatal("open returned a nil backend")
-			}
-			if c, ok := b.(storage.Closer); ok {
-				t.Cleanup(func() {
-					if err := c.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
-						t.Errorf("Close: %v", err)
-					}
-				})
-			}
+			b := openClosed(t, open)
 			tc.fn(t, b)
 		})
 	}
@@ -795,4 +785,21 @@ func firstDiff(got, want []string) string {
 		}
 	}
 	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
+}
+
+// openClosed opens a backend for one subtest and closes it at its end.
+func openClosed(t *testing.T, open func(t *testing.T) storage.Backend) storage.Backend {
+	t.Helper()
+	b := open(t)
+	if b == nil {
+		t.Fatal("open returned a nil backend")
+	}
+	if c, ok := b.(storage.Closer); ok {
+		t.Cleanup(func() {
+			if err := c.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	return b
 }
