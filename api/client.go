@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -54,11 +55,16 @@ const (
 	EnvCAPath     = "VIGIL_CAPATH"
 	EnvSkipVerify = "VIGIL_SKIP_VERIFY"
 	EnvTimeout    = "VIGIL_CLIENT_TIMEOUT"
+	EnvClientCert = "VIGIL_CLIENT_CERT"
+	EnvClientKey  = "VIGIL_CLIENT_KEY"
+	EnvServerName = "VIGIL_TLS_SERVER_NAME"
 )
 
 // Config says how a [Client] reaches the server.
 type Config struct {
-	// Address is the server's base URL, for example http://127.0.0.1:8200.
+	// Address is the server's base URL, for example http://127.0.0.1:8200,
+	// or unix:///path/to/socket for a server (or an agent) listening on a
+	// unix socket.
 	Address string
 	// Token is sent as X-Vault-Token on every request when not empty.
 	Token string
@@ -66,6 +72,12 @@ type Config struct {
 	CACert string
 	// CAPath is a directory of PEM files of CA certificates to trust.
 	CAPath string
+	// ClientCert and ClientKey are PEM files of a client certificate and
+	// its key, presented to servers that ask for one (both or neither).
+	ClientCert, ClientKey string
+	// TLSServerName is the name the server's certificate is checked
+	// against when it differs from the address's host.
+	TLSServerName string
 	// TLSSkipVerify disables server certificate verification. For tests
 	// only.
 	TLSSkipVerify bool
@@ -88,6 +100,7 @@ func DefaultConfig(getenv func(string) string) Config {
 // could not parse. The returned Config is usable even when err is not nil.
 //
 // It reads VIGIL_ADDR, VIGIL_TOKEN, VIGIL_CACERT, VIGIL_CAPATH,
+// VIGIL_CLIENT_CERT, VIGIL_CLIENT_KEY, VIGIL_TLS_SERVER_NAME,
 // VIGIL_SKIP_VERIFY and VIGIL_CLIENT_TIMEOUT, each falling back to the
 // VAULT_ name with the same suffix when unset or empty.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
@@ -107,6 +120,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c.Token = strings.TrimSpace(get(EnvToken))
 	c.CACert = get(EnvCACert)
 	c.CAPath = get(EnvCAPath)
+	c.ClientCert = get(EnvClientCert)
+	c.ClientKey = get(EnvClientKey)
+	c.TLSServerName = get(EnvServerName)
 	var errs []error
 	if v := get(EnvSkipVerify); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -158,18 +174,32 @@ func NewClient(c Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: invalid address %q: %w", c.Address, err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("api: invalid address %q: scheme must be http or https", c.Address)
-	}
-	if u.Host == "" {
+	socket := ""
+	switch {
+	case u.Scheme == "unix":
+		// The socket's path; requests go to http://localhost over it.
+		socket = u.Path
+		if socket == "" {
+			socket = u.Opaque
+		}
+		if socket == "" {
+			return nil, fmt.Errorf("api: invalid address %q: no socket path", c.Address)
+		}
+		u = &url.URL{Scheme: "http", Host: "localhost"}
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("api: invalid address %q: scheme must be http, https or unix", c.Address)
+	case u.Host == "":
 		return nil, fmt.Errorf("api: invalid address %q: no host", c.Address)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawQuery, u.Fragment = "", ""
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		return nil, errors.New("api: a client certificate needs both its certificate and its key file")
+	}
 
 	hc := c.HTTPClient
 	if hc == nil {
-		hc, err = newHTTPClient(c)
+		hc, err = newHTTPClient(c, socket)
 		if err != nil {
 			return nil, err
 		}
@@ -177,8 +207,15 @@ func NewClient(c Config) (*Client, error) {
 	return &Client{addr: u, http: hc, token: c.Token}, nil
 }
 
-func newHTTPClient(c Config) (*http.Client, error) {
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSSkipVerify} //nolint:gosec // an explicit user choice
+func newHTTPClient(c Config, socket string) (*http.Client, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSSkipVerify, ServerName: c.TLSServerName} //nolint:gosec // an explicit user choice
+	if c.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("api: load client certificate: %w", err)
+		}
+		tlsConf.Certificates = []tls.Certificate{cert}
+	}
 	if c.CACert != "" || c.CAPath != "" {
 		pool := x509.NewCertPool()
 		if c.CACert != "" {
@@ -199,6 +236,13 @@ func newHTTPClient(c Config) (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
+	if socket != "" {
+		var d net.Dialer
+		tr.Proxy = nil
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", socket)
+		}
+	}
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -248,8 +292,14 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// Address returns the server's base URL.
+// Address returns the server's base URL (http://localhost for a unix
+// socket, which [Client.HTTPClient] dials).
 func (c *Client) Address() string { return c.addr.String() }
+
+// HTTPClient returns the HTTP client requests are sent with: its
+// transport carries the TLS settings (and the unix socket) of the
+// Config. Callers must not change it.
+func (c *Client) HTTPClient() *http.Client { return c.http }
 
 // Token returns the token sent with requests.
 func (c *Client) Token() string {

@@ -1,12 +1,22 @@
 package api
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,7 +71,9 @@ func TestDefaultConfigEnvPrecedence(t *testing.T) {
 		{"vault fallback", map[string]string{
 			"VAULT_ADDR": "https://v:8200", "VAULT_TOKEN": "vt", "VAULT_CACERT": "/ca.pem",
 			"VAULT_CAPATH": "/cas", "VAULT_SKIP_VERIFY": "true", "VAULT_CLIENT_TIMEOUT": "30",
-		}, Config{Address: "https://v:8200", Token: "vt", CACert: "/ca.pem", CAPath: "/cas", TLSSkipVerify: true, Timeout: 30 * time.Second}},
+			"VAULT_CLIENT_CERT": "/c.pem", "VAULT_CLIENT_KEY": "/k.pem", "VAULT_TLS_SERVER_NAME": "vault.internal",
+		}, Config{Address: "https://v:8200", Token: "vt", CACert: "/ca.pem", CAPath: "/cas", TLSSkipVerify: true, Timeout: 30 * time.Second,
+			ClientCert: "/c.pem", ClientKey: "/k.pem", TLSServerName: "vault.internal"}},
 		{"vigil wins", map[string]string{
 			"VAULT_ADDR": "https://v:8200", "VIGIL_ADDR": "http://g:8200",
 			"VAULT_TOKEN": "vt", "VIGIL_TOKEN": "gt\n",
@@ -110,6 +122,148 @@ func TestNewClientRejectsBadAddress(t *testing.T) {
 	if _, err := NewClient(Config{Address: "http://x", CACert: "/nonexistent/ca.pem"}); err == nil {
 		t.Error("missing CA file accepted")
 	}
+	if _, err := NewClient(Config{Address: "https://x", ClientCert: "/c.pem"}); err == nil {
+		t.Error("a client certificate without its key accepted")
+	}
+	if _, err := NewClient(Config{Address: "unix://"}); err == nil {
+		t.Error("a unix address without a socket path accepted")
+	}
+}
+
+// TestUnixSocketAddress: unix:///path sends requests over the socket
+// (an agent's listener "unix"), with the usual paths and token.
+func TestUnixSocketAddress(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan string, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Method + " " + r.URL.Path + " " + r.Header.Get("X-Vault-Token")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":{"value":"v"}}`)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	c, err := NewClient(Config{Address: "unix://" + sock, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Logical().Read(t.Context(), "secret/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-seen; got != "GET /v1/secret/app tok" || s.Data["value"] != "v" {
+		t.Errorf("request %q, answer %v", got, s.Data)
+	}
+	if c.HTTPClient() == nil || c.Address() != "http://localhost" {
+		t.Errorf("address %q", c.Address())
+	}
+}
+
+// TestClientCertificate: ClientCert and ClientKey are presented to a
+// server that requires a client certificate, and TLSServerName is the
+// name its certificate is checked against.
+func TestClientCertificate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca, caKey := testCert(t, nil, nil, "test CA", "")
+	serverCert, serverKey := testCert(t, ca, caKey, "server", "vigil.internal")
+	clientCert, clientKey := testCert(t, ca, caKey, "workload", "")
+	write := func(name string, der []byte, typ string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyDER := func(k *ecdsa.PrivateKey) []byte {
+		b, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	caFile := write("ca.pem", ca.Raw, "CERTIFICATE")
+	certFile := write("client.pem", clientCert.Raw, "CERTIFICATE")
+	keyFile := write("client-key.pem", keyDER(clientKey), "PRIVATE KEY")
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":{"cn":"`+r.TLS.PeerCertificates[0].Subject.CommonName+`"}}`)
+	}))
+	srv.TLS = &tls.Config{
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{serverCert.Raw}, PrivateKey: serverKey}},
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	c, err := NewClient(Config{Address: srv.URL, CACert: caFile, ClientCert: certFile, ClientKey: keyFile, TLSServerName: "vigil.internal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Logical().Read(t.Context(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Data["cn"] != "workload" {
+		t.Errorf("server saw client %v", s.Data["cn"])
+	}
+	// Without the certificate the handshake fails; with the wrong server
+	// name verification does.
+	for _, cfg := range []Config{
+		{Address: srv.URL, CACert: caFile, TLSServerName: "vigil.internal"},
+		{Address: srv.URL, CACert: caFile, ClientCert: certFile, ClientKey: keyFile, TLSServerName: "other.internal"},
+	} {
+		c, err := NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Logical().Read(t.Context(), "x"); err == nil {
+			t.Errorf("%+v: request succeeded", cfg)
+		}
+	}
+}
+
+// testCert makes a certificate signed by parent (self-signed when nil)
+// for dnsName (a CA when empty and parent is nil).
+func testCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn, dnsName string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	if dnsName != "" {
+		tmpl.DNSNames = []string{dnsName}
+	}
+	if parent == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
 
 func TestHeadersAndListTranslation(t *testing.T) {

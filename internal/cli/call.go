@@ -24,6 +24,9 @@ type globals struct {
 	address    string
 	caCert     string
 	caPath     string
+	clientCert string
+	clientKey  string
+	serverName string
 	skipVerify bool
 	format     string
 	field      string
@@ -50,6 +53,9 @@ func newCall(e *env, c *command, name string, args []string) *call {
 	fs.StringVar(&cl.g.address, "address", "", "Address of the server (`URL`); overrides VIGIL_ADDR.")
 	fs.StringVar(&cl.g.caCert, "ca-cert", "", "PEM `file` of CA certificates to trust; overrides VIGIL_CACERT.")
 	fs.StringVar(&cl.g.caPath, "ca-path", "", "`dir`ectory of PEM CA certificates to trust; overrides VIGIL_CAPATH.")
+	fs.StringVar(&cl.g.clientCert, "client-cert", "", "PEM `file` of a client certificate to present; overrides VIGIL_CLIENT_CERT.")
+	fs.StringVar(&cl.g.clientKey, "client-key", "", "PEM `file` of the client certificate's key; overrides VIGIL_CLIENT_KEY.")
+	fs.StringVar(&cl.g.serverName, "tls-server-name", "", "`Name` to check the server's certificate against; overrides VIGIL_TLS_SERVER_NAME.")
 	fs.BoolVar(&cl.g.skipVerify, "tls-skip-verify", false, "Do not verify the server's TLS certificate (insecure); overrides VIGIL_SKIP_VERIFY.")
 	fs.StringVar(&cl.g.format, "format", "", "Output `format`: table, json or yaml (default from VIGIL_FORMAT, else table).")
 	fs.StringVar(&cl.g.field, "field", "", "Print only this `field`'s raw value, with no trailing newline.")
@@ -158,6 +164,15 @@ func (c *call) config() (api.Config, error) {
 	}
 	if c.g.caPath != "" {
 		cfg.CAPath = c.g.caPath
+	}
+	if c.g.clientCert != "" {
+		cfg.ClientCert = c.g.clientCert
+	}
+	if c.g.clientKey != "" {
+		cfg.ClientKey = c.g.clientKey
+	}
+	if c.g.serverName != "" {
+		cfg.TLSServerName = c.g.serverName
 	}
 	if c.isSet("tls-skip-verify") {
 		cfg.TLSSkipVerify = c.g.skipVerify
