@@ -447,3 +447,36 @@ func TestKubernetesLoginRequest(t *testing.T) {
 		t.Errorf("token %+v", tok)
 	}
 }
+
+// TestFailFastLogin: with FailFastLogin a refused login and an unreachable
+// server end Login at once; without it, a refusal is retried when the
+// options say so.
+func TestFailFastLogin(t *testing.T) {
+	t.Parallel()
+	clk := &managedClock{Fake: clock.NewFake(time.Now())}
+	_, anon := server(t, clk.Fake)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "role-id"), "no-such-role")
+	method := func() Method {
+		m, err := New(Config{Type: "approle", Config: map[string]any{"role_id_file_path": filepath.Join(dir, "role-id")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	calls := 0
+	fast := NewManager(ManagerOptions{Method: method(), Client: anon, FailFastLogin: true,
+		Retry: lifetime.RetryOptions{Clock: clk, RetryRefusals: true, OnError: func(error, int, time.Duration) { calls++ }}})
+	if err := fast.Login(t.Context()); err == nil || calls != 0 {
+		t.Fatalf("fail-fast login: err %v after %d retries", err, calls)
+	}
+
+	down, err := api.NewClient(api.Config{Address: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast = NewManager(ManagerOptions{Method: method(), Client: down, FailFastLogin: true, Retry: lifetime.RetryOptions{Clock: clk}})
+	if err := fast.Login(t.Context()); err == nil || !errors.Is(err, lifetime.ErrRetriesExhausted) {
+		t.Fatalf("fail-fast login to a server that is down: %v", err)
+	}
+}

@@ -31,6 +31,10 @@ type ManagerOptions struct {
 	// and Retries, the number of consecutive failures after which Login
 	// and Run give up with [lifetime.ErrRetriesExhausted] (0: never).
 	Retry lifetime.RetryOptions
+	// FailFastLogin makes a failed login (the first or a later one) end
+	// Login or Run at once with its error, instead of being retried;
+	// renewals are still retried (Vault Agent's exit_on_err).
+	FailFastLogin bool
 	// Rand, when set, draws the renewal grace periods (for tests).
 	Rand func() float64
 	// OnToken, when set, is called with each new token, from the
@@ -89,6 +93,9 @@ func (m *Manager) Login(ctx context.Context) error {
 }
 
 func (m *Manager) login(ctx context.Context, ro lifetime.RetryOptions) error {
+	if m.o.FailFastLogin {
+		ro.Retries, ro.RetryRefusals = 1, false
+	}
 	var t Token
 	err := lifetime.Retry(ctx, ro, func(ctx context.Context) error {
 		var err error
