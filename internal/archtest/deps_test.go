@@ -80,7 +80,7 @@ var rules = map[string]rule{
 	"internal/metrics": {[]string{"internal/core", "internal/logical", "internal/storage"}, "metrics observe core and storage from outside; core and httpapi see them through their own interfaces"},
 
 	"internal/server":          {[]string{"..."}, "the one wiring point"},
-	"internal/cli":             {[]string{"api", "internal/secret", "internal/logging", "internal/auditlog", "internal/cli/...", "internal/agent/auth", "internal/agent/child", "internal/agent/envexec", "internal/agent/lifetime", "internal/agent/secretenv"}, "the CLI reaches the server only over HTTP (and reads audit logs with auditlog); `vigil run` is a CLI command built on the agent's auto-auth, env injection and process supervision, which use only the api client"},
+	"internal/cli":             {[]string{"api", "internal/secret", "internal/logging", "internal/auditlog", "internal/cli/...", "internal/agent/auth", "internal/agent/child", "internal/agent/envexec", "internal/agent/lifetime", "internal/agent/secretenv", "internal/agent/watch"}, "the CLI reaches the server only over HTTP (and reads audit logs with auditlog); `vigil run` is a CLI command built on the agent's auto-auth, env injection, change events and process supervision, which use only the api client"},
 	"internal/cli/...":         {[]string{"api", "internal/secret", "internal/logging", "internal/auditlog", "internal/cli/..."}, "the CLI reaches the server only over HTTP (and reads audit logs with auditlog)"},
 	"internal/agent":           {[]string{"api", "internal/config", "internal/secret", "internal/logging", "internal/clock", "internal/agent/..."}, "the agent reaches the server only over HTTP; its renewal timers take a clock (a leaf) so tests can move time"},
 	"internal/agent/...":       {[]string{"api", "internal/config", "internal/secret", "internal/logging", "internal/clock", "internal/agent/..."}, "the agent reaches the server only over HTTP; its renewal timers take a clock (a leaf) so tests can move time"},
@@ -88,6 +88,7 @@ var rules = map[string]rule{
 	"internal/agent/lifetime":  {[]string{"api", "internal/clock"}, "renewal and retry timing over the api client's errors; it knows nothing of what it renews"},
 	"internal/agent/auth":      {[]string{"api", "internal/secret", "internal/agent/lifetime"}, "auto-auth reaches the server only through the api client"},
 	"internal/agent/secretenv": {[]string{"api", "internal/secret", "internal/clock", "internal/agent/lifetime"}, "env injection reads secrets only through the api client"},
+	"internal/agent/watch":     {[]string{"api", "internal/clock", "internal/agent/lifetime", "internal/agent/secretenv"}, "change events reach the server only through the api client; they know nothing of what the hints are for"},
 	"internal/archtest":        {[]string{"..."}, "this test"},
 	"cmd/vigil":                {[]string{"..."}, "the binary"},
 	"bench":                    {[]string{"..."}, "benchmarks"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/agent/envexec"
 	"github.com/vigil-secrets/vigil/internal/agent/lifetime"
 	"github.com/vigil-secrets/vigil/internal/agent/secretenv"
+	"github.com/vigil-secrets/vigil/internal/agent/watch"
 	"github.com/vigil-secrets/vigil/internal/logging"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
@@ -59,7 +61,11 @@ its leases with it; a token it was given is left alone. With -watch it
 restarts COMMAND gracefully (-signal, then SIGKILL
 after -grace) when a secret it uses changes: a new KV version with new
 values, rotated static credentials, or dynamic credentials whose lease
-could not be kept. It looks every -poll.
+could not be kept. It subscribes to the server's change events, which
+tell it of a change at once when the token's policy allows read on
+sys/events/subscribe/*, and it also reads the secrets again every -poll,
+the fallback that catches whatever the events did not tell (and all of it
+when the token may not subscribe).
 
 When the server cannot be reached, COMMAND keeps running with the values
 it has, and vigil run retries with backoff and resumes by itself;
@@ -93,7 +99,7 @@ func runRun(ctx context.Context, c *call) int {
 	c.fs.BoolVar(&f.watch, "watch", false, "Restart the command when a secret it uses changes.")
 	c.fs.DurationVar(&f.grace, "grace", envexec.DefaultGrace, "How long the command may take to stop before SIGKILL.")
 	c.fs.StringVar(&f.stopSignal, "signal", "SIGTERM", "The `signal` that asks the command to stop before a restart.")
-	c.fs.DurationVar(&f.poll, "poll", runDefaultPoll, "With -watch, how often to read the secrets again.")
+	c.fs.DurationVar(&f.poll, "poll", runDefaultPoll, "With -watch, how often to read the secrets again, besides the change events.")
 	c.fs.BoolVar(&f.exitOnRetryFailure, "exit-on-retry-failure", false, "Stop the command and exit 1 once -retries attempts in a row have failed.")
 	c.fs.IntVar(&f.retries, "retries", runDefaultRetries, "Failures in a row that end the run with -exit-on-retry-failure.")
 	c.fs.DurationVar(&f.minBackoff, "min-backoff", lifetime.DefaultMinBackoff, "First wait after a failure; it doubles with each failure.")
@@ -171,7 +177,7 @@ func runRun(ctx context.Context, c *call) int {
 		Auth:       mgr,
 		Secrets:    set,
 		Watch:      f.watch,
-		Watchers:   []secretenv.Watcher{secretenv.Poller{Interval: f.poll}},
+		Watchers:   runWatchers(f, cl, backoff, log),
 		StopSignal: stopSig,
 		Grace:      f.grace,
 		Signals:    sigs,
@@ -189,6 +195,16 @@ func runRun(ctx context.Context, c *call) int {
 		}
 	}
 	return code
+}
+
+// runWatchers are -watch's watchers: the poll every -poll, the fallback,
+// and the server's change events, subscribed to with cl, whose token
+// follows the auth manager's.
+func runWatchers(f runFlags, cl *api.Client, backoff lifetime.Backoff, log *slog.Logger) []secretenv.Watcher {
+	return []secretenv.Watcher{
+		secretenv.Poller{Interval: f.poll},
+		watch.Events{Client: cl, Backoff: backoff, Logger: log.With("watcher", "events")},
+	}
 }
 
 // parseRun parses `vigil run`'s arguments: flags and KEY=VALUE login

@@ -2,9 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vigil-secrets/vigil/api"
+	"github.com/vigil-secrets/vigil/internal/agent/lifetime"
+	"github.com/vigil-secrets/vigil/internal/agent/secretenv"
+	"github.com/vigil-secrets/vigil/internal/agent/watch"
 )
 
 // parseRunArgs parses `vigil run` arguments as the command does.
@@ -93,5 +100,27 @@ func TestRunMethod(t *testing.T) {
 	m, err := c.runMethod(runFlags{method: "jwt", authPath: "gitlab"}, []string{"role=ci", "jwt=@/ci/token"}, "")
 	if err != nil || m.String() != "jwt at auth/gitlab" {
 		t.Errorf("-auth-path: %v %v", m, err)
+	}
+}
+
+func TestRunWatchers(t *testing.T) {
+	t.Parallel()
+	cl, err := api.NewClient(api.Config{Address: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backoff := lifetime.Backoff{Min: time.Second, Max: time.Minute}
+	ws := runWatchers(runFlags{poll: 10 * time.Minute}, cl, backoff, slog.New(slog.DiscardHandler))
+	if len(ws) != 2 {
+		t.Fatalf("%d watchers, want the poll and the events", len(ws))
+	}
+	if p, ok := ws[0].(secretenv.Poller); !ok || p.Interval != 10*time.Minute {
+		t.Errorf("first watcher %#v, want a Poller every -poll", ws[0])
+	}
+	if e, ok := ws[1].(watch.Events); !ok || e.Client != cl || e.Backoff.Min != backoff.Min || e.Backoff.Max != backoff.Max || len(e.Types) != 0 {
+		t.Errorf("second watcher %#v, want Events over the run's client, subscribed to every type", ws[1])
+	}
+	if help := runCommand().help; !strings.Contains(help, "change events") || !strings.Contains(help, "sys/events/subscribe/*") {
+		t.Errorf("vigil run's help does not tell of change events:\n%s", help)
 	}
 }
