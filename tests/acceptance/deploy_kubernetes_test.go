@@ -362,183 +362,21 @@ func TestDeployKubernetesManifests(t *testing.T) {
 			putValues = append(putValues, v)
 		}
 	}
-
 	var sidecars, inits int
 	for _, ex := range examples {
+		if ex.sidecar {
+			sidecars++
+		} else {
+			inits++
+		}
 		t.Run(ex.file, func(t *testing.T) {
-			ns, p, a := ex.namespace(), ex.pod, ex.agent
-			for _, o := range ex.objects {
-				if o.Metadata.Namespace != ns {
-					t.Errorf("%s %s is in namespace %q, the workload in %q", o.Kind, o.Metadata.Name, o.Metadata.Namespace, ns)
-				}
-				if o.Kind == "Secret" {
-					t.Errorf("Secret %s: the examples keep secrets out of Kubernetes objects", o.Metadata.Name)
-				}
-			}
-			if !strings.Contains(readme, "kubectl apply -f deploy/kubernetes/"+ex.file) {
-				t.Errorf("the README does not apply %s", ex.file)
-			}
-
-			// The identity: a service account of the file, and no API
-			// server token in the pod.
-			sa := ex.object("ServiceAccount", p.ServiceAccountName)
-			switch {
-			case sa == nil:
-				t.Errorf("the pod's service account %q is not in the file", p.ServiceAccountName)
-			case sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken:
-				t.Errorf("ServiceAccount %s does not set automountServiceAccountToken: false", sa.Metadata.Name)
-			}
-			if p.AutomountServiceAccountToken == nil || *p.AutomountServiceAccountToken {
-				t.Error("the pod does not set automountServiceAccountToken: false")
-			}
-
-			// The token: projected, audience vigil, where token_path says,
-			// mounted in the agent's container only.
-			m := a.AutoAuth.Method
-			switch {
-			case ex.token.volume == "":
-				t.Errorf("token_path %s is not a projected serviceAccountToken the agent's container mounts", m.Kubernetes.TokenPath)
-			case ex.token.audience != "vigil":
-				t.Errorf("the projected token's audience is %q, want vigil", ex.token.audience)
-			case ex.token.ttl < 10*time.Minute:
-				t.Errorf("expirationSeconds is %v: Kubernetes refuses less than 600", ex.token.ttl.Seconds())
-			}
-			for _, c := range slices.Concat(p.InitContainers, p.Containers) {
-				if c != ex.agentC && ex.token.volume != "" && c.mountOf(ex.token.volume) != nil {
-					t.Errorf("container %s mounts the agent's token", c.Name)
-				}
-			}
-			if m.MountPath != "auth/kubernetes" || m.Kubernetes.Role == "" {
-				t.Errorf("the method's mount_path is %q and role %q", m.MountPath, m.Kubernetes.Role)
-			}
-
-			// The CA: a ConfigMap of the file or one the README creates.
-			if ca := a.Vault.CACert; ca != "" {
-				v, _ := p.fileMount(ex.agentC, ca)
-				switch {
-				case v == nil || v.ConfigMap == nil:
-					t.Errorf("ca_cert %s is not in a ConfigMap volume the agent mounts", ca)
-				case ex.object("ConfigMap", v.ConfigMap.Name) == nil &&
-					!strings.Contains(readme, "kubectl -n "+ns+" create configmap "+v.ConfigMap.Name+" "):
-					t.Errorf("ConfigMap %s (ca_cert) is neither in the file nor created in %s by the README", v.ConfigMap.Name, ns)
-				}
-			}
-			if !strings.HasPrefix(a.Vault.Address, "https://") {
-				t.Errorf("vault address %q: the pods reach Vigil over TLS", a.Vault.Address)
-			}
-
-			// The files: one directory, a memory-backed emptyDir the agent
-			// writes and every app container mounts read-only, there.
-			if len(a.Templates) == 0 {
-				t.Fatal("the agent renders no template")
-			}
-			dir := path.Dir(a.Templates[0].Destination)
-			for _, tpl := range a.Templates {
-				dest := tpl.Destination
-				if path.Dir(dest) != dir {
-					t.Errorf("template %s is not in %s with the others", dest, dir)
-				}
-				if tpl.Perms == 0 || tpl.Perms&0o007 != 0 {
-					t.Errorf("template %s perms %#o: set them, with nothing for others", dest, tpl.Perms)
-				}
-				if !strings.Contains(readme, dest) {
-					t.Errorf("the README does not say what %s holds", dest)
-				}
-			}
-			vol, am := p.fileMount(ex.agentC, a.Templates[0].Destination)
-			switch {
-			case vol == nil || vol.EmptyDir == nil:
-				t.Fatalf("the agent's container mounts no emptyDir at %s", dir)
-			case vol.EmptyDir.Medium != "Memory":
-				t.Errorf("volume %s has medium %q, want Memory", vol.Name, vol.EmptyDir.Medium)
-			case am.MountPath != dir || am.SubPath != "" || am.ReadOnly:
-				t.Errorf("the agent mounts %s at %s (subPath %q, readOnly %v), want %s writable", vol.Name, am.MountPath, am.SubPath, am.ReadOnly, dir)
-			}
-			if p.SecurityContext.FSGroup == nil {
-				t.Error("no fsGroup: the app could not read the agent's 0440 files")
-			}
-			if len(ex.apps()) == 0 {
-				t.Fatal("no application container")
-			}
-			for _, c := range ex.apps() {
-				m := c.mountOf(vol.Name)
-				if m == nil || m.MountPath != dir || m.SubPath != "" || !m.ReadOnly {
-					t.Errorf("container %s does not mount %s read-only at %s, whole (a subPath mount never sees a new rendering): %+v", c.Name, vol.Name, dir, m)
-				}
-			}
-
-			// Sidecar or init container.
-			if ex.sidecar {
-				sidecars++
-				if a.ExitAfterAuth {
-					t.Error("the sidecar's agent sets exit_after_auth: it would stop keeping the files fresh")
-				}
-				if slices.Contains(p.InitContainers, ex.agentC) {
-					probe := ""
-					if ex.agentC.StartupProbe != nil {
-						probe = strings.Join(ex.agentC.StartupProbe.Exec.Command, " ")
-					}
-					for _, tpl := range a.Templates {
-						if !strings.Contains(probe, "test -s "+tpl.Destination) {
-							t.Errorf("the sidecar's startup probe does not wait for %s: the app could start without it", tpl.Destination)
-						}
-					}
-				}
-			} else {
-				inits++
-				if !a.ExitAfterAuth {
-					t.Error("the init container's agent does not set exit_after_auth: the pod would never start its app")
-				}
-				if !a.TemplateConfig.ExitOnRetryFailure {
-					t.Error("the init container's agent does not set exit_on_retry_failure: a missing secret would hold the job forever")
-				}
-				if ex.workload.Kind != "Job" {
-					t.Errorf("the init-container example is a %s, want a Job", ex.workload.Kind)
-				}
-			}
-
-			// Non-root, read-only root filesystem, no privileges.
-			if p.SecurityContext.RunAsNonRoot == nil || !*p.SecurityContext.RunAsNonRoot {
-				t.Error("the pod does not set runAsNonRoot: true")
-			}
-			for _, c := range slices.Concat(p.InitContainers, p.Containers) {
-				sc := c.SecurityContext
-				if sc.RunAsUser == nil || *sc.RunAsUser == 0 || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
-					sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || !slices.Contains(sc.Capabilities.Drop, "ALL") {
-					t.Errorf("container %s: want a non-root runAsUser, allowPrivilegeEscalation false, readOnlyRootFilesystem true and capabilities dropped", c.Name)
-				}
-				if c != ex.agentC && sc.RunAsUser != nil && ex.agentC.SecurityContext.RunAsUser != nil && *sc.RunAsUser == *ex.agentC.SecurityContext.RunAsUser {
-					t.Errorf("container %s runs as the agent's user: it could rewrite the files", c.Name)
-				}
-			}
-			if u := ex.agentC.SecurityContext.RunAsUser; u != nil && *u != dockerUID {
-				t.Errorf("the agent runs as %d, the image's USER is %d", *u, dockerUID)
-			}
-
-			// No secret: not in the environment, not in any literal.
-			for _, c := range slices.Concat(p.InitContainers, p.Containers) {
-				for _, e := range c.Env {
-					if e.ValueFrom != nil {
-						t.Errorf("container %s: %s comes from %v; the examples keep values out of Kubernetes", c.Name, e.Name, e.ValueFrom)
-					}
-					if sensitiveEnv.MatchString(e.Name) && (!strings.HasSuffix(e.Name, "_FILE") || !strings.HasPrefix(e.Value, dir+"/")) {
-						t.Errorf("container %s: %s=%q; name the file in %s instead (NAME_FILE)", c.Name, e.Name, e.Value, dir)
-					}
-				}
-				if len(c.EnvFrom) > 0 {
-					t.Errorf("container %s takes its environment from %v", c.Name, c.EnvFrom)
-				}
-			}
-			for what, re := range secretShapes {
-				if loc := re.FindString(ex.raw); loc != "" {
-					t.Errorf("%s holds what looks like %s: %q", ex.file, what, loc)
-				}
-			}
-			for _, v := range putValues {
-				if len(v) >= 6 && strings.Contains(ex.raw, v) {
-					t.Errorf("%s holds %q, a value the README stores in Vigil", ex.file, v)
-				}
-			}
+			ex.checkObjects(t, readme)
+			ex.checkToken(t)
+			ex.checkCA(t, readme)
+			dir := ex.checkFiles(t, readme)
+			ex.checkMode(t)
+			ex.checkSecurity(t, dockerUID)
+			ex.checkNoSecrets(t, dir, putValues)
 		})
 	}
 	if sidecars == 0 || inits == 0 {
@@ -550,6 +388,224 @@ func TestDeployKubernetesManifests(t *testing.T) {
 	}
 	if len(addrs) != 1 {
 		t.Errorf("the examples name several Vigil addresses: %v", addrs)
+	}
+}
+
+// containers returns the pod's init and regular containers.
+func (ex *deployExample) containers() []*k8sContainer {
+	return slices.Concat(ex.pod.InitContainers, ex.pod.Containers)
+}
+
+// checkObjects checks the file as a whole: one namespace, no Secret, the
+// README applies it, and the pod's identity is a service account of the
+// file with no API server token in the pod.
+func (ex *deployExample) checkObjects(t *testing.T, readme string) {
+	t.Helper()
+	ns, p := ex.namespace(), ex.pod
+	for _, o := range ex.objects {
+		if o.Metadata.Namespace != ns {
+			t.Errorf("%s %s is in namespace %q, the workload in %q", o.Kind, o.Metadata.Name, o.Metadata.Namespace, ns)
+		}
+		if o.Kind == "Secret" {
+			t.Errorf("Secret %s: the examples keep secrets out of Kubernetes objects", o.Metadata.Name)
+		}
+	}
+	if !strings.Contains(readme, "kubectl apply -f deploy/kubernetes/"+ex.file) {
+		t.Errorf("the README does not apply %s", ex.file)
+	}
+	sa := ex.object("ServiceAccount", p.ServiceAccountName)
+	switch {
+	case sa == nil:
+		t.Errorf("the pod's service account %q is not in the file", p.ServiceAccountName)
+	case sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken:
+		t.Errorf("ServiceAccount %s does not set automountServiceAccountToken: false", sa.Metadata.Name)
+	}
+	if p.AutomountServiceAccountToken == nil || *p.AutomountServiceAccountToken {
+		t.Error("the pod does not set automountServiceAccountToken: false")
+	}
+}
+
+// checkToken checks the login: the kubernetes method at its usual mount,
+// with a role, and its token_path a projected token of audience vigil,
+// mounted in the agent's container only.
+func (ex *deployExample) checkToken(t *testing.T) {
+	t.Helper()
+	m := ex.agent.AutoAuth.Method
+	switch {
+	case ex.token.volume == "":
+		t.Errorf("token_path %s is not a projected serviceAccountToken the agent's container mounts", m.Kubernetes.TokenPath)
+	case ex.token.audience != "vigil":
+		t.Errorf("the projected token's audience is %q, want vigil", ex.token.audience)
+	case ex.token.ttl < 10*time.Minute:
+		t.Errorf("expirationSeconds is %v: Kubernetes refuses less than 600", ex.token.ttl.Seconds())
+	}
+	for _, c := range ex.containers() {
+		if c != ex.agentC && ex.token.volume != "" && c.mountOf(ex.token.volume) != nil {
+			t.Errorf("container %s mounts the agent's token", c.Name)
+		}
+	}
+	if m.MountPath != "auth/kubernetes" || m.Kubernetes.Role == "" {
+		t.Errorf("the method's mount_path is %q and role %q", m.MountPath, m.Kubernetes.Role)
+	}
+}
+
+// checkCA checks the way to Vigil: over TLS, with ca_cert in a ConfigMap
+// of the file or one the README creates.
+func (ex *deployExample) checkCA(t *testing.T, readme string) {
+	t.Helper()
+	a := ex.agent
+	if !strings.HasPrefix(a.Vault.Address, "https://") {
+		t.Errorf("vault address %q: the pods reach Vigil over TLS", a.Vault.Address)
+	}
+	if a.Vault.CACert == "" {
+		return
+	}
+	v, _ := ex.pod.fileMount(ex.agentC, a.Vault.CACert)
+	switch {
+	case v == nil || v.ConfigMap == nil:
+		t.Errorf("ca_cert %s is not in a ConfigMap volume the agent mounts", a.Vault.CACert)
+	case ex.object("ConfigMap", v.ConfigMap.Name) == nil &&
+		!strings.Contains(readme, "kubectl -n "+ex.namespace()+" create configmap "+v.ConfigMap.Name+" "):
+		t.Errorf("ConfigMap %s (ca_cert) is neither in the file nor created in %s by the README", v.ConfigMap.Name, ex.namespace())
+	}
+}
+
+// checkFiles checks where the templates go: one directory (returned),
+// files without access for others that the README describes, a
+// memory-backed emptyDir there that the agent writes and every app
+// container mounts whole and read-only at the same place, and an fsGroup
+// through which the apps read.
+func (ex *deployExample) checkFiles(t *testing.T, readme string) string {
+	t.Helper()
+	a, p := ex.agent, ex.pod
+	if len(a.Templates) == 0 {
+		t.Fatal("the agent renders no template")
+	}
+	dir := path.Dir(a.Templates[0].Destination)
+	for _, tpl := range a.Templates {
+		dest := tpl.Destination
+		if path.Dir(dest) != dir {
+			t.Errorf("template %s is not in %s with the others", dest, dir)
+		}
+		if tpl.Perms == 0 || tpl.Perms&0o007 != 0 {
+			t.Errorf("template %s perms %#o: set them, with nothing for others", dest, tpl.Perms)
+		}
+		if !strings.Contains(readme, dest) {
+			t.Errorf("the README does not say what %s holds", dest)
+		}
+	}
+	vol, am := p.fileMount(ex.agentC, a.Templates[0].Destination)
+	switch {
+	case vol == nil || vol.EmptyDir == nil:
+		t.Fatalf("the agent's container mounts no emptyDir at %s", dir)
+	case vol.EmptyDir.Medium != "Memory":
+		t.Errorf("volume %s has medium %q, want Memory", vol.Name, vol.EmptyDir.Medium)
+	case am.MountPath != dir || am.SubPath != "" || am.ReadOnly:
+		t.Errorf("the agent mounts %s at %s (subPath %q, readOnly %v), want %s writable", vol.Name, am.MountPath, am.SubPath, am.ReadOnly, dir)
+	}
+	if p.SecurityContext.FSGroup == nil {
+		t.Error("no fsGroup: the app could not read the agent's 0440 files")
+	}
+	if len(ex.apps()) == 0 {
+		t.Fatal("no application container")
+	}
+	for _, c := range ex.apps() {
+		m := c.mountOf(vol.Name)
+		if m == nil || m.MountPath != dir || m.SubPath != "" || !m.ReadOnly {
+			t.Errorf("container %s does not mount %s read-only at %s, whole (a subPath mount never sees a new rendering): %+v", c.Name, vol.Name, dir, m)
+		}
+	}
+	return dir
+}
+
+// checkMode checks the agent's part in the pod's life: a sidecar keeps
+// the files fresh and, as a native sidecar, holds the app until every
+// file is there; an init container of a Job renders once, exits, and
+// fails rather than wait forever for a secret that is not there.
+func (ex *deployExample) checkMode(t *testing.T) {
+	t.Helper()
+	a := ex.agent
+	if ex.sidecar {
+		if a.ExitAfterAuth {
+			t.Error("the sidecar's agent sets exit_after_auth: it would stop keeping the files fresh")
+		}
+		if !slices.Contains(ex.pod.InitContainers, ex.agentC) {
+			return
+		}
+		probe := ""
+		if ex.agentC.StartupProbe != nil {
+			probe = strings.Join(ex.agentC.StartupProbe.Exec.Command, " ")
+		}
+		for _, tpl := range a.Templates {
+			if !strings.Contains(probe, "test -s "+tpl.Destination) {
+				t.Errorf("the sidecar's startup probe does not wait for %s: the app could start without it", tpl.Destination)
+			}
+		}
+		return
+	}
+	if !a.ExitAfterAuth {
+		t.Error("the init container's agent does not set exit_after_auth: the pod would never start its app")
+	}
+	if !a.TemplateConfig.ExitOnRetryFailure {
+		t.Error("the init container's agent does not set exit_on_retry_failure: a missing secret would hold the job forever")
+	}
+	if ex.workload.Kind != "Job" {
+		t.Errorf("the init-container example is a %s, want a Job", ex.workload.Kind)
+	}
+}
+
+// checkSecurity checks every container: non-root (the agent as the
+// image's user, the apps as others), no privilege escalation, a read-only
+// root filesystem, no capabilities.
+func (ex *deployExample) checkSecurity(t *testing.T, imageUID int64) {
+	t.Helper()
+	if nonRoot := ex.pod.SecurityContext.RunAsNonRoot; nonRoot == nil || !*nonRoot {
+		t.Error("the pod does not set runAsNonRoot: true")
+	}
+	agentUID := ex.agentC.SecurityContext.RunAsUser
+	for _, c := range ex.containers() {
+		sc := c.SecurityContext
+		if sc.RunAsUser == nil || *sc.RunAsUser == 0 || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+			sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+			t.Errorf("container %s: want a non-root runAsUser, allowPrivilegeEscalation false, readOnlyRootFilesystem true and capabilities dropped", c.Name)
+		}
+		if c != ex.agentC && sc.RunAsUser != nil && agentUID != nil && *sc.RunAsUser == *agentUID {
+			t.Errorf("container %s runs as the agent's user: it could rewrite the files", c.Name)
+		}
+	}
+	if agentUID != nil && *agentUID != imageUID {
+		t.Errorf("the agent runs as %d, the image's USER is %d", *agentUID, imageUID)
+	}
+}
+
+// checkNoSecrets checks that no secret is in the manifest: no variable
+// from a Kubernetes Secret, variables that would hold a credential name a
+// file in dir instead, and no literal looks like a credential or is a
+// value the README stores.
+func (ex *deployExample) checkNoSecrets(t *testing.T, dir string, putValues []string) {
+	t.Helper()
+	for _, c := range ex.containers() {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil {
+				t.Errorf("container %s: %s comes from %v; the examples keep values out of Kubernetes", c.Name, e.Name, e.ValueFrom)
+			}
+			if sensitiveEnv.MatchString(e.Name) && (!strings.HasSuffix(e.Name, "_FILE") || !strings.HasPrefix(e.Value, dir+"/")) {
+				t.Errorf("container %s: %s=%q; name the file in %s instead (NAME_FILE)", c.Name, e.Name, e.Value, dir)
+			}
+		}
+		if len(c.EnvFrom) > 0 {
+			t.Errorf("container %s takes its environment from %v", c.Name, c.EnvFrom)
+		}
+	}
+	for what, re := range secretShapes {
+		if loc := re.FindString(ex.raw); loc != "" {
+			t.Errorf("%s holds what looks like %s: %q", ex.file, what, loc)
+		}
+	}
+	for _, v := range putValues {
+		if len(v) >= 6 && strings.Contains(ex.raw, v) {
+			t.Errorf("%s holds %q, a value the README stores in Vigil", ex.file, v)
+		}
 	}
 }
 
