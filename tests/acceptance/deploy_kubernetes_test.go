@@ -400,7 +400,6 @@ func (ex *deployExample) containers() []*k8sContainer {
 // README applies it, and the pod's identity is a service account of the
 // file with no API server token in the pod.
 func (ex *deployExample) checkObjects(t *testing.T, readme string) {
-	t.Helper()
 	ns, p := ex.namespace(), ex.pod
 	for _, o := range ex.objects {
 		if o.Metadata.Namespace != ns {
@@ -429,7 +428,6 @@ func (ex *deployExample) checkObjects(t *testing.T, readme string) {
 // with a role, and its token_path a projected token of audience vigil,
 // mounted in the agent's container only.
 func (ex *deployExample) checkToken(t *testing.T) {
-	t.Helper()
 	m := ex.agent.AutoAuth.Method
 	switch {
 	case ex.token.volume == "":
@@ -452,7 +450,6 @@ func (ex *deployExample) checkToken(t *testing.T) {
 // checkCA checks the way to Vigil: over TLS, with ca_cert in a ConfigMap
 // of the file or one the README creates.
 func (ex *deployExample) checkCA(t *testing.T, readme string) {
-	t.Helper()
 	a := ex.agent
 	if !strings.HasPrefix(a.Vault.Address, "https://") {
 		t.Errorf("vault address %q: the pods reach Vigil over TLS", a.Vault.Address)
@@ -476,7 +473,6 @@ func (ex *deployExample) checkCA(t *testing.T, readme string) {
 // container mounts whole and read-only at the same place, and an fsGroup
 // through which the apps read.
 func (ex *deployExample) checkFiles(t *testing.T, readme string) string {
-	t.Helper()
 	a, p := ex.agent, ex.pod
 	if len(a.Templates) == 0 {
 		t.Fatal("the agent renders no template")
@@ -523,7 +519,6 @@ func (ex *deployExample) checkFiles(t *testing.T, readme string) string {
 // file is there; an init container of a Job renders once, exits, and
 // fails rather than wait forever for a secret that is not there.
 func (ex *deployExample) checkMode(t *testing.T) {
-	t.Helper()
 	a := ex.agent
 	if ex.sidecar {
 		if a.ExitAfterAuth {
@@ -558,7 +553,6 @@ func (ex *deployExample) checkMode(t *testing.T) {
 // image's user, the apps as others), no privilege escalation, a read-only
 // root filesystem, no capabilities.
 func (ex *deployExample) checkSecurity(t *testing.T, imageUID int64) {
-	t.Helper()
 	if nonRoot := ex.pod.SecurityContext.RunAsNonRoot; nonRoot == nil || !*nonRoot {
 		t.Error("the pod does not set runAsNonRoot: true")
 	}
@@ -583,7 +577,6 @@ func (ex *deployExample) checkSecurity(t *testing.T, imageUID int64) {
 // file in dir instead, and no literal looks like a credential or is a
 // value the README stores.
 func (ex *deployExample) checkNoSecrets(t *testing.T, dir string, putValues []string) {
-	t.Helper()
 	for _, c := range ex.containers() {
 		for _, e := range c.Env {
 			if e.ValueFrom != nil {
