@@ -42,12 +42,12 @@ type loop struct {
 
 	cmdDone chan cmdResult
 
-	proc     *supervisor
-	files    []*os.File // child output files, closed at the end
-	fatal    error
-	fatalRet int  // Run's status for fatal (1, or 126/127)
-	ended    bool // ctx ended
-	rendered bool // Rendered() is closed
+	proc      *supervisor
+	files     []*os.File // child output files, closed at the end
+	fatal     error
+	fatalRet  int  // Run's status for fatal (1, or 126/127)
+	ended     bool // ctx ended
+	announced bool // Rendered() is closed
 
 	wg sync.WaitGroup
 }
@@ -122,7 +122,7 @@ func (l *loop) run(ctx context.Context) (int, error) {
 	for {
 		now := l.clk.Now()
 		l.due(now)
-		if code, err, end := l.finished(); end {
+		if end, code, err := l.finished(); end {
 			return code, err
 		}
 		l.startWork(ctx)
@@ -163,12 +163,12 @@ func (l *loop) run(ctx context.Context) (int, error) {
 			l.commandEnded(ctx, res)
 
 		case <-childDone:
-			if code, err, end := l.childExited(); end {
+			if end, code, err := l.childExited(); end {
 				return code, err
 			}
 
 		case sig := <-signals:
-			if code, err, end := l.signal(sig); end {
+			if end, code, err := l.signal(sig); end {
 				return code, err
 			}
 
@@ -181,17 +181,17 @@ func (l *loop) run(ctx context.Context) (int, error) {
 }
 
 // finished says whether Run is over, and with what.
-func (l *loop) finished() (int, error, bool) {
+func (l *loop) finished() (end bool, code int, err error) {
 	childRuns := l.proc != nil && l.proc.running()
 	switch {
 	case l.fatal != nil && !childRuns:
-		return l.fatalRet, l.fatal, true
+		return true, l.fatalRet, l.fatal
 	case l.ended && !childRuns:
-		return 0, nil, true
+		return true, 0, nil
 	case l.o.Once && l.allDone() && !l.commandsRunning():
-		return 0, nil, true
+		return true, 0, nil
 	}
-	return 0, nil, false
+	return false, 0, nil
 }
 
 func (l *loop) allDone() bool {
@@ -342,9 +342,9 @@ func (l *loop) finish(ctx context.Context, w *work) {
 		l.forgetAll()
 	}
 	l.superviseChild()
-	if !l.rendered && l.allDone() && (l.proc == nil || l.proc.running()) {
-		l.rendered = true
-		close(l.Runner.rendered)
+	if !l.announced && l.allDone() && (l.proc == nil || l.proc.running()) {
+		l.announced = true
+		close(l.rendered)
 		l.log.Info("every template rendered", "templates", len(l.units))
 	}
 }
@@ -523,12 +523,15 @@ func (l *loop) track(now time.Time, u *unit, deps []template.Dependency) {
 	for key, d := range next {
 		st := l.sched[key]
 		if st == nil {
-			st = &depState{users: map[*unit]bool{}, stale: true}
-			if d.Kind != template.KindFile {
-				st.mount, _ = l.src.Mounts().Known(secretPath(d))
-			}
-			st.name = kvpath.Name(st.mount, secretPath(d))
+			st = &depState{users: map[*unit]bool{}, stale: true, name: secretPath(d)}
 			l.sched[key] = st
+		}
+		if st.mount == nil && d.Kind != template.KindFile {
+			// Known once the source has asked (it may not have: the
+			// server could not say, and the path was read as written).
+			if m, ok := l.src.Mounts().Known(secretPath(d)); ok && m != nil {
+				st.mount, st.name = m, kvpath.Name(m, secretPath(d))
+			}
 		}
 		st.users[u] = true
 		if st.stale || (d.LeaseID != st.dep.LeaseID && !st.renewing) {
@@ -630,18 +633,18 @@ func (l *loop) stopChild(reason string) {
 }
 
 // childExited handles the child's end: a restart, or the end of Run.
-func (l *loop) childExited() (int, error, bool) {
+func (l *loop) childExited() (end bool, code int, err error) {
 	p := l.proc
 	restart := p.restarting && !p.stopping
-	code := p.reaped()
+	code = p.reaped()
 	if !restart {
 		if l.fatal != nil {
-			return l.fatalRet, l.fatal, true
+			return true, l.fatalRet, l.fatal
 		}
 		if !p.stopping {
 			l.log.Info("the child exited", "status", code)
 		}
-		return code, nil, true
+		return true, code, nil
 	}
 	l.log.Info("the child stopped for a restart", "status", code)
 	p.restarting = false
@@ -649,22 +652,22 @@ func (l *loop) childExited() (int, error, bool) {
 	if err := p.start(child.Environ(l.baseEnv(), vars), envSum(vars)); err != nil {
 		err = fmt.Errorf("render: restarting the child: %w", err)
 		l.log.Error("giving up", "error", err)
-		return startCode(err), err, true
+		return true, startCode(err), err
 	}
 	l.log.Info("child restarted", "pid", p.c.Pid())
-	return 0, nil, false
+	return false, 0, nil
 }
 
 // signal forwards a signal to the child; a terminating one before the
 // child started ends Run.
-func (l *loop) signal(sig os.Signal) (int, error, bool) {
+func (l *loop) signal(sig os.Signal) (end bool, code int, err error) {
 	p := l.proc
 	if !p.running() {
 		if child.Terminating(sig) {
-			return 128 + signalNumber(sig), fmt.Errorf("render: interrupted by %s before the child started", child.SignalName(sig)), true
+			return true, 128 + signalNumber(sig), fmt.Errorf("render: interrupted by %s before the child started", child.SignalName(sig))
 		}
 		l.log.Debug("a signal before the child started; dropped", "signal", child.SignalName(sig))
-		return 0, nil, false
+		return false, 0, nil
 	}
 	if err := p.c.Signal(sig); err != nil {
 		l.log.Warn("could not forward a signal", "signal", child.SignalName(sig), "error", err)
@@ -672,5 +675,5 @@ func (l *loop) signal(sig os.Signal) (int, error, bool) {
 	if child.Terminating(sig) {
 		p.stopping = true
 	}
-	return 0, nil, false
+	return false, 0, nil
 }

@@ -23,8 +23,9 @@
 // that used it are rendered again. A secret used by several templates is
 // renewed or read once for all. Change events ([secretenv.Watcher]) make
 // the same happen at once: a hinted path re-renders the templates that
-// read it (however they spell it: see [kvpath]), and the hint "" reads
-// again every secret without a lease (never issuing new credentials).
+// read it (however they spell it: see package kvpath), and the hint ""
+// reads again every secret without a lease (never issuing new
+// credentials).
 // [Runner.TokenChanged] forgets every answer and renders everything
 // again.
 //

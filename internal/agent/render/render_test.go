@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +32,11 @@ func TestRender(t *testing.T) {
 	api := fileTemplate(f.path("api/app.conf"), kv("secret/data/app"))
 	api.Perms = 0o600
 	cli := fileTemplate(f.path("cli/app.conf"), kv("secret/app"))
+	// Owned by the test's own user, by number, and group, by name.
+	cli.User = strconv.Itoa(os.Getuid())
+	if g, err := user.LookupGroupId(strconv.Itoa(os.Getgid())); err == nil {
+		cli.Group = g.Name
+	}
 	o.Templates = []config.Template{api, cli}
 	r := newRunner(t, o)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -305,6 +312,12 @@ func TestNew(t *testing.T) {
 	o.Templates = []config.Template{missing}
 	if _, err := New(o); err != nil {
 		t.Errorf("source: %v", err)
+	}
+	unknown := fileTemplate(f.path("x"), "x")
+	unknown.User = "no-such-user-here"
+	o.Templates = []config.Template{unknown}
+	if _, err := New(o); err == nil || !strings.Contains(err.Error(), "no-such-user-here") {
+		t.Errorf("unknown user: %v", err)
 	}
 	o.Templates = nil
 	o.EnvTemplates = []config.EnvTemplate{envTemplate("K", "x")}
