@@ -108,7 +108,9 @@ type Options struct {
 	// commands write to Stdout and Stderr too.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
-	// Signals are forwarded to the exec child.
+	// Signals are forwarded to the exec child (and not read without
+	// one). A terminating one (INT, TERM, QUIT) also means the child is
+	// not restarted: its exit ends Run.
 	Signals <-chan os.Signal
 	// Once renders every template once, writes it, and returns
 	// (exit_after_auth). Failures then end Run after Retries attempts
