@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-secrets/vigil/api"
+	"github.com/vigil-secrets/vigil/internal/agent/kvpath"
 	"github.com/vigil-secrets/vigil/internal/agent/lifetime"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
@@ -242,17 +243,14 @@ func (s *Set) resolve(ctx context.Context, src *source) (string, bool, error) {
 	}
 	rp, kv2 = src.path, m.KVv2() && m.Path != ""
 	if kv2 {
-		rel := m.Relative(src.path)
-		switch {
+		switch rel := m.Relative(src.path); {
 		case rel == "" || rel == "data" || rel == "data/":
 			return "", false, &DataError{Path: src.path, Msg: "is a KV mount, not a secret in it"}
-		case strings.HasPrefix(rel, "data/"):
-			// The raw API path already.
 		case rel == "metadata" || strings.HasPrefix(rel, "metadata/"):
 			return "", false, &DataError{Path: src.path, Msg: "is KV v2 metadata, not a secret (drop metadata/)"}
-		default:
-			rp = m.Path + "data/" + rel
 		}
+		// secret/app is read at secret/data/app; secret/data/app as is.
+		rp = kvpath.Data(m, src.path)
 	}
 	s.mu.Lock()
 	src.resolved, src.readPath, src.kv2 = true, rp, kv2

@@ -2,9 +2,10 @@
 // server: a [template.Source] over an [api.Client]. It handles KV version
 // 2 paths as consul-template does, so that a template may name a KV v2
 // secret by its API path (secret/data/app) or as the CLI does
-// (secret/app), and list one as secret/ or secret/metadata/: the mount's
-// version is asked of the server (sys/internal/ui/mounts, the Vault CLI's
-// preflight) and data/ or metadata/ put in when missing.
+// (secret/app), and list one as secret/ or secret/metadata/: the mount is
+// asked of the server and data/ or metadata/ put in when missing, by the
+// rules of [kvpath], which the source's [Source.Mounts] remembers (the
+// runner reads them to match change events with templates).
 //
 // It holds no secrets of its own: answers go straight to the template
 // that asked, and errors are the API's, which carry none.
@@ -13,12 +14,11 @@ package source
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/vigil-secrets/vigil/api"
+	"github.com/vigil-secrets/vigil/internal/agent/kvpath"
 	"github.com/vigil-secrets/vigil/internal/agent/template"
 )
 
@@ -27,23 +27,18 @@ import (
 // is safe for concurrent use.
 type Source struct {
 	client *api.Client
-
-	mu     sync.Mutex
-	mounts map[string]mount
-}
-
-// mount is what the server said of the mount owning a path.
-type mount struct {
-	// path is the mount's path with a trailing slash, "" when the server
-	// knows no mount there.
-	path string
-	v2   bool
+	mounts *kvpath.Resolver
 }
 
 // New returns a Source over c.
 func New(c *api.Client) *Source {
-	return &Source{client: c, mounts: map[string]mount{}}
+	return &Source{client: c, mounts: kvpath.NewResolver(c)}
 }
+
+// Mounts returns the resolver that remembers the mounts of the paths the
+// source has read: after a render, Mounts().Known(path) says where each of
+// its secrets lives.
+func (s *Source) Mounts() *kvpath.Resolver { return s.mounts }
 
 // Read reads path, which may carry a query (secret/app?version=2). A KV
 // v2 version that was deleted or destroyed is not found, as in
@@ -55,14 +50,12 @@ func (s *Source) Read(ctx context.Context, path string) (*template.Secret, error
 		return nil, fmt.Errorf("read %s: invalid query: %w", p, err)
 	}
 	m := s.mount(ctx, p)
-	if m.v2 {
-		p = kvPath(p, m.path, "data")
-	}
+	p = kvpath.Data(m, p)
 	sec, err := s.client.Logical().ReadWithData(ctx, p, query)
 	if err != nil {
 		return nil, err
 	}
-	if sec == nil || (m.v2 && sec.Data["data"] == nil) {
+	if sec == nil || (m.KVv2() && m.Path != "" && sec.Data["data"] == nil) {
 		return nil, fmt.Errorf("read %s: %w", p, template.ErrNotFound)
 	}
 	return convert(sec), nil
@@ -88,9 +81,7 @@ func (s *Source) Write(ctx context.Context, path string, data map[string]string)
 // consul-template.
 func (s *Source) List(ctx context.Context, path string) ([]string, error) {
 	p := strings.Trim(path, "/")
-	if m := s.mount(ctx, p); m.v2 {
-		p = kvPath(p, m.path, "metadata")
-	}
+	p = kvpath.Metadata(s.mount(ctx, p), p)
 	sec, err := s.client.Logical().List(ctx, p)
 	if err != nil {
 		return nil, err
@@ -108,57 +99,15 @@ func (s *Source) List(ctx context.Context, path string) ([]string, error) {
 	return keys, nil
 }
 
-// mount finds the mount owning p and whether it is KV version 2,
-// remembering the answer. When the server cannot say (no such endpoint,
-// or the token may not ask), the path is used as written.
-func (s *Source) mount(ctx context.Context, p string) mount {
-	s.mu.Lock()
-	m, ok := s.mounts[p]
-	s.mu.Unlock()
-	if ok {
-		return m
+// mount finds the mount owning p. When the server cannot say (it cannot
+// be reached, or the token may not ask), the path is used as written, as
+// consul-template does; the next render asks again.
+func (s *Source) mount(ctx context.Context, p string) *api.PathMount {
+	m, err := s.mounts.Mount(ctx, p)
+	if err != nil {
+		return nil
 	}
-	resp, err := s.client.Do(ctx, http.MethodGet, "sys/internal/ui/mounts/"+p, nil, nil)
-	switch {
-	case api.StatusCode(err) == http.StatusNotFound:
-		m = mount{}
-	case err != nil:
-		// Not remembered: the next render asks again.
-		return mount{}
-	default:
-		sec, err := resp.Secret()
-		if err != nil || sec == nil {
-			return mount{}
-		}
-		mp, _ := sec.Data["path"].(string)
-		typ, _ := sec.Data["type"].(string)
-		opts, _ := sec.Data["options"].(map[string]any)
-		if mp != "" && !strings.HasSuffix(mp, "/") {
-			mp += "/"
-		}
-		m = mount{path: mp, v2: mp != "" && (typ == "kv" || typ == "generic") && fmt.Sprint(opts["version"]) == "2"}
-	}
-	s.mu.Lock()
-	s.mounts[p] = m
-	s.mu.Unlock()
 	return m
-}
-
-// kvPath puts prefix (data or metadata) after the mount in p unless it is
-// there: secret/app → secret/data/app, secret/data/app stays.
-func kvPath(p, mountPath, prefix string) string {
-	base := strings.TrimSuffix(mountPath, "/")
-	if p == base {
-		return base + "/" + prefix
-	}
-	rel, ok := strings.CutPrefix(p, mountPath)
-	if !ok {
-		return p
-	}
-	if rel == prefix || strings.HasPrefix(rel, prefix+"/") {
-		return p
-	}
-	return mountPath + prefix + "/" + rel
 }
 
 // convert turns the API's secret into the template's.

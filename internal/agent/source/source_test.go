@@ -100,20 +100,3 @@ func TestAgainstServer(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
-
-func TestKVPath(t *testing.T) {
-	for _, tc := range []struct{ p, mount, prefix, want string }{
-		{"secret/app", "secret/", "data", "secret/data/app"},
-		{"secret/data/app", "secret/", "data", "secret/data/app"},
-		{"secret", "secret/", "data", "secret/data"},
-		{"secret/metadata", "secret/", "metadata", "secret/metadata"},
-		{"secret/ml", "secret/", "metadata", "secret/metadata/ml"},
-		{"team/kv/a/b", "team/kv/", "data", "team/kv/data/a/b"},
-		{"other/x", "secret/", "data", "other/x"},
-		{"secret/database/x", "secret/", "data", "secret/data/database/x"},
-	} {
-		if got := kvPath(tc.p, tc.mount, tc.prefix); got != tc.want {
-			t.Errorf("kvPath(%q, %q, %q) = %q, want %q", tc.p, tc.mount, tc.prefix, got, tc.want)
-		}
-	}
-}
