@@ -240,6 +240,9 @@ func TestUnixListener(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ctx) }()
 
+	if got := p.Addrs()[0].String(); got != sock {
+		t.Fatalf("Addrs()[0] = %q, want %q", got, sock)
+	}
 	fi, err := os.Lstat(sock)
 	if err != nil {
 		t.Fatal(err)

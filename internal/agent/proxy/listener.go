@@ -147,8 +147,17 @@ func listenUnix(l config.AgentListener) (net.Listener, error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return fail(err)
 	}
-	return ul, nil
+	return renamedUnix{ul, &net.UnixAddr{Name: path, Net: "unix"}}, nil
 }
+
+// renamedUnix is a unix listener whose socket was renamed after it was
+// bound: it reports the path clients connect to.
+type renamedUnix struct {
+	*net.UnixListener
+	addr *net.UnixAddr
+}
+
+func (l renamedUnix) Addr() net.Addr { return l.addr }
 
 // socketPerms reads socket_mode (octal, 0 when unset), socket_user and
 // socket_group (a name or a number, -1 when unset).

@@ -105,7 +105,8 @@ type Options struct {
 	// leases. Nil uses a default client.
 	HTTPClient *http.Client
 	// Token returns the current auto-auth token (empty before the first
-	// login); nil without auto_auth.
+	// login); nil without auto_auth. It is called for each request and
+	// must not block.
 	Token func() secret.String
 	// Quit is called on POST /agent/v1/quit on a listener with
 	// EnableQuit. It must only signal (cancel the agent's context, say):

@@ -148,6 +148,9 @@ func (h *harness) checkLogs(t *testing.T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	logs := h.logs.String()
+	if t.Failed() {
+		t.Logf("the proxy's logs:\n%s", logs)
+	}
 	if logs == "" {
 		t.Error("the proxy logged nothing: the log check would prove nothing")
 	}
