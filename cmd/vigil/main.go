@@ -1,5 +1,6 @@
 // Command vigil is Vigil's one binary: `vigil server` runs the server,
-// `vigil operator migrate` copies storage offline, `vigil run` runs a
+// `vigil operator migrate` copies storage offline, `vigil agent` runs
+// beside a workload (Vault Agent's configuration), `vigil run` runs a
 // command with secrets in its environment, and every other command is a
 // client that talks to a server over HTTP.
 package main
@@ -10,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/vigil-secrets/vigil/internal/agent"
 	"github.com/vigil-secrets/vigil/internal/cli"
 	"github.com/vigil-secrets/vigil/internal/server"
 )
@@ -20,6 +22,17 @@ func main() {
 
 func run() int {
 	args := os.Args[1:]
+	if len(args) > 1 && args[0] == "help" && args[1] == "agent" {
+		args = []string{"agent", "-h"}
+	}
+	if len(args) > 0 && args[0] == "agent" {
+		// Like `vigil run`, the agent passes signals to the process it
+		// supervises: it subscribes to them itself.
+		sigs := make(chan os.Signal, 8)
+		signal.Notify(sigs, agent.Signals()...)
+		defer signal.Stop(sigs)
+		return agent.Main(context.Background(), args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv, sigs)
+	}
 	if len(args) > 0 && args[0] == "run" {
 		// `vigil run` forwards the signals it gets to the command it
 		// runs, and exits when that command does: it subscribes to

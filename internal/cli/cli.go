@@ -169,7 +169,8 @@ func printGroupHelp(w io.Writer, c *command, path string) {
 	}
 	subs := append([]*command(nil), c.subs...)
 	if path == "vigil" {
-		subs = append(subs, &command{name: "server", synopsis: "Start a Vigil server"})
+		subs = append(subs, &command{name: "server", synopsis: "Start a Vigil server"},
+			&command{name: "agent", synopsis: "Run beside a workload: auto-auth, templates, API proxy (Vault Agent's config)"})
 		width = max(width, len("server"))
 	}
 	sort.Slice(subs, func(i, j int) bool { return subs[i].name < subs[j].name })

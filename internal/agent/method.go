@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/vigil-secrets/vigil/internal/agent/auth"
+	"github.com/vigil-secrets/vigil/internal/agent/template"
+	"github.com/vigil-secrets/vigil/internal/config"
+	"github.com/vigil-secrets/vigil/internal/secret"
+)
+
+// method builds auto_auth's method. Every credential file is read again
+// at each login: platforms rotate service-account tokens and secret ids
+// in place.
+func method(m config.AuthMethod) (auth.Method, error) {
+	switch {
+	case m.AppRole != nil:
+		fields := map[string]*auth.Credential{"role_id": auth.FileCredential(m.AppRole.RoleIDFilePath)}
+		if m.AppRole.SecretIDFilePath != "" {
+			fields["secret_id"] = &auth.Credential{File: m.AppRole.SecretIDFilePath, Remove: m.AppRole.RemoveSecretIDFileAfterReading}
+		}
+		return auth.NewLogin("approle", m.MountPath, fields)
+	case m.JWT != nil:
+		return auth.NewLogin("jwt", m.MountPath, map[string]*auth.Credential{
+			"role": auth.ValueCredential(secret.NewString(m.JWT.Role)),
+			"jwt":  {File: m.JWT.Path, Remove: m.JWT.RemoveJWTAfterReading},
+		})
+	case m.Kubernetes != nil:
+		path := m.Kubernetes.TokenPath
+		if path == "" {
+			path = config.DefaultKubernetesTokenPath
+		}
+		return auth.NewLogin("kubernetes", m.MountPath, map[string]*auth.Credential{
+			"role": auth.ValueCredential(secret.NewString(m.Kubernetes.Role)),
+			"jwt":  auth.FileCredential(path),
+		})
+	case m.TokenFile != nil:
+		return auth.NewToken(auth.FileCredential(m.TokenFile.TokenFilePath)), nil
+	}
+	return nil, fmt.Errorf("auto_auth method %q has no config", m.Type)
+}
+
+// sinks write each new auto-auth token to the sink files, atomically and
+// with their mode and owner, for processes that read the token from a
+// file.
+type sinks struct {
+	list []config.Sink
+
+	mu sync.Mutex // one write of all the sinks at a time
+}
+
+// write writes t to every sink and returns the errors, one per sink that
+// failed (naming the file, never the token).
+func (s *sinks) write(t auth.Token) []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, sk := range s.list {
+		opts := template.WriteOptions{Perms: sk.Mode, CreateDestDirs: false}
+		if sk.Owner >= 0 {
+			uid := sk.Owner
+			opts.UID = &uid
+		}
+		if sk.Group >= 0 {
+			gid := sk.Group
+			opts.GID = &gid
+		}
+		if err := os.MkdirAll(filepath.Dir(sk.Path), 0o700); err != nil {
+			errs = append(errs, fmt.Errorf("sink %s: %w", sk.Path, err))
+			continue
+		}
+		tok := []byte(t.Value.Reveal())
+		_, err := template.WriteFile(sk.Path, tok, opts)
+		clear(tok)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sink %s: %w", sk.Path, err))
+		}
+	}
+	return errs
+}
