@@ -165,18 +165,25 @@ func newAgent(o Options) (*agent, error) {
 		if a.mgr == nil {
 			return nil, ErrNoToken
 		}
+		var watchers []secretenv.Watcher
+		if !cfg.ExitAfterAuth {
+			// Change events: a new KV version or a rotation re-renders
+			// within moments; static_secret_render_interval is the
+			// fallback.
+			watchers = append(watchers, watch.Events{
+				Client:  a.cl.templating,
+				Backoff: lifetime.Backoff{Min: config.DefaultMinBackoff, Max: time.Minute},
+				Clock:   o.Clock,
+				Logger:  log.With("component", "events"),
+			})
+		}
 		a.rnd, err = render.New(render.Options{
 			Templates:    cfg.Templates,
 			EnvTemplates: cfg.EnvTemplates,
 			Exec:         cfg.Exec,
 			Config:       cfg.TemplateConfig,
 			Client:       a.cl.templating,
-			Watchers: []secretenv.Watcher{&watch.Events{
-				Client:  a.cl.templating,
-				Backoff: lifetime.Backoff{Min: config.DefaultMinBackoff, Max: time.Minute},
-				Clock:   o.Clock,
-				Logger:  log.With("component", "events"),
-			}},
+			Watchers:     watchers,
 			Retries: cfg.Vault.NumRetries,
 			Backoff: lifetime.Backoff{Min: config.DefaultMinBackoff, Max: time.Minute},
 			BaseEnv: o.BaseEnv,

@@ -4,12 +4,15 @@ package acceptance
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -25,6 +28,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-secrets/vigil/api"
+	"github.com/vigil-secrets/vigil/internal/agent"
 	"github.com/vigil-secrets/vigil/internal/agent/auth"
 	"github.com/vigil-secrets/vigil/internal/agent/source"
 	"github.com/vigil-secrets/vigil/internal/agent/template"
@@ -224,6 +228,8 @@ type deployExample struct {
 	// sidecar or a regular container), false for a plain init container.
 	sidecar bool
 	agent   *config.Agent
+	// hcl is the agent's configuration as the ConfigMap holds it.
+	hcl string
 	// token is the projected service-account token the agent logs in with.
 	token struct {
 		volume   string
@@ -308,6 +314,7 @@ func loadDeployExamples(t *testing.T) []*deployExample {
 		if !ok {
 			t.Fatalf("%s: ConfigMap %s has no key %q (the agent's -config %s)", ex.file, cm.Metadata.Name, key, cfgPath)
 		}
+		ex.hcl = hcl
 		if ex.agent, err = config.ParseAgent(ex.file+": "+cm.Metadata.Name+"/"+key, []byte(hcl)); err != nil {
 			t.Fatalf("the agent configuration `vigil agent` would read: %v", err)
 		}
@@ -879,6 +886,7 @@ func TestDeployKubernetesAgainstServer(t *testing.T) {
 				}
 			}
 
+			runManifestAgent(t, env, ex, tokenFile)
 			if !ex.sidecar {
 				return
 			}
@@ -903,6 +911,99 @@ func TestDeployKubernetesAgainstServer(t *testing.T) {
 				t.Errorf("after the rotation %s holds %q, want %q", tpl.Destination, got, rotated)
 			}
 		})
+	}
+}
+
+// runManifestAgent runs `vigil agent` (in-process) with the manifest's
+// configuration as the ConfigMap holds it, its pod paths moved into a
+// temporary directory and the server's address given by VIGIL_ADDR, as
+// the container's environment may: it logs in with the pod's token file
+// and renders every template with the values the test stored. The
+// sidecar then renders a new version again within moments (change
+// events) and stops cleanly; the init container exits 0 on its own.
+func runManifestAgent(t *testing.T, env *deployEnv, ex *deployExample, tokenFile string) {
+	t.Helper()
+	tmp := t.TempDir()
+	caFile, err := filepath.Abs("k8s-ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl := []string{ex.agent.AutoAuth.Method.Kubernetes.TokenPath, tokenFile, ex.agent.Vault.CACert, caFile}
+	moved := map[string]string{}
+	for _, tpl := range ex.agent.Templates {
+		dir := filepath.Dir(tpl.Destination)
+		if _, ok := moved[dir]; !ok {
+			moved[dir] = filepath.Join(tmp, dir)
+			repl = append(repl, dir+"/", moved[dir]+"/")
+		}
+	}
+	cfg, err := config.ParseAgent(ex.file, []byte(strings.NewReplacer(repl...).Replace(ex.hcl)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var log syncBuffer
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := agent.Run(ctx, agent.Options{
+			Config: cfg,
+			Getenv: func(k string) string { return map[string]string{"VIGIL_ADDR": env.url}[k] },
+			Logger: slog.New(slog.NewTextHandler(&log, nil)),
+		})
+		done <- result{code, err}
+	}()
+	defer func() {
+		if t.Failed() {
+			t.Logf("the agent's log:\n%s", log.String())
+		}
+	}()
+	fileOf := func(tpl config.Template) string { return tpl.Destination }
+	want := func(tpl config.Template) string {
+		return env.values[templateSecretRE.FindStringSubmatch(tpl.Contents)[1]][templateKeyRE.FindStringSubmatch(tpl.Contents)[1]]
+	}
+	for _, tpl := range cfg.Templates {
+		waitFor(t, 30*time.Second, func() error {
+			if b, _ := os.ReadFile(fileOf(tpl)); string(b) != want(tpl) {
+				return fmt.Errorf("the agent's %s holds %q", tpl.Destination, b)
+			}
+			return nil
+		})
+	}
+	if !ex.sidecar {
+		select {
+		case r := <-done:
+			if r.code != 0 || r.err != nil {
+				t.Fatalf("the init container's agent ended with %d, %v\n%s", r.code, r.err, log.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the init container's agent (exit_after_auth) did not exit\n%s", log.String())
+		}
+		return
+	}
+	tpl := cfg.Templates[0]
+	p, key := templateSecretRE.FindStringSubmatch(tpl.Contents)[1], templateKeyRE.FindStringSubmatch(tpl.Contents)[1]
+	v := "v2b-" + rand.Text()
+	if _, err := env.root.Logical().Write(t.Context(), p, map[string]any{"data": map[string]any{key: v}}); err != nil {
+		t.Fatal(err)
+	}
+	env.values[p][key] = v
+	waitFor(t, 10*time.Second, func() error {
+		if b, _ := os.ReadFile(fileOf(tpl)); string(b) != v {
+			return fmt.Errorf("after a new version the agent's %s holds %q", tpl.Destination, b)
+		}
+		return nil
+	})
+	cancel()
+	if r := <-done; r.code != 0 || r.err != nil {
+		t.Fatalf("the sidecar's agent ended with %d, %v\n%s", r.code, r.err, log.String())
+	}
+	if strings.Contains(log.String(), v) {
+		t.Error("the agent's log holds a value")
 	}
 }
 
