@@ -111,8 +111,9 @@ type agent struct {
 	// fwd carries the signals for the exec child to the runner.
 	fwd chan os.Signal
 
-	mu    sync.Mutex
-	token secret.String           // the current token, for the proxy
+	mu         sync.Mutex
+	rndStarted bool                    // rnd.Run was called: new tokens go to it
+	token      secret.String           // the current token, for the proxy
 	stop  context.CancelCauseFunc // ends the run (POST /agent/v1/quit)
 }
 
@@ -226,10 +227,11 @@ func newAgent(o Options) (*agent, error) {
 // template client, the sinks and the proxy, and the templates are
 // rendered again with it.
 func (a *agent) tokenChanged(t auth.Token) {
+	a.cl.templating.SetToken(t.Value.Reveal())
 	a.mu.Lock()
 	a.token = t.Value
+	started := a.rndStarted
 	a.mu.Unlock()
-	a.cl.templating.SetToken(t.Value.Reveal())
 	if a.snk != nil {
 		for _, err := range a.snk.write(t) {
 			a.log.Error("could not write the token to a sink; it is written again at the next login", "error", err)
@@ -238,7 +240,9 @@ func (a *agent) tokenChanged(t auth.Token) {
 			a.log.Info("token written to the sinks", "accessor", t.Accessor, "sinks", len(a.snk.list))
 		}
 	}
-	if a.rnd != nil {
+	// The runner starts with the token the client holds; only a later
+	// one makes it forget its answers (and issue dynamic secrets again).
+	if a.rnd != nil && started {
 		a.rnd.TokenChanged()
 	}
 }
@@ -305,6 +309,9 @@ func (a *agent) run(parent context.Context) (int, error) {
 			return 1, fmt.Errorf("agent: logging in: %w", err)
 		}
 	}
+	a.mu.Lock()
+	a.rndStarted = true
+	a.mu.Unlock()
 	if a.cfg.ExitAfterAuth {
 		if a.rnd != nil {
 			if code, err := a.rnd.Run(ctx); err != nil || code != 0 {
