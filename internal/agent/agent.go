@@ -114,7 +114,7 @@ type agent struct {
 	mu         sync.Mutex
 	rndStarted bool                    // rnd.Run was called: new tokens go to it
 	token      secret.String           // the current token, for the proxy
-	stop  context.CancelCauseFunc // ends the run (POST /agent/v1/quit)
+	stop       context.CancelCauseFunc // ends the run (POST /agent/v1/quit)
 }
 
 func newAgent(o Options) (*agent, error) {
@@ -185,16 +185,16 @@ func newAgent(o Options) (*agent, error) {
 			Config:       cfg.TemplateConfig,
 			Client:       a.cl.templating,
 			Watchers:     watchers,
-			Retries: cfg.Vault.NumRetries,
-			Backoff: lifetime.Backoff{Min: config.DefaultMinBackoff, Max: time.Minute},
-			BaseEnv: o.BaseEnv,
-			Stdin:   o.Stdin,
-			Stdout:  o.Stdout,
-			Stderr:  o.Stderr,
-			Signals: a.fwd,
-			Once:    cfg.ExitAfterAuth,
-			Clock:   o.Clock,
-			Logger:  log.With("component", "templates"),
+			Retries:      cfg.Vault.NumRetries,
+			Backoff:      lifetime.Backoff{Min: config.DefaultMinBackoff, Max: time.Minute},
+			BaseEnv:      o.BaseEnv,
+			Stdin:        o.Stdin,
+			Stdout:       o.Stdout,
+			Stderr:       o.Stderr,
+			Signals:      a.fwd,
+			Once:         cfg.ExitAfterAuth,
+			Clock:        o.Clock,
+			Logger:       log.With("component", "templates"),
 		})
 		if err != nil {
 			return nil, err
