@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,25 +18,8 @@ import (
 	"github.com/vigil-secrets/vigil/api"
 	"github.com/vigil-secrets/vigil/internal/config"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
-
-// logBuffer collects the agent's log for the no-secrets checks.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // server is a real in-process server with KV v2 at secret/ and AppRole.
 func server(t *testing.T) (*testcluster.Server, *api.Client) {
@@ -108,13 +89,13 @@ type started struct {
 	code int
 	err  error
 	done chan struct{}
-	log  *logBuffer
+	log  *testlog.Buffer
 	sigs chan os.Signal
 }
 
 func start(t *testing.T, ctx context.Context, cfg *config.Agent, env map[string]string) *started {
 	t.Helper()
-	r := &started{done: make(chan struct{}), log: &logBuffer{}, sigs: make(chan os.Signal, 1)}
+	r := &started{done: make(chan struct{}), log: &testlog.Buffer{}, sigs: make(chan os.Signal, 1)}
 	go func() {
 		defer close(r.done)
 		r.code, r.err = Run(ctx, Options{

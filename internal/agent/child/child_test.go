@@ -1,38 +1,20 @@
 package child
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
-// syncBuffer is a bytes.Buffer safe to read while the child writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitOutput waits until the child's output contains want.
-func waitOutput(t *testing.T, out *syncBuffer, want string) {
+func waitOutput(t *testing.T, out *testlog.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), want) {
@@ -88,7 +70,7 @@ func TestExitCodes(t *testing.T) {
 
 func TestEnvironmentAndSignals(t *testing.T) {
 	t.Parallel()
-	out := &syncBuffer{}
+	out := &testlog.Buffer{}
 	env := Environ([]string{"PATH=" + os.Getenv("PATH"), "KEEP=1", "OVER=old"}, []string{"OVER=new", "ADDED=x=y"})
 	if !slices.Equal(env[1:], []string{"KEEP=1", "OVER=new", "ADDED=x=y"}) {
 		t.Fatalf("Environ = %v", env)
@@ -117,7 +99,7 @@ func TestEnvironmentAndSignals(t *testing.T) {
 
 func TestStopKillsAfterGrace(t *testing.T) {
 	t.Parallel()
-	out := &syncBuffer{}
+	out := &testlog.Buffer{}
 	c, err := Start(Config{Command: []string{"sh", "-c", `trap '' TERM; echo ready; while :; do sleep 0.05; done`}, Env: []string{"PATH=" + os.Getenv("PATH")}, Stdout: out})
 	if err != nil {
 		t.Fatal(err)

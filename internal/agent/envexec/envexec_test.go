@@ -1,13 +1,11 @@
 package envexec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,25 +16,8 @@ import (
 	"github.com/vigil-secrets/vigil/internal/agent/secretenv"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // waitFor polls cond until it holds, failing after a generous bound.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -50,7 +31,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func waitOutput(t *testing.T, out *syncBuffer, want string) {
+func waitOutput(t *testing.T, out *testlog.Buffer, want string) {
 	t.Helper()
 	waitFor(t, "output "+want, func() bool { return strings.Contains(out.String(), want) })
 }
@@ -60,8 +41,8 @@ func waitOutput(t *testing.T, out *syncBuffer, want string) {
 type fixture struct {
 	srv    *testcluster.Server
 	root   *api.Client
-	out    *syncBuffer // the child's stdout and stderr
-	logs   *syncBuffer // vigil's messages
+	out    *testlog.Buffer // the child's stdout and stderr
+	logs   *testlog.Buffer // vigil's messages
 	sigs   chan os.Signal
 	result chan runResult
 }
@@ -78,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{srv: srv, root: root, out: &syncBuffer{}, logs: &syncBuffer{}, sigs: make(chan os.Signal, 4), result: make(chan runResult, 1)}
+	f := &fixture{srv: srv, root: root, out: &testlog.Buffer{}, logs: &testlog.Buffer{}, sigs: make(chan os.Signal, 4), result: make(chan runResult, 1)}
 	f.put(t, "app", map[string]any{"key": "v1", "other": "o1"})
 	return f
 }

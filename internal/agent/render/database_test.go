@@ -101,7 +101,7 @@ func TestDynamicLease(t *testing.T) {
 
 	// Renewed at two thirds of the hour.
 	clk.Advance(31 * time.Minute)
-	waitFor(t, "a renewal", func() bool { return f.logs.count(`msg="lease renewed" path=database/creds/reader`) == 1 })
+	waitFor(t, "a renewal", func() bool { return f.logs.Count(`msg="lease renewed" path=database/creds/reader`) == 1 })
 	if got := userOf(readFile(f.path("db.conf"))); got != user {
 		t.Fatalf("a renewal rendered new credentials")
 	}
@@ -190,7 +190,7 @@ func TestStaticRole(t *testing.T) {
 		cctx, cancel := context.WithCancel(t.Context())
 		ch := start(cctx, r)
 		rendered(t, f, r)
-		waitFor(t, "the subscription", func() bool { return f.logs.count(`msg="change hint" path=""`) > 0 })
+		waitFor(t, "the subscription", func() bool { return f.logs.Count(`msg="change hint" path=""`) > 0 })
 		pw := password()
 		rotate()
 		waitFor(t, "the rotated password", func() bool { return password() != pw && password() != "" })

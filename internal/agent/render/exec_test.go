@@ -49,9 +49,9 @@ func TestExec(t *testing.T) {
 	f.sigs <- syscall.SIGUSR1
 	waitOutput(t, f, "got-usr1")
 
-	rereads := f.logs.count(`msg="change hint" path=""`)
+	rereads := f.logs.Count(`msg="change hint" path=""`)
 	f.put(t, "app", map[string]any{"key": "k1-value", "other": "o2"})
-	waitFor(t, "rereads", func() bool { return f.logs.count(`msg="change hint" path=""`) > rereads+3 })
+	waitFor(t, "rereads", func() bool { return f.logs.Count(`msg="change hint" path=""`) > rereads+3 })
 	f.put(t, "app", map[string]any{"key": "k2-value"})
 	waitOutput(t, f, "start K=k2-value")
 	if out := f.out.String(); !strings.Contains(out, "got-term K=k1-value") || strings.Count(out, "start K=") != 2 {
@@ -81,7 +81,7 @@ func TestExecNever(t *testing.T) {
 	ch := start(t.Context(), r)
 	waitFile(t, f.path("child.out"), "start K=n1\n")
 	f.put(t, "app", map[string]any{"key": "n2"})
-	waitFor(t, "the change", func() bool { return f.logs.count("the child keeps its values") > 0 })
+	waitFor(t, "the change", func() bool { return f.logs.Count("the child keeps its values") > 0 })
 	feed("go\n") // the child reads its stdin, and exits 3
 	if res := wait(t, f, ch); res.code != 3 || res.err != nil {
 		t.Errorf("Run = %d, %v", res.code, res.err)
@@ -141,7 +141,7 @@ func TestExecOutage(t *testing.T) {
 	waitOutput(t, f, "start K=up1")
 
 	proxy.Down()
-	waitFor(t, "failed renders", func() bool { return f.logs.count("rendering failed") >= 3 })
+	waitFor(t, "failed renders", func() bool { return f.logs.Count("rendering failed") >= 3 })
 	f.put(t, "app", map[string]any{"key": "up2"})
 	if out := f.out.String(); strings.Count(out, "start K=") != 1 || strings.Contains(out, "got-term") {
 		t.Fatalf("the child did not keep running:\n%s", out)
@@ -184,7 +184,7 @@ func TestExecBeforeStart(t *testing.T) {
 	f := newFixture(t)
 	r := newRunner(t, execOptions(t, f, f.srv.URL, trapScript)) // secret/app does not exist yet
 	ch := start(t.Context(), r)
-	waitFor(t, "a failed render", func() bool { return f.logs.count("rendering failed") > 0 })
+	waitFor(t, "a failed render", func() bool { return f.logs.Count("rendering failed") > 0 })
 	f.sigs <- syscall.SIGINT
 	res := wait(t, f, ch)
 	if res.code != 130 || res.err == nil || !strings.Contains(res.err.Error(), "SIGINT") {

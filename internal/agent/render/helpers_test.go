@@ -1,13 +1,11 @@
 package render
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,30 +14,11 @@ import (
 	"github.com/vigil-secrets/vigil/internal/config"
 	"github.com/vigil-secrets/vigil/internal/pgtest"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
 // TestMain stops the PostgreSQL server the database tests share.
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(sub string) int { return strings.Count(s.String(), sub) }
 
 // waitFor polls cond until it holds, failing after a generous bound.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -71,8 +50,8 @@ type fixture struct {
 	srv  *testcluster.Server
 	root *api.Client
 	dir  string
-	logs *syncBuffer
-	out  *syncBuffer
+	logs *testlog.Buffer
+	out  *testlog.Buffer
 	sigs chan os.Signal
 }
 
@@ -83,7 +62,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{srv: srv, root: root, dir: t.TempDir(), logs: &syncBuffer{}, out: &syncBuffer{}, sigs: make(chan os.Signal, 4)}
+	f := &fixture{srv: srv, root: root, dir: t.TempDir(), logs: &testlog.Buffer{}, out: &testlog.Buffer{}, sigs: make(chan os.Signal, 4)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("the runner's messages:\n%s\nthe child's output:\n%s", f.logs, f.out)

@@ -80,11 +80,11 @@ func TestEvents(t *testing.T) {
 	rendered(t, f, r)
 	waitFile(t, f.path("ran"), "ran\n")
 	// Wait for the subscription: it opens with a hint "" of its own.
-	waitFor(t, "the subscription", func() bool { return f.logs.count(`msg="change hint" path=""`) > 0 })
+	waitFor(t, "the subscription", func() bool { return f.logs.Count(`msg="change hint" path=""`) > 0 })
 
-	hints := f.logs.count(`msg="change hint" path=secret/data/app`)
+	hints := f.logs.Count(`msg="change hint" path=secret/data/app`)
 	f.put(t, "app", map[string]any{"key": "v1-value", "unused": "x"}) // a new version, the same rendering
-	waitFor(t, "the hint of the unchanged write", func() bool { return f.logs.count(`msg="change hint" path=secret/data/app`) > hints })
+	waitFor(t, "the hint of the unchanged write", func() bool { return f.logs.Count(`msg="change hint" path=secret/data/app`) > hints })
 
 	begin := time.Now()
 	f.put(t, "app", map[string]any{"key": "v2-value"})
@@ -93,7 +93,7 @@ func TestEvents(t *testing.T) {
 	// Renders are taken in order, and each write is logged once made:
 	// when v2's is logged, the unchanged write's render has long been
 	// taken, and it wrote nothing.
-	written := func() int { return f.logs.count(`msg="template written" template=` + f.path("app.conf")) }
+	written := func() int { return f.logs.Count(`msg="template written" template=` + f.path("app.conf")) }
 	waitFor(t, "v2 written", func() bool { return written() >= 2 })
 	if n := written(); n != 2 {
 		t.Errorf("app.conf written %d times, want 2 (the first rendering and v2)\n%s", n, f.logs)
@@ -144,9 +144,9 @@ func TestStaticInterval(t *testing.T) {
 	clk.Advance(time.Second)
 	waitFile(t, f.path("app.conf"), "key=a2 v2")
 	waitFile(t, f.path("flag.conf"), "from-b")
-	waitFor(t, "secret/a dropped", func() bool { return f.logs.count(`msg="a secret is no longer used" path=secret/a`) == 1 })
+	waitFor(t, "secret/a dropped", func() bool { return f.logs.Count(`msg="a secret is no longer used" path=secret/a`) == 1 })
 	// The change is held by wait until it has been quiet for 10s.
-	waitFor(t, "the held change", func() bool { return f.logs.count("waiting for quiescence") == 1 })
+	waitFor(t, "the held change", func() bool { return f.logs.Count("waiting for quiescence") == 1 })
 	if got := readFile(f.path("waited.conf")); got != "key=a1 v1" {
 		t.Fatalf("written before min: %q", got)
 	}
@@ -173,7 +173,7 @@ func TestOutageFile(t *testing.T) {
 	rendered(t, f, r)
 
 	proxy.Down()
-	waitFor(t, "failed renders", func() bool { return f.logs.count("rendering failed") >= 3 })
+	waitFor(t, "failed renders", func() bool { return f.logs.Count("rendering failed") >= 3 })
 	f.put(t, "app", map[string]any{"key": "during"})
 	if got := readFile(f.path("app.conf")); got != "key=before v1" {
 		t.Fatalf("the file changed during the outage: %q", got)
@@ -278,7 +278,7 @@ func TestTemplateErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	ch := start(ctx, newRunner(t, o))
 	waitFile(t, f.path("good.conf"), "key=secret-value v1")
-	waitFor(t, "retries of the template error", func() bool { return f.logs.count("template error; retrying") >= 3 })
+	waitFor(t, "retries of the template error", func() bool { return f.logs.Count("template error; retrying") >= 3 })
 	if res := stop(t, f, cancel, ch); res.code != 0 || res.err != nil {
 		t.Errorf("Run = %v", res)
 	}

@@ -2,7 +2,6 @@ package watch
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/vigil-secrets/vigil/api"
 	"github.com/vigil-secrets/vigil/internal/agent/lifetime"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
 // The tests run a real in-process server and real subscriptions; only
@@ -70,30 +70,13 @@ func (h *hints) waitCount(t *testing.T, p string, n int) {
 	waitFor(t, fmt.Sprintf("%d hints of %q", n, p), func() bool { return h.count(p) >= n }, h.list)
 }
 
-// logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
+// logger logs at debug level into l.
+func logger(l *testlog.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // noSecrets fails if the logs hold any of the secrets.
-func (l *logBuffer) noSecrets(t *testing.T, secrets ...string) {
+func noSecrets(t *testing.T, l *testlog.Buffer, secrets ...string) {
 	t.Helper()
 	for _, s := range secrets {
 		if strings.Contains(l.String(), s) {
@@ -203,8 +186,8 @@ func TestEventsHintsWatchedPaths(t *testing.T) {
 	s, root := server(t)
 	token := tokenWith(t, root, "app", eventsRule+`
 path "secret/data/*" { capabilities = ["read"] }`)
-	var logs logBuffer
-	e := Events{Client: client(t, s.URL, token), Backoff: fastBackoff, Logger: logs.logger()}
+	var logs testlog.Buffer
+	e := Events{Client: client(t, s.URL, token), Backoff: fastBackoff, Logger: logger(&logs)}
 
 	watched := start(t, e, []string{"secret/data/ml/openai", "/kv1/app/"})
 	all := start(t, e, nil)
@@ -238,7 +221,7 @@ path "secret/data/*" { capabilities = ["read"] }`)
 	for _, r := range []*running{watched, all, deletes} {
 		r.stop(t)
 	}
-	logs.noSecrets(t, token, s.RootToken, value)
+	noSecrets(t, &logs, token, s.RootToken, value)
 }
 
 // auditedSubscriptions counts the subscription requests in the audit log.
@@ -285,8 +268,8 @@ func TestEventsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := tokenWith(t, root, "no-events", `path "secret/data/*" { capabilities = ["read"] }`)
-	var logs logBuffer
-	e := Events{Client: client(t, s.URL, token), Backoff: lifetime.Backoff{Min: 40 * time.Millisecond, Max: time.Second}, Refusals: 3, Logger: logs.logger()}
+	var logs testlog.Buffer
+	e := Events{Client: client(t, s.URL, token), Backoff: lifetime.Backoff{Min: 40 * time.Millisecond, Max: time.Second}, Refusals: 3, Logger: logger(&logs)}
 	h := &hints{t: t}
 
 	began := time.Now()
@@ -319,7 +302,7 @@ func TestEventsRefused(t *testing.T) {
 	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
 		t.Errorf("%d warnings, want 1 for the streak:\n%s", n, logs.String())
 	}
-	logs.noSecrets(t, token, s.RootToken)
+	noSecrets(t, &logs, token, s.RootToken)
 	if strings.Contains(err.Error(), token) {
 		t.Errorf("the error holds the token: %v", err)
 	}
@@ -340,8 +323,8 @@ func TestEventsOutage(t *testing.T) {
 	t.Parallel()
 	s, root := server(t)
 	proxy := testcluster.NewProxy(t, s.URL)
-	var logs logBuffer
-	e := Events{Client: client(t, proxy.URL, s.RootToken), Backoff: fastBackoff, Logger: logs.logger()}
+	var logs testlog.Buffer
+	e := Events{Client: client(t, proxy.URL, s.RootToken), Backoff: fastBackoff, Logger: logger(&logs)}
 	r := start(t, e, []string{"secret/data/app"})
 	r.h.waitCount(t, "", 1)
 
@@ -377,7 +360,7 @@ func TestEventsOutage(t *testing.T) {
 	put(t, root, "secret/data/app")
 	r.h.waitCount(t, "secret/data/app", 2)
 	r.stop(t)
-	logs.noSecrets(t, s.RootToken, value)
+	noSecrets(t, &logs, s.RootToken, value)
 }
 
 // TestEventsFollowsTheToken: the token set on the client is the one the
@@ -395,8 +378,8 @@ path "secret/data/a/*" { capabilities = ["read"] }`)
 path "secret/data/b/*" { capabilities = ["read"] }`)
 	proxy := testcluster.NewProxy(t, s.URL)
 	c := client(t, proxy.URL, first)
-	var logs logBuffer
-	r := start(t, Events{Client: c, Backoff: fastBackoff, Logger: logs.logger()}, nil)
+	var logs testlog.Buffer
+	r := start(t, Events{Client: c, Backoff: fastBackoff, Logger: logger(&logs)}, nil)
 	r.h.waitCount(t, "", 1)
 
 	put(t, root, "secret/data/b/x")
@@ -422,7 +405,7 @@ path "secret/data/b/*" { capabilities = ["read"] }`)
 		t.Error("the new stream was opened with the old token")
 	}
 	r.stop(t)
-	logs.noSecrets(t, first, second, s.RootToken, value)
+	noSecrets(t, &logs, first, second, s.RootToken, value)
 }
 
 // TestEventsNeedsAClient: a Watch without a client fails at once.
