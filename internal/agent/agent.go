@@ -106,14 +106,13 @@ type agent struct {
 	rnd  *render.Runner
 	px   *proxy.Proxy
 	snk  *sinks
-	exec bool
+	exec bool // process supervisor mode: the child's status is the agent's
 
 	// fwd carries the signals for the exec child to the runner.
 	fwd chan os.Signal
 
 	mu         sync.Mutex
 	rndStarted bool                    // rnd.Run was called: new tokens go to it
-	token      secret.String           // the current token, for the proxy
 	stop       context.CancelCauseFunc // ends the run (POST /agent/v1/quit)
 }
 
@@ -130,10 +129,11 @@ func newAgent(o Options) (*agent, error) {
 	}
 	cfg := o.Config
 	a := &agent{o: o, cfg: cfg, log: log, exec: cfg.Exec != nil, fwd: make(chan os.Signal, 8)}
-	var err error
-	if a.cl, err = newClients(cfg, o.Getenv); err != nil {
+	cl, envToken, err := newClients(cfg, o.Getenv)
+	if err != nil {
 		return nil, err
 	}
+	a.cl = cl
 
 	var m auth.Method
 	exitOnErr := false
@@ -146,8 +146,8 @@ func newAgent(o Options) (*agent, error) {
 		exitOnErr = cfg.AutoAuth.Method.ExitOnError
 		backoff = lifetime.Backoff{Min: cfg.AutoAuth.Method.MinBackoff, Max: cfg.AutoAuth.Method.MaxBackoff}
 		a.snk = &sinks{list: cfg.AutoAuth.Sinks}
-	case envToken(o.Getenv) != "":
-		m = auth.NewToken(auth.ValueCredential(secret.NewString(envToken(o.Getenv))))
+	case envToken != "":
+		m = auth.NewToken(auth.ValueCredential(secret.NewString(envToken)))
 	}
 	if m != nil {
 		a.mgr = auth.NewManager(auth.ManagerOptions{
@@ -161,7 +161,9 @@ func newAgent(o Options) (*agent, error) {
 	}
 
 	// Templates and listeners are checked before the first login, so that
-	// a mistake in them is reported at once.
+	// a mistake in them is reported at once. Retries of renders and event
+	// subscriptions wait at most a minute: a workload waits for them.
+	retryBackoff := lifetime.Backoff{Min: config.DefaultMinBackoff, Max: time.Minute}
 	if len(cfg.Templates) > 0 || len(cfg.EnvTemplates) > 0 {
 		if a.mgr == nil {
 			return nil, ErrNoToken
@@ -173,7 +175,7 @@ func newAgent(o Options) (*agent, error) {
 			// fallback.
 			watchers = append(watchers, watch.Events{
 				Client:  a.cl.templating,
-				Backoff: lifetime.Backoff{Min: config.DefaultMinBackoff, Max: time.Minute},
+				Backoff: retryBackoff,
 				Clock:   o.Clock,
 				Logger:  log.With("component", "events"),
 			})
@@ -186,7 +188,7 @@ func newAgent(o Options) (*agent, error) {
 			Client:       a.cl.templating,
 			Watchers:     watchers,
 			Retries:      cfg.Vault.NumRetries,
-			Backoff:      lifetime.Backoff{Min: config.DefaultMinBackoff, Max: time.Minute},
+			Backoff:      retryBackoff,
 			BaseEnv:      o.BaseEnv,
 			Stdin:        o.Stdin,
 			Stdout:       o.Stdout,
@@ -213,7 +215,10 @@ func newAgent(o Options) (*agent, error) {
 			po.UseAutoAuthToken, po.ForceAutoAuthToken = p.UseAutoAuthToken, p.ForceAutoAuthToken
 		}
 		if cfg.AutoAuth != nil {
-			po.Token = a.currentToken
+			po.Token = func() secret.String {
+				t, _ := a.mgr.Token()
+				return t.Value
+			}
 		}
 		po.Quit = a.quit
 		if a.px, err = proxy.New(po); err != nil {
@@ -224,12 +229,11 @@ func newAgent(o Options) (*agent, error) {
 }
 
 // tokenChanged is the manager's OnToken: the new token goes to the
-// template client, the sinks and the proxy, and the templates are
-// rendered again with it.
+// template client and the sinks (the proxy asks the manager), and the
+// templates are rendered again with it.
 func (a *agent) tokenChanged(t auth.Token) {
 	a.cl.templating.SetToken(t.Value.Reveal())
 	a.mu.Lock()
-	a.token = t.Value
 	started := a.rndStarted
 	a.mu.Unlock()
 	if a.snk != nil {
@@ -245,12 +249,6 @@ func (a *agent) tokenChanged(t auth.Token) {
 	if a.rnd != nil && started {
 		a.rnd.TokenChanged()
 	}
-}
-
-func (a *agent) currentToken() secret.String {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.token
 }
 
 // quit is POST /agent/v1/quit: a clean stop.

@@ -333,7 +333,7 @@ listener "tcp" {
 		t.Error("a listener address in use was accepted")
 	}
 
-	if _, err := clientConfig(config.Vault{}, func(k string) string {
+	if _, _, err := clientConfig(config.Vault{}, func(k string) string {
 		return map[string]string{"VAULT_SKIP_VERIFY": "maybe"}[k]
 	}); err == nil {
 		t.Error("a bad VAULT_SKIP_VERIFY was accepted")
@@ -424,5 +424,28 @@ auto_auth {
 	code, err := r.wait(t)
 	if code != 1 || err == nil || strings.Contains(err.Error(), "wrong") {
 		t.Fatalf("exit_on_err: %d, %v", code, err)
+	}
+}
+
+// TestClientConfigEnvironment: the environment overrides the vault block
+// key by key, VIGIL_ before VAULT_, and an unset variable leaves the
+// block's value.
+func TestClientConfigEnvironment(t *testing.T) {
+	block := config.Vault{Address: "https://vigil.internal:8200", CACert: "/etc/ca.pem", TLSServerName: "vigil.internal", TLSSkipVerify: true}
+	env := map[string]string{"VAULT_ADDR": "http://127.0.0.1:8200", "VIGIL_CAPATH": "/etc/cas", "VAULT_SKIP_VERIFY": "false", "VIGIL_TOKEN": "tok"}
+	c, tok, err := clientConfig(block, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.Config{Address: "http://127.0.0.1:8200", CACert: "/etc/ca.pem", CAPath: "/etc/cas", TLSServerName: "vigil.internal", Timeout: api.DefaultTimeout}
+	if c != want || tok != "tok" {
+		t.Errorf("got %+v and token %q, want %+v", c, tok, want)
+	}
+	c, _, err = clientConfig(block, func(string) string { return "" })
+	if err != nil || c.Address != block.Address || !c.TLSSkipVerify || c.CACert != block.CACert {
+		t.Errorf("without environment: %+v, %v", c, err)
+	}
+	if c, _, _ := clientConfig(config.Vault{}, func(string) string { return "" }); c.Address != api.DefaultAddress {
+		t.Errorf("no address anywhere: %q", c.Address)
 	}
 }

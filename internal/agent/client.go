@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/vigil-secrets/vigil/api"
 	"github.com/vigil-secrets/vigil/internal/config"
@@ -28,59 +26,48 @@ type clients struct {
 
 // clientConfig is the vault block with the environment's overrides, as in
 // Vault Agent: VIGIL_ADDR (or VAULT_ADDR) replaces the address, and so on
-// for the TLS settings.
-func clientConfig(v config.Vault, getenv func(string) string) (api.Config, error) {
-	get := func(name string) string {
-		if s := getenv("VIGIL_" + name); s != "" {
-			return s
-		}
-		return getenv("VAULT_" + name)
+// for the TLS settings and the timeout. The environment is read by
+// api.ConfigFromEnv, as the CLI reads it; its token is returned too (the
+// agent's token when there is no auto_auth block).
+func clientConfig(v config.Vault, getenv func(string) string) (c api.Config, envToken string, err error) {
+	env, err := api.ConfigFromEnv(getenv)
+	if err != nil {
+		return c, "", fmt.Errorf("agent: %w", err)
 	}
-	c := api.Config{
+	set := func(name string) bool { return getenv("VIGIL_"+name) != "" || getenv("VAULT_"+name) != "" }
+	c = api.Config{
 		Address: v.Address, CACert: v.CACert, CAPath: v.CAPath,
 		ClientCert: v.ClientCert, ClientKey: v.ClientKey,
 		TLSServerName: v.TLSServerName, TLSSkipVerify: v.TLSSkipVerify,
+		Timeout: env.Timeout,
 	}
-	for _, o := range []struct {
-		env string
-		to  *string
-	}{
-		{"ADDR", &c.Address}, {"CACERT", &c.CACert}, {"CAPATH", &c.CAPath},
-		{"CLIENT_CERT", &c.ClientCert}, {"CLIENT_KEY", &c.ClientKey}, {"TLS_SERVER_NAME", &c.TLSServerName},
+	if set("ADDR") || c.Address == "" {
+		c.Address = env.Address
+	}
+	if set("SKIP_VERIFY") {
+		c.TLSSkipVerify = env.TLSSkipVerify
+	}
+	for _, o := range []struct{ from, to *string }{
+		{&env.CACert, &c.CACert}, {&env.CAPath, &c.CAPath}, {&env.ClientCert, &c.ClientCert},
+		{&env.ClientKey, &c.ClientKey}, {&env.TLSServerName, &c.TLSServerName},
 	} {
-		if s := get(o.env); s != "" {
-			*o.to = s
+		if *o.from != "" {
+			*o.to = *o.from
 		}
 	}
-	if s := get("SKIP_VERIFY"); s != "" {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return c, fmt.Errorf("invalid VIGIL_SKIP_VERIFY %q: want true or false", s)
-		}
-		c.TLSSkipVerify = b
-	}
-	if s := get("CLIENT_TIMEOUT"); s != "" {
-		d, err := api.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return c, fmt.Errorf("invalid VIGIL_CLIENT_TIMEOUT %q: want a positive duration such as 30s", s)
-		}
-		c.Timeout = d
-	}
-	if c.Address == "" {
-		c.Address = api.DefaultAddress
-	}
-	return c, nil
+	return c, env.Token, nil
 }
 
-// newClients builds the agent's clients from the configuration.
-func newClients(cfg *config.Agent, getenv func(string) string) (clients, error) {
-	cc, err := clientConfig(cfg.Vault, getenv)
+// newClients builds the agent's clients from the configuration and the
+// environment, and returns the environment's token.
+func newClients(cfg *config.Agent, getenv func(string) string) (clients, string, error) {
+	cc, envToken, err := clientConfig(cfg.Vault, getenv)
 	if err != nil {
-		return clients{}, err
+		return clients{}, "", err
 	}
 	base, err := api.NewClient(cc)
 	if err != nil {
-		return clients{}, fmt.Errorf("agent: the vault block: %w", err)
+		return clients{}, "", fmt.Errorf("agent: the vault block: %w", err)
 	}
 	part := func(name string, maxConns int) (*api.Client, error) {
 		hc := *base.HTTPClient()
@@ -104,26 +91,17 @@ func newClients(cfg *config.Agent, getenv func(string) string) (clients, error) 
 	}
 	var c clients
 	if c.auth, err = part(partAutoAuth, 0); err != nil {
-		return c, err
+		return c, "", err
 	}
 	if c.templating, err = part(partTemplating, cfg.TemplateConfig.MaxConnectionsPerHost); err != nil {
-		return c, err
+		return c, "", err
 	}
 	proxyPart := partProxying
 	if cfg.Cache != nil {
 		proxyPart = partCaching
 	}
 	if c.proxying, err = part(proxyPart, 0); err != nil {
-		return c, err
+		return c, "", err
 	}
-	return c, nil
-}
-
-// envToken is the token given in the environment (VIGIL_TOKEN, or
-// VAULT_TOKEN), used when there is no auto_auth block.
-func envToken(getenv func(string) string) string {
-	if t := strings.TrimSpace(getenv(api.EnvToken)); t != "" {
-		return t
-	}
-	return strings.TrimSpace(getenv("VAULT_TOKEN"))
+	return c, envToken, nil
 }
