@@ -165,10 +165,17 @@ type Input struct {
 	Err error
 
 	// hashed caches the caller's token and accessor as one device hashed
-	// them: each appears in both entries of a request, twice in each.
+	// them: each appears twice in an entry.
 	hashed struct {
 		by              *hasher
-		token, accessor string
+		token, accessor loggedValue
+	}
+	// written keeps the "auth" and "request" members of the request
+	// entry as the first device to write it formatted them: its response
+	// entry repeats them byte for byte (see formatter.appendEntry).
+	written struct {
+		by  *formatter
+		buf *[]byte
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/auditlog"
 	"github.com/vigil-secrets/vigil/internal/jsonenc"
 )
 
@@ -18,22 +19,31 @@ import (
 // it), except that json.RawMessage values are compacted, not re-escaped.
 
 // appendEntry appends the JSON object of an entry (without seq and chain).
+//
+// A request's two entries share their "auth" and "request" members: the
+// request entry keeps them (in in.written, for the first device that
+// formats it) and the response entry copies them instead of formatting
+// and hashing them again. The Input they describe does not change in
+// between: the pipeline sets only Time, Err and Response for the second
+// entry.
 func (f *formatter) appendEntry(b []byte, typ string, in *Input) []byte {
 	b = append(b, `{"time":`...)
 	b = append(b, '"')
 	b = in.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","type":`...)
 	b = jsonenc.AppendString(b, typ)
-	tok, acc := f.caller(in)
-	if in.Auth != nil {
-		b = append(b, `,"auth":`...)
-		b = f.appendAuth(b, in.Auth, tok, acc)
+	response := typ == auditlog.TypeResponse
+	if w := &in.written; response && w.by == f && w.buf != nil {
+		b = append(b, *w.buf...)
+		f.dropWritten(in)
+	} else {
+		start := len(b)
+		b = f.appendCaller(b, in)
+		if !response && in.Request != nil && (w.by == nil || w.by == f) {
+			f.keepWritten(in, b[start:])
+		}
 	}
-	if r := in.Request; r != nil {
-		b = append(b, `,"request":`...)
-		b = f.appendRequest(b, r, tok, acc)
-	}
-	if typ == "response" {
+	if response {
 		b = append(b, `,"response":`...)
 		b = f.appendResponse(b, in)
 	}
@@ -44,22 +54,63 @@ func (f *formatter) appendEntry(b []byte, typ string, in *Input) []byte {
 	return append(b, '}')
 }
 
+// appendCaller appends the "auth" and "request" members of an entry.
+func (f *formatter) appendCaller(b []byte, in *Input) []byte {
+	tok, acc := f.caller(in)
+	if in.Auth != nil {
+		b = append(b, `,"auth":`...)
+		b = f.appendAuth(b, in.Auth, tok, acc)
+	}
+	if r := in.Request; r != nil {
+		b = append(b, `,"request":`...)
+		b = f.appendRequest(b, r, tok, acc)
+	}
+	return b
+}
+
+// maxKeptMembers bounds the buffer of kept members returned to the pool.
+const maxKeptMembers = 16 << 10
+
+// keepWritten keeps the members p of in's request entry for its response
+// entry.
+func (f *formatter) keepWritten(in *Input, p []byte) {
+	w := &in.written
+	if w.buf == nil {
+		w.buf = f.kept.Get().(*[]byte)
+	}
+	w.by = f
+	*w.buf = append((*w.buf)[:0], p...)
+}
+
+// dropWritten gives the kept members' buffer back, cleared (with
+// log_raw it held values in clear).
+func (f *formatter) dropWritten(in *Input) {
+	bp := in.written.buf
+	in.written.buf = nil
+	clear(*bp)
+	if cap(*bp) <= maxKeptMembers {
+		*bp = (*bp)[:0]
+		f.kept.Put(bp)
+	}
+}
+
 // caller returns the caller's token and accessor as this device logs
 // them, hashing each once per input.
-func (f *formatter) caller(in *Input) (token, accessor string) {
-	if in.hashed.by != f.h {
-		in.hashed.by, in.hashed.token, in.hashed.accessor = f.h, "", ""
+func (f *formatter) caller(in *Input) (token, accessor *loggedValue) {
+	h := &in.hashed
+	if h.by != f.h {
+		h.by, h.token, h.accessor = f.h, loggedValue{}, loggedValue{}
 		acc := ""
 		if in.Request != nil {
-			in.hashed.token = f.secret(in.Request.ClientToken.Reveal())
+			f.secret(&h.token, in.Request.ClientToken.Reveal())
 			acc = in.Request.ClientTokenAccessor
 		}
 		if in.Auth != nil {
 			acc = in.Auth.Accessor
 		}
-		in.hashed.accessor = f.accessor(acc)
+		f.accessor(&h.accessor, acc)
 	}
-	return in.hashed.token, in.hashed.accessor
+	return &h.token, &h.accessor
 }
 
 // fields writes the members of one object, leaving out empty ones.
@@ -84,6 +135,14 @@ func (o *fields) str(k, v string) {
 	if v != "" {
 		o.key(k)
 		o.b = jsonenc.AppendString(o.b, v)
+	}
+}
+
+// logged writes v unless it is empty.
+func (o *fields) logged(k string, v *loggedValue) {
+	if v.hashed || v.clear != "" {
+		o.key(k)
+		o.b = v.append(o.b)
 	}
 }
 
@@ -116,10 +175,10 @@ func appendStrings(b []byte, v []string) []byte {
 
 // appendAuth writes a token's description; clientToken and accessor are
 // already as logged.
-func (f *formatter) appendAuth(b []byte, a *Auth, clientToken, accessor string) []byte {
+func (f *formatter) appendAuth(b []byte, a *Auth, clientToken, accessor *loggedValue) []byte {
 	o := object(b)
-	o.str("client_token", clientToken)
-	o.str("accessor", accessor)
+	o.logged("client_token", clientToken)
+	o.logged("accessor", accessor)
 	o.str("display_name", a.DisplayName)
 	o.strs("policies", a.Policies)
 	o.strs("token_policies", a.Policies)
@@ -171,13 +230,13 @@ func sortedKeys[V any](keys []string, m map[string]V) []string {
 	return keys
 }
 
-func (f *formatter) appendRequest(b []byte, r *Request, clientToken, accessor string) []byte {
+func (f *formatter) appendRequest(b []byte, r *Request, clientToken, accessor *loggedValue) []byte {
 	o := object(b)
 	o.str("id", r.ID)
 	o.str("operation", r.Operation)
 	f.appendMount(o, r)
-	o.str("client_token", clientToken)
-	o.str("client_token_accessor", accessor)
+	o.logged("client_token", clientToken)
+	o.logged("client_token_accessor", accessor)
 	o.key("namespace")
 	o.b = append(o.b, `{"id":"root"}`...)
 	o.str("path", r.Path)
@@ -206,7 +265,10 @@ func (f *formatter) appendResponse(b []byte, in *Input) []byte {
 	if out := in.Response; out != nil {
 		if a := out.Auth; a != nil {
 			o.key("auth")
-			o.b = f.appendAuth(o.b, a, f.secret(a.ClientToken.Reveal()), f.accessor(a.Accessor))
+			var tok, acc loggedValue
+			f.secret(&tok, a.ClientToken.Reveal())
+			f.accessor(&acc, a.Accessor)
+			o.b = f.appendAuth(o.b, a, &tok, &acc)
 		}
 		if out.LeaseID != "" {
 			o.key("secret")

@@ -2,6 +2,9 @@ package audit
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -112,5 +115,63 @@ func BenchmarkFormat(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = f.appendEntry(buf[:0], "response", in)
+	}
+}
+
+// TestResponseReusesRequestMembers: the response entry of a request whose
+// request entry was formatted copies its auth and request members; it
+// must be what formatting them again writes, for each device (its own
+// salt), with every option.
+func TestResponseReusesRequestMembers(t *testing.T) {
+	input := func() *Input {
+		in := sampleInput()
+		in.Response = &Response{Data: map[string]any{"data": json.RawMessage(`{"api_key":"sk-live-1"}`), "deletion_time": ""}}
+		return in
+	}
+	for _, opts := range []formatOptions{{hmacAccessor: true}, {logRaw: true}, {}} {
+		f1 := newFormatter(opts, testSalt)
+		f2 := newFormatter(opts, []byte("another salt"))
+		in := input()
+		f1.format(auditlog.TypeRequest, in)
+		f2.format(auditlog.TypeRequest, in)
+		if in.written.by != f1 || in.written.buf == nil {
+			t.Fatalf("%+v: the first device's members are not kept", opts)
+		}
+		in.Time, in.Err = testTime.Add(time.Second), errors.New("late")
+		want1 := input()
+		want1.Time, want1.Err = in.Time, in.Err
+		want2 := input()
+		want2.Time, want2.Err = in.Time, in.Err
+		if got, want := f1.format(auditlog.TypeResponse, in), f1.format(auditlog.TypeResponse, want1); !bytes.Equal(got, want) {
+			t.Errorf("%+v: reused response entry\n got %s\nwant %s", opts, got, want)
+		}
+		if in.written.buf != nil {
+			t.Errorf("%+v: kept members not given back", opts)
+		}
+		if got, want := f2.format(auditlog.TypeResponse, in), f2.format(auditlog.TypeResponse, want2); !bytes.Equal(got, want) {
+			t.Errorf("%+v: second device's response entry\n got %s\nwant %s", opts, got, want)
+		}
+		// A second response entry (nothing kept any more) is the same too.
+		if got, want := f1.format(auditlog.TypeResponse, in), f1.format(auditlog.TypeResponse, want1); !bytes.Equal(got, want) {
+			t.Errorf("%+v: repeated response entry\n got %s\nwant %s", opts, got, want)
+		}
+	}
+}
+
+// TestEmptyHash: the hash of "" kept by a hasher is the HMAC of "".
+func TestEmptyHash(t *testing.T) {
+	h := newHasher(testSalt)
+	mac := hmac.New(sha256.New, testSalt)
+	want := hashPrefix + hex.EncodeToString(mac.Sum(nil))
+	if got := h.hash(""); got != want {
+		t.Errorf("hash(\"\") = %s, want %s", got, want)
+	}
+	if got := string(h.appendHashBytes(nil, []byte{})); got != want {
+		t.Errorf("appendHashBytes(\"\") = %s, want %s", got, want)
+	}
+	var v loggedValue
+	newFormatter(formatOptions{}, testSalt).secret(&v, "tok")
+	if got := string(v.append(nil)); got != `"`+h.hash("tok")+`"` {
+		t.Errorf("logged token = %s", got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"hash"
 	"slices"
 	"sync"
+
+	"github.com/vigil-secrets/vigil/internal/jsonenc"
 )
 
 // hashPrefix starts every HMAC'd value.
@@ -25,6 +27,9 @@ type formatOptions struct {
 // hasher HMACs values with a device's salt.
 type hasher struct {
 	pool sync.Pool // of *hmacState
+	// empty is the hash of "", hashed once: KV v2 metadata carries an
+	// empty deletion_time in every read.
+	empty [hashLen]byte
 }
 
 // hmacState is one HMAC with the scratch space that keeps hashing free of
@@ -44,6 +49,9 @@ func newHasher(salt []byte) *hasher {
 	h.pool.New = func() any {
 		return &hmacState{mac: hmac.New(sha256.New, key), in: make([]byte, 0, 256), sum: make([]byte, 0, sha256.Size)}
 	}
+	st := h.pool.Get().(*hmacState)
+	st.appendHash(h.empty[:0], nil)
+	h.pool.Put(st)
 	return h
 }
 
@@ -55,6 +63,9 @@ func (h *hasher) hash(v string) string {
 // appendHash appends "hmac-sha256:<hex>" of v to b (no quotes: the hash
 // needs no JSON escaping).
 func (h *hasher) appendHash(b []byte, v string) []byte {
+	if v == "" {
+		return append(b, h.empty[:]...)
+	}
 	st := h.pool.Get().(*hmacState)
 	st.in = append(st.in[:0], v...)
 	b = st.appendHash(b, st.in)
@@ -69,6 +80,9 @@ func (h *hasher) appendHash(b []byte, v string) []byte {
 
 // appendHashBytes is appendHash of a value held in a byte slice.
 func (h *hasher) appendHashBytes(b, v []byte) []byte {
+	if len(v) == 0 {
+		return append(b, h.empty[:]...)
+	}
 	st := h.pool.Get().(*hmacState)
 	b = st.appendHash(b, v)
 	h.pool.Put(st)
@@ -88,27 +102,55 @@ type formatter struct {
 	opts formatOptions
 	h    *hasher
 	bufs sync.Pool // of *[]byte, for entries being formatted
+	kept sync.Pool // of *[]byte, for the members kept in Input.written
 }
 
 func newFormatter(opts formatOptions, salt []byte) *formatter {
 	f := &formatter{opts: opts, h: newHasher(salt)}
 	f.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
+	f.kept.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return f
 }
 
-// secret hashes a value that is always secret (tokens).
-func (f *formatter) secret(v string) string {
-	if v == "" || f.opts.logRaw {
-		return v
-	}
-	return f.h.hash(v)
+// hashLen is the length of "hmac-sha256:<hex>".
+const hashLen = len(hashPrefix) + 2*sha256.Size
+
+// loggedValue is a secret value as a device logs it: its hash, or the
+// value itself with log_raw (or for an accessor without hmac_accessor).
+// Hashes are kept in place, so that hashing allocates nothing.
+type loggedValue struct {
+	clear  string
+	hashed bool
+	hash   [hashLen]byte
 }
 
-func (f *formatter) accessor(v string) string {
-	if !f.opts.hmacAccessor {
-		return v
+// append appends v as a JSON string (a hash needs no escaping).
+func (v *loggedValue) append(b []byte) []byte {
+	if !v.hashed {
+		return jsonenc.AppendString(b, v.clear)
 	}
-	return f.secret(v)
+	b = append(b, '"')
+	b = append(b, v.hash[:]...)
+	return append(b, '"')
+}
+
+// secret sets out to a value that is always secret (tokens) as logged.
+func (f *formatter) secret(out *loggedValue, v string) {
+	if v == "" || f.opts.logRaw {
+		*out = loggedValue{clear: v}
+		return
+	}
+	out.clear, out.hashed = "", true
+	f.h.appendHash(out.hash[:0], v)
+}
+
+// accessor sets out to a token accessor as logged.
+func (f *formatter) accessor(out *loggedValue, v string) {
+	if !f.opts.hmacAccessor {
+		*out = loggedValue{clear: v}
+		return
+	}
+	f.secret(out, v)
 }
 
 // generic converts v to the maps, slices and scalars of its JSON form.
