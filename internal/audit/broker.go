@@ -142,7 +142,7 @@ func (b *Broker) logMany(ctx context.Context, typ string, in *Input, devs []*Dev
 		}
 		batches[i], timers[i] = bt, time.NewTimer(d.timeout)
 		cases = append(cases,
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(bt.done)},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(d.doneChan(bt))},
 			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timers[i].C)})
 		owner = append(owner, i, i)
 	}
@@ -163,12 +163,12 @@ func (b *Broker) logMany(ctx context.Context, typ string, in *Input, devs []*Dev
 		d := devs[i]
 		// This device is decided: stop listening to it.
 		cases[chosen&^1].Chan, cases[chosen|1].Chan = reflect.Value{}, reflect.Value{}
-		if chosen%2 == 0 && batches[i].err == nil {
+		if chosen%2 == 0 && batchErr(d, batches[i]) == nil {
 			return nil
 		}
 		d.failures.Add(1)
 		if chosen%2 == 0 {
-			errs = append(errs, fmt.Errorf("%s: %w", d.path, batches[i].err))
+			errs = append(errs, fmt.Errorf("%s: %w", d.path, batchErr(d, batches[i])))
 		} else {
 			errs = append(errs, fmt.Errorf("%s: timed out", d.path))
 		}
@@ -185,4 +185,11 @@ func (b *Broker) Reopen(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// batchErr is the outcome of a written batch.
+func batchErr(d *Device, b *batch) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return b.err
 }

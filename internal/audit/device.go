@@ -82,6 +82,10 @@ type Device struct {
 	carried atomic.Int64 // bytes chained and not yet written
 	closed  bool
 
+	// closedCh is closed: the channel of a batch written before anyone
+	// asked for one.
+	closedCh chan struct{}
+
 	kick    chan struct{} // hands the writer role to the writer goroutine
 	stop    chan struct{}
 	exited  chan struct{}
@@ -108,13 +112,17 @@ const (
 	other          // Reopen or Close
 )
 
-// batch is the entries appended since the writer last took them; every
-// request waiting on one of them waits on done.
+// batch is the entries appended since the writer last took them. Its
+// channel is made only for a request that has to wait for it: most
+// batches are written by the request that made them, and nobody waits.
 type batch struct {
 	buf  []byte // the entries' JSON objects, back to back
 	ends []int  // where each entry ends in buf
-	done chan struct{}
-	err  error
+	// written is set, under the device's mu, once err is final; done,
+	// made under mu by the first request to wait, is closed then.
+	written bool
+	done    chan struct{}
+	err     error
 }
 
 // OpenDevice checks the options, opens the sink with factory and starts
@@ -175,19 +183,21 @@ func OpenDevice(ctx context.Context, conf DeviceConfig, factory Factory) (*Devic
 		return nil, err
 	}
 	d := &Device{
-		path:    conf.Path,
-		fmt:     newFormatter(fo, conf.Salt),
-		sink:    sink,
-		inline:  isBounded(sink),
-		timeout: timeout,
-		log:     log,
-		now:     conf.Now,
-		chain:   chain,
-		pending: &batch{done: make(chan struct{})},
-		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		exited:  make(chan struct{}),
+		path:     conf.Path,
+		fmt:      newFormatter(fo, conf.Salt),
+		sink:     sink,
+		inline:   isBounded(sink),
+		timeout:  timeout,
+		log:      log,
+		now:      conf.Now,
+		chain:    chain,
+		pending:  &batch{},
+		closedCh: make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		exited:   make(chan struct{}),
 	}
+	close(d.closedCh)
 	d.healthy.Store(true)
 	d.wSeq, d.wHead = chain.State()
 	d.wAt = cp.Time
@@ -264,22 +274,52 @@ func (d *Device) enqueue(typ string, in *Input, inline bool) (*batch, error) {
 }
 
 // wait waits for b's write, at most the device's timeout. A batch the
-// request wrote itself is done already: no timer then.
+// request wrote itself is written already: no channel or timer then.
 func (d *Device) wait(ctx context.Context, b *batch) error {
-	select {
-	case <-b.done:
+	d.mu.Lock()
+	if b.written {
+		d.mu.Unlock()
 		return b.err
-	default:
 	}
+	done := d.doneLocked(b)
+	d.mu.Unlock()
 	timer := time.NewTimer(d.timeout)
 	defer timer.Stop()
 	select {
-	case <-b.done:
+	case <-done:
 		return b.err
 	case <-timer.C:
 		return fmt.Errorf("audit: device %s timed out", d.path)
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// doneChan returns a channel closed once b is written.
+func (d *Device) doneChan(b *batch) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.doneLocked(b)
+}
+
+func (d *Device) doneLocked(b *batch) <-chan struct{} {
+	if b.written {
+		return d.closedCh
+	}
+	if b.done == nil {
+		b.done = make(chan struct{})
+	}
+	return b.done
+}
+
+// finish records b's outcome and wakes its waiters.
+func (d *Device) finish(b *batch, err error) {
+	d.mu.Lock()
+	b.err, b.written = err, true
+	done := b.done
+	d.mu.Unlock()
+	if done != nil {
+		close(done)
 	}
 }
 
@@ -291,13 +331,12 @@ func (d *Device) writeBatch() error {
 	b := d.take()
 	d.out = d.chainBatch(d.out, b)
 	if len(d.out) == 0 {
-		close(b.done)
+		d.finish(b, nil)
 		return nil
 	}
 	err := d.sink.Write(d.out)
-	b.err = err
 	if err != nil {
-		close(b.done)
+		d.finish(b, err)
 		if d.healthy.Swap(false) {
 			d.log.Error("audit device cannot write", "error", err)
 		}
@@ -312,7 +351,7 @@ func (d *Device) writeBatch() error {
 	d.entries.Add(seq - d.wSeq)
 	d.wSeq, d.wHead, d.wAt = seq, head, now
 	d.wmu.Unlock()
-	close(b.done)
+	d.finish(b, nil)
 	if !d.healthy.Swap(true) {
 		d.log.Info("audit device writes again")
 	}
@@ -420,7 +459,7 @@ func (d *Device) take() *batch {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	b := d.pending
-	d.pending = &batch{buf: d.spare, done: make(chan struct{})}
+	d.pending = &batch{buf: d.spare}
 	d.spare = nil
 	return b
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,10 +25,18 @@ func BenchmarkBroker(b *testing.B) {
 
 func benchBroker(b *testing.B, inFlight int) {
 	ctx := context.Background()
+	var counted *countingSink
 	d, err := audit.OpenDevice(ctx, audit.DeviceConfig{
 		Path: "file/", Type: "file", Options: map[string]string{"file_path": filepath.Join(b.TempDir(), "audit.log")},
 		Salt: []byte("6a1f5c8e-3b0d-4c55-9d7e-2f1a0b9c8d7e"), ChainKey: make([]byte, 32),
-	}, New)
+	}, func(ctx context.Context, conf audit.SinkConfig) (audit.Sink, error) {
+		s, err := New(ctx, conf)
+		if err != nil {
+			return nil, err
+		}
+		counted = &countingSink{Sink: s.(*Sink)}
+		return counted, nil
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,11 +75,23 @@ func benchBroker(b *testing.B, inFlight int) {
 		for b.Loop() {
 			serve()
 		}
-		return
+	} else {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				serve()
+			}
+		})
 	}
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			serve()
-		}
-	})
+	b.ReportMetric(float64(counted.writes.Load())/float64(b.N), "writes/op")
+}
+
+// countingSink counts the writes of a file sink.
+type countingSink struct {
+	*Sink
+	writes atomic.Int64
+}
+
+func (c *countingSink) Write(p []byte) error {
+	c.writes.Add(1)
+	return c.Sink.Write(p)
 }
