@@ -175,3 +175,20 @@ func TestEmptyHash(t *testing.T) {
 		t.Errorf("logged token = %s", got)
 	}
 }
+
+// BenchmarkFormatRequest measures a KV read's two entries, the request's
+// then the response's, from a fresh input as the pipeline hands it over.
+func BenchmarkFormatRequest(b *testing.B) {
+	f := newFormatter(formatOptions{hmacAccessor: true}, testSalt)
+	resp := &Response{Data: map[string]any{"data": json.RawMessage(`{"api_key":"sk-live-1234567890"}`),
+		"metadata": map[string]any{"version": 3, "destroyed": false, "created_time": "2026-11-23T09:00:00Z", "deletion_time": "", "custom_metadata": nil}}}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		in := sampleInput()
+		in.Request.Operation, in.Request.Data = "read", nil
+		buf = f.appendEntry(buf[:0], "request", in)
+		in.Response = resp
+		buf = f.appendEntry(buf[:0], "response", in)
+	}
+}
