@@ -223,10 +223,14 @@ func sysOperation(method string) string {
 	return ""
 }
 
+// noStore is the Cache-Control of every answer, shared like
+// jsonContentType.
+var noStore = []string{"no-store"}
+
 // serve serves a request; rl, when set, learns its labels.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels) {
 	hdr := w.Header()
-	hdr["Cache-Control"] = []string{"no-store"}
+	hdr["Cache-Control"] = noStore
 	ns := header(r.Header, "X-Vault-Namespace")
 	if ns != "" {
 		hdr.Set("X-Vault-Namespace", ns)
