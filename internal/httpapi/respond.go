@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/logical"
@@ -67,6 +68,9 @@ var injectPaths = []string{
 }
 
 func injects(path string) bool {
+	if !strings.HasPrefix(path, "sys/") {
+		return false // every inject path is a sys/ one
+	}
 	for _, p := range injectPaths {
 		if path == p || (len(path) > len(p) && path[:len(p)] == p && (p[len(p)-1] == '/' || path[len(p)] == '/')) {
 			return true
