@@ -69,7 +69,7 @@ var rules = map[string]rule{
 	"internal/mount":     {join(layer0, layer1, []string{"internal/barrier"}), "the mount table hands out barrier views"},
 	"internal/audit/...": {join([]string{"internal/audit"}, layer0), "audit devices see only the audit package"},
 
-	"internal/secrets/...":               {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/glob", "internal/secrets/..."}, "engines see storage only through logical.Storage"},
+	"internal/secrets/...":               {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/glob", "internal/jsonenc", "internal/secrets/..."}, "engines see storage only through logical.Storage"},
 	"internal/secrets/database/dbplugin": {[]string{"internal/secret"}, "the contract between the database engine and its drivers"},
 	"internal/secrets/database/postgres": {[]string{"internal/secret", "internal/secrets/database/dbplugin"}, "a database driver sees only its contract"},
 	"internal/auth/...":                  {[]string{"internal/logical", "internal/framework", "internal/secret", "internal/clock", "internal/glob", "internal/jwks", "internal/auth/..."}, "auth methods see storage only through logical.Storage; they share key sets (jwks) and globs"},

@@ -138,6 +138,8 @@ type compiledPath struct {
 	re *regexp.Regexp
 	// prefix is a literal every match begins with: a cheap pre-filter.
 	prefix string
+	// tail, when set, matches the pattern without re.
+	tail *tailMatch
 	// groups maps submatch index to field name ("" for unnamed groups).
 	groups []string
 	// fields is Fields plus the undeclared named groups.
@@ -182,6 +184,9 @@ func compilePath(p *Path) (*compiledPath, error) {
 	// The literal prefix of the unanchored pattern begins every match.
 	if un, err := regexp.Compile(strings.TrimPrefix(p.Pattern, "^")); err == nil {
 		cp.prefix, _ = un.LiteralPrefix()
+	}
+	if t, ok := compileTail(p.Pattern); ok && re.NumSubexp() == 1 {
+		cp.tail = &t
 	}
 	for name, schema := range p.Fields {
 		if schema == nil || !schema.Type.valid() {
@@ -257,7 +262,13 @@ func (b *Backend) match(reqPath string) (*compiledPath, []int) {
 		if !strings.HasPrefix(reqPath, p.prefix) {
 			continue
 		}
-		if loc := p.re.FindStringSubmatchIndex(reqPath); loc != nil {
+		var loc []int
+		if p.tail != nil {
+			loc = p.tail.match(reqPath)
+		} else {
+			loc = p.re.FindStringSubmatchIndex(reqPath)
+		}
+		if loc != nil {
 			return p, loc
 		}
 	}

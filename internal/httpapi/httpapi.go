@@ -223,11 +223,16 @@ func sysOperation(method string) string {
 	return ""
 }
 
+// noStore is the Cache-Control of every answer, shared like
+// jsonContentType.
+var noStore = []string{"no-store"}
+
 // serve serves a request; rl, when set, learns its labels.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels) {
 	hdr := w.Header()
-	hdr["Cache-Control"] = []string{"no-store"}
-	if ns := r.Header.Get("X-Vault-Namespace"); ns != "" {
+	hdr["Cache-Control"] = noStore
+	ns := header(r.Header, "X-Vault-Namespace")
+	if ns != "" {
 		hdr.Set("X-Vault-Namespace", ns)
 	}
 	p, ok := strings.CutPrefix(r.URL.Path, "/v1/")
@@ -239,7 +244,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 		writeErrors(w, http.StatusBadRequest, msg)
 		return
 	}
-	if !rootNamespace(r.Header.Get("X-Vault-Namespace")) {
+	if !rootNamespace(ns) {
 		if rootOnly(p) {
 			writeErrors(w, http.StatusBadRequest, "operation unavailable in namespaces")
 			return
@@ -251,7 +256,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 	if !isEventsPath(p) {
 		// An event subscription lasts as long as its client wants.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.maxDur)
+		ctx, cancel = withDeadline(ctx, time.Now().Add(h.maxDur))
 		defer cancel()
 	}
 	switch p {
@@ -343,13 +348,23 @@ func checkPath(p string) string {
 	return ""
 }
 
+// header is h.Get(key) for a key already in canonical form, without
+// canonicalizing it again on every request: the server stores received
+// header names canonicalized.
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // requestToken returns X-Vault-Token, else the bearer token of
 // Authorization.
 func requestToken(r *http.Request) secret.String {
-	if t := r.Header.Get("X-Vault-Token"); t != "" {
+	if t := header(r.Header, "X-Vault-Token"); t != "" {
 		return secret.NewString(t)
 	}
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+	if a := header(r.Header, "Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 		return secret.NewString(strings.TrimSpace(a[7:]))
 	}
 	return secret.String{}

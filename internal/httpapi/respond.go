@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/logical"
@@ -67,6 +68,9 @@ var injectPaths = []string{
 }
 
 func injects(path string) bool {
+	if !strings.HasPrefix(path, "sys/") {
+		return false // every inject path is a sys/ one
+	}
 	for _, p := range injectPaths {
 		if path == p || (len(path) > len(p) && path[:len(p)] == p && (p[len(p)-1] == '/' || path[len(p)] == '/')) {
 			return true
@@ -133,6 +137,9 @@ func (h *Handler) respondResult(w http.ResponseWriter, reqID, path string, res *
 
 const maxPooledBuf = 64 << 10
 
+// jsonContentType is the Content-Type of JSON answers: one slice shared by
+// all responses and never modified (net/http only reads header values),
+// which saves an allocation per response.
 var jsonContentType = []string{"application/json"}
 
 // injected returns env as a map with the data keys copied to the top level

@@ -102,6 +102,24 @@ func (h *harness) do(op logical.Operation, path string, data map[string]any) (*l
 // map a client decodes, so tests look at what clients see.
 func decodeRawData(t testing.TB, resp *logical.Response) {
 	t.Helper()
+	if raw, ok := resp.Data["metadata"].(json.RawMessage); ok {
+		var m struct {
+			CreatedTime    string         `json:"created_time"`
+			CustomMetadata map[string]any `json:"custom_metadata"`
+			DeletionTime   string         `json:"deletion_time"`
+			Destroyed      bool           `json:"destroyed"`
+			Version        int64          `json:"version"`
+		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("response metadata is not a JSON object: %v", err)
+		}
+		md := map[string]any{"created_time": m.CreatedTime, "custom_metadata": nil,
+			"deletion_time": m.DeletionTime, "destroyed": m.Destroyed, "version": m.Version}
+		if m.CustomMetadata != nil {
+			md["custom_metadata"] = m.CustomMetadata
+		}
+		resp.Data["metadata"] = md
+	}
 	raw, ok := resp.Data["data"].(json.RawMessage)
 	if !ok {
 		return

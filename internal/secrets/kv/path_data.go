@@ -111,7 +111,7 @@ func (b *versioned) handleDataRead(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return nil, err
 	}
-	md := versionData(r.meta, r.vm)
+	md := versionJSON(r.meta, r.vm)
 	if r.data == nil {
 		// Clients rely on this shape: data null, the version's metadata,
 		// status 404.

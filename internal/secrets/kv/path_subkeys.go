@@ -37,7 +37,7 @@ func (b *versioned) handleSubkeysRead(ctx context.Context, req *logical.Request,
 	if err != nil {
 		return nil, err
 	}
-	md := versionData(r.meta, r.vm)
+	md := versionJSON(r.meta, r.vm)
 	if r.data == nil {
 		return &logical.Response{StatusCode: 404, Data: map[string]any{"subkeys": nil, "metadata": md}}, nil
 	}
