@@ -104,4 +104,3 @@ func (t tailMatch) match(path string) []int {
 	}
 	return []int{0, len(path), len(t.prefix), len(path)}
 }
-
