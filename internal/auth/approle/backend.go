@@ -129,6 +129,9 @@ type backend struct {
 
 	// tidying is set while a tidy runs.
 	tidying atomic.Bool
+
+	// records keeps what logins read decoded (see recordCache).
+	records recordCache
 }
 
 var (
