@@ -355,7 +355,7 @@ func (b *backend) create(ctx context.Context, req *logical.Request, d *framework
 	e.Period = period
 	e.Renewable = renewable
 
-	tok, err := b.st.create(ctx, id, e)
+	tok, err := b.st.create(ctx, id, e, true)
 	switch {
 	case errors.Is(err, ErrBadID):
 		return nil, logical.BadRequest("%s", strings.TrimPrefix(err.Error(), "token: "))

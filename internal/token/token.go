@@ -680,7 +680,7 @@ func (st *Store) CreateRoot(ctx context.Context, id string) (secret.String, *Ent
 		Path:        "auth/token/root",
 		DisplayName: "root",
 	}
-	tok, err := st.create(ctx, id, e)
+	tok, err := st.create(ctx, id, e, false)
 	if err != nil {
 		return secret.String{}, nil, err
 	}
@@ -696,7 +696,7 @@ func (st *Store) CreateRoot(ctx context.Context, id string) (secret.String, *Ent
 // auth/token backend enforces them).
 func (st *Store) Create(ctx context.Context, e *Entry) (secret.String, error) {
 	e.Type = TypeService
-	return st.create(ctx, "", e)
+	return st.create(ctx, "", e, false)
 }
 
 // ValidateID checks a custom token id: not empty, no '.', no spaces or
@@ -721,8 +721,10 @@ func ValidateID(id string) error {
 }
 
 // create stores a new token for e, with the custom id if not empty, and
-// calls the TokenCreated hook for a service token.
-func (st *Store) create(ctx context.Context, id string, e *Entry) (secret.String, error) {
+// calls the TokenCreated hook for a service token. With owned, the caller
+// hands e over: the store caches e itself instead of a copy, and the
+// caller must not modify it afterwards (it may still read it).
+func (st *Store) create(ctx context.Context, id string, e *Entry, owned bool) (secret.String, error) {
 	if st.closed.Load() {
 		return secret.String{}, ErrClosed
 	}
@@ -753,7 +755,10 @@ func (st *Store) create(ctx context.Context, id string, e *Entry) (secret.String
 	d := st.hash(id)
 	e.HashedID = d.String()
 	e.Accessor = secret.RandomBase62(24)
-	stored := e.clone()
+	stored := e
+	if !owned {
+		stored = e.clone()
+	}
 	raw, err := encodeEntry(k, d, stored)
 	if err != nil {
 		return secret.String{}, err
