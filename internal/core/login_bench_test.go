@@ -12,17 +12,30 @@ import (
 	"github.com/vigil-secrets/vigil/internal/auth/approle"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
+	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/bolt"
+	"github.com/vigil-secrets/vigil/internal/storage/inmem"
 )
 
 // benchCore returns an initialized, unsealed core on a bolt file (fsynced,
-// as the server runs it) and its root token.
-func benchCore(b *testing.B) (*Core, secret.String) {
+// as the server runs it), or in memory with inmem set, and its root token.
+// In memory, allocations per op are those of the request alone (bolt's
+// checkpoints add theirs to whichever op runs meanwhile).
+func benchCore(b *testing.B, inMem bool) (*Core, secret.String) {
 	b.Helper()
 	ctx := context.Background()
-	phys, err := bolt.Open(filepath.Join(b.TempDir(), "vigil.db"), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
+	var phys interface {
+		storage.Backend
+		Close() error
+	}
+	if inMem {
+		phys = closer{inmem.New()}
+	} else {
+		bp, err := bolt.Open(filepath.Join(b.TempDir(), "vigil.db"), bolt.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		phys = bp
 	}
 	c, err := New(Config{Storage: phys, StorageType: "bolt", LoginRate: 1e6, LoginBurst: 1e6,
 		AuthFactories: map[string]logical.Factory{"approle": approle.Factory}})
@@ -42,6 +55,10 @@ func benchCore(b *testing.B) (*Core, secret.String) {
 	}
 	return c, res.RootToken
 }
+
+type closer struct{ *inmem.Backend }
+
+func (closer) Close() error { return nil }
 
 // runParallel32 runs op b.N times from 32 goroutines (the load of
 // ./bench), and reports the process's CPU time per op.
@@ -89,7 +106,17 @@ func cpuTime() time.Duration {
 // fsynced bolt storage, 32 in flight, as the bench's "approle login": the
 // role and secret ID read, the service token and its lease stored.
 func BenchmarkLoginAppRole(b *testing.B) {
-	c, root := benchCore(b)
+	for _, inMem := range []bool{false, true} {
+		name := "bolt"
+		if inMem {
+			name = "inmem"
+		}
+		b.Run(name, func(b *testing.B) { benchLoginAppRole(b, inMem) })
+	}
+}
+
+func benchLoginAppRole(b *testing.B, inMem bool) {
+	c, root := benchCore(b, inMem)
 	ctx := context.Background()
 	do := func(tok secret.String, op logical.Operation, path string, data map[string]any) *logical.Response {
 		res, err := c.HandleRequest(ctx, &Request{ID: secret.UUID(), Operation: op, Path: path, Data: data, Token: tok})
@@ -115,7 +142,17 @@ func BenchmarkLoginAppRole(b *testing.B) {
 // BenchmarkTokenCreate creates child service tokens of the root token
 // through the pipeline (auth/token/create) on fsynced bolt, 32 in flight.
 func BenchmarkTokenCreate(b *testing.B) {
-	c, root := benchCore(b)
+	for _, inMem := range []bool{false, true} {
+		name := "bolt"
+		if inMem {
+			name = "inmem"
+		}
+		b.Run(name, func(b *testing.B) { benchTokenCreate(b, inMem) })
+	}
+}
+
+func benchTokenCreate(b *testing.B, inMem bool) {
+	c, root := benchCore(b, inMem)
 	ctx := context.Background()
 	conn := &logical.Connection{RemoteAddr: "127.0.0.1"}
 	runParallel32(b, func() error {

@@ -56,8 +56,12 @@ type Pending struct {
 // returns the storage writes that record it, without writing them. Unless
 // req.NewID is set, a token lease whose id is taken fails with
 // [ErrExists].
+//
+// Stop waits for a prepared lease until it is committed or aborted; unlike
+// the other calls, Prepare is not cancelled by Stop (a lease with a new id
+// has nothing to wait for), only by ctx.
 func (m *Manager) Prepare(ctx context.Context, req RegisterRequest) (*Pending, error) {
-	ctx, done, err := m.begin(ctx)
+	done, err := m.enter()
 	if err != nil {
 		return nil, err
 	}

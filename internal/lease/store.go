@@ -42,6 +42,9 @@ type record struct {
 }
 
 func encode(l *Lease) ([]byte, error) {
+	if b, ok := appendRecord(make([]byte, 0, 256), l); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(record{V: recordVersion, Lease: *l})
 	if err != nil {
 		return nil, fmt.Errorf("lease: encode %q: %w", l.ID, err)

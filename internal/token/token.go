@@ -828,7 +828,7 @@ func (st *Store) insert(ctx context.Context, d digest, e *Entry, raw []byte, cus
 		w.put(pathIndexDir(e.Path)+e.HashedID, nil)
 	}
 	w.put(accessorKey(st.hash(e.Accessor)), []byte(e.HashedID))
-	w.put(idKey(d), raw)
+	w.put(idPrefix+e.HashedID, raw) // idKey(d), without encoding d again
 	if committer != nil {
 		if err := committer.CommitToken(ctx, e, w); err != nil {
 			return fmt.Errorf("token: register lease: %w", err)

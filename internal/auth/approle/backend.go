@@ -219,12 +219,19 @@ func (b *backend) roleIDLock(hmacHex string) *sync.Mutex { return &b.roleIDLocks
 // it: Reset brings a used state back to the keyed start, which saves the
 // key schedule of hmac.New on every hash.
 type hmacKey struct {
-	pool sync.Pool // of hash.Hash
+	pool sync.Pool // of *macState
+}
+
+// macState is a pooled HMAC state with a scratch buffer for its input, so
+// that hashing allocates only the result.
+type macState struct {
+	h   hash.Hash
+	buf []byte
 }
 
 func newHMACKey(key []byte) *hmacKey {
 	k := &hmacKey{}
-	k.pool.New = func() any { return hmac.New(sha256.New, key) }
+	k.pool.New = func() any { return &macState{h: hmac.New(sha256.New, key)} }
 	return k
 }
 
@@ -261,13 +268,14 @@ func (b *backend) mac(ctx context.Context, s logical.Storage, label, value strin
 	if err != nil {
 		return "", err
 	}
-	m := k.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(label))
-	m.Write([]byte(value))
+	m := k.pool.Get().(*macState)
+	m.h.Reset()
+	m.buf = append(append(m.buf[:0], label...), value...)
+	m.h.Write(m.buf)
+	clear(m.buf) // the value may be a secret ID
 	var sum [sha256.Size]byte
 	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], m.Sum(sum[:0]))
+	hex.Encode(out[:], m.h.Sum(sum[:0]))
 	k.pool.Put(m)
 	return string(out[:]), nil
 }
