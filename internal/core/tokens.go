@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/identity"
@@ -84,22 +85,50 @@ func (h tokenHooks) CommitToken(ctx context.Context, e *token.Entry, ops []logic
 	if err != nil {
 		return err
 	}
-	lops := p.Ops()
-	all := make([]logical.StorageOp, 0, len(lops)+len(ops))
-	for _, op := range lops {
-		op.Key = leaseView + op.Key
-		all = append(all, op)
-	}
-	for _, op := range ops {
-		op.Key = tokenView + op.Key
-		all = append(all, op)
-	}
+	all := prefixOps(p.Ops(), leaseView, ops, tokenView)
 	if err := h.c.barrier.Transaction(ctx, all); err != nil {
 		p.Abort()
 		return err
 	}
 	p.Commit()
 	return nil
+}
+
+// prefixOps returns a's ops with their keys under prefix pa, then b's
+// under pb: the writes of two barrier views as one barrier transaction.
+// The keys are cut from one string, one allocation for all of them.
+func prefixOps(a []logical.StorageOp, pa string, b []logical.StorageOp, pb string) []logical.StorageOp {
+	n := len(a)*len(pa) + len(b)*len(pb)
+	for _, op := range a {
+		n += len(op.Key)
+	}
+	for _, op := range b {
+		n += len(op.Key)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, op := range a {
+		sb.WriteString(pa)
+		sb.WriteString(op.Key)
+	}
+	for _, op := range b {
+		sb.WriteString(pb)
+		sb.WriteString(op.Key)
+	}
+	keys := sb.String()
+	all := make([]logical.StorageOp, 0, len(a)+len(b))
+	cut := func(op logical.StorageOp, prefix string) {
+		kl := len(prefix) + len(op.Key)
+		op.Key, keys = keys[:kl], keys[kl:]
+		all = append(all, op)
+	}
+	for _, op := range a {
+		cut(op, pa)
+	}
+	for _, op := range b {
+		cut(op, pb)
+	}
+	return all
 }
 
 // TokenRenewed moves the token's lease to its new expiry.

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -160,4 +161,17 @@ func hashedID(t *testing.T, f *fixture, tok string) string {
 		t.Fatal(err)
 	}
 	return e.HashedID
+}
+
+func TestPrefixOps(t *testing.T) {
+	a := []logical.StorageOp{{Key: "id/x", Value: []byte("1")}, {Key: "token/t/x", Delete: true}}
+	b := []logical.StorageOp{{Key: "id/h", Value: []byte("2")}}
+	got := prefixOps(a, "sys/expire/", b, "sys/token/")
+	want := []logical.StorageOp{{Key: "sys/expire/id/x", Value: []byte("1")}, {Key: "sys/expire/token/t/x", Delete: true}, {Key: "sys/token/id/h", Value: []byte("2")}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("prefixOps = %+v, want %+v", got, want)
+	}
+	if got := prefixOps(nil, "a/", b, "b/"); len(got) != 1 || got[0].Key != "b/id/h" {
+		t.Fatalf("prefixOps without a = %+v", got)
+	}
 }

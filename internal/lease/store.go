@@ -42,7 +42,7 @@ type record struct {
 }
 
 func encode(l *Lease) ([]byte, error) {
-	if b, ok := appendRecord(make([]byte, 0, 256), l); ok {
+	if b, ok := appendRecord(make([]byte, 0, 512), l); ok {
 		return b, nil
 	}
 	b, err := json.Marshal(record{V: recordVersion, Lease: *l})

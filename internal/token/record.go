@@ -80,7 +80,7 @@ func encodeEntry(k *storeKeys, d digest, e *Entry) ([]byte, error) {
 	if e.Accessor != "" {
 		r.SealedAccessor = k.sealAccessor(d, e.Accessor)
 	}
-	if raw, ok := appendRecord(make([]byte, 0, 512), &r); ok {
+	if raw, ok := appendRecord(make([]byte, 0, 1024), &r); ok {
 		return raw, nil
 	}
 	raw, err := json.Marshal(&r)

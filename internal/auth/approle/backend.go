@@ -227,6 +227,7 @@ type hmacKey struct {
 type macState struct {
 	h   hash.Hash
 	buf []byte
+	sum []byte
 }
 
 func newHMACKey(key []byte) *hmacKey {
@@ -273,9 +274,9 @@ func (b *backend) mac(ctx context.Context, s logical.Storage, label, value strin
 	m.buf = append(append(m.buf[:0], label...), value...)
 	m.h.Write(m.buf)
 	clear(m.buf) // the value may be a secret ID
-	var sum [sha256.Size]byte
+	m.sum = m.h.Sum(m.sum[:0])
 	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], m.h.Sum(sum[:0]))
+	hex.Encode(out[:], m.sum)
 	k.pool.Put(m)
 	return string(out[:]), nil
 }
