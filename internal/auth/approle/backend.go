@@ -112,7 +112,9 @@ func Factory(_ context.Context, conf *logical.BackendConfig) (logical.Backend, e
 }
 
 // backend is the AppRole auth method of one mount. It serves one storage
-// view: the HMAC key is cached after its first load.
+// view: the HMAC key is cached after its first load, and the records
+// logins read are kept decoded, checked against storage on every use
+// (see recordCache).
 type backend struct {
 	*framework.Backend
 	now    func() time.Time

@@ -3,6 +3,8 @@ package approle
 import (
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,4 +93,41 @@ func TestRecordCacheBounded(t *testing.T) {
 	if e, err := readCached[roleIDEntry](t.Context(), &c, h.s, "role_id/missing"); e != nil || err != nil {
 		t.Fatalf("missing record: %+v, %v", e, err)
 	}
+}
+
+// TestLoginNumUsesWarmCache uses a secret ID with a use limit whose record
+// the cache already holds, then races logins on it: no more logins succeed
+// than it has uses left, however stale the cached record's count is.
+func TestLoginNumUsesWarmCache(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	id := h.createRole("app", ``)
+	sid, _ := h.newSecretID("app", `{"num_uses":5}`)
+	h.mustLogin(id, sid)
+	h.mustLogin(id, sid)
+	const racers = 32
+	var (
+		wg sync.WaitGroup
+		ok atomic.Int32
+	)
+	start := make(chan struct{})
+	for range racers {
+		wg.Go(func() {
+			<-start
+			resp, err := h.b.HandleRequest(t.Context(), &logical.Request{
+				Operation: logical.UpdateOperation, Path: "login", Storage: h.s, Connection: from("127.0.0.1"),
+				Data: map[string]any{"role_id": id, "secret_id": sid},
+			})
+			if err == nil && resp != nil && resp.Auth != nil {
+				ok.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := ok.Load(); got != 3 {
+		t.Fatalf("%d logins succeeded with 3 uses left", got)
+	}
+	resp, err := h.login(id, sid, from("127.0.0.1"))
+	wantInvalid(t, resp, err)
 }
