@@ -47,7 +47,7 @@ func BenchmarkCreateBatch(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		e := &Entry{Policies: []string{"default", "dev"}, Path: "auth/token/create", Type: TypeBatch, TTL: time.Hour}
-		if _, err := st.create(ctx, "", e, false); err != nil {
+		if _, err := st.create(ctx, "", e); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -90,7 +90,7 @@ func BenchmarkLookupBatch(b *testing.B) {
 	st, root := benchStore(b)
 	ctx := b.Context()
 	e := &Entry{Policies: []string{"default", "dev"}, Path: "auth/token/create", Type: TypeBatch, TTL: time.Hour, Parent: root.HashedID}
-	v, err := st.create(ctx, "", e, false)
+	v, err := st.create(ctx, "", e)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func FuzzLookup(f *testing.F) {
 		f.Fatal(err)
 	}
 	b := &Entry{Policies: []string{"default"}, Path: "auth/token/create", Type: TypeBatch, TTL: time.Hour}
-	batch, err := st.create(ctx, "", b, false)
+	batch, err := st.create(ctx, "", b)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -507,7 +507,7 @@ func TestRestart(t *testing.T) {
 	h := newHarness(t)
 	a, _, _, _, toks := h.tree()
 	batch := &Entry{Policies: []string{"dev"}, Path: "auth/token/create", Type: TypeBatch, TTL: time.Hour, Parent: a.HashedID}
-	bv, err := h.st.create(h.ctx, "", batch, false)
+	bv, err := h.st.create(h.ctx, "", batch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -680,7 +680,7 @@ func (st *Store) CreateRoot(ctx context.Context, id string) (secret.String, *Ent
 		Path:        "auth/token/root",
 		DisplayName: "root",
 	}
-	tok, err := st.create(ctx, id, e, false)
+	tok, err := st.create(ctx, id, e)
 	if err != nil {
 		return secret.String{}, nil, err
 	}
@@ -696,7 +696,7 @@ func (st *Store) CreateRoot(ctx context.Context, id string) (secret.String, *Ent
 // auth/token backend enforces them).
 func (st *Store) Create(ctx context.Context, e *Entry) (secret.String, error) {
 	e.Type = TypeService
-	return st.create(ctx, "", e, false)
+	return st.create(ctx, "", e)
 }
 
 // ValidateID checks a custom token id: not empty, no '.', no spaces or
@@ -721,10 +721,24 @@ func ValidateID(id string) error {
 }
 
 // create stores a new token for e, with the custom id if not empty, and
-// calls the TokenCreated hook for a service token. With owned, the caller
-// hands e over: the store caches e itself instead of a copy, and the
-// caller must not modify it afterwards (it may still read it).
-func (st *Store) create(ctx context.Context, id string, e *Entry, owned bool) (secret.String, error) {
+// calls the TokenCreated hook for a service token. The store caches a copy
+// of e.
+func (st *Store) create(ctx context.Context, id string, e *Entry) (secret.String, error) {
+	return st.createAs(ctx, id, e, nil)
+}
+
+// createOwned is create for a caller that hands e over: the store caches e
+// itself, and the caller must not modify it afterwards (it may read it).
+// It saves the copy, but e always escapes to the heap: callers that may
+// create batch tokens, which are not cached, keep create for them.
+func (st *Store) createOwned(ctx context.Context, id string, e *Entry) (secret.String, error) {
+	return st.createAs(ctx, id, e, e)
+}
+
+// createAs is create, caching stored (nil: a copy of e, made once e is
+// filled in) for a service token. It does not keep e itself, so that a
+// caller's e may live on its stack.
+func (st *Store) createAs(ctx context.Context, id string, e, stored *Entry) (secret.String, error) {
 	if st.closed.Load() {
 		return secret.String{}, ErrClosed
 	}
@@ -755,8 +769,7 @@ func (st *Store) create(ctx context.Context, id string, e *Entry, owned bool) (s
 	d := st.hash(id)
 	e.HashedID = d.String()
 	e.Accessor = secret.RandomBase62(24)
-	stored := e
-	if !owned {
+	if stored == nil {
 		stored = e.clone()
 	}
 	raw, err := encodeEntry(k, d, stored)
