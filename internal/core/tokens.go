@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/identity"
@@ -27,32 +28,107 @@ const tokenMountPath = authPrefix + "token/"
 type tokenHooks struct{ c *Core }
 
 var (
-	_ token.LeaseHooks  = tokenHooks{}
-	_ token.AuthRenewer = tokenHooks{}
+	_ token.LeaseHooks     = tokenHooks{}
+	_ token.LeaseCommitter = tokenHooks{}
+	_ token.AuthRenewer    = tokenHooks{}
 )
 
 // TokenCreated registers the lease of a token that expires: the
 // expiration manager revokes the token (and everything it owns) on time.
+// The store calls it only when its storage is not shared with the
+// manager's (CommitToken is the usual path).
 func (h tokenHooks) TokenCreated(ctx context.Context, e *token.Entry) error {
 	if e.ExpireTime.IsZero() {
 		return nil // root and other non-expiring tokens own leases but have none
 	}
 	if h.c.leases == nil {
-		return errors.New("core: no expiration manager to give an expiring token its lease")
+		return errNoLeases
 	}
+	_, err := h.c.leases.Register(ctx, h.tokenLease(e, false))
+	return err
+}
+
+var errNoLeases = errors.New("core: no expiration manager to give an expiring token its lease")
+
+// tokenLease is the registration of the lease of the expiring token e.
+func (h tokenHooks) tokenLease(e *token.Entry, newID bool) lease.RegisterRequest {
 	ttl := e.ExpireTime.Sub(h.c.clk.Now())
 	if ttl <= 0 {
 		ttl = time.Nanosecond
 	}
-	_, err := h.c.leases.Register(ctx, lease.RegisterRequest{
+	return lease.RegisterRequest{
 		Kind:      lease.KindToken,
 		ID:        e.LeaseID(),
 		Path:      e.Path,
 		TTL:       ttl,
 		Renewable: e.Renewable,
 		TokenKey:  e.HashedID,
-	})
-	return err
+		NewID:     newID,
+	}
+}
+
+// CommitToken stores a new expiring token's records, ops, and its lease
+// in one barrier transaction, so that a login or a token creation waits
+// for one storage commit, not two, and a crash can leave neither a token
+// without its lease nor a lease without its token. The lease's records
+// come first, for storage without transactions: a lease whose token is
+// missing is revoked harmlessly, a token whose lease is missing would
+// never be revoked.
+//
+// The store calls it only for a token it generated at random: its lease
+// id is new, and the manager need not read storage to check it is free.
+func (h tokenHooks) CommitToken(ctx context.Context, e *token.Entry, ops []logical.StorageOp) error {
+	if h.c.leases == nil {
+		return errNoLeases
+	}
+	p, err := h.c.leases.Prepare(ctx, h.tokenLease(e, true))
+	if err != nil {
+		return err
+	}
+	all := prefixOps(p.Ops(), leaseView, ops, tokenView)
+	if err := h.c.barrier.Transaction(ctx, all); err != nil {
+		p.Abort()
+		return err
+	}
+	p.Commit()
+	return nil
+}
+
+// prefixOps returns a's ops with their keys under prefix pa, then b's
+// under pb: the writes of two barrier views as one barrier transaction.
+// The keys are cut from one string, one allocation for all of them.
+func prefixOps(a []logical.StorageOp, pa string, b []logical.StorageOp, pb string) []logical.StorageOp {
+	n := len(a)*len(pa) + len(b)*len(pb)
+	for _, op := range a {
+		n += len(op.Key)
+	}
+	for _, op := range b {
+		n += len(op.Key)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, op := range a {
+		sb.WriteString(pa)
+		sb.WriteString(op.Key)
+	}
+	for _, op := range b {
+		sb.WriteString(pb)
+		sb.WriteString(op.Key)
+	}
+	keys := sb.String()
+	all := make([]logical.StorageOp, 0, len(a)+len(b))
+	cut := func(op logical.StorageOp, prefix string) {
+		kl := len(prefix) + len(op.Key)
+		op.Key, keys = keys[:kl], keys[kl:]
+		all = append(all, op)
+	}
+	for _, op := range a {
+		cut(op, pa)
+	}
+	for _, op := range b {
+		cut(op, pb)
+	}
+	return all
 }
 
 // TokenRenewed moves the token's lease to its new expiry.

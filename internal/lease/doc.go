@@ -58,7 +58,10 @@
 // would hide a lease, so it is never left behind on purpose (Tidy restores
 // one that a crash lost). When the view implements
 // [logical.TransactionalStorage] the writes of one change are applied in
-// one transaction.
+// one transaction. [Manager.Prepare] hands the writes of a new lease to
+// its caller instead, to be applied in the caller's own transaction with
+// the records the lease belongs with (a token's, in core), before
+// [Pending.Commit] schedules it.
 //
 // # Lifecycle
 //

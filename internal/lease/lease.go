@@ -186,6 +186,10 @@ type RegisterRequest struct {
 	// must be JSON-serialisable.
 	InternalData map[string]any
 	Data         map[string]any
+	// NewID reports that ID is new by construction: it embeds randomness
+	// drawn for this lease (a newly generated token's hash), so no lease
+	// can have it yet. The manager then skips reading storage to check.
+	NewID bool
 }
 
 // maxIDLen bounds lease ids: they become storage keys.

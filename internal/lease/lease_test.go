@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-secrets/vigil/internal/logical"
 )
 
 func TestRegisterLookup(t *testing.T) {
@@ -603,5 +605,96 @@ func TestPlainStorage(t *testing.T) {
 	f.advance(time.Minute)
 	if !f.rv.revoked(l.ID) || len(f.mem.Keys()) != 0 {
 		t.Fatalf("after expiry: %q", f.mem.Keys())
+	}
+}
+
+// TestPrepareCommitAbort checks the two-step registration: Prepare writes
+// nothing and holds the lease's claim; Commit after the caller's write
+// schedules the lease, which then expires as a registered one; Abort
+// forgets it; a token lease's id is checked unless NewID; Stop waits for
+// a prepared lease.
+func TestPrepareCommitAbort(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := t.Context()
+	req := RegisterRequest{Kind: KindToken, Path: "auth/approle/login", ID: "auth/approle/login/h1", TTL: time.Hour, TokenKey: "h1", NewID: true}
+
+	p, err := f.m.Prepare(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := f.mem.Keys(); len(keys) != 0 {
+		t.Fatalf("Prepare wrote %q", keys)
+	}
+	// The claim is held: a revocation of the id waits for the commit.
+	revoked := make(chan error, 1)
+	go func() { revoked <- f.m.Revoke(ctx, req.ID, false) }()
+	if err := logical.ApplyOps(ctx, f.mem, p.Ops()); err != nil {
+		t.Fatal(err)
+	}
+	l := p.Commit()
+	if l.ID != req.ID || l.ExpireTime != epoch.Add(time.Hour) {
+		t.Fatalf("committed %+v", l)
+	}
+	if err := <-revoked; err != nil {
+		t.Fatalf("revoke after commit: %v", err)
+	}
+	if !f.rv.revoked(req.ID) || f.exists(req.ID) {
+		t.Fatal("the committed lease was not revoked")
+	}
+
+	// Committed, it expires on time.
+	req.ID, req.TokenKey = "auth/approle/login/h2", "h2"
+	p, err = f.m.Prepare(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := logical.ApplyOps(ctx, f.mem, p.Ops()); err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	f.advance(time.Hour)
+	if !f.rv.revoked(req.ID) || f.exists(req.ID) {
+		t.Fatal("the committed lease did not expire")
+	}
+
+	// Aborted, nothing is known of it, and its id is free again.
+	req.ID, req.TokenKey = "auth/approle/login/h3", "h3"
+	p, err = f.m.Prepare(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Abort()
+	if slices.Contains(f.m.IDs(), req.ID) || len(f.mem.Keys()) != 0 {
+		t.Fatalf("an aborted lease is known: %q %q", f.m.IDs(), f.mem.Keys())
+	}
+	f.register(RegisterRequest{Kind: KindToken, Path: req.Path, ID: req.ID, TTL: time.Hour, TokenKey: req.TokenKey})
+
+	// Without NewID, a taken id is refused; with it the caller vouches
+	// that the id is new, and storage is not read.
+	req.NewID = false
+	if _, err := f.m.Prepare(ctx, req); !errors.Is(err, ErrExists) {
+		t.Fatalf("Prepare of a taken id: %v, want ErrExists", err)
+	}
+
+	// Stop waits for a prepared lease, then refuses new ones.
+	req.ID, req.TokenKey, req.NewID = "auth/approle/login/h4", "h4", true
+	p, err = f.m.Prepare(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- f.m.Stop(context.Background()) }()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned with a lease prepared")
+	case <-time.After(20 * time.Millisecond):
+	}
+	p.Abort()
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.Prepare(ctx, req); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Prepare after Stop: %v", err)
 	}
 }

@@ -229,6 +229,18 @@ func (m *Manager) begin(ctx context.Context) (context.Context, func(), error) {
 	}, nil
 }
 
+// enter is begin without a context of its own: it admits a call that the
+// manager's Stop waits for but does not cancel.
+func (m *Manager) enter() (func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != stateRunning {
+		return nil, ErrStopped
+	}
+	m.wg.Add(1)
+	return m.wg.Done, nil
+}
+
 // claim marks a lease as being worked on; done is closed on release.
 type claim struct {
 	done     chan struct{}

@@ -26,6 +26,93 @@ func (m *Manager) Register(ctx context.Context, req RegisterRequest) (*Lease, er
 		return nil, err
 	}
 	defer done()
+	p, err := m.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.write(ctx, p.ops); err != nil {
+		p.release()
+		return nil, fmt.Errorf("lease: write %q: %w", p.l.ID, err)
+	}
+	return p.commit(), nil
+}
+
+// Pending is a new lease that [Manager.Prepare] built and claimed, and
+// that is not stored yet: its caller writes [Pending.Ops] in a transaction
+// of its own, together with the records the lease belongs with (a token's),
+// then calls [Pending.Commit] once the write succeeded or [Pending.Abort]
+// if it did not. Until then no other operation can act on the lease's id,
+// and [Manager.Stop] waits. Exactly one of Commit or Abort must be called.
+type Pending struct {
+	m       *Manager
+	l       *Lease
+	ops     []logical.StorageOp
+	now     time.Time
+	release func()
+	done    func() // ends the call begun by Prepare
+}
+
+// Prepare builds the lease req asks for, as [Manager.Register] does, and
+// returns the storage writes that record it, without writing them. Unless
+// req.NewID is set, a token lease whose id is taken fails with
+// [ErrExists].
+//
+// Stop waits for a prepared lease until it is committed or aborted; unlike
+// the other calls, Prepare is not cancelled by Stop (a lease with a new id
+// has nothing to wait for), only by ctx.
+func (m *Manager) Prepare(ctx context.Context, req RegisterRequest) (*Pending, error) {
+	done, err := m.enter()
+	if err != nil {
+		return nil, err
+	}
+	p, err := m.prepare(ctx, req)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	p.done = done
+	return p, nil
+}
+
+// Ops returns the writes that store the lease, keys relative to the
+// manager's storage, in the order that keeps its indexes a superset of
+// the truth when they are not applied in one transaction.
+func (p *Pending) Ops() []logical.StorageOp { return p.ops }
+
+// Lease returns the lease being registered. The caller must not modify it.
+func (p *Pending) Lease() *Lease { return p.l }
+
+// Commit schedules the lease, whose writes the caller has stored, and
+// ends the registration. It returns the lease, which the caller owns.
+func (p *Pending) Commit() *Lease {
+	l := p.commit()
+	if p.done != nil {
+		p.done()
+	}
+	return l
+}
+
+// Abort ends a registration whose writes were not stored: the manager
+// forgets the lease.
+func (p *Pending) Abort() {
+	p.release()
+	if p.done != nil {
+		p.done()
+	}
+}
+
+func (p *Pending) commit() *Lease {
+	m := p.m
+	m.mu.Lock()
+	m.trackLocked(placementOf(p.l, m.dueFor(p.l.ID, p.l.ExpireTime, p.now)))
+	m.mu.Unlock()
+	p.release()
+	return p.l
+}
+
+// prepare builds and claims the lease of req, for a caller that has begun
+// a call; it checks that a token lease's id is free unless req.NewID.
+func (m *Manager) prepare(ctx context.Context, req RegisterRequest) (*Pending, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -48,27 +135,28 @@ func (m *Manager) Register(ctx context.Context, req RegisterRequest) (*Lease, er
 		l.ExpireTime = now.Add(req.TTL)
 	}
 	l.ExpireTime = l.capExpire(l.ExpireTime)
+	ops, err := createOps(l)
+	if err != nil {
+		return nil, err
+	}
 
 	release, _, err := m.acquire(ctx, l.ID, claimChange)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	if l.Kind == KindToken {
+	// A secret's id is new by construction (a random suffix of 143 bits);
+	// so is a token's when its caller says so.
+	if l.Kind == KindToken && !req.NewID {
 		switch _, err := m.st.Get(ctx, recordKey(l.ID)); {
 		case err == nil:
+			release()
 			return nil, fmt.Errorf("%w: %q", ErrExists, l.ID)
 		case !errors.Is(err, logical.ErrNotFound):
+			release()
 			return nil, fmt.Errorf("lease: read %q: %w", l.ID, err)
 		}
 	}
-	if err := m.create(ctx, l); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	m.trackLocked(placementOf(l, m.dueFor(l.ID, l.ExpireTime, now)))
-	m.mu.Unlock()
-	return l, nil
+	return &Pending{m: m, l: l, ops: ops, now: now, release: release}, nil
 }
 
 // Lookup returns the lease with id, from storage.

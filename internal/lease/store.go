@@ -42,6 +42,9 @@ type record struct {
 }
 
 func encode(l *Lease) ([]byte, error) {
+	if b, ok := appendRecord(make([]byte, 0, 512), l); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(record{V: recordVersion, Lease: *l})
 	if err != nil {
 		return nil, fmt.Errorf("lease: encode %q: %w", l.ID, err)
@@ -138,17 +141,26 @@ func (m *Manager) save(ctx context.Context, l *Lease, wasIrrevocable bool) error
 	return nil
 }
 
-// create writes a new lease: its token index entry, then its record.
-func (m *Manager) create(ctx context.Context, l *Lease) error {
+// createOps returns the writes of a new lease: its token index entry,
+// then its record.
+func createOps(l *Lease) ([]logical.StorageOp, error) {
 	b, err := encode(l)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ops := make([]logical.StorageOp, 0, 2)
 	if l.TokenKey != "" {
 		ops = append(ops, logical.StorageOp{Key: tokenIndexKey(l.TokenKey, l.ID), Value: []byte{}})
 	}
-	ops = append(ops, logical.StorageOp{Key: recordKey(l.ID), Value: b})
+	return append(ops, logical.StorageOp{Key: recordKey(l.ID), Value: b}), nil
+}
+
+// create writes a new lease: its token index entry, then its record.
+func (m *Manager) create(ctx context.Context, l *Lease) error {
+	ops, err := createOps(l)
+	if err != nil {
+		return err
+	}
 	if err := m.write(ctx, ops); err != nil {
 		return fmt.Errorf("lease: write %q: %w", l.ID, err)
 	}

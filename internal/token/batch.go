@@ -108,9 +108,12 @@ func (st *Store) storeKeys(ctx context.Context, create bool) (*storeKeys, error)
 // sealAccessor seals an accessor for storage, bound to its token's hashed
 // id.
 func (k *storeKeys) sealAccessor(d digest, accessor string) []byte {
-	out := make([]byte, gcmNonceSize, gcmNonceSize+len(accessor)+k.accessor.Overhead())
-	_, _ = rand.Read(out)
-	return k.accessor.Seal(out, out[:gcmNonceSize], []byte(accessor), d[:])
+	out := make([]byte, gcmNonceSize+len(accessor), gcmNonceSize+len(accessor)+k.accessor.Overhead())
+	_, _ = rand.Read(out[:gcmNonceSize])
+	// Sealed in place: the plaintext is copied where the ciphertext goes.
+	plain := out[gcmNonceSize:]
+	copy(plain, accessor)
+	return k.accessor.Seal(out[:gcmNonceSize], out[:gcmNonceSize], plain, d[:])
 }
 
 func (k *storeKeys) openAccessor(d digest, sealed []byte) (string, error) {

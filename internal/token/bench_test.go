@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
@@ -103,4 +104,28 @@ func BenchmarkLookupBatch(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkEncodeEntry encodes a login's token entry, as every login does.
+func BenchmarkEncodeEntry(b *testing.B) {
+	st, _ := benchStore(b)
+	k, err := st.storeKeys(b.Context(), true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	e := &Entry{
+		Accessor: "0123456789abcdefghijklmn", Policies: []string{"default", "dev"}, Path: "auth/approle/login",
+		DisplayName: "approle-app", Meta: map[string]string{"role_name": "app"}, CreationTime: now, TTL: time.Hour,
+		Type: TypeService, Renewable: true, ExpireTime: now.Add(time.Hour), MountPath: "auth/approle/",
+		InternalData: map[string]any{"role_name": "app", "role_id": "f7c5e0a4-1b0e-4c47-9f1e-5c2f5d9b7a11", "secret_id_accessor": "a9b8"},
+		Alias:        &logical.Alias{Name: "f7c5e0a4-1b0e-4c47-9f1e-5c2f5d9b7a11", Metadata: map[string]string{"role_name": "app"}},
+	}
+	d := st.hash("hvs.benchmark")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := encodeEntry(k, d, e); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

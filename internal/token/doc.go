@@ -90,6 +90,10 @@
 //     (id [Entry.LeaseID], owner [Entry.HashedID]); TokenRenewed extends
 //     it; RevokeLeases (the [Revoker]) revokes every lease a token owns
 //     before the token goes. A failing RevokeLeases keeps the token.
+//     Hooks that are also a [LeaseCommitter] store a new token generated
+//     at random together with its lease, in one transaction
+//     (CommitToken, in place of TokenCreated): one storage commit per
+//     token, and never a token without its lease or the reverse.
 //   - [AuthRenewer]: sends a renewal of a login's token back to its auth
 //     mount (a [logical.RenewOperation] with [Entry.LoginAuth]).
 //   - [Caller] in the context of every request to the backend

@@ -40,6 +40,26 @@ type LeaseHooks interface {
 	TokenRenewed(ctx context.Context, e *Entry) error
 }
 
+// LeaseCommitter is an optional extension of [LeaseHooks]: hooks that
+// implement it store a new service token together with its lease, in one
+// atomic write, instead of the store writing the token and then calling
+// TokenCreated. Core implements it when the token store and the
+// expiration manager share a transactional storage.
+//
+// CommitToken is called, with the token's lock held, in place of
+// TokenCreated for a service token that expires (a non-zero ExpireTime)
+// and that the store has just generated at random (not a custom id): no
+// lease can have its lease id yet, and no one else can hold that lease.
+// It must write ops, the token's records (keys relative to the store's
+// storage), and the token's lease (id [Entry.LeaseID], owned under
+// [Entry.HashedID]) in one transaction, then make the lease known to the
+// expiration manager. If it fails, neither the token nor its lease may
+// have been stored (as far as the storage's transactions go) and the
+// creation fails. The rules of [Revoker] apply.
+type LeaseCommitter interface {
+	CommitToken(ctx context.Context, e *Entry, ops []logical.StorageOp) error
+}
+
 // AuthRenewer asks the auth mount whose login created a token (e.MountPath)
 // whether the token may be renewed, as Vault sends a renew operation to the
 // mount with the login's Auth (a = e.LoginAuth()). It returns the Auth to

@@ -80,6 +80,9 @@ func encodeEntry(k *storeKeys, d digest, e *Entry) ([]byte, error) {
 	if e.Accessor != "" {
 		r.SealedAccessor = k.sealAccessor(d, e.Accessor)
 	}
+	if raw, ok := appendRecord(make([]byte, 0, 1024), &r); ok {
+		return raw, nil
+	}
 	raw, err := json.Marshal(&r)
 	if err != nil {
 		return nil, fmt.Errorf("token: encode entry: %w", err)

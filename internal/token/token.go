@@ -721,8 +721,24 @@ func ValidateID(id string) error {
 }
 
 // create stores a new token for e, with the custom id if not empty, and
-// calls the TokenCreated hook for a service token.
+// calls the TokenCreated hook for a service token. The store caches a copy
+// of e.
 func (st *Store) create(ctx context.Context, id string, e *Entry) (secret.String, error) {
+	return st.createAs(ctx, id, e, nil)
+}
+
+// createOwned is create for a caller that hands e over: the store caches e
+// itself, and the caller must not modify it afterwards (it may read it).
+// It saves the copy, but e always escapes to the heap: callers that may
+// create batch tokens, which are not cached, keep create for them.
+func (st *Store) createOwned(ctx context.Context, id string, e *Entry) (secret.String, error) {
+	return st.createAs(ctx, id, e, e)
+}
+
+// createAs is create, caching stored (nil: a copy of e, made once e is
+// filled in) for a service token. It does not keep e itself, so that a
+// caller's e may live on its stack.
+func (st *Store) createAs(ctx context.Context, id string, e, stored *Entry) (secret.String, error) {
 	if st.closed.Load() {
 		return secret.String{}, ErrClosed
 	}
@@ -753,15 +769,26 @@ func (st *Store) create(ctx context.Context, id string, e *Entry) (secret.String
 	d := st.hash(id)
 	e.HashedID = d.String()
 	e.Accessor = secret.RandomBase62(24)
-	stored := e.clone()
+	if stored == nil {
+		stored = e.clone()
+	}
 	raw, err := encodeEntry(k, d, stored)
 	if err != nil {
 		return secret.String{}, err
 	}
-	if err := st.insert(ctx, d, stored, raw, custom); err != nil {
+	// With a committer the token and its lease are one write; otherwise
+	// the lease is registered once the token is stored. A custom id takes
+	// the second way: a lease of an earlier token with the same id may be
+	// being revoked, and registering one must then not wait for it with
+	// the token's lock held.
+	committer, _ := st.leases.(LeaseCommitter)
+	if custom || stored.ExpireTime.IsZero() {
+		committer = nil
+	}
+	if err := st.insert(ctx, d, stored, raw, custom, committer); err != nil {
 		return secret.String{}, err
 	}
-	if st.leases != nil {
+	if st.leases != nil && committer == nil {
 		if err := st.leases.TokenCreated(ctx, stored); err != nil {
 			// Nothing refers to the token yet: take it back.
 			mu := st.lock(d)
@@ -778,8 +805,9 @@ func (st *Store) create(ctx context.Context, id string, e *Entry) (secret.String
 }
 
 // insert writes a new token's entry and indexes under its lock (and its
-// parent's, which must be usable).
-func (st *Store) insert(ctx context.Context, d digest, e *Entry, raw []byte, custom bool) error {
+// parent's, which must be usable); with committer, through it, together
+// with the token's lease.
+func (st *Store) insert(ctx context.Context, d digest, e *Entry, raw []byte, custom bool, committer LeaseCommitter) error {
 	var unlock func()
 	if e.Parent != "" {
 		pd, ok := parseDigest(e.Parent)
@@ -805,7 +833,7 @@ func (st *Store) insert(ctx context.Context, d digest, e *Entry, raw []byte, cus
 	}
 	// Indexes first: without transactions a crash leaves at worst an index
 	// entry pointing nowhere, which readers skip and Tidy removes.
-	var w writeOps
+	w := make(writeOps, 0, 4)
 	if e.Parent != "" {
 		w.put(childKey(e.Parent, e.HashedID), nil)
 	}
@@ -813,8 +841,12 @@ func (st *Store) insert(ctx context.Context, d digest, e *Entry, raw []byte, cus
 		w.put(pathIndexDir(e.Path)+e.HashedID, nil)
 	}
 	w.put(accessorKey(st.hash(e.Accessor)), []byte(e.HashedID))
-	w.put(idKey(d), raw)
-	if err := w.apply(ctx, st.s); err != nil {
+	w.put(idPrefix+e.HashedID, raw) // idKey(d), without encoding d again
+	if committer != nil {
+		if err := committer.CommitToken(ctx, e, w); err != nil {
+			return fmt.Errorf("token: register lease: %w", err)
+		}
+	} else if err := w.apply(ctx, st.s); err != nil {
 		return err
 	}
 	st.cachePut(d, e)

@@ -112,7 +112,9 @@ func Factory(_ context.Context, conf *logical.BackendConfig) (logical.Backend, e
 }
 
 // backend is the AppRole auth method of one mount. It serves one storage
-// view: the HMAC key is cached after its first load.
+// view: the HMAC key is cached after its first load, and the records
+// logins read are kept decoded, checked against storage on every use
+// (see recordCache).
 type backend struct {
 	*framework.Backend
 	now    func() time.Time
@@ -129,6 +131,9 @@ type backend struct {
 
 	// tidying is set while a tidy runs.
 	tidying atomic.Bool
+
+	// records keeps what logins read decoded (see recordCache).
+	records recordCache
 }
 
 var (
@@ -216,12 +221,20 @@ func (b *backend) roleIDLock(hmacHex string) *sync.Mutex { return &b.roleIDLocks
 // it: Reset brings a used state back to the keyed start, which saves the
 // key schedule of hmac.New on every hash.
 type hmacKey struct {
-	pool sync.Pool // of hash.Hash
+	pool sync.Pool // of *macState
+}
+
+// macState is a pooled HMAC state with a scratch buffer for its input, so
+// that hashing allocates only the result.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+	sum []byte
 }
 
 func newHMACKey(key []byte) *hmacKey {
 	k := &hmacKey{}
-	k.pool.New = func() any { return hmac.New(sha256.New, key) }
+	k.pool.New = func() any { return &macState{h: hmac.New(sha256.New, key)} }
 	return k
 }
 
@@ -258,13 +271,14 @@ func (b *backend) mac(ctx context.Context, s logical.Storage, label, value strin
 	if err != nil {
 		return "", err
 	}
-	m := k.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(label))
-	m.Write([]byte(value))
-	var sum [sha256.Size]byte
+	m := k.pool.Get().(*macState)
+	m.h.Reset()
+	m.buf = append(append(m.buf[:0], label...), value...)
+	m.h.Write(m.buf)
+	clear(m.buf) // the value may be a secret ID
+	m.sum = m.h.Sum(m.sum[:0])
 	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], m.Sum(sum[:0]))
+	hex.Encode(out[:], m.sum)
 	k.pool.Put(m)
 	return string(out[:]), nil
 }

@@ -83,7 +83,7 @@ func (b *backend) handleLogin(ctx context.Context, req *logical.Request, d *fram
 	lock := b.roleLock(name)
 	lock.RLock()
 	defer lock.RUnlock()
-	r, err := loadRole(ctx, req.Storage, name)
+	r, err := readCached[roleEntry](ctx, &b.records, req.Storage, roleKey(name))
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +115,8 @@ func (b *backend) roleNameForID(ctx context.Context, s logical.Storage, id secre
 	if err != nil {
 		return "", err
 	}
-	var idx roleIDEntry
-	if _, err := getJSON(ctx, s, roleIDKey(h), &idx); err != nil {
+	idx, err := readCached[roleIDEntry](ctx, &b.records, s, roleIDKey(h))
+	if err != nil || idx == nil {
 		return "", err
 	}
 	return idx.Name, nil
@@ -125,7 +125,8 @@ func (b *backend) roleNameForID(ctx context.Context, s logical.Storage, id secre
 // useSecretID checks the login's secret ID against role r and counts one
 // use of it: a secret ID with one use left is deleted, an expired one is
 // deleted and refused. The caller holds r's role lock. It returns the
-// secret ID's record as it was before the use.
+// secret ID's record as it was before the use, which the caller must not
+// modify (it may be shared with the record cache).
 func (b *backend) useSecretID(ctx context.Context, s logical.Storage, r *roleEntry, in loginInput) (*secretIDEntry, error) {
 	h, err := b.mac(ctx, s, labelSecretID, in.secretID.Reveal())
 	if err != nil {
@@ -137,7 +138,7 @@ func (b *backend) useSecretID(ctx context.Context, s logical.Storage, r *roleEnt
 	// The common case, a secret ID without a use limit that has not
 	// expired, changes nothing and needs only the shared lock.
 	lock.RLock()
-	e, err := loadSecretID(ctx, s, key)
+	e, err := readCached[secretIDEntry](ctx, &b.records, s, key)
 	if err != nil || e == nil {
 		lock.RUnlock()
 		if err != nil {
