@@ -130,6 +130,12 @@ const (
 	// restore, and so the memory it holds.
 	restoreBatchOps   = 4096
 	restoreBatchBytes = 8 << 20
+	// pageSize is the bbolt page size of a new data file (an existing
+	// one keeps its own). A checkpoint of random keys rewrites a leaf
+	// page per key, up to every leaf: larger pages hold more keys, so a
+	// checkpoint writes fewer of them, in fewer system calls (measured:
+	// about a third less CPU per key than with 4 KiB pages).
+	pageSize = 16 << 10
 	// queueLen is the capacity of the writer's request queue. Callers
 	// beyond it wait to enqueue; the batch size is set by MaxBatch.
 	queueLen = 256
@@ -266,6 +272,7 @@ func Open(path string, opts Options) (*Backend, error) {
 		NoFreelistSync:  true,
 		FreelistType:    bbolt.FreelistMapType,
 		InitialMmapSize: initialMmapSize,
+		PageSize:        max(pageSize, os.Getpagesize()),
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, ErrLocked)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -28,10 +29,10 @@ func BenchmarkWriteLoad(b *testing.B) {
 	_, _ = rand.Read(value)
 	prefill(b, be, value)
 	var failed atomic.Bool
-	b.SetParallelism(32 / max(1, testingProcs()))
+	b.SetParallelism(32 / max(1, runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	st0 := be.Stats()
-	cpu0 := cpuTime()
+	cpu0 := bolt.CPUTime()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var raw [32]byte
@@ -59,7 +60,7 @@ func BenchmarkWriteLoad(b *testing.B) {
 	if failed.Load() {
 		b.Fatal("a Get or Transaction failed")
 	}
-	b.ReportMetric(float64(cpuTime()-cpu0)/1e3/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(bolt.CPUTime()-cpu0)/1e3/float64(b.N), "cpu-µs/op")
 	st := be.Stats()
 	st.Checkpoints -= st0.Checkpoints
 	if st.Commits > 0 {

@@ -1,10 +1,6 @@
 //go:build !unix
 
-package bolt_test
+package bolt
 
-import "runtime"
-
-// cpuTime is not measured on this system.
-func cpuTime() int64 { return 0 }
-
-func testingProcs() int { return runtime.GOMAXPROCS(0) }
+// CPUTime is not measured on this system.
+func CPUTime() int64 { return 0 }
