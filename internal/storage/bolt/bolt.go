@@ -17,6 +17,10 @@
 // appends them to the log as one record, fsyncs once and answers every
 // request of the batch: an idle store answers after one small sequential
 // write and one fsync, a busy one shares each fsync among many writes.
+// When the last batch held more than one request, the writer yields the
+// processor once before it takes the queued ones, so that writers ready
+// to run can queue theirs too: under load about twice as many writes
+// share each fsync.
 // Logged writes are kept in memory until a checkpoint applies them to
 // bbolt in one sorted, fsynced commit. A checkpoint starts when the log
 // segment being written holds [Options.CheckpointBytes] (or, for many
@@ -70,6 +74,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -720,6 +725,7 @@ func (b *Backend) writer() {
 	defer close(b.writerDone)
 	batch := make([]*writeReq, 0, 64)
 	var checkpointReqs []*writeReq
+	lastBatch := 0 // requests in the last batch
 	for {
 		var first *writeReq
 		var ok bool
@@ -748,6 +754,13 @@ func (b *Backend) writer() {
 			size += opsSize(r.ops)
 		}
 		take(first)
+		if lastBatch > 1 {
+			// Writes are concurrent: let the goroutines that are
+			// ready to run queue theirs before the batch closes, so
+			// more of them share the fsync. An idle store (batches
+			// of one) does not wait.
+			runtime.Gosched()
+		}
 	drain:
 		for n < b.maxBatch && size < maxBatchBytes {
 			select {
@@ -760,6 +773,7 @@ func (b *Backend) writer() {
 				break drain
 			}
 		}
+		lastBatch = len(batch)
 		if len(batch) > 0 {
 			b.commit(batch)
 		}
