@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -91,5 +92,37 @@ func prefill(b *testing.B, be *bolt.Backend, value []byte) {
 	}
 	if _, err := be.Backup(io.Discard); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkListWhileWriting lists a directory of 10 keys while 15000
+// random keys wait in the pending writes and each List follows a write: the
+// pending writes under the prefix are found by their key order, not by a
+// scan of them all.
+func BenchmarkListWhileWriting(b *testing.B) {
+	be := openTemp(b, bolt.Options{NoSync: true})
+	ctx := b.Context()
+	var raw [32]byte
+	ops := make([]storage.Op, 0, 15000)
+	for range cap(ops) {
+		_, _ = rand.Read(raw[:])
+		ops = append(ops, storage.Op{Key: "logical/x/" + hex.EncodeToString(raw[:]), Value: []byte("v")})
+	}
+	for i := range 10 {
+		ops = append(ops, storage.Op{Key: "dir/k" + string(rune('0'+i)), Value: []byte("v")})
+	}
+	if err := be.Transaction(ctx, ops); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := be.Put(ctx, "logical/y/"+strconv.Itoa(i%1000), []byte("v")); err != nil {
+			b.Fatal(err)
+		}
+		keys, err := be.List(ctx, "dir/")
+		if err != nil || len(keys) != 10 {
+			b.Fatalf("List: %v, %v", keys, err)
+		}
 	}
 }
