@@ -17,12 +17,22 @@
 // appends them to the log as one record, fsyncs once and answers every
 // request of the batch: an idle store answers after one small sequential
 // write and one fsync, a busy one shares each fsync among many writes.
+// When the last batch held more than one request, the writer yields the
+// processor once before it takes the queued ones, so that writers ready
+// to run can queue theirs too: under load about twice as many writes
+// share each fsync.
+//
 // Logged writes are kept in memory until a checkpoint applies them to
 // bbolt in one sorted, fsynced commit. A checkpoint starts when the log
-// segment being written holds [Options.CheckpointBytes] and runs in the
-// background while records go to the other segment, written again from
-// its start; only a checkpoint that outlasts a whole segment's worth of
-// writes makes writers wait. Close and Backup checkpoint everything first.
+// segment being written holds [Options.CheckpointBytes] (or, for many
+// small writes, when the writes kept in memory take about twice that) and
+// runs in the background while records go to the other segment, written
+// again from its start; only a checkpoint that outlasts a whole segment's
+// worth of writes makes writers wait. Keys are mostly random (salted
+// hashes), so a checkpoint rewrites about one B+tree leaf page per key, up
+// to every leaf of the tree: the larger the checkpoint (and the page: new
+// data files have 16 KiB pages), the less work per key. Close and Backup
+// checkpoint everything first.
 // The segments keep their size and are filled with zeros before records
 // are written into them, so that a commit overwrites allocated blocks and
 // needs only a data sync, not a journal commit. Open replays the log, so a
@@ -66,6 +76,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -105,9 +116,10 @@ const (
 	defaultMaxBatch = 1000
 	// defaultCheckpointBytes is the default of Options.CheckpointBytes.
 	defaultCheckpointBytes = 16 << 20
-	// maxPendingEntries also triggers a checkpoint: List scans the
-	// pending writes.
-	maxPendingEntries = 16384
+	// pendingMemFactor also triggers a checkpoint: when the pending
+	// writes hold about pendingMemFactor*CheckpointBytes of memory (many
+	// small writes, whose bookkeeping outweighs their bytes in the log).
+	pendingMemFactor = 2
 	// maxBatchBytes ends a batch early, and maxRequestBytes bounds one
 	// request, so that every log record stays well below maxRecord.
 	maxBatchBytes   = 64 << 20
@@ -125,6 +137,12 @@ const (
 	// restore, and so the memory it holds.
 	restoreBatchOps   = 4096
 	restoreBatchBytes = 8 << 20
+	// pageSize is the bbolt page size of a new data file (an existing
+	// one keeps its own). A checkpoint of random keys rewrites a leaf
+	// page per key, up to every leaf: larger pages hold more keys, so a
+	// checkpoint writes fewer of them, in fewer system calls (measured:
+	// about a third less CPU per key than with 4 KiB pages).
+	pageSize = 16 << 10
 	// queueLen is the capacity of the writer's request queue. Callers
 	// beyond it wait to enqueue; the batch size is set by MaxBatch.
 	queueLen = 256
@@ -144,7 +162,9 @@ type Options struct {
 	// CheckpointBytes is the size a write-ahead log segment reaches
 	// before a checkpoint applies the writes it holds (kept in memory
 	// until then) to bbolt and records go to the other segment. Zero
-	// means 16 MiB.
+	// means 16 MiB. The writes kept in memory take at most about twice
+	// as much for the segment being written and as much again for the
+	// one being checkpointed.
 	CheckpointBytes int
 	// CacheBytes bounds the read cache of recently read and written
 	// values (ciphertext). Zero means 32 MiB; negative disables it.
@@ -193,8 +213,8 @@ type Backend struct {
 	// the running checkpoint applies; pending comes first. Only the
 	// writer changes them, and frozen is never modified, only replaced.
 	pmu     sync.RWMutex
-	pending map[string]storage.Op
-	frozen  map[string]storage.Op
+	pending *pendingSet
+	frozen  *pendingSet
 
 	// Owned by the writer goroutine.
 	segs            [2]logSegment
@@ -256,8 +276,10 @@ func Open(path string, opts Options) (*Backend, error) {
 		NoSync:  opts.NoSync,
 		// The freelist is rebuilt by scanning on open instead of being
 		// written at every commit: fewer pages per commit.
-		NoFreelistSync: true,
-		FreelistType:   bbolt.FreelistMapType,
+		NoFreelistSync:  true,
+		FreelistType:    bbolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize,
+		PageSize:        max(pageSize, os.Getpagesize()),
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, ErrLocked)
@@ -297,7 +319,7 @@ func Open(path string, opts Options) (*Backend, error) {
 		reqs:            make(chan *writeReq, queueLen),
 		writerDone:      make(chan struct{}),
 		cache:           newReadCache(cacheBytes(opts.CacheBytes)),
-		pending:         make(map[string]storage.Op),
+		pending:         newPendingSet(),
 		checkpointBytes: opts.CheckpointBytes,
 		noSync:          opts.NoSync,
 	}
@@ -359,7 +381,7 @@ func (b *Backend) recover(dbPath string) error {
 	}
 	b.seq = last
 	for _, op := range ops {
-		b.pending[op.Key] = op
+		b.pending.put(op)
 	}
 	if err := b.checkpointAll(); err != nil {
 		return fmt.Errorf("bolt: replay log: %w", err)
@@ -400,9 +422,9 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	// once any commit has advanced the epoch.
 	cached, found, known, epoch := b.cache.get(key)
 	b.pmu.RLock()
-	op, ok := b.pending[key]
+	op, ok := b.pending.get(key)
 	if !ok {
-		op, ok = b.frozen[key]
+		op, ok = b.frozen.get(key)
 	}
 	b.pmu.RUnlock()
 	switch {
@@ -487,8 +509,8 @@ func (b *Backend) Transaction(ctx context.Context, ops []storage.Op) error {
 }
 
 // List returns the immediate children of prefix, sorted, directories once
-// with a trailing '/'. It merges the logged writes not yet checkpointed with
-// bbolt's keys, and skips over each child directory's subtree in bbolt with
+// with a trailing '/'. It merges the logged writes not yet checkpointed
+// under prefix (found in their key order) with bbolt's keys, and skips over each child directory's subtree in bbolt with
 // a cursor seek, so its cost grows with the number of children, not with
 // the number of descendants.
 func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
@@ -519,27 +541,24 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	// frozen is the same, so holding pmu until the read transaction has
 	// begun is enough.
 	b.pmu.RLock()
-	overlay := func(k string, op storage.Op) {
-		if !strings.HasPrefix(k, prefix) {
-			return
-		}
+	overlay := func(op storage.Op) bool {
 		if op.Delete {
 			if deleted == nil {
 				deleted = map[string]bool{}
 			}
-			deleted[k] = true
-		} else if child, ok := storage.ChildOf(prefix, k); ok {
+			deleted[op.Key] = true
+		} else if child, ok := storage.ChildOf(prefix, op.Key); ok {
 			add(child)
 		}
+		return true
 	}
-	for k, op := range b.pending {
-		overlay(k, op)
-	}
-	for k, op := range b.frozen {
-		if _, ok := b.pending[k]; !ok {
-			overlay(k, op)
+	b.pending.ascend(prefix, overlay)
+	b.frozen.ascend(prefix, func(op storage.Op) bool {
+		if _, ok := b.pending.get(op.Key); !ok {
+			overlay(op)
 		}
-	}
+		return true
+	})
 	tx, err := b.db.Begin(false)
 	b.pmu.RUnlock()
 	if err != nil {
@@ -708,6 +727,7 @@ func (b *Backend) writer() {
 	defer close(b.writerDone)
 	batch := make([]*writeReq, 0, 64)
 	var checkpointReqs []*writeReq
+	lastBatch := 0 // requests in the last batch
 	for {
 		var first *writeReq
 		var ok bool
@@ -736,6 +756,13 @@ func (b *Backend) writer() {
 			size += opsSize(r.ops)
 		}
 		take(first)
+		if lastBatch > 1 {
+			// Writes are concurrent: let the goroutines that are
+			// ready to run queue theirs before the batch closes, so
+			// more of them share the fsync. An idle store (batches
+			// of one) does not wait.
+			runtime.Gosched()
+		}
 	drain:
 		for n < b.maxBatch && size < maxBatchBytes {
 			select {
@@ -748,6 +775,7 @@ func (b *Backend) writer() {
 				break drain
 			}
 		}
+		lastBatch = len(batch)
 		if len(batch) > 0 {
 			b.commit(batch)
 		}
@@ -764,7 +792,7 @@ func (b *Backend) writer() {
 				}
 				r.done <- err
 			}
-		case b.segs[b.cur].size >= int64(b.checkpointBytes) || len(b.pending) >= maxPendingEntries:
+		case b.segs[b.cur].size >= int64(b.checkpointBytes) || b.pending.mem >= pendingMemFactor*b.checkpointBytes:
 			if b.onCheckpoint != nil {
 				b.onCheckpoint()
 			}
@@ -818,7 +846,7 @@ func (b *Backend) commit(batch []*writeReq) {
 	b.pmu.Lock()
 	for _, r := range valid {
 		for _, op := range r.ops {
-			b.pending[op.Key] = op
+			b.pending.put(op)
 		}
 	}
 	b.pmu.Unlock()
@@ -874,11 +902,11 @@ func (b *Backend) startCheckpoint() error {
 			return err
 		}
 	}
-	if len(b.pending) == 0 {
+	if b.pending.len() == 0 {
 		return nil // nothing was logged since the last switch
 	}
 	b.pmu.Lock()
-	b.frozen, b.pending = b.pending, make(map[string]storage.Op, len(b.pending))
+	b.frozen, b.pending = b.pending, newPendingSet()
 	b.pmu.Unlock()
 	b.frozenSeq = b.seq
 	b.cur = 1 - b.cur
@@ -925,12 +953,7 @@ func (b *Backend) checkpointAll() error {
 // record they include. ops is not modified. The log's records need not be
 // erased: replay skips those bbolt already holds and stops at the first
 // that does not follow its predecessor.
-func (b *Backend) apply(ops map[string]storage.Op, seq uint64) error {
-	keys := make([]string, 0, len(ops))
-	for k := range ops {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+func (b *Backend) apply(ops *pendingSet, seq uint64) error {
 	var seqBytes [8]byte
 	binary.BigEndian.PutUint64(seqBytes[:], seq)
 	err := b.db.Update(func(tx *bbolt.Tx) error {
@@ -938,17 +961,17 @@ func (b *Backend) apply(ops map[string]storage.Op, seq uint64) error {
 		if bkt == nil {
 			return errors.New("data bucket missing")
 		}
-		for _, k := range keys {
-			op := ops[k]
-			var err error
+		var err error
+		ops.ascend("", func(op storage.Op) bool {
 			if op.Delete {
-				err = bkt.Delete([]byte(k))
+				err = bkt.Delete([]byte(op.Key))
 			} else {
-				err = bkt.Put([]byte(k), op.Value)
+				err = bkt.Put([]byte(op.Key), op.Value)
 			}
-			if err != nil {
-				return err
-			}
+			return err == nil
+		})
+		if err != nil {
+			return err
 		}
 		return tx.Bucket([]byte(metaBucket)).Put([]byte(appliedSeqKey), seqBytes[:])
 	})

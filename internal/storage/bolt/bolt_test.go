@@ -114,6 +114,21 @@ func TestGroupCommit(t *testing.T) {
 			}
 		}
 	}
+
+	// After the concurrent writes, the writer (which yields before
+	// closing a batch while writes come concurrently) goes back to one
+	// commit per write for a lone writer: each write is answered by its
+	// own commit, without waiting for others.
+	before := b.Stats()
+	for i := range 10 {
+		if err := b.Put(ctx, fmt.Sprintf("lone/%d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := b.Stats()
+	if commits, writes := after.Commits-before.Commits, after.Writes-before.Writes; commits != 10 || writes != 10 {
+		t.Errorf("a lone writer's 10 writes: %d writes in %d commits, want 10 in 10", writes, commits)
+	}
 }
 
 // TestConcurrentTransactions runs many transactions, some with invalid keys,

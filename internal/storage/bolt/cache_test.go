@@ -34,19 +34,59 @@ func TestReadCacheMisses(t *testing.T) {
 	}
 }
 
-// A miss read from bbolt before a commit is not cached after it: the
-// commit may have created the key.
+// A miss read from bbolt before a commit that wrote the key is not cached
+// after it: the commit may have created the key. A commit of other keys
+// does not stop it.
 func TestReadCacheStaleMissDropped(t *testing.T) {
 	c := newReadCache(1 << 20)
 	_, _, _, epoch := c.get("k")
+	c.committed([]*writeReq{{ops: []storage.Op{{Key: "k", Value: []byte("new")}}}})
+	c.fillMissing("k", epoch)
+	c.fill("k", []byte("old"), epoch)
+	if v, found, ok, _ := c.get("k"); !ok || !found || string(v) != "new" {
+		t.Fatalf("after stale fills: %q, found %v, ok %v; want the committed value", v, found, ok)
+	}
+
+	_, _, _, epoch = c.get("j")
 	c.committed([]*writeReq{{ops: []storage.Op{{Key: "other", Value: []byte("x")}}}})
+	c.fillMissing("j", epoch)
+	if _, found, ok, _ := c.get("j"); !ok || found {
+		t.Fatalf("a miss read before a commit of another key: found %v, ok %v; want a known miss", found, ok)
+	}
+}
+
+// A fill is refused when the commit that wrote its key left no entry to
+// tell: its value was too large to cache, or its entry was evicted since.
+// A reset refuses every fill read before it.
+func TestReadCacheStaleFillWithoutEntry(t *testing.T) {
+	c := newReadCache(64 * 100) // entries up to 100 bytes
+	_, _, _, epoch := c.get("k")
+	c.committed([]*writeReq{{ops: []storage.Op{{Key: "k", Value: make([]byte, 200)}}}})
 	c.fillMissing("k", epoch)
 	if _, _, ok, _ := c.get("k"); ok {
-		t.Fatal("a miss read before a commit was cached")
+		t.Fatal("a miss read before an uncached write of the key was cached")
 	}
-	c.fill("k", []byte("old"), epoch)
-	if _, _, ok, _ := c.get("k"); ok {
-		t.Fatal("a value read before a commit was cached")
+
+	_, _, _, epoch = c.get("j")
+	c.committed([]*writeReq{{ops: []storage.Op{{Key: "j", Value: []byte("v")}}}})
+	// Fill the cache with other keys until j's entry is evicted.
+	for i := 0; ; i++ {
+		if _, _, ok, _ := c.get("j"); !ok {
+			break
+		}
+		_, _, _, now := c.get("x")
+		c.fill(fmt.Sprintf("x%d", i), make([]byte, 90), now)
+	}
+	c.fillMissing("j", epoch)
+	if _, _, ok, _ := c.get("j"); ok {
+		t.Fatal("a miss read before a write whose entry was evicted was cached")
+	}
+
+	_, _, _, epoch = c.get("r")
+	c.reset()
+	c.fill("r", []byte("old"), epoch)
+	if _, _, ok, _ := c.get("r"); ok {
+		t.Fatal("a value read before a reset was cached")
 	}
 }
 
@@ -70,39 +110,62 @@ func TestReadCacheBounded(t *testing.T) {
 
 // A reader that looks a key up while its first write commits must not
 // leave a stale answer in the read cache: once the write is checkpointed
-// out of the pending set, the cache is all that stands before bbolt. The
-// values are too large for the cache, so only a miss could be cached.
+// out of the pending set, the cache is all that stands before bbolt. With
+// the small cache the values are too large for it, so only a miss could be
+// cached; with the large one, they are cached. Another writer commits
+// other keys all along, so that fills are checked per key, not refused
+// because some commit happened.
 func TestReadDuringCommitLeavesNoStaleMiss(t *testing.T) {
-	b := mustOpen(t, filepath.Join(t.TempDir(), "v.db"), Options{CacheBytes: 64 * 64, CheckpointBytes: 1, NoSync: true})
-	defer b.Close()
-	ctx := context.Background()
-	value := []byte(strings.Repeat("v", 100))
-	for i := range 1000 {
-		key := fmt.Sprintf("k/%d", i)
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		for range 2 {
-			wg.Go(func() {
-				for {
+	for _, cacheBytes := range []int{64 * 64, 1 << 20} {
+		t.Run(fmt.Sprint(cacheBytes), func(t *testing.T) {
+			b := mustOpen(t, filepath.Join(t.TempDir(), "v.db"), Options{CacheBytes: cacheBytes, CheckpointBytes: 1, NoSync: true})
+			defer b.Close()
+			ctx := context.Background()
+			value := []byte(strings.Repeat("v", 100))
+			others := make(chan struct{})
+			var owg sync.WaitGroup
+			owg.Go(func() {
+				for i := 0; ; i++ {
 					select {
-					case <-stop:
+					case <-others:
 						return
 					default:
 					}
-					if _, err := b.Get(ctx, key); err == nil {
+					if err := b.Put(ctx, fmt.Sprintf("other/%d", i%100), value); err != nil {
+						t.Error(err)
 						return
 					}
 				}
 			})
-		}
-		if err := b.Put(ctx, key, value); err != nil {
-			t.Fatal(err)
-		}
-		close(stop)
-		wg.Wait()
-		b.checkpointNow(t)
-		if _, err := b.Get(ctx, key); errors.Is(err, storage.ErrNotFound) {
-			t.Fatalf("%s: acknowledged and checkpointed, but read as missing", key)
-		}
+			defer func() { close(others); owg.Wait() }()
+			for i := range 500 {
+				key := fmt.Sprintf("k/%d", i)
+				var wg sync.WaitGroup
+				stop := make(chan struct{})
+				for range 2 {
+					wg.Go(func() {
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if _, err := b.Get(ctx, key); err == nil {
+								return
+							}
+						}
+					})
+				}
+				if err := b.Put(ctx, key, value); err != nil {
+					t.Fatal(err)
+				}
+				close(stop)
+				wg.Wait()
+				b.checkpointNow(t)
+				if _, err := b.Get(ctx, key); errors.Is(err, storage.ErrNotFound) {
+					t.Fatalf("%s: acknowledged and checkpointed, but read as missing", key)
+				}
+			}
+		})
 	}
 }

@@ -2,8 +2,15 @@ package bolt
 
 import (
 	"os"
+	"strconv"
 	"syscall"
 )
+
+// initialMmapSize is bbolt's first memory map of the data file: 1 GiB of
+// address space (on 64-bit systems; the file does not grow to it), so that
+// bbolt need not remap as the file grows below that. A remap copies every
+// B+tree node the checkpoint holds and makes every reader wait.
+const initialMmapSize = (strconv.IntSize / 64) << 30
 
 // datasync makes f's data durable without its timestamps: on a log that
 // is overwritten in place, no inode change waits on a journal commit.
