@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/rand"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/binary"
@@ -86,6 +87,9 @@ type Barrier struct {
 	rotateMu    sync.Mutex
 	rootKey     []byte // guarded by rotateMu; nil while sealed
 	encryptions atomic.Int64
+	// aads pools additional-data buffers (header || path): every Get and
+	// Put would otherwise allocate one for the AEAD.
+	aads sync.Pool // of *[]byte
 }
 
 // New returns a sealed barrier over backend.
@@ -155,18 +159,39 @@ func (r *keyring) activeKey() termKey {
 	return termKey{}
 }
 
-// aad is header || path.
-func aad(header []byte, path string) []byte {
-	out := make([]byte, 0, len(header)+len(path))
-	return append(append(out, header...), path...)
+// aad returns header || path in a buffer from pool (nil: a new one); put
+// it back with putAAD.
+func aad(pool *sync.Pool, header []byte, path string) *[]byte {
+	var bp *[]byte
+	if pool != nil {
+		bp, _ = pool.Get().(*[]byte)
+	}
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = append(append((*bp)[:0], header...), path...)
+	return bp
 }
 
-func encrypt(a cipher.AEAD, term uint32, path string, plaintext []byte) []byte {
+// putAAD returns an additional-data buffer to pool, unless it grew for an
+// unusually long path.
+func putAAD(pool *sync.Pool, bp *[]byte) {
+	if pool != nil && cap(*bp) <= 1024 {
+		pool.Put(bp)
+	}
+}
+
+func encrypt(a cipher.AEAD, term uint32, path string, plaintext []byte, pool *sync.Pool) []byte {
 	out := make([]byte, headerSize+nonceSize, headerSize+nonceSize+len(plaintext)+a.Overhead())
 	out[0] = formatVersion
 	binary.BigEndian.PutUint32(out[1:headerSize], term)
-	copy(out[headerSize:], secret.RandomBytes(nonceSize))
-	return a.Seal(out, out[headerSize:headerSize+nonceSize], plaintext, aad(out[:headerSize], path))
+	// crypto/rand.Read never fails on supported platforms (it crashes
+	// the program instead).
+	_, _ = rand.Read(out[headerSize : headerSize+nonceSize])
+	ad := aad(pool, out[:headerSize], path)
+	out = a.Seal(out, out[headerSize:headerSize+nonceSize], plaintext, *ad)
+	putAAD(pool, ad)
+	return out
 }
 
 // termOf parses a ciphertext header.
@@ -181,9 +206,11 @@ func termOf(path string, ct []byte) (uint32, error) {
 }
 
 // decrypt opens ct, which it owns: the plaintext overwrites the ciphertext.
-func decrypt(a cipher.AEAD, path string, ct []byte) ([]byte, error) {
+func decrypt(a cipher.AEAD, path string, ct []byte, pool *sync.Pool) ([]byte, error) {
 	body := ct[headerSize+nonceSize:]
-	pt, err := a.Open(body[:0], ct[headerSize:headerSize+nonceSize], body, aad(ct[:headerSize], path))
+	ad := aad(pool, ct[:headerSize], path)
+	pt, err := a.Open(body[:0], ct[headerSize:headerSize+nonceSize], body, *ad)
+	putAAD(pool, ad)
 	if err != nil {
 		return nil, fmt.Errorf("barrier: entry %q: %w: authentication failed", path, ErrDecrypt)
 	}
@@ -232,7 +259,7 @@ func (b *Barrier) storeKeyring(ctx context.Context, rootKey []byte, f keyringFil
 	if err != nil {
 		return err
 	}
-	if err := b.backend.Put(ctx, KeyringPath, encrypt(a, keyringTerm, KeyringPath, raw)); err != nil {
+	if err := b.backend.Put(ctx, KeyringPath, encrypt(a, keyringTerm, KeyringPath, raw, nil)); err != nil {
 		return fmt.Errorf("barrier: store keyring: %w", err)
 	}
 	return nil
@@ -278,7 +305,7 @@ func (b *Barrier) openKeyring(ctx context.Context, rootKey []byte) (*keyring, er
 	if term != keyringTerm {
 		return nil, fmt.Errorf("barrier: keyring: %w: wrong header", ErrDecrypt)
 	}
-	raw, err := decrypt(a, KeyringPath, ct)
+	raw, err := decrypt(a, KeyringPath, ct, nil)
 	if err != nil {
 		return nil, ErrBadRootKey
 	}
@@ -397,7 +424,7 @@ func (b *Barrier) seal(key string, value []byte) ([]byte, error) {
 		return nil, ErrSealed
 	}
 	b.encryptions.Add(1)
-	return encrypt(r.aeads[r.active], r.active, key, value), nil
+	return encrypt(r.aeads[r.active], r.active, key, value, &b.aads), nil
 }
 
 // Get returns the decrypted value at key, or logical.ErrNotFound.
@@ -426,7 +453,7 @@ func (b *Barrier) Get(ctx context.Context, key string) ([]byte, error) {
 	if a == nil {
 		return nil, fmt.Errorf("barrier: entry %q: %w: unknown key term %d", key, ErrDecrypt, term)
 	}
-	return decrypt(a, key, ct)
+	return decrypt(a, key, ct, &b.aads)
 }
 
 // Put encrypts value and stores it at key.

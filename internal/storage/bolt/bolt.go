@@ -433,7 +433,7 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	case ok:
 		return append(make([]byte, 0, len(op.Value)), op.Value...), nil
 	case known && found:
-		return cached, nil
+		return append(make([]byte, 0, len(cached)), cached...), nil
 	case known:
 		return nil, storage.ErrNotFound
 	}

@@ -47,17 +47,16 @@ func newReadCache(maxBytes int) *readCache {
 }
 
 // get looks key up. ok reports that the cache knows the answer: then
-// either found is false (the key is absent) or value is a copy of the
-// stored value. epoch is the current epoch, for fill.
+// either found is false (the key is absent) or value is the stored value,
+// shared with the cache and the writer: the caller copies it and never
+// writes to it (cached values are never modified, only replaced). epoch is
+// the current epoch, for fill.
 func (c *readCache) get(key string) (value []byte, found, ok bool, epoch uint64) {
 	c.mu.RLock()
 	e, ok := c.entries[key]
-	if ok && !e.missing {
-		value = append(make([]byte, 0, len(e.value)), e.value...)
-	}
 	epoch = c.epoch
 	c.mu.RUnlock()
-	return value, ok && !e.missing, ok, epoch
+	return e.value, ok && !e.missing, ok, epoch
 }
 
 // fill caches a value read from bbolt at epoch, unless a commit wrote key
