@@ -416,11 +416,19 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	if b.shut.Load() {
 		return nil, storage.ErrClosed
 	}
-	// The cache's epoch is taken before the pending writes are looked
-	// at: bbolt lags the log, so what it returns for a key may predate a
-	// commit that lands after the pending check, and fill refuses it
-	// once any commit has advanced the epoch.
+	// The cache is never stale: the writer updates it before it
+	// acknowledges a write, so what it knows is the answer, and the
+	// pending writes need not be looked at (nor their lock taken). Its
+	// epoch is taken before the pending writes are: bbolt lags the log,
+	// so what it returns for a key may predate a commit that lands after
+	// the pending check, and fill refuses it then.
 	cached, found, known, epoch := b.cache.get(key)
+	switch {
+	case known && found:
+		return append(make([]byte, 0, len(cached)), cached...), nil
+	case known:
+		return nil, storage.ErrNotFound
+	}
 	b.pmu.RLock()
 	op, ok := b.pending.get(key)
 	if !ok {
@@ -432,10 +440,6 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, storage.ErrNotFound
 	case ok:
 		return append(make([]byte, 0, len(op.Value)), op.Value...), nil
-	case known && found:
-		return append(make([]byte, 0, len(cached)), cached...), nil
-	case known:
-		return nil, storage.ErrNotFound
 	}
 	var out []byte
 	err := b.view(func(bkt *bbolt.Bucket) error {
