@@ -3,7 +3,10 @@
 // too much. Its output is byte for byte what encoding/json writes.
 package jsonenc
 
-import "unicode/utf8"
+import (
+	"time"
+	"unicode/utf8"
+)
 
 const hexDigits = "0123456789abcdef"
 
@@ -106,4 +109,16 @@ func AppendString(buf []byte, s string) []byte {
 	}
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
+}
+
+// AppendTime appends t as time.Time's MarshalJSON writes it (RFC 3339 with
+// nanoseconds, quoted). ok is false, and buf unchanged, for a year
+// MarshalJSON refuses (before 0 or after 9999).
+func AppendTime(buf []byte, t time.Time) (out []byte, ok bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return buf, false
+	}
+	buf = append(buf, '"')
+	buf = t.AppendFormat(buf, time.RFC3339Nano)
+	return append(buf, '"'), true
 }

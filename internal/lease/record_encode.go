@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"time"
+
+	"github.com/vigil-secrets/vigil/internal/jsonenc"
 )
 
 // appendRecord appends l's record ({"v":1, and the fields of [Lease]}) as
@@ -18,24 +19,24 @@ func appendRecord(b []byte, l *Lease) ([]byte, bool) {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, recordVersion, 10)
 	b = append(b, `,"id":`...)
-	b = appendJSONString(b, l.ID)
+	b = jsonenc.AppendString(b, l.ID)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, l.Path)
+	b = jsonenc.AppendString(b, l.Path)
 	b = append(b, `,"kind":`...)
-	b = appendJSONString(b, string(l.Kind))
+	b = jsonenc.AppendString(b, string(l.Kind))
 	b = append(b, `,"issue_time":`...)
-	if b, ok = appendJSONTime(b, l.IssueTime); !ok {
+	if b, ok = jsonenc.AppendTime(b, l.IssueTime); !ok {
 		return b, false
 	}
 	if !l.ExpireTime.IsZero() {
 		b = append(b, `,"expire_time":`...)
-		if b, ok = appendJSONTime(b, l.ExpireTime); !ok {
+		if b, ok = jsonenc.AppendTime(b, l.ExpireTime); !ok {
 			return b, false
 		}
 	}
 	if !l.LastRenewal.IsZero() {
 		b = append(b, `,"last_renewal":`...)
-		if b, ok = appendJSONTime(b, l.LastRenewal); !ok {
+		if b, ok = jsonenc.AppendTime(b, l.LastRenewal); !ok {
 			return b, false
 		}
 	}
@@ -48,7 +49,7 @@ func appendRecord(b []byte, l *Lease) ([]byte, bool) {
 	}
 	if l.TokenKey != "" {
 		b = append(b, `,"token_key":`...)
-		b = appendJSONString(b, l.TokenKey)
+		b = jsonenc.AppendString(b, l.TokenKey)
 	}
 	if len(l.InternalData) > 0 {
 		b = append(b, `,"internal_data":`...)
@@ -71,7 +72,7 @@ func appendRecord(b []byte, l *Lease) ([]byte, bool) {
 	}
 	if l.RevokeError != "" {
 		b = append(b, `,"revoke_error":`...)
-		b = appendJSONString(b, l.RevokeError)
+		b = jsonenc.AppendString(b, l.RevokeError)
 	}
 	return append(b, '}'), true
 }
@@ -91,11 +92,11 @@ func appendAnyMap(b []byte, m map[string]any) ([]byte, bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsonenc.AppendString(b, k)
 		b = append(b, ':')
 		switch v := m[k].(type) {
 		case string:
-			b = appendJSONString(b, v)
+			b = jsonenc.AppendString(b, v)
 		case bool:
 			b = strconv.AppendBool(b, v)
 		case nil:
@@ -109,30 +110,4 @@ func appendAnyMap(b []byte, m map[string]any) ([]byte, bool) {
 		}
 	}
 	return append(b, '}'), true
-}
-
-// appendJSONTime appends t as time.Time's MarshalJSON does; false for a
-// year it refuses.
-func appendJSONTime(b []byte, t time.Time) ([]byte, bool) {
-	if y := t.Year(); y < 0 || y > 9999 {
-		return b, false
-	}
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"'), true
-}
-
-// appendJSONString appends s quoted as encoding/json does. Printable ASCII
-// other than the characters it escapes ('"', '\\', and '<', '>', '&' for
-// HTML) is copied; anything else goes through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			raw, _ := json.Marshal(s) // a string always marshals
-			return append(b, raw...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/vigil-secrets/vigil/internal/jsonenc"
 )
 
 // appendRecord appends r as encoding/json would marshal it, byte for byte
@@ -23,7 +25,7 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 	}
 	if r.Accessor != "" {
 		b = append(b, `"accessor":`...)
-		b = appendJSONString(b, r.Accessor)
+		b = jsonenc.AppendString(b, r.Accessor)
 		b = append(b, ',')
 	}
 	if len(r.SealedAccessor) > 0 {
@@ -40,30 +42,30 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, p)
+			b = jsonenc.AppendString(b, p)
 		}
 		b = append(b, ']')
 	}
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, r.Path)
+	b = jsonenc.AppendString(b, r.Path)
 	b = append(b, `,"display_name":`...)
-	b = appendJSONString(b, r.DisplayName)
+	b = jsonenc.AppendString(b, r.DisplayName)
 	if len(r.Meta) > 0 {
 		b = append(b, `,"meta":`...)
 		b = appendStringMap(b, r.Meta)
 	}
 	var ok bool
 	b = append(b, `,"creation_time":`...)
-	if b, ok = appendJSONTime(b, r.CreationTime); !ok {
+	if b, ok = jsonenc.AppendTime(b, r.CreationTime); !ok {
 		return b, false
 	}
 	b = append(b, `,"ttl":`...)
 	b = strconv.AppendInt(b, int64(r.TTL), 10)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, r.Type)
+	b = jsonenc.AppendString(b, r.Type)
 	if r.Parent != "" {
 		b = append(b, `,"parent":`...)
-		b = appendJSONString(b, r.Parent)
+		b = jsonenc.AppendString(b, r.Parent)
 	}
 	if r.NumUses != 0 {
 		b = append(b, `,"num_uses":`...)
@@ -77,19 +79,19 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 	}
 	if !r.ExpireTime.IsZero() {
 		b = append(b, `,"expire_time":`...)
-		if b, ok = appendJSONTime(b, r.ExpireTime); !ok {
+		if b, ok = jsonenc.AppendTime(b, r.ExpireTime); !ok {
 			return b, false
 		}
 	}
 	if !r.LastRenewal.IsZero() {
 		b = append(b, `,"last_renewal":`...)
-		if b, ok = appendJSONTime(b, r.LastRenewal); !ok {
+		if b, ok = jsonenc.AppendTime(b, r.LastRenewal); !ok {
 			return b, false
 		}
 	}
 	if r.Role != "" {
 		b = append(b, `,"role":`...)
-		b = appendJSONString(b, r.Role)
+		b = jsonenc.AppendString(b, r.Role)
 	}
 	if len(r.BoundCIDRs) > 0 {
 		b = append(b, `,"bound_cidrs":[`...)
@@ -108,11 +110,11 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 	}
 	if r.EntityID != "" {
 		b = append(b, `,"entity_id":`...)
-		b = appendJSONString(b, r.EntityID)
+		b = jsonenc.AppendString(b, r.EntityID)
 	}
 	if r.MountPath != "" {
 		b = append(b, `,"mount_path":`...)
-		b = appendJSONString(b, r.MountPath)
+		b = jsonenc.AppendString(b, r.MountPath)
 	}
 	if len(r.InternalData) > 0 {
 		b = append(b, `,"internal_data":`...)
@@ -122,7 +124,7 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 	}
 	if r.Alias != nil {
 		b = append(b, `,"alias":{"name":`...)
-		b = appendJSONString(b, r.Alias.Name)
+		b = jsonenc.AppendString(b, r.Alias.Name)
 		if len(r.Alias.Metadata) > 0 {
 			b = append(b, `,"metadata":`...)
 			b = appendStringMap(b, r.Alias.Metadata)
@@ -149,9 +151,9 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsonenc.AppendString(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, m[k])
+		b = jsonenc.AppendString(b, m[k])
 	}
 	return append(b, '}')
 }
@@ -166,11 +168,11 @@ func appendAnyMap(b []byte, m map[string]any) ([]byte, bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsonenc.AppendString(b, k)
 		b = append(b, ':')
 		switch v := m[k].(type) {
 		case string:
-			b = appendJSONString(b, v)
+			b = jsonenc.AppendString(b, v)
 		case bool:
 			b = strconv.AppendBool(b, v)
 		case nil:
@@ -194,30 +196,4 @@ func sortedKeys[V any](m map[string]V, buf []string) []string {
 	}
 	slices.Sort(buf)
 	return buf
-}
-
-// appendJSONTime appends t as time.Time's MarshalJSON does; false for a
-// year it refuses.
-func appendJSONTime(b []byte, t time.Time) ([]byte, bool) {
-	if y := t.Year(); y < 0 || y > 9999 {
-		return b, false
-	}
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"'), true
-}
-
-// appendJSONString appends s quoted as encoding/json does. Printable ASCII
-// other than the characters it escapes ('"', '\\', and '<', '>', '&' for
-// HTML) is copied; anything else goes through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			raw, _ := json.Marshal(s) // a string always marshals
-			return append(b, raw...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
