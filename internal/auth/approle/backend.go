@@ -114,7 +114,7 @@ func Factory(_ context.Context, conf *logical.BackendConfig) (logical.Backend, e
 // backend is the AppRole auth method of one mount. It serves one storage
 // view: the HMAC key is cached after its first load, and the records
 // logins read are kept decoded, checked against storage on every use
-// (see recordCache).
+// (see readCached).
 type backend struct {
 	*framework.Backend
 	now    func() time.Time
@@ -132,8 +132,8 @@ type backend struct {
 	// tidying is set while a tidy runs.
 	tidying atomic.Bool
 
-	// records keeps what logins read decoded (see recordCache).
-	records recordCache
+	// records keeps what logins read decoded (see readCached).
+	records framework.DecodeCache
 }
 
 var (

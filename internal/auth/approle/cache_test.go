@@ -1,7 +1,6 @@
 package approle
 
 import (
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -63,35 +62,6 @@ func TestLoginCacheNeverStale(t *testing.T) {
 	sid, _ = h.newSecretID("app", ``)
 	if a := h.mustLogin(id, sid); !slices.Equal(a.Policies, []string{"c"}) {
 		t.Fatalf("policies of the new role = %q, want [c]", a.Policies)
-	}
-}
-
-// TestRecordCacheBounded reads more records than the cache holds: it stays
-// within its bound and every read is right.
-func TestRecordCacheBounded(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t)
-	var c recordCache
-	const n = maxCachedRecords + maxCachedRecords/2
-	for i := range n {
-		key := fmt.Sprintf("role_id/%d", i)
-		if err := h.s.Put(t.Context(), key, fmt.Appendf(nil, `{"name":"r%d"}`, i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for round := range 2 {
-		for i := range n {
-			e, err := readCached[roleIDEntry](t.Context(), &c, h.s, fmt.Sprintf("role_id/%d", i))
-			if err != nil || e == nil || e.Name != fmt.Sprintf("r%d", i) {
-				t.Fatalf("round %d, record %d: %+v, %v", round, i, e, err)
-			}
-			if size := c.size.Load(); size > maxCachedRecords {
-				t.Fatalf("the cache holds %d records, more than %d", size, maxCachedRecords)
-			}
-		}
-	}
-	if e, err := readCached[roleIDEntry](t.Context(), &c, h.s, "role_id/missing"); e != nil || err != nil {
-		t.Fatalf("missing record: %+v, %v", e, err)
 	}
 }
 

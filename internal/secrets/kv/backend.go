@@ -58,7 +58,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
@@ -109,7 +108,7 @@ type versioned struct {
 	// configMu serializes config read-modify-write.
 	configMu sync.Mutex
 	// metaCache saves readers from decoding unchanged metadata.
-	metaCache metadataCache
+	metaCache framework.DecodeCache
 }
 
 var (
@@ -351,61 +350,11 @@ func (b *versioned) readMetadata(ctx context.Context, s logical.Storage, key str
 	if err != nil {
 		return nil, fmt.Errorf("kv: read metadata of %q: %w", key, err)
 	}
-	return b.metaCache.decode(key, raw)
-}
-
-// maxCachedMetadata bounds the metadata cache.
-const maxCachedMetadata = 4096
-
-// metadataCache keeps decoded metadata for readers, keyed by secret path.
-// Each use checks the entry against the bytes just read from storage, so
-// storage stays the only source of truth: an entry is never stale, also when
-// several servers share the storage, and a write needs no invalidation.
-// Entries are shared and read-only.
-type metadataCache struct {
-	entries sync.Map // key -> *cachedMetadata
-	size    atomic.Int64
-}
-
-type cachedMetadata struct {
-	raw  []byte
-	meta *keyMetadata
-}
-
-// decode returns the metadata encoded in raw, from the cache if an entry
-// for key was decoded from the same bytes.
-func (c *metadataCache) decode(key string, raw []byte) (*keyMetadata, error) {
-	if e, ok := c.entries.Load(key); ok {
-		if ce := e.(*cachedMetadata); bytes.Equal(ce.raw, raw) {
-			return ce.meta, nil
-		}
-	}
-	m := new(keyMetadata)
-	if err := json.Unmarshal(raw, m); err != nil {
+	m, err := framework.Decode[keyMetadata](&b.metaCache, metadataKey(key), raw)
+	if err != nil {
 		return nil, fmt.Errorf("kv: decode metadata of %q: %w", key, err)
 	}
-	// Keep a copy: the storage's slice is not ours to hold.
-	e := &cachedMetadata{raw: append([]byte(nil), raw...), meta: m}
-	if _, loaded := c.entries.Swap(key, e); !loaded && c.size.Add(1) > maxCachedMetadata {
-		c.evict(key)
-	}
 	return m, nil
-}
-
-// evict drops about a quarter of the entries but keep; which ones does not
-// matter.
-func (c *metadataCache) evict(keep string) {
-	n := 0
-	c.entries.Range(func(k, _ any) bool {
-		if k == keep {
-			return true
-		}
-		if _, loaded := c.entries.LoadAndDelete(k); loaded {
-			c.size.Add(-1)
-		}
-		n++
-		return n < maxCachedMetadata/4
-	})
 }
 
 // errNoVersionData means metadata refers to version data that is missing.
