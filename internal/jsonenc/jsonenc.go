@@ -4,6 +4,9 @@
 package jsonenc
 
 import (
+	"encoding/json"
+	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -121,4 +124,67 @@ func AppendTime(buf []byte, t time.Time) (out []byte, ok bool) {
 	buf = append(buf, '"')
 	buf = t.AppendFormat(buf, time.RFC3339Nano)
 	return append(buf, '"'), true
+}
+
+// AppendStringMap appends m as a JSON object with its keys sorted, as
+// encoding/json writes a map[string]string (null for a nil map).
+func AppendStringMap(buf []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(buf, "null"...)
+	}
+	var small [8]string
+	buf = append(buf, '{')
+	for i, k := range sortedKeys(small[:0], m) {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = AppendString(buf, k)
+		buf = append(buf, ':')
+		buf = AppendString(buf, m[k])
+	}
+	return append(buf, '}')
+}
+
+// AppendAnyMap appends m as a JSON object with its keys sorted, as
+// encoding/json writes a map[string]any (null for a nil map): strings,
+// booleans and nil by hand, other values through encoding/json. ok is
+// false for a value encoding/json refuses; buf is then unusable.
+func AppendAnyMap(buf []byte, m map[string]any) (out []byte, ok bool) {
+	if m == nil {
+		return append(buf, "null"...), true
+	}
+	var small [8]string
+	buf = append(buf, '{')
+	for i, k := range sortedKeys(small[:0], m) {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = AppendString(buf, k)
+		buf = append(buf, ':')
+		switch v := m[k].(type) {
+		case string:
+			buf = AppendString(buf, v)
+		case bool:
+			buf = strconv.AppendBool(buf, v)
+		case nil:
+			buf = append(buf, "null"...)
+		default:
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return buf, false
+			}
+			buf = append(buf, raw...)
+		}
+	}
+	return append(buf, '}'), true
+}
+
+// sortedKeys appends m's keys to keys, sorted (a small map's fit in a
+// caller's array, without allocating).
+func sortedKeys[V any](keys []string, m map[string]V) []string {
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzAppendString checks AppendString against encoding/json. The seeds
@@ -32,5 +33,36 @@ func BenchmarkAppendString(b *testing.B) {
 	b.SetBytes(int64(len(s)))
 	for b.Loop() {
 		buf = AppendString(buf[:0], s)
+	}
+}
+
+// TestAppendMapsAndTime checks the map and time encoders against
+// encoding/json.
+func TestAppendMapsAndTime(t *testing.T) {
+	sm := []map[string]string{nil, {}, {"b": "2", "a": "<1>", "": "é\u2028", "z\x00": "\xff"}}
+	for _, m := range sm {
+		want, _ := json.Marshal(m)
+		if got := AppendStringMap(nil, m); string(got) != string(want) {
+			t.Errorf("AppendStringMap(%q) = %s, want %s", m, got, want)
+		}
+	}
+	am := []map[string]any{nil, {}, {"s": "x&y", "b": true, "n": nil, "i": 3, "f": 1.5, "l": []any{"a", 1}, "m": map[string]any{"k": "v"}}}
+	for _, m := range am {
+		want, _ := json.Marshal(m)
+		if got, ok := AppendAnyMap(nil, m); !ok || string(got) != string(want) {
+			t.Errorf("AppendAnyMap(%v) = %s %v, want %s", m, got, ok, want)
+		}
+	}
+	if _, ok := AppendAnyMap(nil, map[string]any{"c": make(chan int)}); ok {
+		t.Error("AppendAnyMap accepted a value encoding/json refuses")
+	}
+	for _, tm := range []time.Time{time.Unix(0, 1714557600123456789).UTC(), time.Date(2024, 5, 1, 10, 0, 0, 0, time.FixedZone("x", 3600)), {}} {
+		want, _ := json.Marshal(tm)
+		if got, ok := AppendTime(nil, tm); !ok || string(got) != string(want) {
+			t.Errorf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	if _, ok := AppendTime(nil, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)); ok {
+		t.Error("AppendTime accepted a year encoding/json refuses")
 	}
 }

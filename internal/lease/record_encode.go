@@ -1,8 +1,6 @@
 package lease
 
 import (
-	"encoding/json"
-	"slices"
 	"strconv"
 
 	"github.com/vigil-secrets/vigil/internal/jsonenc"
@@ -53,13 +51,13 @@ func appendRecord(b []byte, l *Lease) ([]byte, bool) {
 	}
 	if len(l.InternalData) > 0 {
 		b = append(b, `,"internal_data":`...)
-		if b, ok = appendAnyMap(b, l.InternalData); !ok {
+		if b, ok = jsonenc.AppendAnyMap(b, l.InternalData); !ok {
 			return b, false
 		}
 	}
 	if len(l.Data) > 0 {
 		b = append(b, `,"data":`...)
-		if b, ok = appendAnyMap(b, l.Data); !ok {
+		if b, ok = jsonenc.AppendAnyMap(b, l.Data); !ok {
 			return b, false
 		}
 	}
@@ -73,41 +71,6 @@ func appendRecord(b []byte, l *Lease) ([]byte, bool) {
 	if l.RevokeError != "" {
 		b = append(b, `,"revoke_error":`...)
 		b = jsonenc.AppendString(b, l.RevokeError)
-	}
-	return append(b, '}'), true
-}
-
-// appendAnyMap appends m as a JSON object with sorted keys, as
-// encoding/json does: strings, booleans and nil by hand, other values
-// through encoding/json. It reports false for a value json refuses.
-func appendAnyMap(b []byte, m map[string]any) ([]byte, bool) {
-	var buf [8]string
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonenc.AppendString(b, k)
-		b = append(b, ':')
-		switch v := m[k].(type) {
-		case string:
-			b = jsonenc.AppendString(b, v)
-		case bool:
-			b = strconv.AppendBool(b, v)
-		case nil:
-			b = append(b, "null"...)
-		default:
-			raw, err := json.Marshal(v)
-			if err != nil {
-				return b, false
-			}
-			b = append(b, raw...)
-		}
 	}
 	return append(b, '}'), true
 }

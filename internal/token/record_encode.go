@@ -2,8 +2,6 @@ package token
 
 import (
 	"encoding/base64"
-	"encoding/json"
-	"slices"
 	"strconv"
 	"time"
 
@@ -52,7 +50,7 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 	b = jsonenc.AppendString(b, r.DisplayName)
 	if len(r.Meta) > 0 {
 		b = append(b, `,"meta":`...)
-		b = appendStringMap(b, r.Meta)
+		b = jsonenc.AppendStringMap(b, r.Meta)
 	}
 	var ok bool
 	b = append(b, `,"creation_time":`...)
@@ -118,7 +116,7 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 	}
 	if len(r.InternalData) > 0 {
 		b = append(b, `,"internal_data":`...)
-		if b, ok = appendAnyMap(b, r.InternalData); !ok {
+		if b, ok = jsonenc.AppendAnyMap(b, r.InternalData); !ok {
 			return b, false
 		}
 	}
@@ -127,7 +125,7 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 		b = jsonenc.AppendString(b, r.Alias.Name)
 		if len(r.Alias.Metadata) > 0 {
 			b = append(b, `,"metadata":`...)
-			b = appendStringMap(b, r.Alias.Metadata)
+			b = jsonenc.AppendStringMap(b, r.Alias.Metadata)
 		}
 		b = append(b, '}')
 	}
@@ -140,60 +138,4 @@ func appendDuration(b []byte, name string, d time.Duration) []byte {
 	}
 	b = append(b, name...)
 	return strconv.AppendInt(b, int64(d), 10)
-}
-
-// appendStringMap appends m as a JSON object with sorted keys, as
-// encoding/json does.
-func appendStringMap(b []byte, m map[string]string) []byte {
-	var buf [8]string
-	b = append(b, '{')
-	for i, k := range sortedKeys(m, buf[:0]) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonenc.AppendString(b, k)
-		b = append(b, ':')
-		b = jsonenc.AppendString(b, m[k])
-	}
-	return append(b, '}')
-}
-
-// appendAnyMap appends m as a JSON object with sorted keys, as
-// encoding/json does: strings, booleans and nil by hand, other values
-// through encoding/json. It reports false for a value json refuses.
-func appendAnyMap(b []byte, m map[string]any) ([]byte, bool) {
-	var buf [8]string
-	b = append(b, '{')
-	for i, k := range sortedKeys(m, buf[:0]) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonenc.AppendString(b, k)
-		b = append(b, ':')
-		switch v := m[k].(type) {
-		case string:
-			b = jsonenc.AppendString(b, v)
-		case bool:
-			b = strconv.AppendBool(b, v)
-		case nil:
-			b = append(b, "null"...)
-		default:
-			raw, err := json.Marshal(v)
-			if err != nil {
-				return b, false
-			}
-			b = append(b, raw...)
-		}
-	}
-	return append(b, '}'), true
-}
-
-// sortedKeys returns m's keys, sorted, appended to buf (a small map's
-// fit in a caller's array, without allocating).
-func sortedKeys[V any](m map[string]V, buf []string) []string {
-	for k := range m {
-		buf = append(buf, k)
-	}
-	slices.Sort(buf)
-	return buf
 }

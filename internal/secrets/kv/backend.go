@@ -53,8 +53,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -496,17 +494,7 @@ func versionJSON(m *keyMetadata, v *versionMetadata) json.RawMessage {
 	if len(m.CustomMetadata) == 0 {
 		b = append(b, "null"...)
 	} else {
-		keys := slices.Sorted(maps.Keys(m.CustomMetadata))
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonenc.AppendString(b, k)
-			b = append(b, ':')
-			b = jsonenc.AppendString(b, m.CustomMetadata[k])
-		}
-		b = append(b, '}')
+		b = jsonenc.AppendStringMap(b, m.CustomMetadata)
 	}
 	b = append(b, `,"deletion_time":`...)
 	b = appendTime(b, v.DeletionTime)
