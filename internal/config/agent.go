@@ -561,8 +561,8 @@ func (l AgentListener) validate(fail failFunc) error {
 	if !l.TLSDisable && (l.TLSCertFile == "" || l.TLSKeyFile == "") {
 		return fail(l.Line, "listener needs tls_cert_file and tls_key_file, or tls_disable = true")
 	}
-	if l.TLSMinVersion != "" && !oneOf(l.TLSMinVersion, "tls12", "tls13") {
-		return fail(l.Line, "invalid tls_min_version %q: want tls12 or tls13", l.TLSMinVersion)
+	if _, err := TLSVersion(l.TLSMinVersion); err != nil {
+		return fail(l.Line, "%v", err)
 	}
 	return nil
 }

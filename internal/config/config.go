@@ -540,8 +540,10 @@ func (p *parser) listener(b block) (Listener, error) {
 		case "tls_key_file":
 			l.TLSKeyFile, err = p.str(item)
 		case "tls_min_version":
-			if l.TLSMinVersion, err = p.str(item); err == nil && !oneOf(l.TLSMinVersion, "tls12", "tls13") {
-				err = p.errorf(item.Pos(), "invalid tls_min_version %q: want tls12 or tls13", l.TLSMinVersion)
+			if l.TLSMinVersion, err = p.str(item); err == nil {
+				if _, verr := TLSVersion(l.TLSMinVersion); verr != nil {
+					err = p.errorf(item.Pos(), "%v", verr)
+				}
 			}
 		case "tls_disable":
 			l.TLSDisable, err = p.boolean(item)

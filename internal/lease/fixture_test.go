@@ -1,7 +1,6 @@
 package lease
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
 // epoch is the fake clock's start.
@@ -129,25 +129,7 @@ type fixture struct {
 	rn   *fakeRenewer
 	cfg  Config
 	m    *Manager
-	logs *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the log handler's concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *testlog.Buffer
 }
 
 // newFixture returns a started manager. Tests get, unless they change it,
@@ -157,7 +139,7 @@ func newFixture(t testing.TB, tune func(*Config)) *fixture {
 	t.Helper()
 	clk := clock.NewFake(epoch)
 	mem := logicaltest.New()
-	f := &fixture{t: t, clk: clk, mem: mem, st: mem, rv: newFakeRevoker(clk), rn: &fakeRenewer{def: time.Hour}, logs: &syncBuffer{}}
+	f := &fixture{t: t, clk: clk, mem: mem, st: mem, rv: newFakeRevoker(clk), rn: &fakeRenewer{def: time.Hour}, logs: &testlog.Buffer{}}
 	f.cfg = Config{
 		Storage:       mem,
 		Clock:         clk,

@@ -454,7 +454,7 @@ func listen(ls []config.Listener) ([]net.Listener, []*certReloader, error) {
 				ln.Close()
 				return fail(err)
 			}
-			minVer, err := tlsVersion(l.TLSMinVersion)
+			minVer, err := config.TLSVersion(l.TLSMinVersion)
 			if err != nil {
 				ln.Close()
 				return fail(err)

@@ -13,33 +13,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-secrets/vigil/internal/config"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type running struct {
-	stdout, stderr *syncBuffer
+	stdout, stderr *testlog.Buffer
 	cancel         context.CancelFunc
 	reload         chan os.Signal
 	done           chan int
@@ -48,7 +30,7 @@ type running struct {
 func start(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, reload: make(chan os.Signal, 1), done: make(chan int, 1)}
+	r := &running{stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}, cancel: cancel, reload: make(chan os.Signal, 1), done: make(chan int, 1)}
 	go func() { r.done <- Run(ctx, args, r.stdout, r.stderr, r.reload) }()
 	t.Cleanup(func() {
 		cancel()

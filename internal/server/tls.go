@@ -44,20 +44,6 @@ func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 	return r.cert.Load(), nil
 }
 
-func tlsVersion(s string) (uint16, error) {
-	switch s {
-	case "", "tls12":
-		return tls.VersionTLS12, nil
-	case "tls13":
-		return tls.VersionTLS13, nil
-	case "tls10":
-		return tls.VersionTLS10, nil
-	case "tls11":
-		return tls.VersionTLS11, nil
-	}
-	return 0, fmt.Errorf("unknown tls_min_version %q", s)
-}
-
 // devTLS is a throwaway CA and server certificate for -dev-tls.
 type devTLS struct {
 	dir                       string

@@ -716,3 +716,21 @@ func waitFor(t *testing.T, d time.Duration, f func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// appRoleIDs writes the AppRole role (on the mount at auth/approle) with
+// params and returns its role id and a new secret id.
+func appRoleIDs(t testing.TB, c *vault.Client, role string, params map[string]any) (roleID, secretID string) {
+	t.Helper()
+	if _, err := c.Logical().Write("auth/approle/role/"+role, params); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := c.Logical().Read("auth/approle/role/" + role + "/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := c.Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rid.Data["role_id"].(string), sid.Data["secret_id"].(string)
+}

@@ -34,6 +34,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/agent/template"
 	"github.com/vigil-secrets/vigil/internal/config"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
 // The Kubernetes examples (deploy/kubernetes) and the External Secrets
@@ -943,7 +944,7 @@ func runManifestAgent(t *testing.T, env *deployEnv, ex *deployExample, tokenFile
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var log syncBuffer
+	var log testlog.Buffer
 	type result struct {
 		code int
 		err  error

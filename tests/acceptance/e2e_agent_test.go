@@ -13,12 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
 // agentServer is a `vigil server` on bolt that a test stops and starts
@@ -83,26 +84,15 @@ func (s *agentServer) put(path string, data map[string]any) {
 
 // approle creates a role bound to policy and writes its role id and a
 // secret id to dir/role-id and dir/secret-id.
-func (s *agentServer) approle(dir, role, policy, rules string, tokenTTL, maxTTL string) (secretID string) {
+func (s *agentServer) approle(dir, role, policy, rules string, tokenTTL, maxTTL string) string {
 	s.t.Helper()
 	if err := s.root.Sys().PutPolicy(policy, rules); err != nil {
 		s.t.Fatal(err)
 	}
-	if _, err := s.root.Logical().Write("auth/approle/role/"+role, map[string]any{
+	roleID, secretID := appRoleIDs(s.t, s.root, role, map[string]any{
 		"token_policies": policy, "token_ttl": tokenTTL, "token_max_ttl": maxTTL,
-	}); err != nil {
-		s.t.Fatal(err)
-	}
-	rid, err := s.root.Logical().Read("auth/approle/role/" + role + "/role-id")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	sid, err := s.root.Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	secretID = sid.Data["secret_id"].(string)
-	for name, v := range map[string]string{"role-id": rid.Data["role_id"].(string), "secret-id": secretID} {
+	})
+	for name, v := range map[string]string{"role-id": roleID, "secret-id": secretID} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600); err != nil {
 			s.t.Fatal(err)
 		}
@@ -110,28 +100,10 @@ func (s *agentServer) approle(dir, role, policy, rules string, tokenTTL, maxTTL 
 	return secretID
 }
 
-// lockedBuffer is an io.Writer the test reads while a process writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // agentProc is a running `vigil agent`.
 type agentProc struct {
 	cmd  *exec.Cmd
-	out  lockedBuffer
+	out  testlog.Buffer
 	done chan struct{}
 	err  error
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigil-secrets/vigil/internal/agent"
 	"github.com/vigil-secrets/vigil/internal/config"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
 // TestREADMEAgent runs section 14 of the README: its agent.hcl as
@@ -45,17 +46,7 @@ path "database/creds/train-reader" { capabilities = ["read"] }
 path "sys/events/subscribe/*" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := root.Logical().Write("auth/approle/role/gateway", map[string]any{"token_policies": "gateway", "token_ttl": "10m"}); err != nil {
-		t.Fatal(err)
-	}
-	rid, err := root.Logical().Read("auth/approle/role/gateway/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid, err := root.Logical().Write("auth/approle/role/gateway/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	roleID, secretID := appRoleIDs(t, root, "gateway", map[string]any{"token_policies": "gateway", "token_ttl": "10m"})
 
 	dir := t.TempDir()
 	file := func(name, content string) string {
@@ -76,8 +67,8 @@ path "sys/events/subscribe/*" { capabilities = ["read"] }`); err != nil {
 	reloaded := filepath.Join(dir, "reloaded")
 	subst := strings.NewReplacer(
 		"/etc/vigil/ca.pem", ca,
-		"/etc/vigil/role-id", file("role-id", rid.Data["role_id"].(string)),
-		"/etc/vigil/secret-id", file("secret-id", sid.Data["secret_id"].(string)),
+		"/etc/vigil/role-id", file("role-id", roleID),
+		"/etc/vigil/secret-id", file("secret-id", secretID),
 		"/run/vigil/token", filepath.Join(dir, "sink", "token"),
 		"/run/secrets/", filepath.Join(dir, "secrets")+"/",
 		"systemctl reload llm-gateway", "sh -c 'echo reload >> "+reloaded+"'",
@@ -91,7 +82,7 @@ path "sys/events/subscribe/*" { capabilities = ["read"] }`); err != nil {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log testlog.Buffer
 	type result struct {
 		code int
 		err  error
@@ -174,7 +165,7 @@ path "sys/events/subscribe/*" { capabilities = ["read"] }`); err != nil {
 	}
 	// The first agent removed the secret id file once read, as Vault
 	// Agent does: put it back for the second.
-	file("secret-id", sid.Data["secret_id"].(string))
+	file("secret-id", secretID)
 	actx, stop = context.WithCancel(ctx)
 	done = runAgent(actx, cfg, agent.Options{Stdout: os.Stderr, Stderr: os.Stderr})
 	waitFile(t, seen, "sk-readme-2\n")
@@ -184,7 +175,7 @@ path "sys/events/subscribe/*" { capabilities = ["read"] }`); err != nil {
 	if r := <-done; r.code != 128+15 || r.err != nil {
 		t.Fatalf("the supervisor ended with %d, %v; want the child's 143", r.code, r.err)
 	}
-	for _, v := range []string{"sk-readme-", sid.Data["secret_id"].(string)} {
+	for _, v := range []string{"sk-readme-", secretID} {
 		if strings.Contains(log.String(), v) {
 			t.Errorf("the agent's log holds a secret (%.6s…)", v)
 		}

@@ -36,25 +36,15 @@ func TestREADMERun(t *testing.T) {
 path "database/creds/train-reader" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := root.Logical().Write("auth/approle/role/trainer", map[string]any{"token_policies": "trainer", "token_ttl": "10m"}); err != nil {
-		t.Fatal(err)
-	}
-	rid, err := root.Logical().Read("auth/approle/role/trainer/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid, err := root.Logical().Write("auth/approle/role/trainer/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	roleID, secretID := appRoleIDs(t, root, "trainer", map[string]any{"token_policies": "trainer", "token_ttl": "10m"})
 	file := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		writeFile(t, p, content)
 		return p
 	}
 	seen, served := filepath.Join(dir, "seen"), filepath.Join(dir, "served")
-	subst["/etc/vigil/role-id"] = file("role-id", rid.Data["role_id"].(string))
-	subst["/etc/vigil/secret-id"] = file("secret-id", sid.Data["secret_id"].(string))
+	subst["/etc/vigil/role-id"] = file("role-id", roleID)
+	subst["/etc/vigil/secret-id"] = file("secret-id", secretID)
 	subst["ml.env"] = file("ml.env", block(t, section, "dotenv", 0, "the env file"))
 	subst["python"] = "sh"
 	subst["train.py"] = file("train.sh", `printf '%s\n' "OPENAI_API_KEY=$OPENAI_API_KEY" "HF_TOKEN=$HF_TOKEN" "WANDB_ENTITY=$WANDB_ENTITY" "PGUSER=$PGUSER" "PGPASSWORD=$PGPASSWORD" > `+seen+"\n")

@@ -179,20 +179,10 @@ func TestRunDynamicCredsFollowTheToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A token good for 3s at most: vigil run logs in again within them.
-	if _, err := root.Logical().Write("auth/approle/role/short", map[string]any{"token_policies": "reader", "token_ttl": "2s", "token_max_ttl": "3s"}); err != nil {
-		t.Fatal(err)
-	}
-	rid, err := root.Logical().Read("auth/approle/role/short/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid, err := root.Logical().Write("auth/approle/role/short/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	roleID, secretID := appRoleIDs(t, root, "short", map[string]any{"token_policies": "reader", "token_ttl": "2s", "token_max_ttl": "3s"})
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "role-id"), rid.Data["role_id"].(string))
-	writeFile(t, filepath.Join(dir, "secret-id"), sid.Data["secret_id"].(string))
+	writeFile(t, filepath.Join(dir, "role-id"), roleID)
+	writeFile(t, filepath.Join(dir, "secret-id"), secretID)
 	log, stop := filepath.Join(dir, "log"), filepath.Join(dir, "stop")
 	script := `echo "$PGUSER" >> "$1"; trap 'exit 0' TERM; while [ ! -e "$2" ]; do sleep 0.05; done`
 	env := map[string]string{"VIGIL_ADDR": s.URL, "HOME": t.TempDir()}

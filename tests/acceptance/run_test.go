@@ -3,7 +3,6 @@
 package acceptance
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/cli"
 	"github.com/vigil-secrets/vigil/internal/jwks/jwkstest"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
 // `vigil run` in-process (cli.Run) against real servers, with real child
@@ -31,32 +30,14 @@ import (
 // the test's directory, so that vigil's own stdout and stderr can be
 // checked to hold no secret value.
 
-// runBuffer collects vigil run's output while it runs.
-type runBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (r *runBuffer) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.b.Write(p)
-}
-
-func (r *runBuffer) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.b.String()
-}
-
 // vigilRun is one `vigil run` started in the background.
 type vigilRun struct {
-	stdout, stderr *runBuffer
+	stdout, stderr *testlog.Buffer
 	done           chan int
 }
 
 func startVigilRun(ctx context.Context, env map[string]string, args ...string) *vigilRun {
-	r := &vigilRun{stdout: &runBuffer{}, stderr: &runBuffer{}, done: make(chan int, 1)}
+	r := &vigilRun{stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}, done: make(chan int, 1)}
 	go func() {
 		r.done <- cli.Run(ctx, append([]string{"run"}, args...), strings.NewReader(""), r.stdout, r.stderr, func(k string) string { return env[k] })
 	}()
@@ -200,20 +181,10 @@ func TestRunAppRole(t *testing.T) {
 	if err := root.Sys().PutPolicy("ml-db", `path "secret/data/ml/db" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := root.Logical().Write("auth/approle/role/trainer", map[string]any{"token_policies": "ml-db", "token_ttl": "10m"}); err != nil {
-		t.Fatal(err)
-	}
-	rid, err := root.Logical().Read("auth/approle/role/trainer/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid, err := root.Logical().Write("auth/approle/role/trainer/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	roleID, secretID := appRoleIDs(t, root, "trainer", map[string]any{"token_policies": "ml-db", "token_ttl": "10m"})
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "role-id"), rid.Data["role_id"].(string))
-	writeFile(t, filepath.Join(dir, "secret-id"), sid.Data["secret_id"].(string)+"\n")
+	writeFile(t, filepath.Join(dir, "role-id"), roleID)
+	writeFile(t, filepath.Join(dir, "secret-id"), secretID+"\n")
 	before := tokenCount(t, root)
 
 	out := filepath.Join(dir, "seen")
@@ -226,7 +197,7 @@ func TestRunAppRole(t *testing.T) {
 	if got := readFile(t, out); got != "db-pw-5\n" {
 		t.Errorf("the child saw %q", got)
 	}
-	r.noValues(t, "db-pw-5", sid.Data["secret_id"].(string))
+	r.noValues(t, "db-pw-5", secretID)
 	if _, err := os.Stat(filepath.Join(dir, "secret-id")); err != nil {
 		t.Errorf("vigil run removed the secret id file: %v", err)
 	}

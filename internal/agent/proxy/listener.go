@@ -85,15 +85,11 @@ func listenerTLS(l config.AgentListener) (*tls.Config, error) {
 		// The error names the files, never their contents.
 		return nil, fmt.Errorf("proxy: listener %s %q: load TLS certificate: %w", l.Type, l.Address, err)
 	}
-	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	switch l.TLSMinVersion {
-	case "", "tls12":
-	case "tls13":
-		conf.MinVersion = tls.VersionTLS13
-	default:
-		return nil, fmt.Errorf("proxy: listener %s %q: invalid tls_min_version %q: want tls12 or tls13", l.Type, l.Address, l.TLSMinVersion)
+	minVer, err := config.TLSVersion(l.TLSMinVersion)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: listener %s %q: %w", l.Type, l.Address, err)
 	}
-	return conf, nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: minVer}, nil
 }
 
 // listenUnix creates the socket of a unix listener. A stale socket at the

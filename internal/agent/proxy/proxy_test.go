@@ -17,27 +17,10 @@ import (
 	"github.com/vigil-secrets/vigil/internal/pgtest"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// logBuffer is a slog destination safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // harness is a real server and a proxy in front of it, with the proxy's
 // logs kept to check that no secret reached them.
@@ -46,7 +29,7 @@ type harness struct {
 	root  *api.Client // straight to the server, as root
 	p     *Proxy
 	url   string // the proxy's first listener
-	logs  *logBuffer
+	logs  *testlog.Buffer
 	auto  *autoToken
 	mu    sync.Mutex
 	never []string // values that must not appear in the logs
@@ -92,7 +75,7 @@ func tcpListener() config.AgentListener {
 // UseAutoAuthToken set, the harness's auto-auth token is used.
 func startProxy(t *testing.T, srv *testcluster.Server, root *api.Client, o Options) *harness {
 	t.Helper()
-	h := &harness{srv: srv, root: root, logs: &logBuffer{}, auto: &autoToken{}}
+	h := &harness{srv: srv, root: root, logs: &testlog.Buffer{}, auto: &autoToken{}}
 	h.forbid(srv.RootToken)
 	// Checked last, once the proxy has stopped.
 	t.Cleanup(func() { h.checkLogs(t) })

@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/jwks/jwkstest"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/logical/logicaltest"
+	"github.com/vigil-secrets/vigil/internal/testlog"
 )
 
 // t0 is the fake clock's start (jwks mode checks times with it).
@@ -388,29 +389,11 @@ type harness struct {
 	clk *clock.Fake
 	dir string // the pod's service-account directory (empty: not in a pod)
 	// logs is the backend's log.
-	logs *logBuffer
+	logs *testlog.Buffer
 }
 
-// logBuffer is a log destination safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// lastLine is the last line logged.
-func (l *logBuffer) lastLine() string {
+// lastLogLine is the last line logged to l.
+func lastLogLine(l *testlog.Buffer) string {
 	lines := strings.Split(strings.TrimSpace(l.String()), "\n")
 	return lines[len(lines)-1]
 }
@@ -419,7 +402,7 @@ func newHarness(t testing.TB) *harness {
 	t.Helper()
 	clk := clock.NewFake(t0)
 	dir := t.TempDir()
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	b, err := newBackend(&logical.BackendConfig{Now: clk.Now, MountPoint: "auth/kubernetes/", Logger: slog.New(slog.NewTextHandler(logs, nil))},
 		options{localSADir: dir, transport: http.DefaultTransport.(*http.Transport)})
 	if err != nil {
@@ -481,7 +464,7 @@ func (h *harness) refused(role, jwt string, wantStatus int, msg string, reason .
 	h.t.Helper()
 	_, err := h.login(role, jwt)
 	if wantStatus == 403 {
-		line := h.logs.lastLine()
+		line := lastLogLine(h.logs)
 		for _, r := range reason {
 			if !strings.Contains(line, r) {
 				h.t.Fatalf("logged reason %q, want it to contain %q", line, r)
