@@ -21,6 +21,10 @@
 // processor once before it takes the queued ones, so that writers ready
 // to run can queue theirs too: under load about twice as many writes
 // share each fsync.
+// On Linux the fsync goes through an io_uring where the kernel allows it
+// (see uring_linux.go): the writer then waits for it like a network read,
+// without keeping a processor that requests could use. Elsewhere, or where
+// io_uring is refused, it is fdatasync.
 //
 // Logged writes are kept in memory until a checkpoint applies them to
 // bbolt in one sorted, fsynced commit. A checkpoint starts when the log
@@ -225,6 +229,7 @@ type Backend struct {
 	ckpt            chan error // the running checkpoint's result; nil if none runs
 	checkpointBytes int
 	noSync          bool
+	syncer          logSyncer
 	broken          error // set when the log can no longer be trusted
 
 	// onCheckpoint, if set (by tests), runs in the writer before each
@@ -322,6 +327,10 @@ func Open(path string, opts Options) (*Backend, error) {
 		pending:         newPendingSet(),
 		checkpointBytes: opts.CheckpointBytes,
 		noSync:          opts.NoSync,
+		syncer:          blockingSyncer{},
+	}
+	if !opts.NoSync {
+		b.syncer = newLogSyncer()
 	}
 	if b.checkpointBytes <= 0 {
 		b.checkpointBytes = defaultCheckpointBytes
@@ -329,6 +338,7 @@ func Open(path string, opts Options) (*Backend, error) {
 	if err := b.recover(path); err != nil {
 		_ = db.Close()
 		b.closeLog()
+		b.syncer.close()
 		return nil, err
 	}
 	go b.writer()
@@ -422,6 +432,7 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	// epoch is taken before the pending writes are: bbolt lags the log,
 	// so what it returns for a key may predate a commit that lands after
 	// the pending check, and fill refuses it then.
+	b.syncer.poll()
 	cached, found, known, epoch := b.cache.get(key)
 	switch {
 	case known && found:
@@ -664,6 +675,7 @@ func (b *Backend) Close() error {
 	// The writer drains what was queued before reqs was closed, and
 	// checkpoints.
 	<-b.writerDone
+	b.syncer.close()
 	werr := b.closeLog()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("bolt: close: %w", err)
@@ -712,6 +724,7 @@ func (b *Backend) write(ctx context.Context, ops []storage.Op) error {
 // cannot close reqs under it; the writer keeps draining, so the send
 // cannot block forever.
 func (b *Backend) enqueue(ctx context.Context, req *writeReq) error {
+	b.syncer.poll()
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
@@ -879,7 +892,7 @@ func (b *Backend) appendLog(rec []byte) error {
 		return err
 	}
 	if !b.noSync {
-		if err := datasync(seg.f); err != nil {
+		if err := b.syncer.datasync(seg.f); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,15 @@ import (
 // B+tree node the checkpoint holds and makes every reader wait.
 const initialMmapSize = (strconv.IntSize / 64) << 30
 
+// newLogSyncer returns the io_uring syncer where the kernel allows it, else
+// fdatasync.
+func newLogSyncer() logSyncer {
+	if s, err := newAsyncSyncer(); err == nil {
+		return s
+	}
+	return blockingSyncer{}
+}
+
 // datasync makes f's data durable without its timestamps: on a log that
 // is overwritten in place, no inode change waits on a journal commit.
 func datasync(f *os.File) error {
