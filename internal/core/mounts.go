@@ -361,7 +361,7 @@ func (c *Core) disable(ctx context.Context, path string) error {
 	}
 	if isAuthPath(path) {
 		// Every token the method's logins issued goes with it.
-		if err := c.tokens.RevokeByPathPrefix(ctx, path); err != nil {
+		if err := c.revokeTokensUnder(ctx, path); err != nil {
 			return fmt.Errorf("core: revoke the tokens of %q: %w", path, err)
 		}
 	}

@@ -199,7 +199,7 @@ func (s *systemBackend) revokePrefix(force bool) framework.OperationFunc {
 		}
 		// Tokens issued under the prefix (auth/approle/login), also
 		// those without a lease of their own.
-		if err := s.c.tokens.RevokeByPathPrefix(ctx, prefix); err != nil {
+		if err := s.c.revokeTokensUnder(ctx, prefix); err != nil {
 			return nil, err
 		}
 		return nil, nil

@@ -145,7 +145,32 @@ func (h tokenHooks) RevokeLeases(ctx context.Context, e *token.Entry) error {
 	if h.c.leases == nil {
 		return nil
 	}
-	return h.c.leases.RevokeByToken(ctx, e.HashedID)
+	own := ""
+	if !e.ExpireTime.IsZero() {
+		own = e.LeaseID()
+	}
+	return h.c.leases.RevokeByToken(ctx, e.HashedID, own)
+}
+
+// revokeTokensUnder revokes, each with its subtree, every token issued
+// under prefix (an auth mount's path): those that expire through their
+// lease records, which index them by creation path (revoking at once even
+// when revoke-prefix only queued the leases), and the others, with the
+// tokens of earlier versions, through the token store's path index.
+func (c *Core) revokeTokensUnder(ctx context.Context, prefix string) error {
+	var errs []error
+	if c.leases != nil {
+		err := c.leases.TokenKeys(ctx, prefix, func(key string) error {
+			return c.tokens.RevokeTree(ctx, key)
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.tokens.RevokeByPathPrefix(ctx, prefix); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // RenewAuth asks the auth mount whose login created the token whether it

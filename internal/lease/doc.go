@@ -42,7 +42,7 @@
 // Under the view the manager is given:
 //
 //	id/<lease id>                                  JSON record (see below)
-//	token/<escaped token key>/<escaped lease id>   empty; leases owned by a token
+//	token/<escaped token key>/<escaped lease id>   empty; secret leases owned by a token
 //	irrevocable/<escaped lease id>                 empty; irrevocable leases
 //
 // Lease ids contain '/' (database/creds/ro/AbC…), so the record keys form
@@ -51,6 +51,13 @@
 // that a name is a single path segment. A record is
 // {"v":1, "id":..., "path":..., "kind":..., "issue_time":..., ...}: the
 // fields of [Lease] with a format version.
+//
+// A token's own lease ([KindToken]) has no token index entry, one key
+// less per login: the token store knows its id (the token's creation path
+// and key) and names it to [Manager.RevokeByToken], and
+// [Manager.TokenKeys] finds such leases under a prefix by their records.
+// Entries that earlier versions wrote for them are still honoured, and
+// removed with the lease.
 //
 // Writes keep the indexes a superset of the truth: an index entry is
 // written before its record and deleted after it. A dangling entry is

@@ -432,9 +432,14 @@ func TestRevokeByTokenUsesIndex(t *testing.T) {
 		ownedB = append(ownedB, f.register(RegisterRequest{Path: "database/creds/ro", TTL: time.Hour, TokenKey: "hb"}))
 	}
 	f.register(RegisterRequest{Path: "kv/x", TTL: time.Hour})
+	// The token's own lease has no index entry: the index lists only
+	// the secrets it owns.
+	if keys := f.keys("token/h%2Fa/"); len(keys) != len(ownedA) {
+		t.Fatalf("token index = %q, want the %d secret leases only", keys, len(ownedA))
+	}
 
 	cs.reset()
-	if err := f.m.RevokeByToken(ctx, "h/a"); err != nil {
+	if err := f.m.RevokeByToken(ctx, "h/a", tokenA.ID); err != nil {
 		t.Fatal(err)
 	}
 	cs.mu.Lock()
@@ -465,8 +470,90 @@ func TestRevokeByTokenUsesIndex(t *testing.T) {
 	if keys := f.keys("token/h%2Fa/"); len(keys) != 0 {
 		t.Errorf("index left behind: %q", keys)
 	}
-	if err := f.m.RevokeByToken(ctx, ""); !errors.Is(err, ErrInvalid) {
+	if err := f.m.RevokeByToken(ctx, "", ""); !errors.Is(err, ErrInvalid) {
 		t.Errorf("RevokeByToken(\"\") = %v", err)
+	}
+	if err := f.m.RevokeByToken(ctx, "hb", "a//b"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("RevokeByToken with a malformed own lease id = %v", err)
+	}
+}
+
+// TestRevokeByTokenOwnLease: the token's own lease is deleted whether an
+// earlier version indexed it or not, and only if it is that token's.
+func TestRevokeByTokenOwnLease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := t.Context()
+	plain := f.register(RegisterRequest{Kind: KindToken, Path: "auth/k/login", ID: "auth/k/login/h1", TTL: time.Hour, TokenKey: "h1"})
+	old := f.register(RegisterRequest{Kind: KindToken, Path: "auth/k/login", ID: "auth/k/login/h2", TTL: time.Hour, TokenKey: "h2"})
+	// As earlier versions wrote it.
+	if err := f.mem.Put(ctx, tokenIndexKey("h2", old.ID), []byte{}); err != nil {
+		t.Fatal(err)
+	}
+	other := f.register(RegisterRequest{Kind: KindToken, Path: "auth/k/login", ID: "auth/k/login/h3", TTL: time.Hour, TokenKey: "h3"})
+	secret := f.register(RegisterRequest{Path: "db/creds/ro", TTL: time.Hour, TokenKey: "h5"})
+
+	if err := f.m.RevokeByToken(ctx, "h1", plain.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.RevokeByToken(ctx, "h2", old.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Another token's lease, or a secret lease, named as a token's own:
+	// left alone.
+	if err := f.m.RevokeByToken(ctx, "h9", other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.RevokeByToken(ctx, "h4", secret.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, f.m)
+	for _, l := range []*Lease{plain, old} {
+		if f.exists(l.ID) || f.rv.count(l.ID) != 0 {
+			t.Errorf("%s: exists %v, %d Revoker calls; want deleted without one", l.ID, f.exists(l.ID), f.rv.count(l.ID))
+		}
+	}
+	if keys := f.keys("token/h2/"); len(keys) != 0 {
+		t.Errorf("the old index entry was left: %q", keys)
+	}
+	if !f.exists(other.ID) || !f.exists(secret.ID) {
+		t.Errorf("a lease that was not the token's own went: %v %v", f.exists(other.ID), f.exists(secret.ID))
+	}
+	if err := f.m.RevokeByToken(ctx, "h1", plain.ID); err != nil {
+		t.Errorf("revoking again = %v, want nil", err)
+	}
+}
+
+func TestTokenKeys(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := t.Context()
+	f.register(RegisterRequest{Kind: KindToken, Path: "auth/k/login", ID: "auth/k/login/h1", TTL: time.Hour, TokenKey: "h1"})
+	f.register(RegisterRequest{Kind: KindToken, Path: "auth/k/login/r", ID: "auth/k/login/r/h2", TTL: time.Hour, TokenKey: "h2"})
+	f.register(RegisterRequest{Kind: KindToken, Path: "auth/k2/login", ID: "auth/k2/login/h3", TTL: time.Hour, TokenKey: "h3"})
+	f.register(RegisterRequest{Path: "auth/k/creds", TTL: time.Hour, TokenKey: "h1"})
+	var got []string
+	if err := f.m.TokenKeys(ctx, "auth/k/", func(key string) error {
+		got = append(got, key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []string{"h1", "h2"}; !slices.Equal(got, want) {
+		t.Errorf("TokenKeys(auth/k) = %q, want %q (whole segments, tokens only)", got, want)
+	}
+	// A failure for one token does not stop the others.
+	calls := 0
+	err := f.m.TokenKeys(ctx, "auth", func(string) error {
+		calls++
+		return errors.New("revocation failed")
+	})
+	if calls != 3 || err == nil || !strings.Contains(err.Error(), "3 failed") {
+		t.Errorf("TokenKeys with failures: %d calls, %v", calls, err)
+	}
+	if err := f.m.TokenKeys(ctx, "", func(string) error { return nil }); !errors.Is(err, ErrInvalid) {
+		t.Errorf("TokenKeys(\"\") = %v, want ErrInvalid", err)
 	}
 }
 
@@ -480,7 +567,7 @@ func TestRevokeTokenFromRevoker(t *testing.T) {
 			f := newFixture(t, nil)
 			f.rv.setHook(func(ctx context.Context, l *Lease) error {
 				if l.Kind == KindToken {
-					return f.m.RevokeByToken(ctx, l.TokenKey)
+					return f.m.RevokeByToken(ctx, l.TokenKey, l.ID)
 				}
 				return nil
 			})
@@ -519,6 +606,10 @@ func TestTidy(t *testing.T) {
 	ctx := t.Context()
 	kept := f.register(RegisterRequest{Path: "db/creds/ro", TTL: time.Hour, TokenKey: "tok"})
 	lost := f.register(RegisterRequest{Path: "db/creds/ro", TTL: time.Hour, TokenKey: "tok"})
+	// Tokens' own leases: one as written now (no index entry, and tidy
+	// must not add one), one with the entry earlier versions wrote.
+	tokNew := f.register(RegisterRequest{Kind: KindToken, Path: "auth/k/login", ID: "auth/k/login/t1", TTL: time.Hour, TokenKey: "t1"})
+	tokOld := f.register(RegisterRequest{Kind: KindToken, Path: "auth/k/login", ID: "auth/k/login/t2", TTL: time.Hour, TokenKey: "t2"})
 	// A crash lost an index entry, left two dangling ones and an entry
 	// that names the wrong token.
 	must := func(err error) {
@@ -533,25 +624,27 @@ func TestTidy(t *testing.T) {
 	must(f.mem.Put(ctx, tokenIndexKey("other", kept.ID), nil))
 	must(f.mem.Put(ctx, "token/%zz/x", nil))
 	must(f.mem.Put(ctx, recordKey("db/creds/ro/junk"), []byte("{not json")))
+	must(f.mem.Put(ctx, tokenIndexKey("t2", tokOld.ID), nil))
 
 	res, err := f.m.Tidy(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := TidyResult{Leases: 3, Unreadable: 1, IndexRemoved: 4, IndexRestored: 1}
+	want := TidyResult{Leases: 5, Unreadable: 1, IndexRemoved: 4, IndexRestored: 1}
 	if res != want {
 		t.Errorf("Tidy = %+v, want %+v", res, want)
 	}
 	wantKeys := []string{
 		recordKey(kept.ID), recordKey("db/creds/ro/junk"), recordKey(lost.ID),
 		tokenIndexKey("tok", kept.ID), tokenIndexKey("tok", lost.ID),
+		recordKey(tokNew.ID), recordKey(tokOld.ID), tokenIndexKey("t2", tokOld.ID),
 	}
 	slices.Sort(wantKeys)
 	if keys := f.mem.Keys(); !slices.Equal(keys, wantKeys) {
 		t.Errorf("after tidy: %q, want %q", keys, wantKeys)
 	}
 	res, err = f.m.Tidy(ctx)
-	if err != nil || res != (TidyResult{Leases: 3, Unreadable: 1}) {
+	if err != nil || res != (TidyResult{Leases: 5, Unreadable: 1}) {
 		t.Errorf("second Tidy = %+v, %v; want nothing to repair", res, err)
 	}
 }

@@ -488,11 +488,12 @@ func (m *Manager) RevokePrefixAsync(ctx context.Context, prefix string) error {
 // RevokeByToken is what the token store calls while it revokes a token.
 // Every secret lease the token owns is made to expire now (persisted) and
 // queued, so that the workers revoke it with retries as they do any
-// expired lease; the token's own lease (a [KindToken] lease carrying the
-// same key) is deleted without calling the Revoker, since the caller is
+// expired lease. The token's own lease, ownID ("" for a token without
+// one), is deleted without calling the Revoker, since the caller is
 // revoking that token, and skipped if the manager is revoking it (the
-// Revoker called us). It reads only the token's index, never every lease.
-func (m *Manager) RevokeByToken(ctx context.Context, tokenKey string) error {
+// Revoker called us). It reads the token's index and the own lease, never
+// every lease.
+func (m *Manager) RevokeByToken(ctx context.Context, tokenKey, ownID string) error {
 	ctx, done, err := m.begin(ctx)
 	if err != nil {
 		return err
@@ -500,6 +501,11 @@ func (m *Manager) RevokeByToken(ctx context.Context, tokenKey string) error {
 	defer done()
 	if err := validTokenKey(tokenKey, false); err != nil {
 		return err
+	}
+	if ownID != "" {
+		if err := validID(ownID); err != nil {
+			return fmt.Errorf("%w: own lease: %v", ErrInvalid, err)
+		}
 	}
 	dir := tokenDir(tokenKey)
 	names, err := m.st.List(ctx, dir)
@@ -511,19 +517,32 @@ func (m *Manager) RevokeByToken(ctx context.Context, tokenKey string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := m.revokeOwned(ctx, tokenKey, dir+name); err != nil {
+		if err := m.revokeIndexed(ctx, tokenKey, dir+name); err != nil {
+			errs.add(err)
+		}
+	}
+	if ownID != "" {
+		// Written without an index entry (or, by earlier versions, with
+		// one that the loop above has handled: then it is gone).
+		if err := m.revokeOwned(ctx, tokenKey, ownID, ""); err != nil {
 			errs.add(err)
 		}
 	}
 	return errs.err("revoke by token")
 }
 
-// revokeOwned handles one token index entry for RevokeByToken.
-func (m *Manager) revokeOwned(ctx context.Context, tokenKey, indexKey string) error {
+// revokeIndexed handles one token index entry for RevokeByToken.
+func (m *Manager) revokeIndexed(ctx context.Context, tokenKey, indexKey string) error {
 	id, err := url.PathUnescape(indexKey[strings.LastIndexByte(indexKey, '/')+1:])
 	if err != nil || validID(id) != nil {
 		return m.dropIndex(ctx, indexKey)
 	}
+	return m.revokeOwned(ctx, tokenKey, id, indexKey)
+}
+
+// revokeOwned revokes lease id of the token tokenKey, found through the
+// index entry indexKey, or, with indexKey "", the token's own lease.
+func (m *Manager) revokeOwned(ctx context.Context, tokenKey, id, indexKey string) error {
 	// A lease's kind never changes, so it may be read before the claim.
 	// The token's own lease is skipped when it is being revoked: that
 	// revocation is what called us, and waiting for it would wait for
@@ -542,18 +561,65 @@ func (m *Manager) revokeOwned(ctx context.Context, tokenKey, indexKey string) er
 	}
 	defer release()
 	l, err := m.load(ctx, id)
+	stale := errors.Is(err, ErrNotFound) || (err == nil && l.TokenKey != tokenKey)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case stale && indexKey == "":
+		return nil
+	case stale:
 		return m.dropIndex(ctx, indexKey)
 	case err != nil:
 		return err
-	case l.TokenKey != tokenKey:
-		return m.dropIndex(ctx, indexKey)
 	case l.Kind == KindToken:
 		return m.erase(ctx, l)
+	case indexKey == "":
+		return nil // the token's key on a secret lease's id: not its own
 	default:
 		return m.expireNow(ctx, l)
 	}
+}
+
+// TokenKeys calls fn with the key of the token of every token lease whose
+// id lies under prefix, taken as whole path segments (as
+// [Manager.RevokePrefix]): the tokens an auth mount issued, for
+// sys/leases/revoke-prefix to revoke at once even when their leases are
+// only queued. It reads every lease record under the prefix.
+func (m *Manager) TokenKeys(ctx context.Context, prefix string, fn func(tokenKey string) error) error {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	p, err := cleanPrefix(prefix)
+	if err != nil {
+		return err
+	}
+	// A lease that cannot be read, or a token fn fails on, does not stop
+	// the others: the errors are returned together.
+	var errs errList
+	visit := func(id string) error {
+		l, err := m.load(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// Revoked meanwhile.
+		case err != nil:
+			errs.add(err)
+		case l.Kind == KindToken:
+			if err := fn(l.TokenKey); err != nil {
+				errs.add(err)
+			}
+		}
+		return ctx.Err()
+	}
+	werr := visit(p)
+	if werr == nil {
+		werr = m.walk(ctx, recordPrefix+p+"/", func(key string) error {
+			return visit(strings.TrimPrefix(key, recordPrefix))
+		})
+	}
+	if werr != nil {
+		errs.add(werr)
+	}
+	return errs.err(fmt.Sprintf("token leases under %q", p))
 }
 
 func (m *Manager) dropIndex(ctx context.Context, key string) error {
@@ -707,7 +773,7 @@ func (m *Manager) tidyRecord(ctx context.Context, id string, res *TidyResult) er
 		return err
 	}
 	var keys []string
-	if l.TokenKey != "" {
+	if l.indexed() {
 		keys = append(keys, tokenIndexKey(l.TokenKey, l.ID))
 	}
 	if l.Irrevocable {

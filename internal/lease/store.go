@@ -31,6 +31,11 @@ func tokenIndexKey(tokenKey, id string) string { return tokenDir(tokenKey) + url
 
 func irrevocableKey(id string) string { return irrevocablePrefix + url.PathEscape(id) }
 
+// indexed reports whether l has a token index entry: a secret lease owned
+// by a token. A token's own lease is found through the token (see the
+// package doc), which saves a key per login.
+func (l *Lease) indexed() bool { return l.TokenKey != "" && l.Kind != KindToken }
+
 // errDecode marks a record that cannot be decoded, as opposed to a
 // storage failure.
 var errDecode = errors.New("undecodable lease record")
@@ -141,15 +146,15 @@ func (m *Manager) save(ctx context.Context, l *Lease, wasIrrevocable bool) error
 	return nil
 }
 
-// createOps returns the writes of a new lease: its token index entry,
-// then its record.
+// createOps returns the writes of a new lease: its token index entry (a
+// secret's owned by a token), then its record.
 func createOps(l *Lease) ([]logical.StorageOp, error) {
 	b, err := encode(l)
 	if err != nil {
 		return nil, err
 	}
 	ops := make([]logical.StorageOp, 0, 2)
-	if l.TokenKey != "" {
+	if l.indexed() {
 		ops = append(ops, logical.StorageOp{Key: tokenIndexKey(l.TokenKey, l.ID), Value: []byte{}})
 	}
 	return append(ops, logical.StorageOp{Key: recordKey(l.ID), Value: b}), nil

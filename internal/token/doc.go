@@ -60,8 +60,13 @@
 //	id/H(token)                       the entry, JSON: {"v":1, "policies":…, "sealed_accessor":…}
 //	accessor/H(accessor)              H(token), in hex
 //	parent/H(parent)/H(child)         empty: the children index
-//	path/<creation path>/H(token)     empty: the creation path index
+//	path/<creation path>/H(token)     empty: the creation path index, of tokens without a lease
 //	role/<name>                       a token role, JSON
+//
+// A token that expires has a lease, whose id is its creation path and
+// H(token) ([Entry.LeaseID]): that lease record is its creation path
+// index, and the store writes no path/ entry for it (one key less per
+// login). Earlier versions wrote one; it is still honoured and removed.
 //
 // Entries written before format 1 (no "v") hold the accessor in clear and
 // expire at creation_time+ttl (never with ttl 0); they are read as such and

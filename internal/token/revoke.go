@@ -201,11 +201,13 @@ func (st *Store) orphan(ctx context.Context, k digest, parent string) error {
 }
 
 // RevokeByPathPrefix revokes, each with its subtree, every service token
-// whose creation path lies under prefix, taken as whole path segments
-// ("auth/approle" covers "auth/approle/login" but not "auth/approle2/login").
-// It is how sys/leases/revoke-prefix on an auth mount cuts every token the
-// mount issued, leases or not. It goes on after a failure and returns all
-// the errors.
+// without a lease of its own whose creation path lies under prefix, taken
+// as whole path segments ("auth/approle" covers "auth/approle/login" but
+// not "auth/approle2/login"), and those with one that earlier versions
+// indexed by path. With its lease-record counterpart in core (a leased
+// token's lease record is its path index), it is how
+// sys/leases/revoke-prefix on an auth mount cuts every token the mount
+// issued. It goes on after a failure and returns all the errors.
 func (st *Store) RevokeByPathPrefix(ctx context.Context, prefix string) error {
 	if st.closed.Load() {
 		return ErrClosed

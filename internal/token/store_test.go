@@ -379,6 +379,9 @@ func TestRevokeOrphan(t *testing.T) {
 	h.entry(toks["d"])
 }
 
+// TestRevokeByPathPrefix: the store's path index holds the tokens without
+// a lease of their own (and those earlier versions indexed); a leased
+// token's lease record is its path index, which core walks.
 func TestRevokeByPathPrefix(t *testing.T) {
 	h := newHarness(t)
 	login := func(mount string) (*Entry, string) {
@@ -388,10 +391,31 @@ func TestRevokeByPathPrefix(t *testing.T) {
 		}
 		return e, v.Reveal()
 	}
-	a1, v1 := login("auth/approle/")
-	_, v2 := login("auth/approle/")
-	_, v3 := login("auth/approle2/")
-	child := &Entry{Policies: []string{"dev"}, Path: "auth/token/create", Parent: a1.HashedID, TTL: time.Minute}
+	leased, vLeased := login("auth/approle/")
+	if leased.ExpireTime.IsZero() {
+		t.Fatal("a login token that does not expire")
+	}
+	if k := h.keysUnder("path/auth/approle/"); len(k) != 0 {
+		t.Fatalf("a leased token was indexed by path: %v", k)
+	}
+	// An earlier version's leased token, indexed by path.
+	old, vOld := login("auth/approle/")
+	if err := h.s.Put(h.ctx, pathIndexDir(old.Path)+old.HashedID, nil); err != nil {
+		t.Fatal(err)
+	}
+	forever := func(path string) string {
+		v, err := h.st.Create(h.ctx, &Entry{Policies: []string{"dev"}, Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Reveal()
+	}
+	v1 := forever("auth/approle/login")
+	v2 := forever("auth/approle2/login")
+	if a, a2 := h.keysUnder("path/auth/approle/"), h.keysUnder("path/auth/approle2/"); len(a) != 2 || len(a2) != 1 {
+		t.Fatalf("path index = %v %v, want the two tokens without a lease and the old one", a, a2)
+	}
+	child := &Entry{Policies: []string{"dev"}, Path: "auth/token/create", Parent: h.entry(v1).HashedID, TTL: time.Minute}
 	cv, err := h.st.Create(h.ctx, child)
 	if err != nil {
 		t.Fatal(err)
@@ -400,9 +424,10 @@ func TestRevokeByPathPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.gone(v1)
-	h.gone(v2)
+	h.gone(vOld)
 	h.gone(cv.Reveal()) // the subtree goes with it
-	h.entry(v3)
+	h.entry(v2)
+	h.entry(vLeased) // core revokes it through its lease record
 	h.entry(h.root.Reveal())
 	if k := h.keysUnder("path/auth/approle/"); len(k) != 0 {
 		t.Fatalf("path index left: %v", k)

@@ -804,6 +804,10 @@ func (st *Store) createAs(ctx context.Context, id string, e, stored *Entry) (sec
 	return secret.NewString(id), nil
 }
 
+// leased reports whether e has a lease of its own: one that expires, in a
+// store with lease hooks. Its lease record indexes it by creation path.
+func (st *Store) leased(e *Entry) bool { return st.leases != nil && !e.ExpireTime.IsZero() }
+
 // insert writes a new token's entry and indexes under its lock (and its
 // parent's, which must be usable); with committer, through it, together
 // with the token's lease.
@@ -837,7 +841,7 @@ func (st *Store) insert(ctx context.Context, d digest, e *Entry, raw []byte, cus
 	if e.Parent != "" {
 		w.put(childKey(e.Parent, e.HashedID), nil)
 	}
-	if e.Path != "" {
+	if e.Path != "" && !st.leased(e) {
 		w.put(pathIndexDir(e.Path)+e.HashedID, nil)
 	}
 	w.put(accessorKey(st.hash(e.Accessor)), []byte(e.HashedID))
