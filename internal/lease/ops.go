@@ -430,12 +430,7 @@ func (m *Manager) RevokePrefix(ctx context.Context, prefix string, force bool) e
 			return ctx.Err()
 		}
 	}
-	werr := send(p)
-	if werr == nil {
-		werr = m.walk(ctx, recordPrefix+p+"/", func(key string) error {
-			return send(strings.TrimPrefix(key, recordPrefix))
-		})
-	}
+	werr := m.eachUnder(ctx, p, send)
 	close(ids)
 	wg.Wait()
 	if werr != nil {
@@ -473,14 +468,8 @@ func (m *Manager) RevokePrefixAsync(ctx context.Context, prefix string) error {
 		}
 		return nil
 	}
-	werr := queue(p)
-	if werr == nil {
-		werr = m.walk(ctx, recordPrefix+p+"/", func(key string) error {
-			return queue(strings.TrimPrefix(key, recordPrefix))
-		})
-	}
-	if werr != nil {
-		errs.add(werr)
+	if err := m.eachUnder(ctx, p, queue); err != nil {
+		errs.add(err)
 	}
 	return errs.err(fmt.Sprintf("queue prefix %q", p))
 }
@@ -610,16 +599,22 @@ func (m *Manager) TokenKeys(ctx context.Context, prefix string, fn func(tokenKey
 		}
 		return ctx.Err()
 	}
-	werr := visit(p)
-	if werr == nil {
-		werr = m.walk(ctx, recordPrefix+p+"/", func(key string) error {
-			return visit(strings.TrimPrefix(key, recordPrefix))
-		})
-	}
-	if werr != nil {
-		errs.add(werr)
+	if err := m.eachUnder(ctx, p, visit); err != nil {
+		errs.add(err)
 	}
 	return errs.err(fmt.Sprintf("token leases under %q", p))
+}
+
+// eachUnder calls fn with the id p (a lease may have it) and then every
+// lease id under p + "/", stopping at the first error fn or storage
+// returns.
+func (m *Manager) eachUnder(ctx context.Context, p string, fn func(id string) error) error {
+	if err := fn(p); err != nil {
+		return err
+	}
+	return m.walk(ctx, recordPrefix+p+"/", func(key string) error {
+		return fn(strings.TrimPrefix(key, recordPrefix))
+	})
 }
 
 func (m *Manager) dropIndex(ctx context.Context, key string) error {
