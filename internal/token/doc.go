@@ -82,7 +82,10 @@
 //
 // Lookups take no lock: decoded entries are cached in memory (entries in
 // the cache are never modified, a change stores a new one) and a cache
-// miss reads storage under the token's shared lock. Every change of a
+// miss reads storage under the token's shared lock. A token enters the
+// cache when it is first looked up or changed, not when it is created:
+// most of a busy login endpoint's tokens may never be presented, and a
+// cache full of them would only give the garbage collector work. Every change of a
 // token holds its lock (256 stripes keyed by hashed id); creating a child
 // also holds its parent's shared lock and revoking a token re-lists its
 // children under its own lock, so no child can slip in while its parent

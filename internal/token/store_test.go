@@ -864,9 +864,30 @@ func TestBatchTokenOneSpelling(t *testing.T) {
 	}
 }
 
-// The entry cache is bounded: creating many tokens does not keep them all
-// in memory, and an entry forgotten by the cache is read back from
-// storage.
+// A token enters the entry cache when it is used, not when it is created:
+// a login's token that nobody presents never costs the cache (and the
+// collector) anything.
+func TestEntryCachedOnUse(t *testing.T) {
+	h := newHarness(t)
+	tok, err := h.st.Create(h.ctx, &Entry{Policies: []string{"dev"}, Path: "auth/token/create", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := h.st.hash(tok.Reveal())
+	if _, ok := h.st.cached(d); ok {
+		t.Fatal("a new token was cached before any use")
+	}
+	e, err := h.st.Lookup(h.ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := h.st.cached(d); !ok || c != e {
+		t.Fatalf("a looked-up token is not cached (%v)", ok)
+	}
+}
+
+// The entry cache is bounded: using many tokens does not keep them all in
+// memory, and an entry forgotten by the cache is read back from storage.
 func TestEntryCacheIsBounded(t *testing.T) {
 	h := newHarness(t)
 	var first *Entry
@@ -876,9 +897,12 @@ func TestEntryCacheIsBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		e, err := h.st.Lookup(h.ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if i == 0 {
-			firstTok = tok
-			first, _ = h.st.Lookup(h.ctx, tok)
+			firstTok, first = tok, e
 		}
 	}
 	n := 0

@@ -853,7 +853,6 @@ func (st *Store) insert(ctx context.Context, d digest, e *Entry, raw []byte, cus
 	} else if err := w.apply(ctx, st.s); err != nil {
 		return err
 	}
-	st.cachePut(d, e)
 	return nil
 }
 
