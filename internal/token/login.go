@@ -108,7 +108,7 @@ func (st *Store) CreateForLogin(ctx context.Context, login Login, a *logical.Aut
 	if a.Alias != nil {
 		e.Alias = &logical.Alias{Name: a.Alias.Name, Metadata: maps.Clone(a.Alias.Metadata)}
 	}
-	tok, err := st.createOwned(ctx, "", e)
+	tok, err := st.create(ctx, "", e)
 	if err != nil {
 		return nil, secret.String{}, nil, err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/vigil-secrets/vigil/internal/glob"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/policy"
-	"github.com/vigil-secrets/vigil/internal/secret"
 )
 
 // createFields are the parameters of the create paths (spec §4.2).
@@ -356,18 +355,7 @@ func (b *backend) create(ctx context.Context, req *logical.Request, d *framework
 	e.Period = period
 	e.Renewable = renewable
 
-	var tok secret.String
-	if e.Type == TypeBatch {
-		tok, err = b.st.create(ctx, id, e)
-	} else {
-		// The store keeps a service token's entry: hand it a shallow
-		// copy (everything e refers to was built for it) instead of
-		// letting it clone e, and read the copy it filled in.
-		owned := new(Entry)
-		*owned = *e
-		tok, err = b.st.createOwned(ctx, id, owned)
-		e = owned
-	}
+	tok, err := b.st.create(ctx, id, e)
 	switch {
 	case errors.Is(err, ErrBadID):
 		return nil, logical.BadRequest("%s", strings.TrimPrefix(err.Error(), "token: "))

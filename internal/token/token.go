@@ -721,24 +721,10 @@ func ValidateID(id string) error {
 }
 
 // create stores a new token for e, with the custom id if not empty, and
-// calls the TokenCreated hook for a service token. The store caches a copy
-// of e.
+// calls the TokenCreated hook for a service token. It fills in e (creation
+// time, id hash, accessor...) and does not keep it: a token enters the
+// entry cache when it is first used.
 func (st *Store) create(ctx context.Context, id string, e *Entry) (secret.String, error) {
-	return st.createAs(ctx, id, e, nil)
-}
-
-// createOwned is create for a caller that hands e over: the store caches e
-// itself, and the caller must not modify it afterwards (it may read it).
-// It saves the copy, but e always escapes to the heap: callers that may
-// create batch tokens, which are not cached, keep create for them.
-func (st *Store) createOwned(ctx context.Context, id string, e *Entry) (secret.String, error) {
-	return st.createAs(ctx, id, e, e)
-}
-
-// createAs is create, caching stored (nil: a copy of e, made once e is
-// filled in) for a service token. It does not keep e itself, so that a
-// caller's e may live on its stack.
-func (st *Store) createAs(ctx context.Context, id string, e, stored *Entry) (secret.String, error) {
 	if st.closed.Load() {
 		return secret.String{}, ErrClosed
 	}
@@ -769,10 +755,7 @@ func (st *Store) createAs(ctx context.Context, id string, e, stored *Entry) (sec
 	d := st.hash(id)
 	e.HashedID = d.String()
 	e.Accessor = secret.RandomBase62(24)
-	if stored == nil {
-		stored = e.clone()
-	}
-	raw, err := encodeEntry(k, d, stored)
+	raw, err := encodeEntry(k, d, e)
 	if err != nil {
 		return secret.String{}, err
 	}
@@ -782,18 +765,18 @@ func (st *Store) createAs(ctx context.Context, id string, e, stored *Entry) (sec
 	// being revoked, and registering one must then not wait for it with
 	// the token's lock held.
 	committer, _ := st.leases.(LeaseCommitter)
-	if custom || stored.ExpireTime.IsZero() {
+	if custom || e.ExpireTime.IsZero() {
 		committer = nil
 	}
-	if err := st.insert(ctx, d, stored, raw, custom, committer); err != nil {
+	if err := st.insert(ctx, d, e, raw, custom, committer); err != nil {
 		return secret.String{}, err
 	}
 	if st.leases != nil && committer == nil {
-		if err := st.leases.TokenCreated(ctx, stored); err != nil {
+		if err := st.leases.TokenCreated(ctx, e); err != nil {
 			// Nothing refers to the token yet: take it back.
 			mu := st.lock(d)
 			mu.Lock()
-			rerr := st.remove(ctx, d, stored, "")
+			rerr := st.remove(ctx, d, e, "")
 			mu.Unlock()
 			if rerr != nil {
 				st.log.Error("remove a token whose lease failed", "error", rerr)

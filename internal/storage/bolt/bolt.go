@@ -230,6 +230,7 @@ type Backend struct {
 	checkpointBytes int
 	noSync          bool
 	syncer          logSyncer
+	zeros           []byte // walChunk zero bytes, to grow a segment with
 	broken          error // set when the log can no longer be trusted
 
 	// onCheckpoint, if set (by tests), runs in the writer before each
@@ -883,8 +884,13 @@ func (b *Backend) appendLog(rec []byte) error {
 	end := seg.size + int64(len(rec))
 	if end > seg.alloc {
 		alloc := (end + walChunk - 1) / walChunk * walChunk
-		if _, err := seg.f.WriteAt(make([]byte, alloc-seg.alloc), seg.alloc); err != nil {
-			return err
+		if b.zeros == nil {
+			b.zeros = make([]byte, walChunk) // kept: segments grow by chunks
+		}
+		for off := seg.alloc; off < alloc; off += walChunk {
+			if _, err := seg.f.WriteAt(b.zeros[:min(walChunk, alloc-off)], off); err != nil {
+				return err
+			}
 		}
 		seg.alloc = alloc
 	}
