@@ -231,7 +231,7 @@ type Backend struct {
 	noSync          bool
 	syncer          logSyncer
 	zeros           []byte // walChunk zero bytes, to grow a segment with
-	broken          error // set when the log can no longer be trusted
+	broken          error  // set when the log can no longer be trusted
 
 	// onCheckpoint, if set (by tests), runs in the writer before each
 	// checkpoint it makes while running.
