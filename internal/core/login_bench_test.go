@@ -105,13 +105,17 @@ func cpuTime() time.Duration {
 // BenchmarkLoginAppRole runs AppRole logins through the whole pipeline on
 // fsynced bolt storage, 32 in flight, as the bench's "approle login": the
 // role and secret ID read, the service token and its lease stored.
-func BenchmarkLoginAppRole(b *testing.B) {
+func BenchmarkLoginAppRole(b *testing.B) { onBothStorages(b, benchLoginAppRole) }
+
+// onBothStorages runs bench on fsynced bolt ("bolt") and in memory
+// ("inmem").
+func onBothStorages(b *testing.B, bench func(b *testing.B, inMem bool)) {
 	for _, inMem := range []bool{false, true} {
 		name := "bolt"
 		if inMem {
 			name = "inmem"
 		}
-		b.Run(name, func(b *testing.B) { benchLoginAppRole(b, inMem) })
+		b.Run(name, func(b *testing.B) { bench(b, inMem) })
 	}
 }
 
@@ -141,15 +145,7 @@ func benchLoginAppRole(b *testing.B, inMem bool) {
 
 // BenchmarkTokenCreate creates child service tokens of the root token
 // through the pipeline (auth/token/create) on fsynced bolt, 32 in flight.
-func BenchmarkTokenCreate(b *testing.B) {
-	for _, inMem := range []bool{false, true} {
-		name := "bolt"
-		if inMem {
-			name = "inmem"
-		}
-		b.Run(name, func(b *testing.B) { benchTokenCreate(b, inMem) })
-	}
-}
+func BenchmarkTokenCreate(b *testing.B) { onBothStorages(b, benchTokenCreate) }
 
 func benchTokenCreate(b *testing.B, inMem bool) {
 	c, root := benchCore(b, inMem)

@@ -156,10 +156,12 @@ func (h tokenHooks) RevokeLeases(ctx context.Context, e *token.Entry) error {
 // under prefix (an auth mount's path): those that expire through their
 // lease records, which index them by creation path (revoking at once even
 // when revoke-prefix only queued the leases), and the others, with the
-// tokens of earlier versions, through the token store's path index.
+// tokens of earlier versions, through the token store's path index. Every
+// token is created under auth/ (a login, auth/token/create), so the lease
+// records of any other prefix hold no token's and are not read.
 func (c *Core) revokeTokensUnder(ctx context.Context, prefix string) error {
 	var errs []error
-	if c.leases != nil {
+	if c.leases != nil && isAuthPath(strings.TrimSuffix(prefix, "/")+"/") {
 		err := c.leases.TokenKeys(ctx, prefix, func(key string) error {
 			return c.tokens.RevokeTree(ctx, key)
 		})

@@ -129,20 +129,10 @@ func AppendTime(buf []byte, t time.Time) (out []byte, ok bool) {
 // AppendStringMap appends m as a JSON object with its keys sorted, as
 // encoding/json writes a map[string]string (null for a nil map).
 func AppendStringMap(buf []byte, m map[string]string) []byte {
-	if m == nil {
-		return append(buf, "null"...)
-	}
-	var small [8]string
-	buf = append(buf, '{')
-	for i, k := range sortedKeys(small[:0], m) {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = AppendString(buf, k)
-		buf = append(buf, ':')
-		buf = AppendString(buf, m[k])
-	}
-	return append(buf, '}')
+	buf, _ = appendObject(buf, m, func(buf []byte, v string) ([]byte, bool) {
+		return AppendString(buf, v), true
+	})
+	return buf
 }
 
 // AppendAnyMap appends m as a JSON object with its keys sorted, as
@@ -150,6 +140,28 @@ func AppendStringMap(buf []byte, m map[string]string) []byte {
 // booleans and nil by hand, other values through encoding/json. ok is
 // false for a value encoding/json refuses; buf is then unusable.
 func AppendAnyMap(buf []byte, m map[string]any) (out []byte, ok bool) {
+	return appendObject(buf, m, appendAny)
+}
+
+func appendAny(buf []byte, v any) ([]byte, bool) {
+	switch v := v.(type) {
+	case string:
+		return AppendString(buf, v), true
+	case bool:
+		return strconv.AppendBool(buf, v), true
+	case nil:
+		return append(buf, "null"...), true
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return buf, false
+	}
+	return append(buf, raw...), true
+}
+
+// appendObject appends m as a JSON object with its keys sorted, each value
+// written by value (null for a nil map). ok is false once value fails.
+func appendObject[V any](buf []byte, m map[string]V, value func([]byte, V) ([]byte, bool)) (out []byte, ok bool) {
 	if m == nil {
 		return append(buf, "null"...), true
 	}
@@ -161,19 +173,8 @@ func AppendAnyMap(buf []byte, m map[string]any) (out []byte, ok bool) {
 		}
 		buf = AppendString(buf, k)
 		buf = append(buf, ':')
-		switch v := m[k].(type) {
-		case string:
-			buf = AppendString(buf, v)
-		case bool:
-			buf = strconv.AppendBool(buf, v)
-		case nil:
-			buf = append(buf, "null"...)
-		default:
-			raw, err := json.Marshal(v)
-			if err != nil {
-				return buf, false
-			}
-			buf = append(buf, raw...)
+		if buf, ok = value(buf, m[k]); !ok {
+			return buf, false
 		}
 	}
 	return append(buf, '}'), true

@@ -56,8 +56,8 @@
 // less per login: the token store knows its id (the token's creation path
 // and key) and names it to [Manager.RevokeByToken], and
 // [Manager.TokenKeys] finds such leases under a prefix by their records.
-// Entries that earlier versions wrote for them are still honoured, and
-// removed with the lease.
+// Entries that earlier versions wrote for them are still honoured; one
+// left when its lease goes is a dangling entry like any other.
 //
 // Writes keep the indexes a superset of the truth: an index entry is
 // written before its record and deleted after it. A dangling entry is

@@ -558,6 +558,12 @@ func (m *Manager) revokeOwned(ctx context.Context, tokenKey, id, indexKey string
 		return m.dropIndex(ctx, indexKey)
 	case err != nil:
 		return err
+	case l.Kind == KindToken && indexKey != "":
+		// An entry an earlier version wrote for the token's own lease.
+		if err := m.erase(ctx, l); err != nil {
+			return err
+		}
+		return m.dropIndex(ctx, indexKey)
 	case l.Kind == KindToken:
 		return m.erase(ctx, l)
 	case indexKey == "":

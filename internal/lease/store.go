@@ -176,7 +176,7 @@ func (m *Manager) create(ctx context.Context, l *Lease) error {
 func (m *Manager) erase(ctx context.Context, l *Lease) error {
 	ops := make([]logical.StorageOp, 0, 3)
 	ops = append(ops, logical.StorageOp{Key: recordKey(l.ID), Delete: true})
-	if l.TokenKey != "" {
+	if l.indexed() {
 		ops = append(ops, logical.StorageOp{Key: tokenIndexKey(l.TokenKey, l.ID), Delete: true})
 	}
 	// Always: a stale flag in memory must not leave an entry behind.

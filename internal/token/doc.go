@@ -66,7 +66,8 @@
 // A token that expires has a lease, whose id is its creation path and
 // H(token) ([Entry.LeaseID]): that lease record is its creation path
 // index, and the store writes no path/ entry for it (one key less per
-// login). Earlier versions wrote one; it is still honoured and removed.
+// login). Earlier versions wrote one; it is still honoured, and dangles
+// once its token is gone (see below).
 //
 // Entries written before format 1 (no "v") hold the accessor in clear and
 // expire at creation_time+ttl (never with ttl 0); they are read as such and

@@ -854,7 +854,7 @@ func (st *Store) remove(ctx context.Context, d digest, e *Entry, staleParent str
 	if staleParent != "" && staleParent != e.Parent {
 		w.del(childKey(staleParent, e.HashedID))
 	}
-	if e.Path != "" {
+	if e.Path != "" && !st.leased(e) {
 		w.del(pathIndexDir(e.Path) + e.HashedID)
 	}
 	if err := w.apply(ctx, st.s); err != nil {
