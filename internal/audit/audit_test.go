@@ -345,6 +345,42 @@ func TestSlowDeviceDoesNotBlockOthers(t *testing.T) {
 	}
 }
 
+// TestTimeoutOfWaitingRequests: requests waiting on a device that does
+// not write give up after its timeout, however many wait on one batch, and
+// the write that lands afterwards neither wakes them twice nor keeps the
+// device from recording the next request.
+func TestTimeoutOfWaitingRequests(t *testing.T) {
+	sink := &memSink{block: make(chan struct{})}
+	d := open(t, "slow/", sink, map[string]string{"write_timeout": "50ms"})
+	b := NewBroker()
+	b.Add(d)
+	ctx := context.Background()
+	errs := make(chan error, 4)
+	for range cap(errs) {
+		go func() { errs <- b.LogRequest(ctx, sampleInput()) }()
+	}
+	for range cap(errs) {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrNotRecorded) || !errors.Is(err, errTimeout) {
+				t.Fatalf("err = %v, want a timeout", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a request waited past the device's timeout")
+		}
+	}
+	if got := d.Stats().Failures; got != 4 {
+		t.Errorf("failures = %d, want 4", got)
+	}
+	close(sink.block)
+	if err := b.LogRequest(ctx, sampleInput()); err != nil {
+		t.Fatalf("after the device caught up: %v", err)
+	}
+	if n := strings.Count(sink.String(), "\n"); n != 5 {
+		t.Errorf("%d lines written, want the 4 late ones and the last", n)
+	}
+}
+
 func TestReopenAndRemove(t *testing.T) {
 	sink := &memSink{}
 	b := NewBroker()

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/vigil-secrets/vigil/internal/auditlog"
 )
@@ -129,10 +128,11 @@ func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
 // has recorded.
 func (b *Broker) logMany(ctx context.Context, typ string, in *Input, devs []*Device) error {
 	var errs []error
-	cases := make([]reflect.SelectCase, 0, 2*len(devs)+1)
-	owner := make([]int, 0, 2*len(devs))
+	// A batch's channel closes when it is written or when its device's
+	// timeout has passed (outcome tells which).
+	cases := make([]reflect.SelectCase, 0, len(devs)+1)
+	owner := make([]int, 0, len(devs))
 	batches := make([]*batch, len(devs))
-	timers := make([]*time.Timer, len(devs))
 	for i, d := range devs {
 		bt, err := d.enqueue(typ, in, false)
 		if err != nil {
@@ -140,38 +140,26 @@ func (b *Broker) logMany(ctx context.Context, typ string, in *Input, devs []*Dev
 			errs = append(errs, fmt.Errorf("%s: %w", d.path, err))
 			continue
 		}
-		batches[i], timers[i] = bt, time.NewTimer(d.timeout)
-		cases = append(cases,
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(d.doneChan(bt))},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timers[i].C)})
-		owner = append(owner, i, i)
+		batches[i] = bt
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(d.doneChan(bt))})
+		owner = append(owner, i)
 	}
-	defer func() {
-		for _, t := range timers {
-			if t != nil {
-				t.Stop()
-			}
-		}
-	}()
 	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
-	for pending := len(owner) / 2; pending > 0; pending-- {
+	for pending := len(owner); pending > 0; pending-- {
 		chosen, _, _ := reflect.Select(cases)
 		if chosen == len(cases)-1 {
 			return fmt.Errorf("%w: %w", ErrNotRecorded, ctx.Err())
 		}
+		// This device is decided: stop listening to it.
+		cases[chosen].Chan = reflect.Value{}
 		i := owner[chosen]
 		d := devs[i]
-		// This device is decided: stop listening to it.
-		cases[chosen&^1].Chan, cases[chosen|1].Chan = reflect.Value{}, reflect.Value{}
-		if chosen%2 == 0 && batchErr(d, batches[i]) == nil {
+		err := d.outcome(batches[i])
+		if err == nil {
 			return nil
 		}
 		d.failures.Add(1)
-		if chosen%2 == 0 {
-			errs = append(errs, fmt.Errorf("%s: %w", d.path, batchErr(d, batches[i])))
-		} else {
-			errs = append(errs, fmt.Errorf("%s: timed out", d.path))
-		}
+		errs = append(errs, fmt.Errorf("%s: %w", d.path, err))
 	}
 	return fmt.Errorf("%w: %w", ErrNotRecorded, errors.Join(errs...))
 }
@@ -185,11 +173,4 @@ func (b *Broker) Reopen(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// batchErr is the outcome of a written batch.
-func batchErr(d *Device, b *batch) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return b.err
 }

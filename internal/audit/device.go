@@ -26,8 +26,12 @@ const (
 	maxRetry = time.Second
 )
 
-// errBacklog: the device is too far behind to take more.
-var errBacklog = errors.New("audit: device backlog full")
+var (
+	// errBacklog: the device is too far behind to take more.
+	errBacklog = errors.New("audit: device backlog full")
+	// errTimeout: a batch was not written within the device's timeout.
+	errTimeout = errors.New("audit: device timed out")
+)
 
 // DeviceConfig describes a device to open.
 type DeviceConfig struct {
@@ -113,15 +117,21 @@ const (
 )
 
 // batch is the entries appended since the writer last took them. Its
-// channel is made only for a request that has to wait for it: most
-// batches are written by the request that made them, and nobody waits.
+// channel and timer are made only for a request that has to wait for it:
+// most batches are written by the request that made them, and nobody
+// waits.
 type batch struct {
 	buf  []byte // the entries' JSON objects, back to back
 	ends []int  // where each entry ends in buf
 	// written is set, under the device's mu, once err is final; done,
-	// made under mu by the first request to wait, is closed then.
+	// made under mu by the first request to wait, is closed then, or
+	// when the device's timeout has passed since (by timer, which sets
+	// expired under mu). One timer a batch, not one a waiting request: a
+	// busy device has many requests waiting on each batch.
 	written bool
+	expired bool
 	done    chan struct{}
+	timer   *time.Timer
 	err     error
 }
 
@@ -275,6 +285,8 @@ func (d *Device) enqueue(typ string, in *Input, inline bool) (*batch, error) {
 
 // wait waits for b's write, at most the device's timeout. A batch the
 // request wrote itself is written already: no channel or timer then.
+// The request's context is listened to only when it ends before the
+// device's timeout would: listening costs a timer of its own.
 func (d *Device) wait(ctx context.Context, b *batch) error {
 	d.mu.Lock()
 	if b.written {
@@ -283,19 +295,31 @@ func (d *Device) wait(ctx context.Context, b *batch) error {
 	}
 	done := d.doneLocked(b)
 	d.mu.Unlock()
-	timer := time.NewTimer(d.timeout)
-	defer timer.Stop()
-	select {
-	case <-done:
-		return b.err
-	case <-timer.C:
-		return fmt.Errorf("audit: device %s timed out", d.path)
-	case <-ctx.Done():
-		return ctx.Err()
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d.timeout {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	} else {
+		<-done
 	}
+	return d.outcome(b)
 }
 
-// doneChan returns a channel closed once b is written.
+// outcome is the error of a batch whose channel is closed: nil once
+// written, or why not.
+func (d *Device) outcome(b *batch) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !b.written {
+		return fmt.Errorf("%w (%s)", errTimeout, d.path)
+	}
+	return b.err
+}
+
+// doneChan returns a channel closed once b is written or the device's
+// timeout has passed; outcome tells which.
 func (d *Device) doneChan(b *batch) <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -304,20 +328,47 @@ func (d *Device) doneChan(b *batch) <-chan struct{} {
 
 func (d *Device) doneLocked(b *batch) <-chan struct{} {
 	if b.written {
+		if b.done != nil {
+			return b.done
+		}
 		return d.closedCh
 	}
-	if b.done == nil {
-		b.done = make(chan struct{})
+	if b.done == nil || b.expired {
+		// The first waiter, or the first since the timeout woke the
+		// others (a request joined a batch still pending behind a
+		// hung write): its own channel and timeout.
+		b.done, b.expired = make(chan struct{}), false
+		b.timer = time.AfterFunc(d.timeout, func() { d.expire(b) })
 	}
 	return b.done
 }
 
-// finish records b's outcome and wakes its waiters.
+// expire wakes the waiters of b, not written within the device's timeout.
+func (d *Device) expire(b *batch) {
+	d.mu.Lock()
+	if b.written || b.expired {
+		d.mu.Unlock()
+		return
+	}
+	b.expired = true
+	done := b.done
+	d.mu.Unlock()
+	close(done)
+}
+
+// finish records b's outcome and wakes its waiters, unless the device's
+// timeout woke them already.
 func (d *Device) finish(b *batch, err error) {
 	d.mu.Lock()
 	b.err, b.written = err, true
-	done := b.done
+	done, timer := b.done, b.timer
+	if b.expired {
+		done = nil // closed by expire
+	}
 	d.mu.Unlock()
+	if timer != nil {
+		timer.Stop()
+	}
 	if done != nil {
 		close(done)
 	}

@@ -36,6 +36,11 @@ type Request struct {
 	// of the mount that serves it ("secret/"), empty when none does. The
 	// HTTP layer labels its metrics with it.
 	Mount string
+
+	// lreq and res back the mount's request and the result, so that
+	// serving a request does not allocate them apart.
+	lreq logical.Request
+	res  Result
 }
 
 // Result is a served request.
@@ -50,6 +55,8 @@ type Result struct {
 // logins), existence check, ACL check, the mount itself. A request the
 // ACL does not allow fails with logical.ErrPermissionDenied whether or not
 // its path exists.
+//
+// A Request serves once: the Result returned lives in it.
 //
 // Once an audit device is enabled, the request is recorded before the
 // mount runs and the response after, and a request or response no device
@@ -92,7 +99,8 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 		return c.handleUIMounts(ctx, req)
 	}
 	route, rest, routed := c.router.Match(req.Path)
-	lreq := &logical.Request{
+	lreq := &req.lreq
+	*lreq = logical.Request{
 		ID:         req.ID,
 		Operation:  req.Operation,
 		Path:       rest,
@@ -213,7 +221,8 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 		// The request succeeded: what it changed is published (events.go).
 		c.publishEvents(route.Entry, resp.Events)
 	}
-	return &Result{Response: resp, MountType: route.Entry.Type}, nil
+	req.res = Result{Response: resp, MountType: route.Entry.Type}
+	return &req.res, nil
 }
 
 // callerKey carries the caller's token entry to the sys backend.

@@ -257,14 +257,14 @@ func zeroValue(t FieldType) any {
 }
 
 // match returns the first path matching reqPath and its submatch indices.
-func (b *Backend) match(reqPath string) (*compiledPath, []int) {
+func (b *Backend) match(reqPath string, dst []int) (*compiledPath, []int) {
 	for _, p := range b.paths {
 		if !strings.HasPrefix(reqPath, p.prefix) {
 			continue
 		}
 		var loc []int
 		if p.tail != nil {
-			loc = p.tail.match(reqPath)
+			loc = p.tail.match(reqPath, dst)
 		} else {
 			loc = p.re.FindStringSubmatchIndex(reqPath)
 		}
@@ -326,7 +326,8 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 	case req.Operation == logical.RevokeOperation:
 		return nil, logical.ErrUnsupportedOperation
 	}
-	p, loc := b.match(req.Path)
+	var locs [4]int
+	p, loc := b.match(req.Path, locs[:0])
 	if req.Operation == logical.HelpOperation {
 		return b.helpResponse(p), nil
 	}
@@ -383,7 +384,8 @@ func (b *Backend) renewAuth(ctx context.Context, req *logical.Request) (*logical
 // existence check, if it has one. A field of the wrong shape fails here
 // already, with the same 400 the request would get.
 func (b *Backend) ExistenceCheck(ctx context.Context, req *logical.Request) (checked, exists bool, err error) {
-	p, loc := b.match(req.Path)
+	var locs [4]int
+	p, loc := b.match(req.Path, locs[:0])
 	if p == nil || p.ExistenceCheck == nil {
 		return false, false, nil
 	}

@@ -132,6 +132,9 @@ func (t FieldType) coerce(raw any) (any, error) {
 		if raw == nil {
 			return "", nil
 		}
+		if _, ok := raw.(string); ok {
+			return raw, nil // the same interface value: no new allocation
+		}
 		s, ok := scalarString(raw)
 		if !ok {
 			return nil, errShape("a string")

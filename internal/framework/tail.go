@@ -80,9 +80,9 @@ func isNotSlash(re *syntax.Regexp) bool {
 	return len(r) == 4 && r[0] == 0 && r[1] == '/'-1 && r[2] == '/'+1 && r[3] == 0x10FFFF
 }
 
-// match returns the submatch indexes of path (the whole match and the
-// group), or nil.
-func (t tailMatch) match(path string) []int {
+// match appends to dst the submatch indexes of path (the whole match and
+// the group) and returns them, or returns nil.
+func (t tailMatch) match(path string, dst []int) []int {
 	if !strings.HasPrefix(path, t.prefix) {
 		return nil
 	}
@@ -102,5 +102,5 @@ func (t tailMatch) match(path string) []int {
 	if strings.IndexByte(body, '\n') >= 0 {
 		return nil
 	}
-	return []int{0, len(path), len(t.prefix), len(path)}
+	return append(dst, 0, len(path), len(t.prefix), len(path))
 }

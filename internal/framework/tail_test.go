@@ -42,7 +42,7 @@ func TestTailMatch(t *testing.T) {
 		}
 		re := regexp.MustCompile(`^(?:` + p + `)$`)
 		for _, path := range tailPaths {
-			if got, want := tm.match(path), re.FindStringSubmatchIndex(path); !reflect.DeepEqual(got, want) {
+			if got, want := tm.match(path, nil), re.FindStringSubmatchIndex(path); !reflect.DeepEqual(got, want) {
 				t.Errorf("pattern %q, path %q: tail %v, regexp %v", p, path, got, want)
 			}
 		}
@@ -64,7 +64,7 @@ func FuzzTailMatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, path string) {
 		for _, p := range pairs {
-			if got, want := p.tm.match(path), p.re.FindStringSubmatchIndex(path); !reflect.DeepEqual(got, want) {
+			if got, want := p.tm.match(path, nil), p.re.FindStringSubmatchIndex(path); !reflect.DeepEqual(got, want) {
 				t.Fatalf("pattern %q, path %q: tail %v, regexp %v", p.re, path, got, want)
 			}
 		}

@@ -36,8 +36,17 @@ type afterFunc struct{ f func() }
 // the returned cancel function is called, whichever comes first. Call
 // cancel when the work is done, as with context.WithDeadline.
 func withDeadline(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
-	c := &deadlineCtx{Context: parent, deadline: d}
+	c := new(deadlineCtx)
+	c.start(parent, d)
 	return c, func() { c.end(context.Canceled) }
+}
+
+// start is withDeadline for a zero deadlineCtx the caller allocated: it
+// returns c, which the caller ends with c.end(context.Canceled) when the
+// work is done.
+func (c *deadlineCtx) start(parent context.Context, d time.Time) context.Context {
+	c.Context, c.deadline = parent, d
+	return c
 }
 
 // Deadline returns the earlier of the parent's deadline and its own.

@@ -156,14 +156,16 @@ func New(opts Options) *Handler {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := new(requestState)
 	if h.metrics == nil {
-		h.serve(w, r, nil)
+		h.serve(w, r, st, nil)
 		return
 	}
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	var rl routeLabels
-	h.serve(sw, r, &rl)
+	sw := &st.sw
+	sw.ResponseWriter = w
+	rl := &st.labels
+	h.serve(sw, r, st, rl)
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -174,6 +176,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.metrics.ObserveRequest(rl.mount, rl.operation, status, time.Since(start))
+}
+
+// requestState is what serving a request needs of its own, allocated in
+// one piece: the deadline of its context, the metrics' view of it and,
+// for a logical request, the request and its client's description.
+type requestState struct {
+	deadline deadlineCtx
+	sw       statusWriter
+	labels   routeLabels
+	req      core.Request
+	conn     logical.Connection
 }
 
 // routeLabels is what a served request tells the metrics: its mount and
@@ -228,7 +241,7 @@ func sysOperation(method string) string {
 var noStore = []string{"no-store"}
 
 // serve serves a request; rl, when set, learns its labels.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *requestState, rl *routeLabels) {
 	hdr := w.Header()
 	hdr["Cache-Control"] = noStore
 	ns := header(r.Header, "X-Vault-Namespace")
@@ -255,9 +268,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 	ctx := r.Context()
 	if !isEventsPath(p) {
 		// An event subscription lasts as long as its client wants.
-		var cancel context.CancelFunc
-		ctx, cancel = withDeadline(ctx, time.Now().Add(h.maxDur))
-		defer cancel()
+		ctx = st.deadline.start(ctx, time.Now().Add(h.maxDur))
+		defer st.deadline.end(context.Canceled)
 	}
 	switch p {
 	case "sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader", "sys/seal", "sys/step-down",
@@ -307,7 +319,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rl *routeLabels)
 	case "sys/generate-root/update":
 		h.handleGenerateRootUpdate(ctx, w, r)
 	default:
-		h.handleLogical(ctx, w, r, p, rl)
+		h.handleLogical(ctx, w, r, p, st, rl)
 	}
 }
 
@@ -335,7 +347,7 @@ func rootOnly(p string) bool {
 
 // checkPath rejects parent references and non-printable characters.
 func checkPath(p string) string {
-	for _, seg := range strings.Split(p, "/") {
+	for seg := range strings.SplitSeq(p, "/") {
 		if seg == ".." {
 			return "invalid request path: parent references are not allowed"
 		}

@@ -23,7 +23,7 @@ import (
 var errBodyTooLarge = errors.New("request body too large")
 
 // handleLogical serves every path that is not a seal endpoint.
-func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *http.Request, path string, rl *routeLabels) {
+func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *http.Request, path string, st *requestState, rl *routeLabels) {
 	reqID := secret.UUID()
 	op, data, status, msg := h.parseRequest(w, r)
 	if status != 0 {
@@ -41,13 +41,15 @@ func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *h
 			data["format"] = f
 		}
 	}
-	req := &core.Request{
+	h.describeClient(&st.conn, r)
+	req := &st.req
+	*req = core.Request{
 		ID:         reqID,
 		Operation:  op,
 		Path:       path,
 		Data:       data,
 		Token:      requestToken(r),
-		Connection: h.connection(r),
+		Connection: &st.conn,
 	}
 	res, err := h.core.HandleRequest(ctx, req)
 	rl.set(req.Mount, string(op))
@@ -227,27 +229,34 @@ func asString(v any) string {
 // connection describes the client, believing X-Forwarded-For only from a
 // trusted proxy.
 func (h *Handler) connection(r *http.Request) *logical.Connection {
+	c := new(logical.Connection)
+	h.describeClient(c, r)
+	return c
+}
+
+// describeClient fills in c, a zero Connection, for connection.
+func (h *Handler) describeClient(c *logical.Connection, r *http.Request) {
 	host, port, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	c := &logical.Connection{RemoteAddr: host}
+	c.RemoteAddr = host
 	c.RemotePort, _ = strconv.Atoi(port)
 	if fh, fp, ok := h.forwardedClient(r); ok {
 		// A standby of this cluster vouches for its client.
 		c.RemoteAddr, c.RemotePort = fh, fp
-		return c
+		return
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		// Only a certificate the listener verified names the client.
 		c.ClientCertSubject = r.TLS.VerifiedChains[0][0].Subject.String()
 	}
 	if len(h.proxies) == 0 {
-		return c
+		return
 	}
 	addr, err := netip.ParseAddr(host)
 	if err != nil || !h.trusted(addr) {
-		return c
+		return
 	}
 	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 		// The nearest untrusted hop is the client.
@@ -264,7 +273,6 @@ func (h *Handler) connection(r *http.Request) *logical.Connection {
 			}
 		}
 	}
-	return c
 }
 
 func (h *Handler) trusted(a netip.Addr) bool {

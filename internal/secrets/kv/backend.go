@@ -341,14 +341,15 @@ func loadMetadata(ctx context.Context, s logical.Storage, key string) (*keyMetad
 // metadata cache when the stored bytes are unchanged, and the caller must not
 // modify it.
 func (b *versioned) readMetadata(ctx context.Context, s logical.Storage, key string) (*keyMetadata, error) {
-	raw, err := s.Get(ctx, metadataKey(key))
+	mk := metadataKey(key)
+	raw, err := s.Get(ctx, mk)
 	if errors.Is(err, logical.ErrNotFound) {
 		return nil, errNoKey
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kv: read metadata of %q: %w", key, err)
 	}
-	m, err := framework.Decode[keyMetadata](&b.metaCache, metadataKey(key), raw)
+	m, err := framework.Decode[keyMetadata](&b.metaCache, mk, raw)
 	if err != nil {
 		return nil, fmt.Errorf("kv: decode metadata of %q: %w", key, err)
 	}
