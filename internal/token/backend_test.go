@@ -42,7 +42,7 @@ func TestCreateResponse(t *testing.T) {
 	if a.Metadata["team"] != "ml" {
 		t.Errorf("auth metadata = %v", a.Metadata)
 	}
-	if !strings.HasPrefix(a.ClientToken, ServicePrefix) || len(a.Accessor) != 24 {
+	if !strings.HasPrefix(a.ClientToken, ServicePrefix) || len(a.ClientToken) != len(ServicePrefix)+orderLen+24 || len(a.Accessor) != orderLen+24 {
 		t.Errorf("token shapes: %d, %d", len(a.ClientToken), len(a.Accessor))
 	}
 	e := h.entry(a.ClientToken)

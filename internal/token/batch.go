@@ -113,14 +113,14 @@ func (k *storeKeys) sealAccessor(d digest, accessor string) []byte {
 	// Sealed in place: the plaintext is copied where the ciphertext goes.
 	plain := out[gcmNonceSize:]
 	copy(plain, accessor)
-	return k.accessor.Seal(out[:gcmNonceSize], out[:gcmNonceSize], plain, d[:])
+	return k.accessor.Seal(out[:gcmNonceSize], out[:gcmNonceSize], plain, d.sum[:])
 }
 
 func (k *storeKeys) openAccessor(d digest, sealed []byte) (string, error) {
 	if len(sealed) < gcmNonceSize+k.accessor.Overhead() {
 		return "", errors.New("token: sealed accessor is too short")
 	}
-	plain, err := k.accessor.Open(nil, sealed[:gcmNonceSize], sealed[gcmNonceSize:], d[:])
+	plain, err := k.accessor.Open(nil, sealed[:gcmNonceSize], sealed[gcmNonceSize:], d.sum[:])
 	if err != nil {
 		return "", errors.New("token: sealed accessor failed authentication")
 	}

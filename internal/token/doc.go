@@ -12,13 +12,26 @@
 // # Tokens
 //
 // A service token is "hvs." and 24 random base62 characters (or a custom
-// id given by a root or sudo caller). It is persisted only as an
-// HMAC-SHA256 of its value under a random salt kept in the view: neither
-// the storage backend nor a dump of the view reveals a usable token, and
-// lookups compare hashes, never token text. Its accessor, a second random
-// name that can look up, renew and revoke it without revealing it, is
-// indexed by its HMAC and kept in the entry only sealed (AES-256-GCM), so
-// a dump shows no accessor either.
+// id given by a root or sudo caller); a token that expires has its order
+// between the two: its creation second in six base62 characters, digits
+// in ASCII order. It is persisted only as an HMAC-SHA256 of its value
+// under a random salt kept in the view, after the order if it has one:
+// neither the storage backend nor a dump of the view reveals a usable
+// token, and lookups compare hashes, never token text. Its accessor, a
+// second random name that can look up, renew and revoke it without
+// revealing it (24 base62 characters, after the token's order if it has
+// one), is indexed by its HMAC and kept in the entry only sealed
+// (AES-256-GCM), so a dump shows no accessor either.
+//
+// The order is there for storage: keys are mostly random hashes, and a
+// storage that keeps them in a B+tree (bolt) rewrites about one leaf page
+// per new key when it applies a batch of them. A token's entry, accessor
+// index and lease record all begin with its order, so the tokens of a busy
+// login endpoint are stored, and later expire, in the order they were
+// made: appended to the tree, a few keys to a page. Tokens that never
+// expire (root tokens: generate-root encodes one with an OTP of Vault's
+// fixed length, 28) and earlier versions' tokens have no order; how a
+// value is hashed depends only on its shape, so both kinds look up.
 //
 // A batch token is "hvb." and the base64url of a compact entry sealed with
 // AES-256-GCM under a key of the store (see below). It is never written:
@@ -52,13 +65,13 @@
 // # Storage layout
 //
 // Under the view the store is given (H is the hex HMAC-SHA256 of a value
-// under the salt):
+// under the salt, after the value's order if it has one):
 //
 //	salt                              32 random bytes: the HMAC key
 //	key                               32 random bytes, made on first use; HKDF-SHA256
 //	                                  derives the batch token key and the accessor key
 //	id/H(token)                       the entry, JSON: {"v":1, "policies":…, "sealed_accessor":…}
-//	accessor/H(accessor)              H(token), in hex
+//	accessor/H(accessor)              H(token)
 //	parent/H(parent)/H(child)         empty: the children index
 //	path/<creation path>/H(token)     empty: the creation path index, of tokens without a lease
 //	role/<name>                       a token role, JSON

@@ -23,7 +23,7 @@ func (st *Store) Revoke(ctx context.Context, tok secret.String) error {
 	if IsBatchToken(tok) {
 		return ErrBatch
 	}
-	return st.revokeTree(ctx, st.hash(v))
+	return st.revokeTree(ctx, st.hashToken(v))
 }
 
 // RevokeTree revokes the token with the given hashed id and all its
@@ -289,7 +289,7 @@ func (st *Store) ListAccessors(ctx context.Context) ([]string, error) {
 			}
 			return nil, err
 		}
-		if e.Accessor != "" && st.hash(e.Accessor) == ad {
+		if e.Accessor != "" && st.hashAccessor(e.Accessor) == ad {
 			out = append(out, e.Accessor)
 		}
 	}
@@ -410,7 +410,7 @@ func (st *Store) Tidy(ctx context.Context) (TidyStats, error) {
 		if !ok {
 			d = digest{} // malformed: the zero digest names no token
 		}
-		dangling(accessorPrefix+name, d, func(e *Entry) bool { return e.Accessor != "" && st.hash(e.Accessor) == ad })
+		dangling(accessorPrefix+name, d, func(e *Entry) bool { return e.Accessor != "" && st.hashAccessor(e.Accessor) == ad })
 	}
 
 	// Children index.

@@ -90,8 +90,11 @@ func TestCreateAndLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(v.Reveal(), ServicePrefix) || len(v.Reveal()) != len(ServicePrefix)+24 {
-		t.Fatalf("token shape: %d chars", len(v.Reveal()))
+	// A token that expires begins with its creation second, and so
+	// does its accessor.
+	if o := order(t0); !strings.HasPrefix(v.Reveal(), ServicePrefix+o) || len(v.Reveal()) != len(ServicePrefix)+orderLen+24 ||
+		!strings.HasPrefix(e.Accessor, o) || len(e.Accessor) != orderLen+24 || !strings.HasPrefix(e.HashedID, o) {
+		t.Fatalf("token shape: %d chars, accessor %d chars", len(v.Reveal()), len(e.Accessor))
 	}
 	if e.Accessor == "" || e.HashedID == "" || e.Type != TypeService || !e.ExpireTime.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("Create did not fill the entry: %+v", e)
@@ -873,7 +876,7 @@ func TestEntryCachedOnUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := h.st.hash(tok.Reveal())
+	d := h.st.hashToken(tok.Reveal())
 	if _, ok := h.st.cached(d); ok {
 		t.Fatal("a new token was cached before any use")
 	}

@@ -346,21 +346,103 @@ func (st *Store) Close() {
 }
 
 // digest is a salted hash of a token or accessor: the in-memory cache key,
-// and, hex-encoded, the storage key.
-type digest [sha256.Size]byte
+// and, as a string, the storage key. A generated token or accessor begins
+// with its creation second (see order); its digest carries that, as the
+// first characters of its string, so that tokens are stored in the order
+// they were created.
+type digest struct {
+	order [orderLen]byte // zero for a value without one
+	sum   [sha256.Size]byte
+}
 
-func (d digest) String() string { return hex.EncodeToString(d[:]) }
+// String is the hex of sum, after order if the value had one.
+func (d digest) String() string {
+	if d.order == ([orderLen]byte{}) {
+		return hex.EncodeToString(d.sum[:])
+	}
+	b := make([]byte, orderLen+hex.EncodedLen(len(d.sum)))
+	copy(b, d.order[:])
+	hex.Encode(b[orderLen:], d.sum[:])
+	return string(b)
+}
 
 // parseDigest parses a hashed id.
 func parseDigest(s string) (digest, bool) {
 	var d digest
-	if len(s) != 2*len(d) {
+	switch len(s) {
+	case 2 * len(d.sum):
+	case orderLen + 2*len(d.sum):
+		if !isOrder(s[:orderLen]) {
+			return d, false
+		}
+		copy(d.order[:], s)
+		s = s[orderLen:]
+	default:
 		return d, false
 	}
-	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
+	if _, err := hex.Decode(d.sum[:], []byte(s)); err != nil {
 		return d, false
 	}
 	return d, true
+}
+
+// orderLen is the length of an order: the creation second of a generated
+// token or accessor in base62, digits in ASCII order, so that orders sort
+// as the times do (until the year 3770).
+const orderLen = 6
+
+// order returns the order of creation time t.
+func order(t time.Time) string {
+	var b [orderLen]byte
+	n := uint64(max(t.Unix(), 0))
+	for i := orderLen - 1; i >= 0; i-- {
+		b[i] = base62[n%62]
+		n /= 62
+	}
+	return string(b[:])
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+func isOrder(s string) bool {
+	for i := range len(s) {
+		if strings.IndexByte(base62, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Lengths of what this version generates for a token that expires: a
+// service token is ServicePrefix, an order and 24 random characters; an
+// accessor an order and 24 random characters. Tokens that never expire,
+// and earlier versions' tokens, have no order.
+const (
+	randomLen      = 24
+	serviceIDLen   = len(ServicePrefix) + orderLen + randomLen
+	accessorLength = orderLen + randomLen
+)
+
+// tokenOrder is the order a service token begins with, or "" for a token
+// without one (an earlier version's, a custom id: those cannot begin with
+// ServicePrefix, a batch token).
+func tokenOrder(v string) string {
+	if len(v) != serviceIDLen || !strings.HasPrefix(v, ServicePrefix) {
+		return ""
+	}
+	if o := v[len(ServicePrefix) : len(ServicePrefix)+orderLen]; isOrder(o) {
+		return o
+	}
+	return ""
+}
+
+// accessorOrder is the order an accessor begins with, or "" for an
+// earlier version's accessor.
+func accessorOrder(v string) string {
+	if len(v) != accessorLength || !isOrder(v[:orderLen]) {
+		return ""
+	}
+	return v[:orderLen]
 }
 
 // hasher is a pooled HMAC state with a scratch buffer, so that hashing a
@@ -371,6 +453,7 @@ type hasher struct {
 	sum []byte
 }
 
+// hash is the digest of a value without an order (a batch token).
 func (st *Store) hash(v string) digest {
 	hs := st.hashers.Get().(*hasher)
 	hs.h.Reset()
@@ -378,13 +461,29 @@ func (st *Store) hash(v string) digest {
 	hs.h.Write(hs.buf)
 	hs.sum = hs.h.Sum(hs.sum[:0])
 	var d digest
-	copy(d[:], hs.sum)
+	copy(d.sum[:], hs.sum)
 	clear(hs.buf)
 	st.hashers.Put(hs)
 	return d
 }
 
-func (st *Store) shard(d digest) *cacheShard { return &st.cache[d[0]%cacheShards] }
+// hashToken is the digest of a service token, with its order if it has
+// one.
+func (st *Store) hashToken(v string) digest {
+	d := st.hash(v)
+	copy(d.order[:], tokenOrder(v))
+	return d
+}
+
+// hashAccessor is the digest of an accessor, with its order if it has
+// one.
+func (st *Store) hashAccessor(v string) digest {
+	d := st.hash(v)
+	copy(d.order[:], accessorOrder(v))
+	return d
+}
+
+func (st *Store) shard(d digest) *cacheShard { return &st.cache[d.sum[0]%cacheShards] }
 
 func (st *Store) cached(d digest) (*Entry, bool) {
 	sh := st.shard(d)
@@ -417,13 +516,13 @@ func (st *Store) cacheDelete(d digest) {
 	sh.mu.Unlock()
 }
 
-func (st *Store) lock(d digest) *sync.RWMutex { return &st.locks[d[1]] }
+func (st *Store) lock(d digest) *sync.RWMutex { return &st.locks[d.sum[1]] }
 
 // lockWithParent takes d's lock exclusively and parent's shared (one lock
 // when they share a stripe), in stripe order so that two such calls never
 // deadlock. It returns the unlock function.
 func (st *Store) lockWithParent(d, parent digest) func() {
-	a, b := d[1], parent[1]
+	a, b := d.sum[1], parent.sum[1]
 	switch {
 	case a == b:
 		st.locks[a].Lock()
@@ -514,7 +613,7 @@ func (st *Store) Lookup(ctx context.Context, tok secret.String) (*Entry, error) 
 	if strings.HasPrefix(v, BatchPrefix) {
 		return st.lookupBatch(ctx, v)
 	}
-	return st.lookupDigest(ctx, st.hash(v))
+	return st.lookupDigest(ctx, st.hashToken(v))
 }
 
 func (st *Store) lookupDigest(ctx context.Context, d digest) (*Entry, error) {
@@ -568,7 +667,7 @@ func (st *Store) accessorTarget(ctx context.Context, accessor string) (digest, e
 	if st.closed.Load() {
 		return digest{}, ErrClosed
 	}
-	raw, err := st.s.Get(ctx, accessorKey(st.hash(accessor)))
+	raw, err := st.s.Get(ctx, accessorKey(st.hashAccessor(accessor)))
 	if errors.Is(err, logical.ErrNotFound) {
 		return digest{}, ErrInvalid
 	}
@@ -745,16 +844,27 @@ func (st *Store) create(ctx context.Context, id string, e *Entry) (secret.String
 		return secret.String{}, fmt.Errorf("token: unknown token type %q", e.Type)
 	}
 	custom := id != ""
+	// A token that expires begins with its order, and so does its
+	// accessor: storage keeps such tokens, their accessors and leases in
+	// the order they were created, so that a checkpoint of a busy login
+	// endpoint appends to the B+tree instead of rewriting a leaf page
+	// per token. A token that never expires (a root token: generate-root
+	// encodes it with an OTP of Vault's fixed length) keeps the earlier
+	// shape.
+	o := ""
+	if !e.ExpireTime.IsZero() {
+		o = order(e.CreationTime)
+	}
 	if !custom {
-		id = ServicePrefix + secret.RandomBase62(24)
+		id = ServicePrefix + o + secret.RandomBase62(randomLen)
 	}
 	k, err := st.storeKeys(ctx, true)
 	if err != nil {
 		return secret.String{}, err
 	}
-	d := st.hash(id)
+	d := st.hashToken(id)
 	e.HashedID = d.String()
-	e.Accessor = secret.RandomBase62(24)
+	e.Accessor = o + secret.RandomBase62(randomLen)
 	raw, err := encodeEntry(k, d, e)
 	if err != nil {
 		return secret.String{}, err
@@ -827,7 +937,7 @@ func (st *Store) insert(ctx context.Context, d digest, e *Entry, raw []byte, cus
 	if e.Path != "" && !st.leased(e) {
 		w.put(pathIndexDir(e.Path)+e.HashedID, nil)
 	}
-	w.put(accessorKey(st.hash(e.Accessor)), []byte(e.HashedID))
+	w.put(accessorKey(st.hashAccessor(e.Accessor)), []byte(e.HashedID))
 	w.put(idPrefix+e.HashedID, raw) // idKey(d), without encoding d again
 	if committer != nil {
 		if err := committer.CommitToken(ctx, e, w); err != nil {
@@ -846,7 +956,7 @@ func (st *Store) remove(ctx context.Context, d digest, e *Entry, staleParent str
 	var w writeOps
 	w.del(idKey(d))
 	if e.Accessor != "" {
-		w.del(accessorKey(st.hash(e.Accessor)))
+		w.del(accessorKey(st.hashAccessor(e.Accessor)))
 	}
 	if e.Parent != "" {
 		w.del(childKey(e.Parent, e.HashedID))
