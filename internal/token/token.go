@@ -346,10 +346,10 @@ func (st *Store) Close() {
 }
 
 // digest is a salted hash of a token or accessor: the in-memory cache key,
-// and, as a string, the storage key. A generated token or accessor begins
-// with its creation second (see order); its digest carries that, as the
-// first characters of its string, so that tokens are stored in the order
-// they were created.
+// and, as a string, the storage key. A generated token that expires, and
+// its accessor, begin with their creation second (see order); the digest
+// carries it, as the first characters of its string, so that such tokens
+// are stored in the order they were created.
 type digest struct {
 	order [orderLen]byte // zero for a value without one
 	sum   [sha256.Size]byte
