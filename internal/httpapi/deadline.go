@@ -32,18 +32,10 @@ type deadlineCtx struct {
 // afterFunc is one callback registered with deadlineCtx.AfterFunc.
 type afterFunc struct{ f func() }
 
-// withDeadline returns a context that ends at d, when parent ends, or when
-// the returned cancel function is called, whichever comes first. Call
-// cancel when the work is done, as with context.WithDeadline.
-func withDeadline(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
-	c := new(deadlineCtx)
-	c.start(parent, d)
-	return c, func() { c.end(context.Canceled) }
-}
-
-// start is withDeadline for a zero deadlineCtx the caller allocated: it
-// returns c, which the caller ends with c.end(context.Canceled) when the
-// work is done.
+// start makes c, a zero deadlineCtx the caller allocated (as part of a
+// request's state), end at d, when parent ends, or when the caller calls
+// c.end(context.Canceled) once the work is done, whichever comes first,
+// and returns it.
 func (c *deadlineCtx) start(parent context.Context, d time.Time) context.Context {
 	c.Context, c.deadline = parent, d
 	return c

@@ -7,6 +7,13 @@ import (
 	"time"
 )
 
+// withDeadline is context.WithDeadline made with a deadlineCtx, as
+// serving a request makes one.
+func withDeadline(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
+	c := new(deadlineCtx)
+	return c.start(parent, d), func() { c.end(context.Canceled) }
+}
+
 // waitDone fails the test unless done closes within a second.
 func waitDone(t *testing.T, done <-chan struct{}, what string) {
 	t.Helper()

@@ -126,6 +126,20 @@ func AppendTime(buf []byte, t time.Time) (out []byte, ok bool) {
 	return append(buf, '"'), true
 }
 
+// AppendTimeMember appends member (its comma, quoted name and colon, as
+// `,"expire_time":`) and t, as AppendTime does, unless t is zero: what
+// encoding/json writes for a time field tagged omitzero.
+func AppendTimeMember(buf []byte, member string, t time.Time) (out []byte, ok bool) {
+	if t.IsZero() {
+		return buf, true
+	}
+	out, ok = AppendTime(append(buf, member...), t)
+	if !ok {
+		return buf, false
+	}
+	return out, true
+}
+
 // AppendStringMap appends m as a JSON object with its keys sorted, as
 // encoding/json writes a map[string]string (null for a nil map).
 func AppendStringMap(buf []byte, m map[string]string) []byte {

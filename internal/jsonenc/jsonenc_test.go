@@ -65,4 +65,22 @@ func TestAppendMapsAndTime(t *testing.T) {
 	if _, ok := AppendTime(nil, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)); ok {
 		t.Error("AppendTime accepted a year encoding/json refuses")
 	}
+	// A member time is written as encoding/json writes an omitzero field.
+	type member struct {
+		T time.Time `json:"t,omitzero"`
+	}
+	for _, tm := range []time.Time{time.Date(2024, 5, 1, 10, 0, 0, 5, time.UTC), {}} {
+		js, _ := json.Marshal(member{tm}) // {"t":"…"} or {}
+		want := `{"a":1` + strings.Replace(string(js), "{", ",", 1)
+		if tm.IsZero() {
+			want = `{"a":1}`
+		}
+		got, ok := AppendTimeMember([]byte(`{"a":1`), `,"t":`, tm)
+		if got = append(got, '}'); !ok || string(got) != want {
+			t.Errorf("AppendTimeMember(%v) = %s %v, want %s", tm, got, ok, want)
+		}
+	}
+	if got, ok := AppendTimeMember([]byte("x"), `,"t":`, time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)); ok || string(got) != "x" {
+		t.Errorf("AppendTimeMember of a year encoding/json refuses = %q %v", got, ok)
+	}
 }

@@ -360,6 +360,21 @@ func (m *Manager) expireNow(ctx context.Context, l *Lease) error {
 	return nil
 }
 
+// beginPrefix is begin for an operation on the leases under prefix: it
+// also checks the prefix and returns it cleaned (see cleanPrefix).
+func (m *Manager) beginPrefix(ctx context.Context, prefix string) (context.Context, string, func(), error) {
+	ctx, done, err := m.begin(ctx)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	p, err := cleanPrefix(prefix)
+	if err != nil {
+		done()
+		return nil, "", nil, err
+	}
+	return ctx, p, done, nil
+}
+
 // cleanPrefix checks a revoke prefix and returns it without trailing '/'.
 func cleanPrefix(prefix string) (string, error) {
 	p := strings.TrimSuffix(prefix, "/")
@@ -401,15 +416,11 @@ func (l *errList) err(op string) error {
 // goes on past a failure and reports every failure at the end; the leases
 // that failed stay. The prefix must not be empty.
 func (m *Manager) RevokePrefix(ctx context.Context, prefix string, force bool) error {
-	ctx, done, err := m.begin(ctx)
+	ctx, p, done, err := m.beginPrefix(ctx, prefix)
 	if err != nil {
 		return err
 	}
 	defer done()
-	p, err := cleanPrefix(prefix)
-	if err != nil {
-		return err
-	}
 	ids := make(chan string)
 	var errs errList
 	var wg sync.WaitGroup
@@ -443,15 +454,11 @@ func (m *Manager) RevokePrefix(ctx context.Context, prefix string, force bool) e
 // the lease whose id is prefix and every lease under prefix + "/", and
 // returns (revoke-prefix with sync=false).
 func (m *Manager) RevokePrefixAsync(ctx context.Context, prefix string) error {
-	ctx, done, err := m.begin(ctx)
+	ctx, p, done, err := m.beginPrefix(ctx, prefix)
 	if err != nil {
 		return err
 	}
 	defer done()
-	p, err := cleanPrefix(prefix)
-	if err != nil {
-		return err
-	}
 	var errs errList
 	queue := func(id string) error {
 		release, _, err := m.acquire(ctx, id, claimChange)
@@ -579,15 +586,11 @@ func (m *Manager) revokeOwned(ctx context.Context, tokenKey, id, indexKey string
 // sys/leases/revoke-prefix to revoke at once even when their leases are
 // only queued. It reads every lease record under the prefix.
 func (m *Manager) TokenKeys(ctx context.Context, prefix string, fn func(tokenKey string) error) error {
-	ctx, done, err := m.begin(ctx)
+	ctx, p, done, err := m.beginPrefix(ctx, prefix)
 	if err != nil {
 		return err
 	}
 	defer done()
-	p, err := cleanPrefix(prefix)
-	if err != nil {
-		return err
-	}
 	// A lease that cannot be read, or a token fn fails on, does not stop
 	// the others: the errors are returned together.
 	var errs errList

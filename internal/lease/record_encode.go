@@ -26,17 +26,11 @@ func appendRecord(b []byte, l *Lease) ([]byte, bool) {
 	if b, ok = jsonenc.AppendTime(b, l.IssueTime); !ok {
 		return b, false
 	}
-	if !l.ExpireTime.IsZero() {
-		b = append(b, `,"expire_time":`...)
-		if b, ok = jsonenc.AppendTime(b, l.ExpireTime); !ok {
-			return b, false
-		}
+	if b, ok = jsonenc.AppendTimeMember(b, `,"expire_time":`, l.ExpireTime); !ok {
+		return b, false
 	}
-	if !l.LastRenewal.IsZero() {
-		b = append(b, `,"last_renewal":`...)
-		if b, ok = jsonenc.AppendTime(b, l.LastRenewal); !ok {
-			return b, false
-		}
+	if b, ok = jsonenc.AppendTimeMember(b, `,"last_renewal":`, l.LastRenewal); !ok {
+		return b, false
 	}
 	if l.Renewable {
 		b = append(b, `,"renewable":true`...)

@@ -75,17 +75,11 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 	if r.Renewable {
 		b = append(b, `,"renewable":true`...)
 	}
-	if !r.ExpireTime.IsZero() {
-		b = append(b, `,"expire_time":`...)
-		if b, ok = jsonenc.AppendTime(b, r.ExpireTime); !ok {
-			return b, false
-		}
+	if b, ok = jsonenc.AppendTimeMember(b, `,"expire_time":`, r.ExpireTime); !ok {
+		return b, false
 	}
-	if !r.LastRenewal.IsZero() {
-		b = append(b, `,"last_renewal":`...)
-		if b, ok = jsonenc.AppendTime(b, r.LastRenewal); !ok {
-			return b, false
-		}
+	if b, ok = jsonenc.AppendTimeMember(b, `,"last_renewal":`, r.LastRenewal); !ok {
+		return b, false
 	}
 	if r.Role != "" {
 		b = append(b, `,"role":`...)
