@@ -35,6 +35,8 @@ type memSink struct {
 	reopens int
 	// bounded makes requests write themselves (see Bounded).
 	bounded bool
+	// writes counts the successful writes.
+	writes int
 }
 
 func (m *memSink) WritesBounded() bool { return m.bounded }
@@ -49,6 +51,7 @@ func (m *memSink) Write(p []byte) error {
 		return errors.New("disk full")
 	}
 	m.buf.Write(p)
+	m.writes++
 	return nil
 }
 
@@ -58,6 +61,8 @@ func (m *memSink) Close() error  { return nil }
 func (m *memSink) setFail(v bool) { m.mu.Lock(); m.fail = v; m.mu.Unlock() }
 
 func (m *memSink) String() string { m.mu.Lock(); defer m.mu.Unlock(); return m.buf.String() }
+
+func (m *memSink) writeCount() int { m.mu.Lock(); defer m.mu.Unlock(); return m.writes }
 
 func open(t *testing.T, path string, sink Sink, opts map[string]string) *Device {
 	t.Helper()
@@ -300,6 +305,106 @@ func testFailClosed(t *testing.T, bounded bool) {
 	}
 	if d.Stats().Failures == 0 {
 		t.Fatal("no failure counted")
+	}
+}
+
+// TestQueuedRequest: a queued request entry is not written on its own;
+// the response entry waits for both, written in one write, in order; if
+// neither can be written, the response fails, and the entries are written
+// once the device recovers.
+func TestQueuedRequest(t *testing.T) {
+	for _, bounded := range []bool{false, true} {
+		sink := &memSink{bounded: bounded}
+		d := open(t, "mem/", sink, map[string]string{"write_timeout": "1s"})
+		b := NewBroker()
+		b.Add(d)
+		ctx := context.Background()
+		in := sampleInput()
+		tk, err := b.QueueRequest(in)
+		if err != nil || !tk.Queued() {
+			t.Fatalf("queue: %v, %v", tk, err)
+		}
+		if n := sink.writeCount(); n != 0 {
+			t.Fatalf("bounded=%v: the queued entry was written alone (%d writes)", bounded, n)
+		}
+		if err := b.LogResponseAfter(ctx, tk, in); err != nil {
+			t.Fatal(err)
+		}
+		if n := sink.writeCount(); n != 1 {
+			t.Errorf("bounded=%v: %d writes, want the two entries in one", bounded, n)
+		}
+		lines := strings.Split(strings.TrimSuffix(sink.String(), "\n"), "\n")
+		if len(lines) != 2 || !strings.Contains(lines[0], `"type":"request"`) || !strings.Contains(lines[1], `"type":"response"`) {
+			t.Fatalf("bounded=%v: lines %q", bounded, lines)
+		}
+
+		// Neither entry can be written: the response is refused.
+		sink.setFail(true)
+		in = sampleInput()
+		if tk, err = b.QueueRequest(in); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.LogResponseAfter(ctx, tk, in); !errors.Is(err, ErrNotRecorded) {
+			t.Fatalf("bounded=%v: failing device: err = %v", bounded, err)
+		}
+		sink.setFail(false)
+		deadline := time.Now().Add(5 * time.Second)
+		for strings.Count(sink.String(), "\n") < 4 {
+			if time.Now().After(deadline) {
+				t.Fatal("the kept entries were never written")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		rep, err := auditlog.Verify(auditlog.VerifyOptions{Key: testKey}, auditlog.Source{Name: "mem", R: strings.NewReader(sink.String())})
+		if err != nil || rep.Problem != nil || rep.Entries != 4 {
+			t.Fatalf("bounded=%v: chain: %+v %v", bounded, rep, err)
+		}
+	}
+}
+
+// TestQueuedRequestDevices: nothing is queued without exactly one device,
+// and a response goes to the device that holds its request entry.
+func TestQueuedRequestDevices(t *testing.T) {
+	ctx := context.Background()
+	b := NewBroker()
+	if tk, err := b.QueueRequest(sampleInput()); err != nil || tk.Queued() {
+		t.Fatalf("no device: %v, %v", tk, err)
+	}
+	first := &memSink{}
+	b.Add(open(t, "first/", first, nil))
+	in := sampleInput()
+	tk, err := b.QueueRequest(in)
+	if err != nil || !tk.Queued() {
+		t.Fatalf("one device: %v, %v", tk, err)
+	}
+	// A device enabled in between sees neither entry.
+	second := &memSink{}
+	b.Add(open(t, "second/", second, nil))
+	if err := b.LogResponseAfter(ctx, tk, in); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(first.String(), "\n"); n != 2 {
+		t.Errorf("first device: %d lines, want 2", n)
+	}
+	if second.String() != "" {
+		t.Errorf("second device recorded a request it never saw: %s", second.String())
+	}
+	if tk, err := b.QueueRequest(sampleInput()); err != nil || tk.Queued() {
+		t.Fatalf("two devices: %v, %v", tk, err)
+	}
+	// The request's device is closed before its response: refused.
+	b.Remove("first/")
+	b.Remove("second/")
+	d := open(t, "third/", &memSink{}, nil)
+	b.Add(d)
+	in = sampleInput()
+	if tk, err = b.QueueRequest(in); err != nil || !tk.Queued() {
+		t.Fatalf("third device: %v, %v", tk, err)
+	}
+	b.Remove("third/")
+	d.Close()
+	if err := b.LogResponseAfter(ctx, tk, in); !errors.Is(err, ErrNotRecorded) {
+		t.Fatalf("closed device: err = %v", err)
 	}
 }
 

@@ -102,25 +102,69 @@ func (b *Broker) LogResponse(ctx context.Context, in *Input) error {
 	return b.log(ctx, auditlog.TypeResponse, in)
 }
 
+// A Ticket is a request entry handed to a device by QueueRequest. The zero
+// Ticket holds none.
+type Ticket struct{ d *Device }
+
+// Queued reports whether t holds a request entry.
+func (t Ticket) Queued() bool { return t.d != nil }
+
+// QueueRequest hands the request entry of a request that changes nothing
+// (a read of a KV secret) to the device without waiting for its write:
+// the request is served meanwhile, and the entry shares a write with its
+// response entry, which LogResponseAfter waits for. A request that
+// changes nothing has nothing to undo if its entry is never written: it
+// fails then, and returns nothing, as one recorded with LogRequest would.
+//
+// With several devices nothing is queued (an entry must reach the others
+// whatever one of them does): the zero Ticket, and the caller uses
+// LogRequest. With none, the zero Ticket too, and LogRequest returns nil.
+func (b *Broker) QueueRequest(in *Input) (Ticket, error) {
+	devs := *b.devices.Load()
+	if len(devs) != 1 {
+		return Ticket{}, nil
+	}
+	d := devs[0]
+	if _, err := d.enqueue(auditlog.TypeRequest, in, writeLater); err != nil {
+		d.failures.Add(1)
+		return Ticket{}, fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
+	}
+	return Ticket{d: d}, nil
+}
+
+// LogResponseAfter records the response to the request entry t holds: nil
+// once the device has written both. It writes to t's device even if the
+// device was removed since (and fails, if it is closed): a device enabled
+// since has not seen the request.
+func (b *Broker) LogResponseAfter(ctx context.Context, t Ticket, in *Input) error {
+	// A device writes its entries in order and never writes past one it
+	// could not write (see writeBatch): the response's batch written, the
+	// request's is.
+	return t.d.record(ctx, auditlog.TypeResponse, in)
+}
+
 func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
 	devs := *b.devices.Load()
 	switch len(devs) {
 	case 0:
 		return nil
 	case 1:
-		d := devs[0]
-		bt, err := d.enqueue(typ, in, true)
-		if err != nil {
-			d.failures.Add(1)
-			return fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
-		}
-		if err := d.wait(ctx, bt); err != nil {
-			d.failures.Add(1)
-			return fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
-		}
-		return nil
+		return devs[0].record(ctx, typ, in)
 	}
 	return b.logMany(ctx, typ, in, devs)
+}
+
+// record writes an entry to d alone and waits for it.
+func (d *Device) record(ctx context.Context, typ string, in *Input) error {
+	bt, err := d.enqueue(typ, in, writeNow)
+	if err == nil {
+		err = d.wait(ctx, bt)
+	}
+	if err != nil {
+		d.failures.Add(1)
+		return fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
+	}
+	return nil
 }
 
 // logMany writes to several devices at once and returns when the first
@@ -134,7 +178,7 @@ func (b *Broker) logMany(ctx context.Context, typ string, in *Input, devs []*Dev
 	owner := make([]int, 0, len(devs))
 	batches := make([]*batch, len(devs))
 	for i, d := range devs {
-		bt, err := d.enqueue(typ, in, false)
+		bt, err := d.enqueue(typ, in, writeByGoroutine)
 		if err != nil {
 			d.failures.Add(1)
 			errs = append(errs, fmt.Errorf("%s: %w", d.path, err))

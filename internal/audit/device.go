@@ -239,9 +239,11 @@ func (d *Device) Healthy() bool { return d.healthy.Load() }
 // has piled up to the device's writer goroutine, which also retries
 // failed writes with backoff. A sink that hangs holds one request (its
 // leader); every other request gives up on the device after its timeout.
-// With inline false (several devices), the writer goroutine writes: a
-// request must not wait on one device before it reaches the others.
-func (d *Device) enqueue(typ string, in *Input, inline bool) (*batch, error) {
+// With writeByGoroutine (several devices), the writer goroutine writes: a
+// request must not wait on one device before it reaches the others. With
+// writeLater, nobody is started: the caller's next entry will be, and
+// both share one write.
+func (d *Device) enqueue(typ string, in *Input, mode writeMode) (*batch, error) {
 	bp := d.fmt.bufs.Get().(*[]byte)
 	obj := d.fmt.appendEntry((*bp)[:0], typ, in)
 	defer func() {
@@ -264,8 +266,8 @@ func (d *Device) enqueue(typ string, in *Input, inline bool) (*batch, error) {
 	b := d.pending
 	b.buf = append(b.buf, obj...)
 	b.ends = append(b.ends, len(b.buf))
-	inline = inline && d.inline
-	start := d.role == idle
+	inline := mode == writeNow && d.inline
+	start := d.role == idle && mode != writeLater
 	if start {
 		d.role = leader
 		if !inline {
@@ -282,6 +284,19 @@ func (d *Device) enqueue(typ string, in *Input, inline bool) (*batch, error) {
 	}
 	return b, nil
 }
+
+// writeMode says who writes an entry's batch when the device is idle.
+type writeMode int
+
+const (
+	// writeNow: the request itself, where the sink's writes are bounded
+	// (see Bounded), else the writer goroutine.
+	writeNow writeMode = iota
+	// writeByGoroutine: the writer goroutine.
+	writeByGoroutine
+	// writeLater: nobody yet; the request's next entry starts the write.
+	writeLater
+)
 
 // wait waits for b's write, at most the device's timeout. A batch the
 // request wrote itself is written already: no channel or timer then.

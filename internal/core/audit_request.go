@@ -18,8 +18,14 @@ type auditRecord struct {
 	te    *token.Entry     // the caller's token, once looked up
 	// decided and allowed record the ACL's decision.
 	decided, allowed bool
-	// logged: the request entry is written; failed: writing it failed.
+	// logged: the request entry is written (or queued, see pure);
+	// failed: writing it failed.
 	logged, failed bool
+	// pure: serving the request changes nothing (see
+	// logical.PureReader), so its request entry may be queued rather
+	// than waited for; ticket holds it once queued.
+	pure   bool
+	ticket audit.Ticket
 	// in is the request as recorded, reused for the response entry.
 	in *audit.Input
 
@@ -32,8 +38,22 @@ type auditRecord struct {
 }
 
 // auditRequest records the request before the mount runs: fail closed.
+// A request that changes nothing is served while its entry is written
+// (with its response entry, most often): if the entry is never written,
+// neither is the response entry, and the request returns nothing.
 func (c *Core) auditRequest(ctx context.Context, rec *auditRecord) error {
-	if err := c.audit.LogRequest(ctx, c.auditInput(rec, nil)); err != nil {
+	in := c.auditInput(rec, nil)
+	var err error
+	if rec.pure {
+		if rec.ticket, err = c.audit.QueueRequest(in); err == nil && rec.ticket.Queued() {
+			rec.logged = true
+			return nil
+		}
+	}
+	if err == nil {
+		err = c.audit.LogRequest(ctx, in)
+	}
+	if err != nil {
 		rec.failed = true
 		return c.auditFailure(err)
 	}
@@ -59,7 +79,13 @@ func (c *Core) auditOutcome(ctx context.Context, rec *auditRecord, res *Result, 
 	if res != nil && res.Response != nil {
 		in.Response = auditResponse(rec, res.Response)
 	}
-	if lerr := c.audit.LogResponse(ctx, in); lerr != nil {
+	var lerr error
+	if rec.ticket.Queued() {
+		lerr = c.audit.LogResponseAfter(ctx, rec.ticket, in)
+	} else {
+		lerr = c.audit.LogResponse(ctx, in)
+	}
+	if lerr != nil {
 		return nil, c.auditFailure(lerr)
 	}
 	return res, err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vigil-secrets/vigil/internal/audit"
@@ -19,6 +20,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/storage/inmem"
+	"github.com/vigil-secrets/vigil/internal/token"
 )
 
 // readEntries parses an audit log.
@@ -283,4 +285,87 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// TestAuditQueuesPureReads: reads and lists of KV, by a token with no use
+// to count, are served while their request entry is written; every such
+// entry still precedes its response entry, under concurrency too.
+func TestAuditQueuesPureReads(t *testing.T) {
+	f := initCore(t)
+	f.must(t, logical.UpdateOperation, "sys/mounts/secret", map[string]any{"type": "kv", "options": map[string]any{"version": "2"}})
+	f.must(t, logical.UpdateOperation, "sys/mounts/kv1", map[string]any{"type": "kv"})
+	f.must(t, logical.UpdateOperation, "secret/data/k", map[string]any{"data": map[string]any{"v": "1"}})
+
+	unlimited, limited := &token.Entry{}, &token.Entry{NumUses: 3}
+	for _, tc := range []struct {
+		op   logical.Operation
+		path string
+		te   *token.Entry
+		want bool
+	}{
+		{logical.ReadOperation, "secret/data/k", unlimited, true},
+		{logical.ReadOperation, "secret/metadata/k", unlimited, true},
+		{logical.ListOperation, "secret/metadata/", unlimited, true},
+		{logical.ReadOperation, "kv1/k", unlimited, true},
+		{logical.ReadOperation, "secret/data/k", limited, false},
+		{logical.UpdateOperation, "secret/data/k", unlimited, false},
+		{logical.DeleteOperation, "secret/data/k", unlimited, false},
+		{logical.ReadOperation, "sys/mounts", unlimited, false},
+		{logical.ReadOperation, "auth/token/lookup-self", unlimited, false},
+	} {
+		route, rest, ok := f.c.router.Match(tc.path)
+		if !ok {
+			t.Fatalf("%s: no route", tc.path)
+		}
+		lreq := &logical.Request{Operation: tc.op, Path: rest}
+		if got := changesNothing(route, lreq, tc.te); got != tc.want {
+			t.Errorf("%s %s (uses %d): changesNothing = %v, want %v", tc.op, tc.path, tc.te.NumUses, got, tc.want)
+		}
+	}
+
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	f.must(t, logical.UpdateOperation, "sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": logPath}})
+	const workers, reads = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*reads)
+	for range workers {
+		wg.Go(func() {
+			for range reads {
+				res, err := f.c.HandleRequest(context.Background(), &Request{ID: secret.UUID(), Operation: logical.ReadOperation, Path: "secret/data/k", Token: f.token})
+				if err == nil && res.Response.Data["data"] == nil {
+					err = errors.New("no data")
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	entries := readEntries(t, logPath)
+	seen := map[string]string{} // request id → type of its last entry
+	reads2 := 0
+	for _, e := range entries {
+		if e.Request.Path != "secret/data/k" {
+			continue
+		}
+		switch last := seen[e.Request.ID]; {
+		case e.Type == "request" && last == "":
+		case e.Type == "response" && last == "request":
+			reads2++
+		default:
+			t.Fatalf("request %s: %s entry after %q", e.Request.ID, e.Type, last)
+		}
+		seen[e.Request.ID] = e.Type
+	}
+	if reads2 != workers*reads {
+		t.Fatalf("%d reads recorded, want %d", reads2, workers*reads)
+	}
+	if rep := verifyFile(t, chainOf(t, f, "file"), logPath); rep.Problem != nil {
+		t.Fatalf("verify: %+v %v", rep, rep.Problem)
+	}
 }

@@ -60,7 +60,11 @@ type Result struct {
 //
 // Once an audit device is enabled, the request is recorded before the
 // mount runs and the response after, and a request or response no device
-// records fails with a 500 and returns nothing (see audit.go).
+// records fails with a 500 and returns nothing (see audit.go). A request
+// that changes nothing (a KV read, see changesNothing) with a single
+// device is served while its request entry is being written, and its
+// response waits for both entries: it fails and returns nothing all the
+// same if the request entry cannot be written.
 func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error) {
 	c.stateMu.RLock()
 	defer c.stateMu.RUnlock()
@@ -155,6 +159,7 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 		if rec != nil && routed {
 			// Recorded before the token's use is counted: a request
 			// that cannot be recorded costs no use.
+			rec.pure = changesNothing(route, lreq, te)
 			if err := c.auditRequest(ctx, rec); err != nil {
 				return nil, err
 			}
@@ -223,6 +228,20 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 	}
 	req.res = Result{Response: resp, MountType: route.Entry.Type}
 	return &req.res, nil
+}
+
+// changesNothing reports whether serving lreq with te changes nothing: a
+// read or list of a mount whose reads change nothing (logical.PureReader),
+// with a token that has no use to count.
+func changesNothing(route *mount.Route, lreq *logical.Request, te *token.Entry) bool {
+	if lreq.Operation != logical.ReadOperation && lreq.Operation != logical.ListOperation {
+		return false
+	}
+	if te.NumUses != 0 {
+		return false
+	}
+	pr, ok := route.Backend.(logical.PureReader)
+	return ok && pr.PureReads()
 }
 
 // callerKey carries the caller's token entry to the sys backend.

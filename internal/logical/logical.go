@@ -179,6 +179,16 @@ type Initializer interface {
 	Initialize(ctx context.Context, s Storage) error
 }
 
+// PureReader is implemented by backends whose read and list operations
+// change nothing, in their storage or elsewhere: no lease, no credential,
+// no counter (KV). PureReads reports whether that holds for this
+// instance. The pipeline serves such a request while its audit request
+// entry is being written, and returns nothing unless the entry was (see
+// core's HandleRequest).
+type PureReader interface {
+	PureReads() bool
+}
+
 // Cleaner is implemented by backends that hold resources; Cleanup runs when
 // the mount is disabled, reloaded or the server seals.
 type Cleaner interface {

@@ -112,7 +112,12 @@ type versioned struct {
 var (
 	_ logical.Backend     = (*versioned)(nil)
 	_ logical.Initializer = (*versioned)(nil)
+	_ logical.PureReader  = (*versioned)(nil)
 )
+
+// PureReads reports that reading a secret, its metadata, subkeys or the
+// mount's config changes nothing.
+func (b *versioned) PureReads() bool { return true }
 
 func newVersioned(conf *logical.BackendConfig) (*versioned, error) {
 	b := &versioned{now: conf.Now, logger: conf.Logger}

@@ -20,7 +20,14 @@ type passthrough struct {
 	system logical.SystemView
 }
 
-var _ logical.Backend = (*passthrough)(nil)
+var (
+	_ logical.Backend    = (*passthrough)(nil)
+	_ logical.PureReader = (*passthrough)(nil)
+)
+
+// PureReads reports that reading or listing secrets changes nothing: a
+// secret's ttl is reported, never leased.
+func (b *passthrough) PureReads() bool { return true }
 
 func newPassthrough(conf *logical.BackendConfig) (*passthrough, error) {
 	b := &passthrough{system: conf.System}
