@@ -483,15 +483,23 @@ func (f *formatter) unloggable(b []byte, hash bool) []byte {
 // stringEnd returns the index of the quote closing the JSON string that
 // starts at raw[i], or -1.
 func stringEnd(raw []byte, i int) int {
-	for j := i + 1; j < len(raw); j++ {
-		switch raw[j] {
-		case '\\':
-			j++
-		case '"':
-			return j
+	for j := i + 1; ; {
+		k := bytes.IndexByte(raw[j:], '"')
+		if k < 0 {
+			return -1
 		}
+		q := j + k
+		// The quote ends the string unless an odd number of
+		// backslashes escapes it.
+		n := 0
+		for p := q - 1; p > i && raw[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q
+		}
+		j = q + 1
 	}
-	return -1
 }
 
 // unquote decodes a JSON string token with escapes.

@@ -95,6 +95,25 @@ func TestEncoderMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+func TestStringEnd(t *testing.T) {
+	for raw, want := range map[string]int{
+		`"abc"`:          4,
+		`""`:             1,
+		`"a\"b"`:         5,
+		`"a\\"b"`:        4,
+		`"\\\"x"`:        6,
+		`"\\"`:           3,
+		`"unterminated`:  -1,
+		`"escaped end\"`: -1,
+		`x"a"`:           3, // from the quote at 1
+	} {
+		i := strings.IndexByte(raw, '"')
+		if got := stringEnd([]byte(raw), i); got != want {
+			t.Errorf("stringEnd(%s, %d) = %d, want %d", raw, i, got, want)
+		}
+	}
+}
+
 func TestRawMalformed(t *testing.T) {
 	f := newFormatter(formatOptions{}, testSalt)
 	for _, raw := range []string{`{"a":"b"`, `{"a":"b]`, `]`, ``, `{"a":"unterminated}`} {
