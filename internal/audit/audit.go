@@ -11,7 +11,9 @@
 //
 // The broker's promise (security invariant 4): once a device is enabled,
 // Log returns nil only if at least one device has written the entry, and
-// it never waits on a device longer than that device's timeout.
+// it never waits on a device longer than that device's timeout. A request
+// entry queued with QueueRequest is not waited for; LogResponseAfter then
+// returns nil only once its device has written it and the response entry.
 package audit
 
 import (
