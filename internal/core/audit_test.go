@@ -348,7 +348,7 @@ func TestAuditQueuesPureReads(t *testing.T) {
 	}
 	entries := readEntries(t, logPath)
 	seen := map[string]string{} // request id → type of its last entry
-	reads2 := 0
+	recorded := 0
 	for _, e := range entries {
 		if e.Request.Path != "secret/data/k" {
 			continue
@@ -356,14 +356,14 @@ func TestAuditQueuesPureReads(t *testing.T) {
 		switch last := seen[e.Request.ID]; {
 		case e.Type == "request" && last == "":
 		case e.Type == "response" && last == "request":
-			reads2++
+			recorded++
 		default:
 			t.Fatalf("request %s: %s entry after %q", e.Request.ID, e.Type, last)
 		}
 		seen[e.Request.ID] = e.Type
 	}
-	if reads2 != workers*reads {
-		t.Fatalf("%d reads recorded, want %d", reads2, workers*reads)
+	if recorded != workers*reads {
+		t.Fatalf("%d reads recorded, want %d", recorded, workers*reads)
 	}
 	if rep := verifyFile(t, chainOf(t, f, "file"), logPath); rep.Problem != nil {
 		t.Fatalf("verify: %+v %v", rep, rep.Problem)
