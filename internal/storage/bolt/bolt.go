@@ -43,6 +43,12 @@
 // crash loses nothing that was acknowledged; a torn record at the end of
 // the log is a write that never was.
 //
+// A Get of a key the store never held is answered by a Bloom filter of its
+// keys (see filter.go) without reading bbolt: every write of a new secret
+// first looks for its key. The filter is built when the store opens (a
+// scan of its keys) and again, twice as large, whenever as many keys were
+// added as it was made for.
+//
 // Get, List, Backup and Snapshot see every acknowledged write. A request
 // that is invalid is refused before it reaches the log, so it never costs
 // the others in its batch their write. If the log cannot be written or synced,
@@ -76,6 +82,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -210,6 +217,9 @@ type Backend struct {
 	checkpoints atomic.Uint64
 
 	cache *readCache
+	// filter holds every key the store may hold (see keyFilter). Only
+	// the writer replaces it.
+	filter atomic.Pointer[keyFilter]
 
 	// pmu guards pending and frozen, the logged writes not yet in bbolt,
 	// by key (the last op on each key). pending holds those logged since
@@ -342,6 +352,12 @@ func Open(path string, opts Options) (*Backend, error) {
 		b.syncer.close()
 		return nil, err
 	}
+	if err := b.buildFilter(); err != nil {
+		_ = db.Close()
+		b.closeLog()
+		b.syncer.close()
+		return nil, err
+	}
 	go b.writer()
 	return b, nil
 }
@@ -439,6 +455,9 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	case known && found:
 		return append(make([]byte, 0, len(cached)), cached...), nil
 	case known:
+		return nil, storage.ErrNotFound
+	}
+	if !b.filter.Load().mayContain(key) {
 		return nil, storage.ErrNotFound
 	}
 	b.pmu.RLock()
@@ -796,6 +815,11 @@ func (b *Backend) writer() {
 		lastBatch = len(batch)
 		if len(batch) > 0 {
 			b.commit(batch)
+			if b.filter.Load().full() {
+				if err := b.buildFilter(); err != nil {
+					b.logger.Error("bolt: could not rebuild the key filter; reads of absent keys cost more until it is", "error", err)
+				}
+			}
 		}
 		switch {
 		case len(checkpointReqs) > 0:
@@ -861,6 +885,15 @@ func (b *Backend) commit(batch []*writeReq) {
 		return
 	}
 	b.seq++
+	// Into the filter before any reader can find the writes.
+	f := b.filter.Load()
+	for _, r := range valid {
+		for _, op := range r.ops {
+			if !op.Delete {
+				f.add(op.Key)
+			}
+		}
+	}
 	b.pmu.Lock()
 	for _, r := range valid {
 		for _, op := range r.ops {
@@ -903,6 +936,42 @@ func (b *Backend) appendLog(rec []byte) error {
 		}
 	}
 	seg.size = end
+	return nil
+}
+
+// buildFilter replaces the key filter with one made from the keys in
+// bbolt and in the log, for twice as many keys. It runs in Open and then
+// in the writer, so that no write is made visible meanwhile; a checkpoint
+// may be moving the frozen writes into bbolt, and they are taken from both.
+func (b *Backend) buildFilter() error {
+	seed := maphash.MakeSeed()
+	var hashes []uint64
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		bkt := dataBucket(tx)
+		if bkt == nil {
+			return errors.New("data bucket missing")
+		}
+		c := bkt.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			hashes = append(hashes, maphash.Bytes(seed, k))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: build key filter: %w", err)
+	}
+	for _, set := range []*pendingSet{b.frozen, b.pending} {
+		if set != nil {
+			for k := range set.ops {
+				hashes = append(hashes, maphash.String(seed, k))
+			}
+		}
+	}
+	f := newKeyFilter(2*len(hashes), seed)
+	for _, h := range hashes {
+		f.addHash(h)
+	}
+	b.filter.Store(f)
 	return nil
 }
 

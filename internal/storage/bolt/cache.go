@@ -8,8 +8,9 @@ import (
 
 // readCache keeps recently read or written values (barrier ciphertext: the
 // backend never sees anything else), and recently missed keys, so that hot
-// reads skip a bbolt read transaction and its global locks. Misses matter
-// as much as hits: every write of a new secret first looks for the key.
+// reads skip a bbolt read transaction and its global locks. Most misses
+// never get here: the key filter answers for keys never written, and the
+// cache for the rest (deleted keys, and the filter's false positives).
 //
 // It is never stale: the writer updates it after each commit and before it
 // acknowledges the writes, and advances epoch. A reader notes the epoch

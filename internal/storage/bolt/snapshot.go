@@ -243,8 +243,16 @@ func (b *Backend) swapData(spare string) error {
 			return errors.New("meta bucket missing")
 		}
 		old := dataBucketName(meta)
-		if old == spare || tx.Bucket([]byte(spare)) == nil {
+		next := tx.Bucket([]byte(spare))
+		if old == spare || next == nil {
 			return errors.New("restore bucket missing")
+		}
+		// Readers find the new keys as soon as the commit lands: the
+		// filter must hold them first.
+		f := b.filter.Load()
+		c := next.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			f.add(string(k))
 		}
 		if err := meta.Put([]byte(dataBucketKey), []byte(spare)); err != nil {
 			return err
@@ -258,5 +266,10 @@ func (b *Backend) swapData(spare string) error {
 	// cache before this is cleared; one that fills after finds the epoch
 	// moved on and is refused.
 	b.cache.reset()
+	// The filter still holds the old content's keys: drop them. A
+	// failure only leaves it larger.
+	if err := b.buildFilter(); err != nil {
+		b.logger.Warn("bolt: could not rebuild the key filter after a restore", "error", err)
+	}
 	return nil
 }
