@@ -47,6 +47,10 @@ type Target struct {
 	// counts the operation as failed and its text becomes the Result's
 	// FirstError as it is, so it must hold no credential, header or body.
 	Op func(ctx context.Context, c *http.Client, worker, i int) error
+	// Remote says that the servers the target loads run in other
+	// processes: the processor time of this one would not be theirs, so
+	// it is not measured.
+	Remote bool
 }
 
 // Options says how hard and how long to load a Target.
@@ -82,6 +86,10 @@ type Result struct {
 	RPS float64
 	// P50 and P99 are latency percentiles of the counted requests.
 	P50, P99 time.Duration
+	// CPU is the processor time the whole process (load generator and
+	// the servers it runs) used during Elapsed, 0 where it is not
+	// measured (a Remote target, or a platform that does not tell).
+	CPU time.Duration
 	// FirstError describes the first counted error: method, URL path and
 	// status or transport error. It never holds request headers, request
 	// bodies or query strings.
@@ -139,6 +147,7 @@ type tally struct {
 	firstErr  string
 	firstAt   time.Time // when firstErr's request completed
 	elapsed   time.Duration
+	cpu       time.Duration
 }
 
 // merge adds b's samples, errors and elapsed time to t and keeps the
@@ -150,6 +159,7 @@ func (t *tally) merge(b tally) {
 		t.firstErr, t.firstAt = b.firstErr, b.firstAt
 	}
 	t.elapsed += b.elapsed
+	t.cpu += b.cpu
 }
 
 // result summarizes t. It sorts t.latencies in place.
@@ -162,6 +172,7 @@ func (t tally) result() Result {
 		Elapsed:    t.elapsed,
 		P50:        Percentile(t.latencies, 50),
 		P99:        Percentile(t.latencies, 99),
+		CPU:        t.cpu,
 		FirstError: t.firstErr,
 	}
 	if t.elapsed > 0 {
@@ -175,6 +186,23 @@ func (t tally) result() Result {
 type worker struct {
 	tally
 	lastEnd time.Time
+}
+
+// CPUPerRequest is CPU / Requests, 0 if either is 0.
+func (r Result) CPUPerRequest() time.Duration {
+	if r.CPU <= 0 || r.Requests == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.Requests)
+}
+
+// Busy is the share of cpus processors the process kept busy during
+// Elapsed (CPU / (Elapsed × cpus)), 0 if CPU was not measured.
+func (r Result) Busy(cpus int) float64 {
+	if r.CPU <= 0 || r.Elapsed <= 0 || cpus < 1 {
+		return 0
+	}
+	return r.CPU.Seconds() / (r.Elapsed.Seconds() * float64(cpus))
 }
 
 // Run loads t with o.Concurrency workers for o.Warmup plus o.Duration and
@@ -227,6 +255,19 @@ func run(ctx context.Context, t Target, o Options) (tally, error) {
 	// loopback rate on a small machine.
 	perWorker := int(50000*o.Duration.Seconds())/o.Concurrency + 64
 	perWorker = min(perWorker, 1<<20)
+
+	// The process's processor time at the start of the measured window,
+	// taken by a goroutine of its own so that no worker is delayed.
+	cpuFrom := make(chan time.Duration, 1)
+	if !t.Remote {
+		go func() {
+			time.Sleep(time.Until(measureFrom))
+			if c, ok := processCPU(); ok {
+				cpuFrom <- c
+			}
+			close(cpuFrom)
+		}()
+	}
 
 	workers := make([]worker, o.Concurrency)
 	var wg sync.WaitGroup
@@ -284,6 +325,13 @@ func run(ctx context.Context, t Target, o Options) (tally, error) {
 		}
 	}
 	sum.elapsed = lastEnd.Sub(measureFrom)
+	if !t.Remote && ctx.Err() == nil {
+		if from, ok := <-cpuFrom; ok {
+			if to, ok := processCPU(); ok {
+				sum.cpu = to - from
+			}
+		}
+	}
 	return sum, ctx.Err()
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,38 @@ func TestRunCountsEveryRequest(t *testing.T) {
 		if res.Name != "get" || res.Elapsed <= 0 || res.RPS <= 0 || res.P50 <= 0 || res.P99 < res.P50 {
 			t.Errorf("warmup %v: implausible result %+v", warmup, res)
 		}
+	}
+}
+
+// TestRunMeasuresCPU loads a handler that keeps a processor busy for
+// about a millisecond a request: the process's processor time per
+// request is at least that, unless the target is Remote, whose processor
+// time is not measured.
+func TestRunMeasuresCPU(t *testing.T) {
+	if _, ok := processCPU(); !ok {
+		t.Skip("this platform does not tell a process's processor time")
+	}
+	const spin = time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for start := time.Now(); time.Since(start) < spin; {
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	target := Target{Name: "spin", URL: func(int, int) string { return srv.URL }}
+	o := Options{Concurrency: 2, Duration: 200 * time.Millisecond, Warmup: 20 * time.Millisecond}
+	res, err := Run(t.Context(), target, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spinning against the wall clock: a request preempted mid-spin
+	// uses less processor time than spin, so allow half of it.
+	if got := res.CPUPerRequest(); got < spin/2 || res.Busy(runtime.NumCPU()) <= 0 {
+		t.Errorf("CPU per request = %v, busy %.2f, for requests that spin for %v (%+v)", got, res.Busy(runtime.NumCPU()), spin, res)
+	}
+	target.Remote = true
+	if res, err := Run(t.Context(), target, o); err != nil || res.CPU != 0 || res.CPUPerRequest() != 0 || res.Busy(2) != 0 {
+		t.Errorf("Remote target: CPU %v, per request %v, busy %v, error %v; want none measured", res.CPU, res.CPUPerRequest(), res.Busy(2), err)
 	}
 }
 

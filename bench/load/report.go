@@ -192,6 +192,11 @@ type jsonResult struct {
 	RPS        float64 `json:"rps"`
 	P50ms      float64 `json:"p50_ms"`
 	P99ms      float64 `json:"p99_ms"`
+	// CPUus is the process's processor time per request in µs, and
+	// Busy the share of the machine's processors it kept busy; both
+	// absent where not measured.
+	CPUus      float64 `json:"cpu_per_request_us,omitempty"`
+	Busy       float64 `json:"busy,omitempty"`
 	FirstError string  `json:"first_error,omitempty"`
 }
 
@@ -206,6 +211,7 @@ func (r Report) WriteJSON(w io.Writer) error {
 			Name: x.Name, Requests: x.Requests, Errors: x.Errors,
 			ElapsedSec: x.Elapsed.Seconds(), RPS: x.RPS,
 			P50ms: ms(x.P50), P99ms: ms(x.P99), FirstError: x.FirstError,
+			CPUus: float64(x.CPUPerRequest()) / float64(time.Microsecond), Busy: x.Busy(r.NumCPU),
 		}
 	}
 	enc := json.NewEncoder(w)
@@ -233,9 +239,13 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(ew, "ha: %d vigil server processes (1 active, %d standby) on postgresql %s, in a database of their own\n\n", r.HAServers, r.HAServers-1, r.HAPostgreSQL)
 	}
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\trequests\terrors\t")
+	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\trequests\terrors\tcpu/req\tbusy\t")
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%d\t\n", x.Name, x.RPS, fmtDur(x.P50), fmtDur(x.P99), x.Requests, x.Errors)
+		cpu, busy := "-", "-"
+		if c := x.CPUPerRequest(); c > 0 {
+			cpu, busy = fmtDur(c), fmt.Sprintf("%.0f%%", 100*x.Busy(r.NumCPU))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%d\t%s\t%s\t\n", x.Name, x.RPS, fmtDur(x.P50), fmtDur(x.P99), x.Requests, x.Errors, cpu, busy)
 	}
 	tw.Flush()
 	fmt.Fprintln(ew)

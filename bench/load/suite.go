@@ -173,22 +173,26 @@ func (s Suite) Targets() []Target {
 		Op:   s.DBCreds.op,
 	}, {
 		Name:   KV2ReadActive,
+		Remote: true,
 		Method: http.MethodGet,
 		URL:    read(active),
 		Header: s.HAHeader,
 	}, {
 		Name:   KV2ReadStandby,
+		Remote: true,
 		Method: http.MethodGet,
 		URL:    read(standby),
 		Header: s.HAHeader,
 	}, {
 		Name:   KV2WriteActive,
+		Remote: true,
 		Method: http.MethodPost,
 		URL:    written(active, "a"),
 		Body:   write,
 		Header: s.HAHeader,
 	}, {
 		Name:   KV2WriteStandby,
+		Remote: true,
 		Method: http.MethodPost,
 		URL:    written(standby, "s"),
 		Body:   write,

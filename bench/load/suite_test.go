@@ -374,8 +374,8 @@ func TestReport(t *testing.T) {
 		{Name: KV2Write, Requests: 400, Errors: 2, RPS: 4000, P50: 5 * time.Millisecond, P99: 20 * time.Millisecond, FirstError: "POST /v1/kvbench/data/k1-2: status 500"},
 		{Name: TokenCreate, Requests: 200, RPS: 2000, P50: 6 * time.Millisecond, P99: 30 * time.Millisecond},
 		{Name: BatchCreate, Requests: 600, RPS: 6000, P50: 2 * time.Millisecond, P99: 8 * time.Millisecond},
-		{Name: AppRoleLogin, Requests: 240, RPS: 2400, P50: 5 * time.Millisecond, P99: 25 * time.Millisecond},
-		{Name: JWTLoginES256, Requests: 160, RPS: 1600, P50: 7 * time.Millisecond, P99: 30 * time.Millisecond},
+		{Name: AppRoleLogin, Requests: 240, RPS: 2400, P50: 5 * time.Millisecond, P99: 25 * time.Millisecond, Elapsed: 100 * time.Millisecond, CPU: 60 * time.Millisecond},
+		{Name: JWTLoginES256, Requests: 160, RPS: 1600, P50: 7 * time.Millisecond, P99: 30 * time.Millisecond, Elapsed: 100 * time.Millisecond, CPU: 160 * time.Millisecond},
 		{Name: JWTLoginRS256, Requests: 200, RPS: 2000, P50: 6 * time.Millisecond, P99: 28 * time.Millisecond},
 	}
 	ratios := ComputeRatios(results, Ratios)
@@ -420,9 +420,10 @@ func TestReport(t *testing.T) {
 			"approle login / bare POST = 0.30 (goal ≥ 0.25: met)\n" +
 			"jwt login ES256 / bare POST = 0.20 (for information)\n" +
 			"jwt login RS256 / bare POST = 0.25 (for information)\n",
-		"    approle login   2400  5.00ms  25.00ms       240       0\n" +
-			"  jwt login ES256   1600  7.00ms  30.00ms       160       0\n" +
-			"  jwt login RS256   2000  6.00ms  28.00ms       200       0\n",
+		"  scenario  req/s     p50      p99  requests  errors  cpu/req  busy\n",
+		"    approle login   2400  5.00ms  25.00ms       240       0    250µs   30%\n" +
+			"  jwt login ES256   1600  7.00ms  30.00ms       160       0   1.00ms   80%\n" +
+			"  jwt login RS256   2000  6.00ms  28.00ms       200       0        -     -\n",
 		"\nper round, min–max of 3: kv2 read / bare GET 0.80–0.95, kv2 write / bare GET 0.35–0.45, jwt login RS256 / bare POST 0.22–0.27\n",
 		"800µs", "20.00ms", "response bodies: bare GET 585 B, kv2 read 583 B", "first: POST /v1/kvbench/data/k1-2: status 500",
 	} {
@@ -449,9 +450,11 @@ func TestReport(t *testing.T) {
 		DurationSec float64 `json:"duration_s"`
 		Rounds      int     `json:"rounds"`
 		Results     []struct {
-			Name  string  `json:"name"`
-			RPS   float64 `json:"rps"`
-			P99ms float64 `json:"p99_ms"`
+			Name  string   `json:"name"`
+			RPS   float64  `json:"rps"`
+			P99ms float64  `json:"p99_ms"`
+			CPUus *float64 `json:"cpu_per_request_us"`
+			Busy  *float64 `json:"busy"`
 		} `json:"results"`
 		Ratios []Ratio `json:"ratios"`
 	}
@@ -465,7 +468,9 @@ func TestReport(t *testing.T) {
 		back.Ratios[5].Num != AppRoleLogin || back.Ratios[5].Den != BarePOST || back.Ratios[5].Goal != 0.25 || !back.Ratios[5].Met ||
 		back.Results[8].Name != JWTLoginRS256 || back.Results[8].RPS != 2000 ||
 		back.Ratios[7].Num != JWTLoginRS256 || back.Ratios[7].Den != BarePOST || back.Ratios[7].Goal != 0 || back.Ratios[7].Met ||
-		len(back.Ratios[7].PerRound) != 3 {
+		len(back.Ratios[7].PerRound) != 3 ||
+		back.Results[6].CPUus == nil || *back.Results[6].CPUus != 250 || back.Results[6].Busy == nil || *back.Results[6].Busy != 0.3 ||
+		back.Results[8].CPUus != nil || back.Results[8].Busy != nil {
 		t.Errorf("JSON report:\n%s", js.String())
 	}
 }
