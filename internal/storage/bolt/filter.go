@@ -13,8 +13,10 @@ import (
 //
 // It is blocked: a key's filterProbes bits all lie in one 64-bit word, so
 // a lookup is one hash and one load. With filterBitsPerKey bits per key at
-// its capacity, about one lookup in 250 of an absent key still reaches
-// bbolt. A key is never removed (a deleted key only costs such a lookup);
+// its capacity, about one lookup in 180 of an absent key still reaches
+// bbolt (0.5–0.6 % measured; a standard filter of as many bits would
+// give 0.24 %, at the cost of four loads), and fewer right after a
+// rebuild, at half its capacity. A key is never removed (a deleted key only costs such a lookup);
 // the writer builds a new filter from the store's keys once as many keys
 // were added as the filter was made for.
 //

@@ -27,16 +27,18 @@ func TestKeyFilter(t *testing.T) {
 	if f.full() {
 		t.Fatalf("full() = true after %d adds to a filter for %d keys", f.added.Load(), n)
 	}
-	// At capacity, an absent key is taken for present about once in 250
-	// lookups (theory: 0.24 % for a standard filter, somewhat more for a
-	// blocked one).
+	// At capacity, an absent key is taken for present in about 0.55 % of
+	// lookups (a standard filter of as many bits: 0.24 %; keeping a key's
+	// bits in one word costs the difference).
 	fp := 0
 	for i := range n {
 		if f.mayContain("logical/mount/.kv2/metadata/absent" + strconv.Itoa(i)) {
 			fp++
 		}
 	}
-	if rate := float64(fp) / float64(n); rate > 0.01 {
+	rate := float64(fp) / float64(n)
+	t.Logf("false positive rate at capacity: %.4f", rate)
+	if rate > 0.01 {
 		t.Errorf("false positive rate at capacity = %.4f, want below 0.01", rate)
 	}
 	f.add("one more")

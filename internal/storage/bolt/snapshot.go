@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 
 	bbolt "go.etcd.io/bbolt"
@@ -252,7 +253,7 @@ func (b *Backend) swapData(spare string) error {
 		f := b.filter.Load()
 		c := next.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			f.add(string(k))
+			f.addHash(maphash.Bytes(f.seed, k))
 		}
 		if err := meta.Put([]byte(dataBucketKey), []byte(spare)); err != nil {
 			return err
