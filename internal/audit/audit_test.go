@@ -545,3 +545,120 @@ func TestRetryOpen(t *testing.T) {
 func (f *formatter) format(typ string, in *Input) []byte {
 	return f.appendEntry(nil, typ, in)
 }
+
+// setBusy makes d's next batch gather, as if its last batch had held the
+// entries of several requests, and sets how long a batch may gather.
+func setBusy(d *Device, wait time.Duration) {
+	d.mu.Lock()
+	d.busy, d.gatherWait = true, wait
+	d.mu.Unlock()
+}
+
+// pendingEntries is the number of entries waiting in d's pending batch.
+func pendingEntries(d *Device) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.pending.ends)
+}
+
+// TestBusyDeviceGathers: once a batch held the entries of more than one
+// request, the next is not written as soon as the device is idle but
+// gathers, until it holds gatherEntries entries or gatherWait has
+// passed; a device whose last batch held one request's entries writes
+// at once. No gathering batch is left behind, whatever holds the writer
+// role when its time is up.
+func TestBusyDeviceGathers(t *testing.T) {
+	for _, bounded := range []bool{false, true} {
+		sink := &memSink{bounded: bounded}
+		d := open(t, "mem/", sink, map[string]string{"write_timeout": "30s"})
+		b := NewBroker()
+		b.Add(d)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+
+		// Gathering for an hour: a request's entries wait for more.
+		setBusy(d, time.Hour)
+		var tickets []Ticket
+		queue := func(n int) {
+			for range n {
+				tk, err := b.QueueRequest(sampleInput())
+				if err != nil {
+					t.Fatal(err)
+				}
+				tickets = append(tickets, tk)
+			}
+		}
+		queue(3)
+		first := make(chan error, 1)
+		go func() { first <- b.LogResponseAfter(ctx, tickets[0], sampleInput()) }()
+		for pendingEntries(d) != 4 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if n := sink.writeCount(); n != 0 {
+			t.Fatalf("bounded=%v: a busy device wrote a batch of 4 entries at once (%d writes)", bounded, n)
+		}
+		// The eighth entry completes the batch: one write of eight.
+		queue(3)
+		if err := b.LogResponseAfter(ctx, tickets[1], sampleInput()); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if n, lines := sink.writeCount(), strings.Count(sink.String(), "\n"); n != 1 || lines != gatherEntries {
+			t.Fatalf("bounded=%v: %d writes of %d lines, want one of %d", bounded, n, lines, gatherEntries)
+		}
+
+		// A batch gathers no longer than gatherWait: one entry, written
+		// by the writer goroutine when its time is up.
+		setBusy(d, 5*time.Millisecond)
+		if err := b.LogRequest(ctx, sampleInput()); err != nil {
+			t.Fatalf("bounded=%v: gathering for 5ms: %v", bounded, err)
+		}
+		// That batch held one entry: the device is quiet again, and the
+		// next entry is written at once, though a gathering would last
+		// an hour.
+		d.mu.Lock()
+		d.gatherWait = time.Hour
+		d.mu.Unlock()
+		if err := b.LogRequest(ctx, sampleInput()); err != nil {
+			t.Fatalf("bounded=%v: quiet device: %v", bounded, err)
+		}
+
+		// The time is up while Reopen holds the writer role: releasing
+		// it gathers again, and the batch is written.
+		setBusy(d, 5*time.Millisecond)
+		if err := d.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		held := make(chan error, 1)
+		go func() { held <- b.LogRequest(ctx, sampleInput()) }()
+		for pendingEntries(d) != 1 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // the gathering's time is up
+		d.release()
+		if err := <-held; err != nil {
+			t.Fatalf("bounded=%v: batch gathering while the role was held: %v", bounded, err)
+		}
+
+		// Close writes a gathering batch.
+		setBusy(d, time.Hour)
+		closing := make(chan error, 1)
+		go func() { closing <- b.LogRequest(ctx, sampleInput()) }()
+		for pendingEntries(d) != 1 {
+			time.Sleep(time.Millisecond)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-closing; err != nil {
+			t.Fatalf("bounded=%v: batch gathering at Close: %v", bounded, err)
+		}
+		rep, err := auditlog.Verify(auditlog.VerifyOptions{Key: testKey}, auditlog.Source{Name: "mem", R: strings.NewReader(sink.String())})
+		if err != nil || rep.Problem != nil || rep.Entries != gatherEntries+4 {
+			t.Fatalf("bounded=%v: chain: %+v %v", bounded, rep, err)
+		}
+	}
+}
