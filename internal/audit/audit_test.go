@@ -662,3 +662,54 @@ func TestBusyDeviceGathers(t *testing.T) {
 		}
 	}
 }
+
+// TestGatherAfterWrite: entries that arrive while a busy device writes
+// gather once the write is done, rather than being written at once by
+// whoever held the writer role (the request that wrote, or the writer
+// goroutine).
+func TestGatherAfterWrite(t *testing.T) {
+	for _, bounded := range []bool{false, true} {
+		sink := &memSink{bounded: bounded, block: make(chan struct{})}
+		d := open(t, "mem/", sink, map[string]string{"write_timeout": "30s"})
+		b := NewBroker()
+		b.Add(d)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		setBusy(d, time.Hour)
+		var tickets []Ticket
+		for range gatherEntries - 1 {
+			tk, err := b.QueueRequest(sampleInput())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tickets = append(tickets, tk)
+		}
+		// The batch is full: its write starts, and waits on the sink.
+		full := make(chan error, 1)
+		go func() { full <- b.LogResponseAfter(ctx, tickets[0], sampleInput()) }()
+		for pendingEntries(d) != 0 {
+			time.Sleep(time.Millisecond)
+		}
+		late := make(chan error, 1)
+		go func() { late <- b.LogRequest(ctx, sampleInput()) }()
+		for pendingEntries(d) != 1 {
+			time.Sleep(time.Millisecond)
+		}
+		sink.block <- struct{}{} // the full batch's write
+		if err := <-full; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if n, p := sink.writeCount(), pendingEntries(d); n != 1 || p != 1 {
+			close(sink.block) // let Close finish
+			t.Fatalf("bounded=%v: after the write, %d writes and %d entries pending; want the late entry gathering", bounded, n, p)
+		}
+		close(sink.block)
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-late; err != nil {
+			t.Fatalf("bounded=%v: late entry: %v", bounded, err)
+		}
+	}
+}
