@@ -262,7 +262,8 @@ func (d *Device) Healthy() bool { return d.healthy.Load() }
 // both share one write. On a busy device (its last batch held the entries
 // of more than one request) the pending batch first gathers: nobody
 // starts its write until it holds gatherEntries entries, and the writer
-// goroutine writes it gatherWait after it began to gather at the latest.
+// goroutine writes it gatherWait after it began to gather (or, if a write
+// is under way then, once that write is done).
 // Under load a write call then carries about twice as many entries.
 func (d *Device) enqueue(typ string, in *Input, mode writeMode) (*batch, error) {
 	bp := d.fmt.bufs.Get().(*[]byte)
@@ -455,8 +456,9 @@ func (d *Device) writeBatch() error {
 // gathersLocked reports whether the pending batch waits for more entries
 // before anyone writes it: the device is busy, and the batch holds some
 // entries but fewer than gatherEntries (and no failed write waits to be
-// retried). Then the batch is handed to the writer goroutine within
-// gatherWait of when it began to gather. The caller holds mu.
+// retried). Then the batch is handed to the writer goroutine gatherWait
+// after it began to gather, or when the writer role is next given up if
+// it is held then. The caller holds mu.
 func (d *Device) gathersLocked() bool {
 	n := len(d.pending.ends)
 	if !d.busy || n == 0 || n >= gatherEntries || len(d.out) > 0 {
