@@ -554,6 +554,33 @@ func setBusy(d *Device, wait time.Duration) {
 	d.mu.Unlock()
 }
 
+// busyDevice opens a device on sink behind a broker, busy and gathering
+// for an hour, and returns a context that bounds the test's waits.
+func busyDevice(t *testing.T, sink *memSink) (*Device, *Broker, context.Context) {
+	t.Helper()
+	d := open(t, "mem/", sink, map[string]string{"write_timeout": "30s"})
+	b := NewBroker()
+	b.Add(d)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	setBusy(d, time.Hour)
+	return d, b, ctx
+}
+
+// queueRequests queues n request entries and returns their tickets.
+func queueRequests(t *testing.T, b *Broker, n int) []Ticket {
+	t.Helper()
+	var tickets []Ticket
+	for range n {
+		tk, err := b.QueueRequest(sampleInput())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tickets = append(tickets, tk)
+	}
+	return tickets
+}
+
 // pendingEntries is the number of entries waiting in d's pending batch.
 func pendingEntries(d *Device) int {
 	d.mu.Lock()
@@ -570,25 +597,9 @@ func pendingEntries(d *Device) int {
 func TestBusyDeviceGathers(t *testing.T) {
 	for _, bounded := range []bool{false, true} {
 		sink := &memSink{bounded: bounded}
-		d := open(t, "mem/", sink, map[string]string{"write_timeout": "30s"})
-		b := NewBroker()
-		b.Add(d)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-
 		// Gathering for an hour: a request's entries wait for more.
-		setBusy(d, time.Hour)
-		var tickets []Ticket
-		queue := func(n int) {
-			for range n {
-				tk, err := b.QueueRequest(sampleInput())
-				if err != nil {
-					t.Fatal(err)
-				}
-				tickets = append(tickets, tk)
-			}
-		}
-		queue(3)
+		d, b, ctx := busyDevice(t, sink)
+		tickets := queueRequests(t, b, 3)
 		first := make(chan error, 1)
 		go func() { first <- b.LogResponseAfter(ctx, tickets[0], sampleInput()) }()
 		for pendingEntries(d) != 4 {
@@ -599,7 +610,7 @@ func TestBusyDeviceGathers(t *testing.T) {
 			t.Fatalf("bounded=%v: a busy device wrote a batch of 4 entries at once (%d writes)", bounded, n)
 		}
 		// The eighth entry completes the batch: one write of eight.
-		queue(3)
+		queueRequests(t, b, 3)
 		if err := b.LogResponseAfter(ctx, tickets[1], sampleInput()); err != nil {
 			t.Fatal(err)
 		}
@@ -670,20 +681,8 @@ func TestBusyDeviceGathers(t *testing.T) {
 func TestGatherAfterWrite(t *testing.T) {
 	for _, bounded := range []bool{false, true} {
 		sink := &memSink{bounded: bounded, block: make(chan struct{})}
-		d := open(t, "mem/", sink, map[string]string{"write_timeout": "30s"})
-		b := NewBroker()
-		b.Add(d)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		setBusy(d, time.Hour)
-		var tickets []Ticket
-		for range gatherEntries - 1 {
-			tk, err := b.QueueRequest(sampleInput())
-			if err != nil {
-				t.Fatal(err)
-			}
-			tickets = append(tickets, tk)
-		}
+		d, b, ctx := busyDevice(t, sink)
+		tickets := queueRequests(t, b, gatherEntries-1)
 		// The batch is full: its write starts, and waits on the sink.
 		full := make(chan error, 1)
 		go func() { full <- b.LogResponseAfter(ctx, tickets[0], sampleInput()) }()
