@@ -27,7 +27,9 @@ type keyFilter struct {
 	words []atomic.Uint64
 	seed  maphash.Seed
 	// capacity is the number of keys the filter was made for; added
-	// counts the keys added since it was made (with repeats).
+	// counts the adds that set a bit, about the distinct keys added (a
+	// key written again, or one whose bits happen to be set already, is
+	// not counted), so that rewriting the same keys never fills it.
 	capacity int
 	added    atomic.Int64
 }
@@ -66,8 +68,8 @@ func (f *keyFilter) addHash(h uint64) {
 	w, m := f.probe(h)
 	if w.Load()&m != m {
 		w.Or(m)
+		f.added.Add(1)
 	}
-	f.added.Add(1)
 }
 
 // mayContain reports whether key may have been added; false is certain.
@@ -76,8 +78,8 @@ func (f *keyFilter) mayContain(key string) bool {
 	return w.Load()&m == m
 }
 
-// full reports that as many keys were added as the filter was made for:
-// from there on it answers "may contain" ever more often.
+// full reports that about as many keys were added as the filter was made
+// for: from there on it answers "may contain" ever more often.
 func (f *keyFilter) full() bool {
 	return f.added.Load() > int64(f.capacity)
 }
