@@ -346,13 +346,11 @@ func Open(path string, opts Options) (*Backend, error) {
 	if b.checkpointBytes <= 0 {
 		b.checkpointBytes = defaultCheckpointBytes
 	}
-	if err := b.recover(path); err != nil {
-		_ = db.Close()
-		b.closeLog()
-		b.syncer.close()
-		return nil, err
+	err = b.recover(path)
+	if err == nil {
+		err = b.buildFilter()
 	}
-	if err := b.buildFilter(); err != nil {
+	if err != nil {
 		_ = db.Close()
 		b.closeLog()
 		b.syncer.close()
