@@ -15,6 +15,7 @@ import (
 	auditfile "github.com/vigil-secrets/vigil/internal/audit/file"
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/logical"
+	"github.com/vigil-secrets/vigil/internal/metrics"
 	"github.com/vigil-secrets/vigil/internal/secrets/kv"
 	"github.com/vigil-secrets/vigil/internal/storage"
 	"github.com/vigil-secrets/vigil/internal/storage/bolt"
@@ -115,11 +116,13 @@ func benchWrite(b *testing.B, st storage.Backend) {
 
 // benchServer returns a handler of an unsealed core with KV v2 at
 // secret/ (and, if audited, a file audit device writing to a temporary
-// file), and its root token. The core is sealed when b ends.
+// file), and its root token. Like the server's, its storage, core and
+// handler are measured by metrics. The core is sealed when b ends.
 func benchServer(b *testing.B, st storage.Backend, audited bool) (http.Handler, string) {
 	ctx := context.Background()
-	c, _ := core.New(core.Config{Storage: st, Factories: map[string]logical.Factory{"kv": kv.Factory},
-		AuditFactories: map[string]audit.Factory{"file": auditfile.New}})
+	met := metrics.New(metrics.Options{})
+	c, _ := core.New(core.Config{Storage: met.Storage("bench", st), Factories: map[string]logical.Factory{"kv": kv.Factory},
+		AuditFactories: map[string]audit.Factory{"file": auditfile.New}, Metrics: met})
 	b.Cleanup(func() { c.SealInternal(ctx) })
 	res, err := c.Init(ctx, core.InitRequest{SecretShares: 1, SecretThreshold: 1})
 	if err != nil {
@@ -136,7 +139,7 @@ func benchServer(b *testing.B, st storage.Backend, audited bool) (http.Handler, 
 			b.Fatal(err)
 		}
 	}
-	return New(Options{Core: c}), res.RootToken.Reveal()
+	return New(Options{Core: c, Metrics: met}), res.RootToken.Reveal()
 }
 
 type discardWriter struct {
