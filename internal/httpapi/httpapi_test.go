@@ -282,8 +282,22 @@ func TestEnvelopeAndErrors(t *testing.T) {
 			t.Errorf("%s in a namespace: %d %v", p, code, body)
 		}
 	}
-	if code, _, _ := e.do("PUT", "/v1/kv/b", `{"v":`); code != 400 {
-		t.Fatalf("malformed JSON = %d", code)
+	// Malformed bodies are a 400 that says where, never quoting the body
+	// (a secret), and write nothing.
+	for body, want := range map[string]string{
+		`{"v":`:                   "failed to parse JSON input: unexpected end of input",
+		`{"v":"hunter2",}`:        "failed to parse JSON input: invalid character looking for beginning of object key string at offset 15",
+		`{"v":"hunter2"}]`:        "failed to parse JSON input: trailing data after the JSON value at offset 15",
+		`{"v":"hunter2"} {"w":1}`: "failed to parse JSON input: trailing data after the JSON value at offset 16",
+		`["hunter2"]`:             "failed to parse JSON input: the body must be a JSON object",
+	} {
+		code, _, resp := e.do("PUT", "/v1/kv/b", body)
+		if code != 400 || resp["errors"].([]any)[0] != want {
+			t.Errorf("body %s: %d %v, want 400 %q", body, code, resp, want)
+		}
+	}
+	if code, _, _ := e.do("GET", "/v1/kv/b", ""); code != 404 {
+		t.Fatalf("a malformed write was stored: GET = %d", code)
 	}
 	if code, _, body := e.do("POST", "/v1/sys/mounts/x", `{"type":"kv","local":"notbool"}`); code != 400 || !strings.Contains(body["errors"].([]any)[0].(string), "local") {
 		t.Fatalf("wrong type: %d %v", code, body)

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -15,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/vigil-secrets/vigil/internal/core"
+	"github.com/vigil-secrets/vigil/internal/jsonenc"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
@@ -148,14 +148,9 @@ func (h *Handler) parseBody(w http.ResponseWriter, r *http.Request, formOK bool)
 
 // decodeObject parses a JSON object with numbers kept as json.Number.
 func decodeObject(raw []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, err := jsonenc.Decode(raw)
+	if err != nil {
 		return nil, errors.New("failed to parse JSON input: " + jsonErrText(err))
-	}
-	if dec.More() {
-		return nil, errors.New("failed to parse JSON input: trailing data after the JSON object")
 	}
 	if v == nil {
 		// JSON null: what the Vault Go client sends for a write with no
@@ -169,16 +164,13 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// jsonErrText describes a JSON syntax error without echoing the input.
+// jsonErrText describes a JSON syntax error without echoing the input
+// (jsonenc's errors never quote it).
 func jsonErrText(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return "invalid character at offset " + strconv.FormatInt(se.Offset, 10)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+	if errors.Is(err, jsonenc.ErrUnexpectedEnd) {
 		return "unexpected end of input"
 	}
-	return "malformed JSON"
+	return err.Error()
 }
 
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {

@@ -1,6 +1,8 @@
-// Package jsonenc appends JSON to byte slices by hand, for the hot paths
-// (API responses, audit entries) where encoding/json's reflection costs
-// too much. Its output is byte for byte what encoding/json writes.
+// Package jsonenc appends JSON to byte slices by hand, and decodes request
+// bodies, for the hot paths (API requests and responses, stored records,
+// audit entries) where encoding/json's reflection costs too much. Its
+// output is byte for byte what encoding/json writes; what it decodes is
+// what encoding/json's Decoder with UseNumber makes of the same input.
 package jsonenc
 
 import (
@@ -151,8 +153,9 @@ func AppendStringMap(buf []byte, m map[string]string) []byte {
 
 // AppendAnyMap appends m as a JSON object with its keys sorted, as
 // encoding/json writes a map[string]any (null for a nil map): strings,
-// booleans and nil by hand, other values through encoding/json. ok is
-// false for a value encoding/json refuses; buf is then unusable.
+// booleans, nil, json.Number and the maps and slices of any that Decode
+// makes by hand, other values through encoding/json. ok is false for a
+// value encoding/json refuses; buf is then unusable.
 func AppendAnyMap(buf []byte, m map[string]any) (out []byte, ok bool) {
 	return appendObject(buf, m, appendAny)
 }
@@ -165,12 +168,77 @@ func appendAny(buf []byte, v any) ([]byte, bool) {
 		return strconv.AppendBool(buf, v), true
 	case nil:
 		return append(buf, "null"...), true
+	case json.Number:
+		if v == "" {
+			return append(buf, '0'), true
+		}
+		if !validNumber(string(v)) {
+			return buf, false
+		}
+		return append(buf, v...), true
+	case map[string]any:
+		return AppendAnyMap(buf, v)
+	case []any:
+		if v == nil {
+			return append(buf, "null"...), true
+		}
+		buf = append(buf, '[')
+		for i, e := range v {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			var ok bool
+			if buf, ok = appendAny(buf, e); !ok {
+				return buf, false
+			}
+		}
+		return append(buf, ']'), true
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return buf, false
 	}
 	return append(buf, raw...), true
+}
+
+// validNumber reports whether s is a number in JSON's grammar, the check
+// encoding/json makes of a json.Number before writing it.
+func validNumber(s string) bool {
+	i := 0
+	digits := func() bool {
+		start := i
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && '1' <= s[i] && s[i] <= '9':
+		digits()
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(s)
 }
 
 // appendObject appends m as a JSON object with its keys sorted, each value
