@@ -428,12 +428,110 @@ func decodeVersion(raw []byte) (map[string]any, error) {
 type writeOps []logical.StorageOp
 
 func (w *writeOps) put(key string, v any) error {
-	raw, err := json.Marshal(v)
+	var raw []byte
+	var err error
+	if a, ok := v.(jsonAppender); ok {
+		raw, err = a.appendJSON(make([]byte, 0, a.sizeHint()))
+	} else {
+		raw, err = json.Marshal(v)
+	}
 	if err != nil {
 		return fmt.Errorf("kv: encode %q: %w", key, err)
 	}
 	*w = append(*w, logical.StorageOp{Key: key, Value: raw})
 	return nil
+}
+
+// jsonAppender is a record every write stores, which encodes itself as
+// encoding/json would, without its reflection.
+type jsonAppender interface {
+	appendJSON(buf []byte) ([]byte, error)
+	// sizeHint is about how many bytes appendJSON appends, so that it
+	// appends them to one allocation.
+	sizeHint() int
+}
+
+func (r versionRecord) sizeHint() int {
+	n := 16
+	for k, v := range r.Data {
+		n += len(k) + 8
+		if s, ok := v.(string); ok {
+			n += len(s) + len(s)/8
+		} else {
+			n += 32
+		}
+	}
+	return n
+}
+
+func (m *keyMetadata) sizeHint() int {
+	n := 192 + 2*len(m.Key) + 80*len(m.Versions)
+	for k, v := range m.CustomMetadata {
+		n += len(k) + len(v) + 8
+	}
+	return n
+}
+
+func (r versionRecord) appendJSON(buf []byte) ([]byte, error) {
+	out, ok := jsonenc.AppendAnyMap(append(buf, `{"data":`...), r.Data)
+	if !ok {
+		// A value only encoding/json can describe the trouble with.
+		return json.Marshal(r)
+	}
+	return append(out, '}'), nil
+}
+
+func (m *keyMetadata) appendJSON(buf []byte) ([]byte, error) {
+	buf = append(buf, `{"key":`...)
+	buf = jsonenc.AppendString(buf, m.Key)
+	buf = append(buf, `,"current_version":`...)
+	buf = strconv.AppendInt(buf, m.CurrentVersion, 10)
+	buf = append(buf, `,"oldest_version":`...)
+	buf = strconv.AppendInt(buf, m.OldestVersion, 10)
+	if m.MaxVersions != 0 {
+		buf = append(buf, `,"max_versions":`...)
+		buf = strconv.AppendInt(buf, int64(m.MaxVersions), 10)
+	}
+	if m.CASRequired {
+		buf = append(buf, `,"cas_required":true`...)
+	}
+	if m.DeleteVersionAfter != 0 {
+		buf = append(buf, `,"delete_version_after":`...)
+		buf = strconv.AppendInt(buf, int64(m.DeleteVersionAfter), 10)
+	}
+	if len(m.CustomMetadata) > 0 {
+		buf = append(buf, `,"custom_metadata":`...)
+		buf = jsonenc.AppendStringMap(buf, m.CustomMetadata)
+	}
+	buf = append(buf, `,"created_time":`...)
+	buf = strconv.AppendInt(buf, m.CreatedTime, 10)
+	buf = append(buf, `,"updated_time":`...)
+	buf = strconv.AppendInt(buf, m.UpdatedTime, 10)
+	buf = append(buf, `,"versions":`...)
+	if m.Versions == nil {
+		buf = append(buf, "null"...)
+	} else {
+		buf = append(buf, '[')
+		for i, v := range m.Versions {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `{"version":`...)
+			buf = strconv.AppendInt(buf, v.Version, 10)
+			buf = append(buf, `,"created_time":`...)
+			buf = strconv.AppendInt(buf, v.CreatedTime, 10)
+			if v.DeletionTime != 0 {
+				buf = append(buf, `,"deletion_time":`...)
+				buf = strconv.AppendInt(buf, v.DeletionTime, 10)
+			}
+			if v.Destroyed {
+				buf = append(buf, `,"destroyed":true`...)
+			}
+			buf = append(buf, '}')
+		}
+		buf = append(buf, ']')
+	}
+	return append(buf, '}'), nil
 }
 
 func (w *writeOps) delete(key string) {
