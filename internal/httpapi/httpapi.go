@@ -157,15 +157,15 @@ func New(opts Options) *Handler {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := new(requestState)
+	start := time.Now()
 	if h.metrics == nil {
-		h.serve(w, r, st, nil)
+		h.serve(w, r, start, st, nil)
 		return
 	}
-	start := time.Now()
 	sw := &st.sw
 	sw.ResponseWriter = w
 	rl := &st.labels
-	h.serve(sw, r, st, rl)
+	h.serve(sw, r, start, st, rl)
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -240,8 +240,9 @@ func sysOperation(method string) string {
 // jsonContentType.
 var noStore = []string{"no-store"}
 
-// serve serves a request; rl, when set, learns its labels.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *requestState, rl *routeLabels) {
+// serve serves a request that arrived at start; rl, when set, learns its
+// labels.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time, st *requestState, rl *routeLabels) {
 	hdr := w.Header()
 	hdr["Cache-Control"] = noStore
 	ns := header(r.Header, "X-Vault-Namespace")
@@ -268,7 +269,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *requestState
 	ctx := r.Context()
 	if !isEventsPath(p) {
 		// An event subscription lasts as long as its client wants.
-		ctx = st.deadline.start(ctx, time.Now().Add(h.maxDur))
+		ctx = st.deadline.start(ctx, start.Add(h.maxDur))
 		defer st.deadline.end(context.Canceled)
 	}
 	switch p {
