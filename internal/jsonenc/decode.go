@@ -146,19 +146,12 @@ func (d *decoder) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k] = v
-		d.space()
-		if d.i >= len(d.data) {
-			return nil, ErrUnexpectedEnd
+		end, err := d.separator('}', "after object key:value pair")
+		if err != nil {
+			return nil, err
 		}
-		switch d.data[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case '}':
-			d.i++
+		if end {
 			return m, nil
-		default:
-			return nil, d.syntax("invalid character after object key:value pair")
 		}
 	}
 }
@@ -180,21 +173,33 @@ func (d *decoder) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		d.space()
-		if d.i >= len(d.data) {
-			return nil, ErrUnexpectedEnd
+		end, err := d.separator(']', "after array element")
+		if err != nil {
+			return nil, err
 		}
-		switch d.data[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case ']':
-			d.i++
+		if end {
 			return a, nil
-		default:
-			return nil, d.syntax("invalid character after array element")
 		}
 	}
+}
+
+// separator reads what follows a member or element: a comma (and the
+// space after it) or the closing byte, which ends the object or array.
+func (d *decoder) separator(closing byte, after string) (end bool, err error) {
+	d.space()
+	if d.i >= len(d.data) {
+		return false, ErrUnexpectedEnd
+	}
+	switch d.data[d.i] {
+	case ',':
+		d.i++
+		d.space()
+		return false, nil
+	case closing:
+		d.i++
+		return true, nil
+	}
+	return false, d.syntax("invalid character " + after)
 }
 
 // number reads a number in JSON's grammar and keeps its text.
