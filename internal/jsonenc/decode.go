@@ -204,43 +204,54 @@ func (d *decoder) separator(closing byte, after string) (end bool, err error) {
 
 // number reads a number in JSON's grammar and keeps its text.
 func (d *decoder) number() (any, error) {
-	start := d.i
-	if d.data[d.i] == '-' {
-		d.i++
-	}
-	switch {
-	case d.i < len(d.data) && d.data[d.i] == '0':
-		d.i++
-	case d.i < len(d.data) && '1' <= d.data[d.i] && d.data[d.i] <= '9':
-		d.digits()
-	default:
+	end, ok := scanNumber(d.data, d.i)
+	if !ok {
+		d.i = end
 		return nil, d.unexpected("in numeric literal")
 	}
-	if d.i < len(d.data) && d.data[d.i] == '.' {
-		d.i++
-		if !d.digits() {
-			return nil, d.unexpected("after decimal point in numeric literal")
-		}
-	}
-	if d.i < len(d.data) && (d.data[d.i] == 'e' || d.data[d.i] == 'E') {
-		d.i++
-		if d.i < len(d.data) && (d.data[d.i] == '+' || d.data[d.i] == '-') {
-			d.i++
-		}
-		if !d.digits() {
-			return nil, d.unexpected("in exponent of numeric literal")
-		}
-	}
-	return json.Number(d.data[start:d.i]), nil
+	n := json.Number(d.data[d.i:end])
+	d.i = end
+	return n, nil
 }
 
-// digits skips a run of decimal digits and reports whether there was one.
-func (d *decoder) digits() bool {
-	start := d.i
-	for d.i < len(d.data) && '0' <= d.data[d.i] && d.data[d.i] <= '9' {
-		d.i++
+// scanNumber reads the number in JSON's grammar that begins at s[i] and
+// returns where it ends. When s holds no number there, ok is false and end
+// is the offset of the byte that broke the grammar (or len(s)).
+func scanNumber[T string | []byte](s T, i int) (end int, ok bool) {
+	digits := func() bool {
+		start := i
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		return i > start
 	}
-	return d.i > start
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && '1' <= s[i] && s[i] <= '9':
+		digits()
+	default:
+		return i, false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if !digits() {
+			return i, false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return i, false
+		}
+	}
+	return i, true
 }
 
 // str reads a string. Most have no escape and are valid UTF-8: those are

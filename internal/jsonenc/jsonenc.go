@@ -179,20 +179,7 @@ func appendAny(buf []byte, v any) ([]byte, bool) {
 	case map[string]any:
 		return AppendAnyMap(buf, v)
 	case []any:
-		if v == nil {
-			return append(buf, "null"...), true
-		}
-		buf = append(buf, '[')
-		for i, e := range v {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			var ok bool
-			if buf, ok = appendAny(buf, e); !ok {
-				return buf, false
-			}
-		}
-		return append(buf, ']'), true
+		return AppendArray(buf, v, appendAny)
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -204,41 +191,35 @@ func appendAny(buf []byte, v any) ([]byte, bool) {
 // validNumber reports whether s is a number in JSON's grammar, the check
 // encoding/json makes of a json.Number before writing it.
 func validNumber(s string) bool {
-	i := 0
-	digits := func() bool {
-		start := i
-		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
-			i++
+	end, ok := scanNumber(s, 0)
+	return ok && end == len(s)
+}
+
+// AppendArray appends s as a JSON array, each element written by value
+// (null for a nil slice, as encoding/json writes one). ok is false once
+// value fails; buf is then unusable.
+func AppendArray[V any](buf []byte, s []V, value func([]byte, V) ([]byte, bool)) (out []byte, ok bool) {
+	if s == nil {
+		return append(buf, "null"...), true
+	}
+	buf = append(buf, '[')
+	for i, e := range s {
+		if i > 0 {
+			buf = append(buf, ',')
 		}
-		return i > start
-	}
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && '1' <= s[i] && s[i] <= '9':
-		digits()
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if !digits() {
-			return false
+		if buf, ok = value(buf, e); !ok {
+			return buf, false
 		}
 	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if !digits() {
-			return false
-		}
-	}
-	return i == len(s)
+	return append(buf, ']'), true
+}
+
+// AppendStrings appends s as encoding/json writes a []string.
+func AppendStrings(buf []byte, s []string) []byte {
+	buf, _ = AppendArray(buf, s, func(buf []byte, v string) ([]byte, bool) {
+		return AppendString(buf, v), true
+	})
+	return buf
 }
 
 // appendObject appends m as a JSON object with its keys sorted, each value

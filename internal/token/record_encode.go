@@ -32,18 +32,7 @@ func appendRecord(b []byte, r *record) ([]byte, bool) {
 		b = append(b, `",`...)
 	}
 	b = append(b, `"policies":`...)
-	if r.Policies == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, p := range r.Policies {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonenc.AppendString(b, p)
-		}
-		b = append(b, ']')
-	}
+	b = jsonenc.AppendStrings(b, r.Policies)
 	b = append(b, `,"path":`...)
 	b = jsonenc.AppendString(b, r.Path)
 	b = append(b, `,"display_name":`...)

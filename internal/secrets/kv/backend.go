@@ -481,6 +481,22 @@ func (r versionRecord) appendJSON(buf []byte) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
+// appendVersionMetadata appends v as encoding/json marshals it.
+func appendVersionMetadata(buf []byte, v versionMetadata) ([]byte, bool) {
+	buf = append(buf, `{"version":`...)
+	buf = strconv.AppendInt(buf, v.Version, 10)
+	buf = append(buf, `,"created_time":`...)
+	buf = strconv.AppendInt(buf, v.CreatedTime, 10)
+	if v.DeletionTime != 0 {
+		buf = append(buf, `,"deletion_time":`...)
+		buf = strconv.AppendInt(buf, v.DeletionTime, 10)
+	}
+	if v.Destroyed {
+		buf = append(buf, `,"destroyed":true`...)
+	}
+	return append(buf, '}'), true
+}
+
 func (m *keyMetadata) appendJSON(buf []byte) ([]byte, error) {
 	buf = append(buf, `{"key":`...)
 	buf = jsonenc.AppendString(buf, m.Key)
@@ -508,29 +524,7 @@ func (m *keyMetadata) appendJSON(buf []byte) ([]byte, error) {
 	buf = append(buf, `,"updated_time":`...)
 	buf = strconv.AppendInt(buf, m.UpdatedTime, 10)
 	buf = append(buf, `,"versions":`...)
-	if m.Versions == nil {
-		buf = append(buf, "null"...)
-	} else {
-		buf = append(buf, '[')
-		for i, v := range m.Versions {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, `{"version":`...)
-			buf = strconv.AppendInt(buf, v.Version, 10)
-			buf = append(buf, `,"created_time":`...)
-			buf = strconv.AppendInt(buf, v.CreatedTime, 10)
-			if v.DeletionTime != 0 {
-				buf = append(buf, `,"deletion_time":`...)
-				buf = strconv.AppendInt(buf, v.DeletionTime, 10)
-			}
-			if v.Destroyed {
-				buf = append(buf, `,"destroyed":true`...)
-			}
-			buf = append(buf, '}')
-		}
-		buf = append(buf, ']')
-	}
+	buf, _ = jsonenc.AppendArray(buf, m.Versions, appendVersionMetadata)
 	return append(buf, '}'), nil
 }
 
