@@ -63,14 +63,14 @@ type Metrics struct {
 	reg        *prometheus.Registry
 	promOff    bool
 	now        func() time.Time
-	requests   *prometheus.HistogramVec
+	requests   *durationVec
 	logins     *prometheus.CounterVec
-	storageDur *prometheus.HistogramVec
+	storageDur *durationVec
 	storageErr *prometheus.CounterVec
 
 	// observers caches the request histogram's children by label set:
-	// a map lookup instead of hashing the label values every request.
-	observers sync.Map // requestKey → prometheus.Observer
+	// a map lookup instead of joining the label values every request.
+	observers sync.Map // requestKey → *durationHistogram
 }
 
 type requestKey struct {
@@ -85,20 +85,16 @@ func New(opts Options) *Metrics {
 		reg:     prometheus.NewRegistry(),
 		promOff: opts.DisablePrometheus,
 		now:     opts.Now,
-		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vault_request_duration_seconds",
-			Help:    "Time to serve an API request, by the mount that served it (none when no mount did), operation and HTTP status.",
-			Buckets: requestBuckets,
-		}, []string{"mount", "operation", "status"}),
+		requests: newDurationVec("vault_request_duration_seconds",
+			"Time to serve an API request, by the mount that served it (none when no mount did), operation and HTTP status.",
+			requestBuckets, []string{"mount", "operation", "status"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vault_logins_total",
 			Help: "Login attempts, by auth method type, mount, role (of successful logins) and result (success or failure).",
 		}, []string{"method", "mount", "role", "result"}),
-		storageDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vault_storage_operation_duration_seconds",
-			Help:    "Time of a physical storage operation, by backend and operation (get, put, delete, list, transaction).",
-			Buckets: storageBuckets,
-		}, []string{"backend", "operation"}),
+		storageDur: newDurationVec("vault_storage_operation_duration_seconds",
+			"Time of a physical storage operation, by backend and operation (get, put, delete, list, transaction).",
+			storageBuckets, []string{"backend", "operation"}),
 		storageErr: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vault_storage_operation_errors_total",
 			Help: "Physical storage operations that failed (a missing key is not a failure), by backend and operation.",
@@ -128,9 +124,9 @@ func (m *Metrics) ObserveRequest(mount, operation string, status int, took time.
 		if operation == "" {
 			operation = none
 		}
-		o, _ = m.observers.LoadOrStore(key, m.requests.WithLabelValues(mount, operation, strconv.Itoa(status)))
+		o, _ = m.observers.LoadOrStore(key, m.requests.with(mount, operation, strconv.Itoa(status)))
 	}
-	o.(prometheus.Observer).Observe(took.Seconds())
+	o.(*durationHistogram).Observe(took)
 }
 
 // ObserveLogin counts one login attempt (core.Metrics).

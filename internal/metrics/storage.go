@@ -5,8 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/vigil-secrets/vigil/internal/storage"
 )
 
@@ -17,7 +15,7 @@ import (
 func (m *Metrics) Storage(name string, b storage.Backend) storage.Backend {
 	in := &timedBackend{b: b, m: m, name: name, epoch: time.Now()}
 	for i, op := range storageOps {
-		in.dur[i] = m.storageDur.WithLabelValues(name, op)
+		in.dur[i] = m.storageDur.with(name, op)
 	}
 	if tb, ok := b.(storage.Transactional); ok {
 		return &timedTxBackend{timedBackend: in, tb: tb}
@@ -40,7 +38,7 @@ type timedBackend struct {
 	b    storage.Backend
 	m    *Metrics
 	name string
-	dur  [len(storageOps)]prometheus.Observer
+	dur  [len(storageOps)]*durationHistogram
 	// epoch makes a monotonic clock of time.Since: one reading of the
 	// clock where time.Now takes two (a cached read is over in about the
 	// time of four).
@@ -55,7 +53,7 @@ func (t *timedBackend) Unwrap() storage.Backend { return t.b }
 
 // done records an operation that began at start (a reading of t.now).
 func (t *timedBackend) done(op int, start time.Duration, err error) {
-	t.dur[op].Observe((t.now() - start).Seconds())
+	t.dur[op].Observe(t.now() - start)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		t.m.storageErr.WithLabelValues(t.name, storageOps[op]).Inc()
 	}

@@ -233,6 +233,15 @@ func (e *Entry) clone() *Entry {
 // not past its last use.
 func (e *Entry) usable(now time.Time) bool { return !e.Expired(now) && e.NumUses >= 0 }
 
+// usableNow is e.usable now, reading the clock only for a token that
+// expires.
+func (st *Store) usableNow(e *Entry) bool {
+	if e.ExpireTime.IsZero() {
+		return e.usable(time.Time{})
+	}
+	return e.usable(st.now())
+}
+
 // Config configures a store opened with [OpenWith].
 type Config struct {
 	// Now tells the time; nil means time.Now.
@@ -621,7 +630,7 @@ func (st *Store) lookupDigest(ctx context.Context, d digest) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !e.usable(st.now()) {
+	if !st.usableNow(e) {
 		return nil, ErrInvalid
 	}
 	return e, nil
@@ -633,7 +642,7 @@ func (st *Store) lookupHeld(ctx context.Context, d digest) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !e.usable(st.now()) {
+	if !st.usableNow(e) {
 		return nil, ErrInvalid
 	}
 	return e, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
 	"github.com/vigil-secrets/vigil/internal/logical"
@@ -83,7 +84,6 @@ func (b *versioned) readVersion(ctx context.Context, s logical.Storage, key stri
 }
 
 func readVersionOnce(ctx context.Context, s logical.Storage, key string, n int64, b *versioned) (versionRead, error) {
-	now := b.now()
 	meta, err := b.readMetadata(ctx, s, key)
 	if err != nil {
 		return versionRead{}, err
@@ -96,6 +96,12 @@ func readVersionOnce(ctx context.Context, s logical.Storage, key string, n int64
 		return versionRead{}, logical.ErrNotFound
 	}
 	r := versionRead{meta: meta, vm: vm}
+	// Only a version with a deletion time needs the clock (the zero time
+	// is before any deletion), and most have none.
+	var now time.Time
+	if vm.DeletionTime != 0 {
+		now = b.now()
+	}
 	if !vm.live(now) {
 		return r, nil
 	}
