@@ -113,6 +113,43 @@ func setupJWTs(t *testing.T, v *Vigil) (es256, rs256 JWTLogins) {
 	return setup(jose.ES256, "jwt-es256"), setup(jose.RS256, "jwt-rs256")
 }
 
+// TestBareRequestsMirrorKV: the bare handler gets the requests of the
+// KV v2 scenarios (path, headers, body), with a stand-in token of the
+// same length instead of the real one.
+func TestBareRequestsMirrorKV(t *testing.T) {
+	const token = "hvs.not-a-real-token-0123456789"
+	s := Suite{BareURL: "http://bare", VigilURL: "http://vigil", Mount: "secret", Keys: 1, ValueSize: 16,
+		Header: http.Header{"X-Vault-Token": {token}, "Content-Type": {"application/json"}}}
+	byName := map[string]Target{}
+	for _, tg := range s.Targets() {
+		byName[tg.Name] = tg
+	}
+	for _, pair := range [][2]string{{BareGET, KV2Read}, {BarePOST, KV2Write}} {
+		bare, kv := byName[pair[0]], byName[pair[1]]
+		if bare.Method != kv.Method {
+			t.Errorf("%s is a %s, %s a %s", pair[0], bare.Method, pair[1], kv.Method)
+		}
+		bp, ok1 := strings.CutPrefix(bare.URL(3, 7), s.BareURL)
+		kp, ok2 := strings.CutPrefix(kv.URL(3, 7), s.VigilURL)
+		if !ok1 || !ok2 || bp != kp {
+			t.Errorf("%s asks for %q, %s for %q", pair[0], bare.URL(3, 7), pair[1], kv.URL(3, 7))
+		}
+		if kv.Body != nil && !bytes.Equal(bare.Body(3, 7), kv.Body(3, 7)) {
+			t.Errorf("%s sends another body than %s", pair[0], pair[1])
+		}
+		if len(bare.Header) != len(kv.Header) || bare.Header.Get("Content-Type") != kv.Header.Get("Content-Type") {
+			t.Errorf("%s sends header %v, %s %v", pair[0], bare.Header, pair[1], kv.Header)
+		}
+		got := bare.Header.Get("X-Vault-Token")
+		if len(got) != len(token) || strings.Contains(got, "hvs.") {
+			t.Errorf("%s sends token %q, want a stand-in of %d bytes", pair[0], got, len(token))
+		}
+	}
+	if s.Header.Get("X-Vault-Token") != token {
+		t.Error("the stand-in changed the suite's own header")
+	}
+}
+
 func TestSuiteRunAll(t *testing.T) {
 	bare := httptest.NewServer(BareHandler(KVReadBody(32)))
 	defer bare.Close()
