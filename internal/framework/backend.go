@@ -285,7 +285,8 @@ func (p *compiledPath) fieldData(req *logical.Request, loc []int) (*FieldData, [
 		if name == "" || loc[2*i] < 0 {
 			continue
 		}
-		raw := req.Path[loc[2*i]:loc[2*i+1]]
+		// Boxed once: coerce gives a string field's value back as is.
+		var raw any = req.Path[loc[2*i]:loc[2*i+1]]
 		schema := p.fields[name]
 		v, err := schema.Type.coerce(raw)
 		if err != nil {
