@@ -214,6 +214,35 @@ func TestMountsPersistAcrossSeal(t *testing.T) {
 	}
 }
 
+// TestMountPathNotUTF8: a secrets engine, an auth method or a move to a
+// path that is not UTF-8 is refused with a 400, and nothing is mounted.
+func TestMountPathNotUTF8(t *testing.T) {
+	f := initCore(t)
+	f.do(t, logical.UpdateOperation, "sys/mounts/a", map[string]any{"type": "kv-v2"})
+	for _, tc := range []struct {
+		path string
+		data map[string]any
+	}{
+		{"sys/mounts/m\xff", map[string]any{"type": "kv"}},
+		{"sys/auth/r\xff", map[string]any{"type": "approle"}},
+		{"sys/remount", map[string]any{"from": "a", "to": "b\xff"}},
+	} {
+		_, err := f.do(t, logical.UpdateOperation, tc.path, tc.data)
+		var ce *logical.CodedError
+		if !errors.Is(err, logical.ErrInvalidRequest) && !(errors.As(err, &ce) && ce.Status == 400) {
+			t.Errorf("%q %v: err = %v, want a 400", tc.path, tc.data, err)
+		}
+	}
+	for _, p := range []string{"m\xff/", "auth/r\xff/", "b\xff/"} {
+		if _, ok := f.c.Mount(p); ok {
+			t.Errorf("%q mounted", p)
+		}
+	}
+	if _, ok := f.c.Mount("a/"); !ok {
+		t.Error("the mount a refused a move has moved")
+	}
+}
+
 func TestMoveTuneDisable(t *testing.T) {
 	f := initCore(t)
 	f.do(t, logical.UpdateOperation, "sys/mounts/a", map[string]any{"type": "kv-v2"})

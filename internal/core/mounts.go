@@ -239,7 +239,7 @@ func (c *Core) factories(path string) map[string]logical.Factory {
 
 // EnableMount mounts a new secrets engine at path.
 func (c *Core) EnableMount(ctx context.Context, path string, in MountInput) error {
-	path, err := mount.NormalizePath(path)
+	path, err := mount.NormalizeNewPath(path)
 	if err != nil {
 		return err
 	}
@@ -256,7 +256,7 @@ func (c *Core) EnableMount(ctx context.Context, path string, in MountInput) erro
 
 // EnableAuth mounts a new auth method at auth/<path>.
 func (c *Core) EnableAuth(ctx context.Context, path string, in MountInput) error {
-	path, err := mount.NormalizePath(path)
+	path, err := mount.NormalizeNewPath(path)
 	if err != nil {
 		return err
 	}
@@ -436,7 +436,7 @@ func (c *Core) MoveMount(ctx context.Context, from, to string) error {
 	if err != nil {
 		return err
 	}
-	to, err = mount.NormalizePath(to)
+	to, err = mount.NormalizeNewPath(to)
 	if err != nil {
 		return err
 	}

@@ -45,15 +45,15 @@ func (c *coreCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, d := range s.Audit {
-		ch <- prometheus.MustNewConstMetric(auditEntriesDesc, prometheus.CounterValue, float64(d.Entries), d.Path)
-		ch <- prometheus.MustNewConstMetric(auditFailuresDesc, prometheus.CounterValue, float64(d.Failures), d.Path)
-		ch <- prometheus.MustNewConstMetric(auditHealthyDesc, prometheus.GaugeValue, boolValue(d.Healthy), d.Path)
+		ch <- prometheus.MustNewConstMetric(auditEntriesDesc, prometheus.CounterValue, float64(d.Entries), labelValue(d.Path))
+		ch <- prometheus.MustNewConstMetric(auditFailuresDesc, prometheus.CounterValue, float64(d.Failures), labelValue(d.Path))
+		ch <- prometheus.MustNewConstMetric(auditHealthyDesc, prometheus.GaugeValue, boolValue(d.Healthy), labelValue(d.Path))
 	}
 	if s.LeasesByMount == nil {
 		return // no expiration manager (yet)
 	}
 	for mount, n := range s.LeasesByMount {
-		ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(n), mount)
+		ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(n), labelValue(mount))
 	}
 	ch <- prometheus.MustNewConstMetric(irrevocableDesc, prometheus.GaugeValue, float64(s.IrrevocableLeases))
 	ch <- prometheus.MustNewConstMetric(expiredDesc, prometheus.CounterValue, float64(s.LeasesExpired))

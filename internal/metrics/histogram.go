@@ -18,8 +18,9 @@ import (
 // times a request. A prometheus.Histogram keeps one set of counters that
 // every observation updates with three atomic operations: on two
 // processors their cache lines move back and forth on nearly every
-// observation, which cost a cached KV read about a tenth of its time in
-// the server. A durationHistogram spreads observations over shards, each
+// observation (56 ns an observation in BenchmarkObserve, against 20 ns on
+// one processor; a few percent of a cached KV read's time in the
+// server). A durationHistogram spreads observations over shards, each
 // on cache lines of its own, and adds them up only when scraped; it
 // counts whole nanoseconds, so its sum needs no compare-and-swap loop.
 // Scraped, it is a Prometheus histogram like any other.
@@ -63,20 +64,27 @@ func newDurationVec(name, help string, buckets []float64, labels []string) *dura
 
 // shardCount is the number of shards for procs processors: four a
 // processor, so that two observing at once seldom meet on a shard, as a
-// power of two between 4 and 32.
+// power of two between 4 and 16 (a label set's histogram is 192 bytes a
+// shard, and a busy server has hundreds of label sets).
 func shardCount(procs int) int {
-	n := min(max(4*procs, 4), 32)
+	n := min(max(4*procs, 4), 16)
 	return 1 << bits.Len(uint(n-1))
 }
 
 // with returns the histogram of the label values, made on first use.
+// The values are made UTF-8 (see labelValue), and the byte 0xff, which
+// never occurs in UTF-8, joins them into a key.
 func (v *durationVec) with(values ...string) *durationHistogram {
-	key := strings.Join(values, "\xff")
+	labels := make([]string, len(values))
+	for i, s := range values {
+		labels[i] = labelValue(s)
+	}
+	key := strings.Join(labels, "\xff")
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	h := v.children[key]
 	if h == nil {
-		h = &durationHistogram{vec: v, labels: values, shards: make([]histShard, v.shards)}
+		h = &durationHistogram{vec: v, labels: labels, shards: make([]histShard, v.shards)}
 		v.children[key] = h
 	}
 	return h

@@ -17,8 +17,10 @@ package metrics
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -135,7 +137,18 @@ func (m *Metrics) ObserveLogin(method, mount, role string, ok bool) {
 	if ok {
 		result = "success"
 	}
-	m.logins.WithLabelValues(method, mount, role, result).Inc()
+	m.logins.WithLabelValues(labelValue(method), labelValue(mount), labelValue(role), result).Inc()
+}
+
+// labelValue is s as a Prometheus label value, which must be UTF-8: a
+// mount or audit device path made before such paths were refused may
+// hold any bytes, and Prometheus would panic on them. Invalid bytes
+// become U+FFFD.
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // Render renders every metric (core.Metrics, httpapi.Metrics).

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
@@ -134,6 +135,18 @@ func NormalizePath(p string) (string, error) {
 		}
 	}
 	return p + "/", nil
+}
+
+// NormalizeNewPath is NormalizePath for a mount about to be made (enabled
+// or moved to): it also refuses a path that is not UTF-8, which JSON
+// answers and metric labels could not carry as it is. Paths of existing
+// mounts go through NormalizePath alone, so that such a mount made
+// before can still be tuned, moved away or disabled.
+func NormalizeNewPath(p string) (string, error) {
+	if !utf8.ValidString(p) {
+		return "", fmt.Errorf("%w: mount path %q is not valid UTF-8", logical.ErrInvalidRequest, p)
+	}
+	return NormalizePath(p)
 }
 
 // Table is the persisted list of mounts.

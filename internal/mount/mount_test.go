@@ -74,6 +74,23 @@ func TestNormalizePath(t *testing.T) {
 	}
 }
 
+// TestNormalizeNewPath: a new mount's path must be UTF-8; an existing
+// one's need not be, so that it can still be disabled.
+func TestNormalizeNewPath(t *testing.T) {
+	if got, err := NormalizeNewPath("/ml/keys"); err != nil || got != "ml/keys/" {
+		t.Errorf("NormalizeNewPath = %q, %v; want ml/keys/", got, err)
+	}
+	if _, err := NormalizeNewPath("ml\xff"); !errors.Is(err, logical.ErrInvalidRequest) {
+		t.Errorf("a path that is not UTF-8: err = %v, want ErrInvalidRequest", err)
+	}
+	if _, err := NormalizeNewPath("a/../b"); !errors.Is(err, logical.ErrInvalidRequest) {
+		t.Errorf("a path with ..: err = %v, want ErrInvalidRequest", err)
+	}
+	if got, err := NormalizePath("ml\xff"); err != nil || got != "ml\xff/" {
+		t.Errorf("NormalizePath of an existing mount's path = %q, %v", got, err)
+	}
+}
+
 func TestTableConflictsAndPersistence(t *testing.T) {
 	ctx := context.Background()
 	tbl := &Table{}

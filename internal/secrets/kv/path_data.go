@@ -96,8 +96,8 @@ func readVersionOnce(ctx context.Context, s logical.Storage, key string, n int64
 		return versionRead{}, logical.ErrNotFound
 	}
 	r := versionRead{meta: meta, vm: vm}
-	// Only a version with a deletion time needs the clock (the zero time
-	// is before any deletion), and most have none.
+	// Only a version with a deletion time needs the clock, and most have
+	// none: without one, live ignores the time.
 	var now time.Time
 	if vm.DeletionTime != 0 {
 		now = b.now()
