@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"net"
 	"net/http"
@@ -18,25 +19,35 @@ import (
 // Request forwarding: an HA standby serves its clients by passing their
 // requests to the active server (a reverse proxy to the active's
 // api_addr) and its answers back, so that clients see one service. The
-// standby adds the client's address, the time and a MAC over them, the
+// standby adds the client's address, the subject of the TLS client
+// certificate it verified (if any), the time and a MAC over them, the
 // method and the path, under a key only the cluster's unsealed servers
-// derive; the active server believes the forwarded address only when the
-// MAC checks out and the time is recent. Anything else a client sends in
-// those headers is ignored.
+// derive; the active server believes the forwarded address and subject
+// only when the MAC checks out and the time is recent. Anything else a
+// client sends in those headers is ignored.
 
 // The headers of a forwarded request.
 const (
 	hdrForwardedFor = "X-Vigil-Forwarded-For"
 	hdrForwardedAt  = "X-Vigil-Forwarded-At"
 	hdrForwardedMAC = "X-Vigil-Forwarded-Mac"
+	// hdrForwardedCert is the client certificate's subject, base64url
+	// (a subject may hold bytes a header may not).
+	hdrForwardedCert = "X-Vigil-Forwarded-Cert"
 )
 
 // forwardMaxAge bounds how old a forwarded request's signature may be.
 const forwardMaxAge = time.Minute
 
-// forwardMessage is what the MAC of a forwarded request covers.
-func forwardMessage(client, at, method, path string) []byte {
-	return []byte("vigil-forward v1\n" + client + "\n" + at + "\n" + method + "\n" + path)
+// forwardMessage is what the MAC of a forwarded request covers; cert is
+// the encoded subject (hdrForwardedCert). Without one it is the message
+// of servers that forwarded no subject, so that a cluster of both kinds
+// still agrees on forwarded addresses while it is upgraded.
+func forwardMessage(client, cert, at, method, path string) []byte {
+	if cert == "" {
+		return []byte("vigil-forward v1\n" + client + "\n" + at + "\n" + method + "\n" + path)
+	}
+	return []byte("vigil-forward v2\n" + client + "\n" + cert + "\n" + at + "\n" + method + "\n" + path)
 }
 
 // localOnStandby reports the paths a standby answers itself: the ones
@@ -86,10 +97,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string) {
 		h.respondError(w, "", path, errStandbyHop)
 		return
 	}
-	conn := h.connection(r)
-	client := net.JoinHostPort(conn.RemoteAddr, strconv.Itoa(conn.RemotePort))
-	at := strconv.FormatInt(h.now().Unix(), 10)
-	mac, ok := h.core.ForwardMAC(forwardMessage(client, at, r.Method, r.URL.Path))
+	fwd, ok := h.forwardHeader(r)
 	if !ok {
 		h.respondError(w, "", path, errStandbyHop)
 		return
@@ -97,9 +105,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string) {
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.Out.Header.Set(hdrForwardedFor, client)
-			pr.Out.Header.Set(hdrForwardedAt, at)
-			pr.Out.Header.Set(hdrForwardedMAC, hex.EncodeToString(mac))
+			// A client's own forwarding headers never pass.
+			pr.Out.Header.Del(hdrForwardedCert)
+			for k, v := range fwd {
+				pr.Out.Header[k] = v
+			}
 		},
 		Transport:  h.fwd,
 		BufferPool: &h.fwdBufs,
@@ -113,34 +123,65 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string) {
 	proxy.ServeHTTP(w, r)
 }
 
-// forwardedClient returns the client address a standby vouched for, and
-// false when r was not forwarded or its signature does not check out.
-func (h *Handler) forwardedClient(r *http.Request) (host string, port int, ok bool) {
+// forwardHeader returns the headers a standby adds to r, forwarded: its
+// client's address and certificate subject, signed; false when the
+// standby has no forwarding key (sealed meanwhile).
+func (h *Handler) forwardHeader(r *http.Request) (http.Header, bool) {
+	conn := h.connection(r)
+	client := net.JoinHostPort(conn.RemoteAddr, strconv.Itoa(conn.RemotePort))
+	at := strconv.FormatInt(h.now().Unix(), 10)
+	cert := ""
+	if conn.ClientCertSubject != "" {
+		cert = base64.RawURLEncoding.EncodeToString([]byte(conn.ClientCertSubject))
+	}
+	mac, ok := h.core.ForwardMAC(forwardMessage(client, cert, at, r.Method, r.URL.Path))
+	if !ok {
+		return nil, false
+	}
+	hdr := http.Header{
+		hdrForwardedFor: {client},
+		hdrForwardedAt:  {at},
+		hdrForwardedMAC: {hex.EncodeToString(mac)},
+	}
+	if cert != "" {
+		hdr[hdrForwardedCert] = []string{cert}
+	}
+	return hdr, true
+}
+
+// forwardedClient returns the client a standby vouched for, its address
+// and the subject of its certificate ("" without one), and false when r
+// was not forwarded or its signature does not check out.
+func (h *Handler) forwardedClient(r *http.Request) (host string, port int, subject string, ok bool) {
 	macHex := r.Header.Get(hdrForwardedMAC)
 	if macHex == "" {
-		return "", 0, false
+		return "", 0, "", false
 	}
-	client, at := r.Header.Get(hdrForwardedFor), r.Header.Get(hdrForwardedAt)
+	client, at, cert := r.Header.Get(hdrForwardedFor), r.Header.Get(hdrForwardedAt), r.Header.Get(hdrForwardedCert)
 	mac, err := hex.DecodeString(macHex)
 	if err != nil {
-		return "", 0, false
+		return "", 0, "", false
 	}
 	sec, err := strconv.ParseInt(at, 10, 64)
 	if err != nil {
-		return "", 0, false
+		return "", 0, "", false
 	}
 	if age := h.now().Sub(time.Unix(sec, 0)); age > forwardMaxAge || age < -forwardMaxAge {
-		return "", 0, false
+		return "", 0, "", false
 	}
-	if !h.core.CheckForwardMAC(forwardMessage(client, at, r.Method, r.URL.Path), mac) {
-		return "", 0, false
+	if !h.core.CheckForwardMAC(forwardMessage(client, cert, at, r.Method, r.URL.Path), mac) {
+		return "", 0, "", false
 	}
 	host, p, err := net.SplitHostPort(client)
 	if err != nil {
-		return "", 0, false
+		return "", 0, "", false
+	}
+	sub, err := base64.RawURLEncoding.DecodeString(cert)
+	if err != nil {
+		return "", 0, "", false
 	}
 	port, _ = strconv.Atoi(p)
-	return strings.Trim(host, "[]"), port, true
+	return strings.Trim(host, "[]"), port, string(sub), true
 }
 
 // bufferPool recycles the buffers a standby copies response bodies

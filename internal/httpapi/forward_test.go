@@ -2,7 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -50,10 +56,13 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestStandbyForwardsToTheActive(t *testing.T) {
+// newHAPair starts two HA servers over one storage, a active and b its
+// unsealed standby, both holding the root token. Only b believes
+// X-Forwarded-For (from loopback).
+func newHAPair(t *testing.T) (a, b *env) {
+	t.Helper()
 	phys := inmem.New()
-	// Only b, the standby, believes X-Forwarded-For (from loopback).
-	a, b := newHAEnv(t, phys, "a"), newHAEnv(t, phys, "b", netip.MustParsePrefix("127.0.0.0/8"))
+	a, b = newHAEnv(t, phys, "a"), newHAEnv(t, phys, "b", netip.MustParsePrefix("127.0.0.0/8"))
 	a.initAndUnseal()
 	waitUntil(t, "a is active", func() bool { return !a.core.Standby() })
 	b.keys = a.keys
@@ -65,8 +74,13 @@ func TestStandbyForwardsToTheActive(t *testing.T) {
 	if !b.core.Standby() {
 		t.Fatal("b is not a standby")
 	}
+	b.token = a.token
+	return a, b
+}
+
+func TestStandbyForwardsToTheActive(t *testing.T) {
+	a, b := newHAPair(t)
 	root := a.token
-	b.token = root
 
 	// The standby answers for itself...
 	if code, _, body := b.do("GET", "/v1/sys/health", ""); code != 429 || body["standby"] != true {
@@ -112,6 +126,11 @@ func TestStandbyForwardsToTheActive(t *testing.T) {
 	if code, _, _ := b.do("GET", "/v1/auth/token/lookup-self", "", "X-Forwarded-For", "198.51.100.1"); code != 403 {
 		t.Fatalf("bound token through the standby from elsewhere: %d", code)
 	}
+	// A client's own certificate header is dropped, not passed on to
+	// spoil (or forge) the standby's signature.
+	if code, _, body := b.do("GET", "/v1/auth/token/lookup-self", "", "X-Forwarded-For", "203.0.113.9", hdrForwardedCert, "Q049bWFsbG9yeQ"); code != 200 {
+		t.Fatalf("bound token through the standby, with a client's certificate header: %d %v", code, body)
+	}
 	a.token = bound
 	if code, _, _ := a.do("GET", "/v1/auth/token/lookup-self", "", "X-Forwarded-For", "203.0.113.9"); code != 403 {
 		t.Fatalf("the active believed a client's X-Forwarded-For: %d", code)
@@ -142,4 +161,72 @@ func TestLeaderWithoutHA(t *testing.T) {
 	if code != 200 || body["ha_enabled"] != false || body["active_time"] != "0001-01-01T00:00:00Z" {
 		t.Fatalf("leader: %d %v", code, body)
 	}
+}
+
+// TestForwardedCertificateSubject: the subject of the client certificate
+// a standby verified reaches the active server with the client's
+// address, under the standby's signature; a changed subject voids the
+// whole forwarding, and a client without a certificate is forwarded as
+// servers that forwarded no subject did.
+func TestForwardedCertificateSubject(t *testing.T) {
+	a, b := newHAPair(t)
+	standby, active := b.srv.Config.Handler.(*Handler), a.srv.Config.Handler.(*Handler)
+	const path = "/v1/secret/data/app"
+	fromClient := func(cert *x509.Certificate) *http.Request {
+		r := httptest.NewRequest("GET", path, nil)
+		r.RemoteAddr = "198.51.100.7:4321"
+		if cert != nil {
+			r.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{cert}}}
+		}
+		return r
+	}
+	toActive := func(hdr http.Header) *logical.Connection {
+		r := httptest.NewRequest("GET", path, nil)
+		r.RemoteAddr = "127.0.0.1:5555" // the standby's
+		for k, v := range hdr {
+			r.Header[k] = v
+		}
+		return active.connection(r)
+	}
+	cert := &x509.Certificate{Subject: pkix.Name{CommonName: "trainer-7", Organization: []string{"ml"}}}
+
+	hdr, ok := standby.forwardHeader(fromClient(cert))
+	if !ok {
+		t.Fatal("the standby cannot sign")
+	}
+	if c := toActive(hdr); c.RemoteAddr != "198.51.100.7" || c.RemotePort != 4321 || c.ClientCertSubject != cert.Subject.String() {
+		t.Errorf("the active sees %+v, want the client's address and subject", c)
+	}
+
+	forged := hdr.Clone()
+	forged.Set(hdrForwardedCert, base64.RawURLEncoding.EncodeToString([]byte("O=ml,CN=admin")))
+	if c := toActive(forged); c.RemoteAddr != "127.0.0.1" || c.ClientCertSubject != "" {
+		t.Errorf("with a changed subject the active sees %+v, want the standby's address and no subject", c)
+	}
+	dropped := hdr.Clone()
+	dropped.Del(hdrForwardedCert)
+	if c := toActive(dropped); c.RemoteAddr != "127.0.0.1" || c.ClientCertSubject != "" {
+		t.Errorf("without the signed subject the active sees %+v, want the standby's address", c)
+	}
+
+	hdr, _ = standby.forwardHeader(fromClient(nil))
+	if _, has := hdr[hdrForwardedCert]; has {
+		t.Error("a subject header for a client without a certificate")
+	}
+	client, at := hdr.Get(hdrForwardedFor), hdr.Get(hdrForwardedAt)
+	if !a.core.CheckForwardMAC([]byte("vigil-forward v1\n"+client+"\n"+at+"\nGET\n"+path), mustHex(t, hdr.Get(hdrForwardedMAC))) {
+		t.Error("without a certificate the signature is not the one servers that forward no subject make")
+	}
+	if c := toActive(hdr); c.RemoteAddr != "198.51.100.7" || c.ClientCertSubject != "" {
+		t.Errorf("the active sees %+v, want the client's address and no subject", c)
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

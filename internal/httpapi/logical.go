@@ -234,9 +234,9 @@ func (h *Handler) describeClient(c *logical.Connection, r *http.Request) {
 	}
 	c.RemoteAddr = host
 	c.RemotePort, _ = strconv.Atoi(port)
-	if fh, fp, ok := h.forwardedClient(r); ok {
+	if fh, fp, subject, ok := h.forwardedClient(r); ok {
 		// A standby of this cluster vouches for its client.
-		c.RemoteAddr, c.RemotePort = fh, fp
+		c.RemoteAddr, c.RemotePort, c.ClientCertSubject = fh, fp, subject
 		return
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
