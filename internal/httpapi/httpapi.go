@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/logical"
@@ -254,7 +255,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		writeErrors(w, http.StatusNotFound)
 		return
 	}
-	if msg := checkPath(p); msg != "" {
+	if msg := checkPath(p, r.Method); msg != "" {
 		writeErrors(w, http.StatusBadRequest, msg)
 		return
 	}
@@ -346,8 +347,12 @@ func rootOnly(p string) bool {
 	return false
 }
 
-// checkPath rejects parent references and non-printable characters.
-func checkPath(p string) string {
+// checkPath rejects parent references and non-printable characters, and
+// writes (POST, PUT, PATCH) to a path that is not UTF-8: what they would
+// create, JSON could not name (a list would show U+FFFD for its bad
+// bytes, a name no client could ask for). Reads, lists and deletes still
+// reach what an older version may have stored under such a path.
+func checkPath(p, method string) string {
 	for seg := range strings.SplitSeq(p, "/") {
 		if seg == ".." {
 			return "invalid request path: parent references are not allowed"
@@ -356,6 +361,12 @@ func checkPath(p string) string {
 	for _, r := range p {
 		if r < 0x20 || r == 0x7f {
 			return "invalid request path: non-printable characters are not allowed"
+		}
+	}
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		if !utf8.ValidString(p) {
+			return "invalid request path: not valid UTF-8"
 		}
 	}
 	return ""

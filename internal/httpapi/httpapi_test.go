@@ -304,6 +304,42 @@ func TestEnvelopeAndErrors(t *testing.T) {
 	}
 }
 
+// TestBadPaths: parent references and control characters are a 400 for
+// any method; a write to a path that is not UTF-8 is a 400 and stores
+// nothing, while a read or a delete of one still reaches the mount.
+func TestBadPaths(t *testing.T) {
+	e := newEnv(t)
+	e.initAndUnseal()
+	if code, _, _ := e.do("POST", "/v1/sys/mounts/kv", `{"type":"kv","options":{"version":"1"}}`); code != 204 {
+		t.Fatalf("mount = %d", code)
+	}
+	for _, tc := range []struct{ method, path, want string }{
+		{"GET", "/v1/kv/a/../b", "invalid request path: parent references are not allowed"},
+		{"PUT", "/v1/kv/a%00b", "invalid request path: non-printable characters are not allowed"},
+		{"GET", "/v1/kv/a%1Fb", "invalid request path: non-printable characters are not allowed"},
+		{"PUT", "/v1/kv/a%FF", "invalid request path: not valid UTF-8"},
+		{"POST", "/v1/kv/a%C3", "invalid request path: not valid UTF-8"},
+		{"PATCH", "/v1/kv/a%FF", "invalid request path: not valid UTF-8"},
+	} {
+		code, _, body := e.do(tc.method, tc.path, `{"v":"1"}`)
+		if code != 400 || body["errors"].([]any)[0] != tc.want {
+			t.Errorf("%s %s: %d %v, want 400 %q", tc.method, tc.path, code, body, tc.want)
+		}
+	}
+	if code, _, body := e.do("LIST", "/v1/kv/", ""); code != 404 {
+		t.Errorf("a refused write was stored: LIST = %d %v", code, body)
+	}
+	for _, m := range []string{"GET", "DELETE"} {
+		if code, _, body := e.do(m, "/v1/kv/a%FF", ""); code == 400 {
+			t.Errorf("%s of a path that is not UTF-8: %d %v, want it to reach the mount", m, code, body)
+		}
+	}
+	// Valid UTF-8 beyond ASCII is a name like any other.
+	if code, _, _ := e.do("PUT", "/v1/kv/caf%C3%A9", `{"v":"1"}`); code != 204 {
+		t.Errorf("a UTF-8 name: %d", code)
+	}
+}
+
 func TestBodyLimit(t *testing.T) {
 	c, _ := core.New(core.Config{Storage: inmem.New(), Factories: map[string]logical.Factory{"kv": kv.Factory}})
 	srv := httptest.NewServer(New(Options{Core: c, MaxRequestSize: 1024}))
