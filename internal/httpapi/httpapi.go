@@ -15,8 +15,10 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -259,6 +261,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		writeErrors(w, http.StatusBadRequest, msg)
 		return
 	}
+	if msg := checkWrapTTL(header(r.Header, "X-Vault-Wrap-Ttl")); msg != "" {
+		writeErrors(w, http.StatusBadRequest, msg)
+		return
+	}
 	if !rootNamespace(ns) {
 		if rootOnly(p) {
 			writeErrors(w, http.StatusBadRequest, "operation unavailable in namespaces")
@@ -368,6 +374,34 @@ func checkPath(p, method string) string {
 		if !utf8.ValidString(p) {
 			return "invalid request path: not valid UTF-8"
 		}
+	}
+	return ""
+}
+
+// checkWrapTTL refuses a request for response wrapping (X-Vault-Wrap-TTL
+// of more than zero), which Vigil does not do: answering it unwrapped
+// would hand the client in clear what it asked to receive wrapped, to
+// pass on or log as if it were a wrapping token. A value that is not a
+// duration (integer seconds or a Go duration string), or is negative, is
+// refused as Vault refuses it; zero asks for no wrapping.
+func checkWrapTTL(v string) string {
+	if v == "" {
+		return ""
+	}
+	const maxSeconds = math.MaxInt64 / int64(time.Second)
+	var ttl time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= -maxSeconds && n <= maxSeconds {
+		ttl = time.Duration(n) * time.Second
+	} else if d, err := time.ParseDuration(v); err == nil {
+		ttl = d
+	} else {
+		return "error parsing X-Vault-Wrap-TTL header: not a duration"
+	}
+	switch {
+	case ttl < 0:
+		return "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative"
+	case ttl > 0:
+		return "response wrapping (X-Vault-Wrap-TTL) is not supported by Vigil: request the response unwrapped"
 	}
 	return ""
 }

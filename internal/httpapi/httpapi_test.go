@@ -340,6 +340,47 @@ func TestBadPaths(t *testing.T) {
 	}
 }
 
+// TestWrapTTLRefused: Vigil does not wrap responses, so a request that
+// asks for wrapping is refused, before anything runs, rather than
+// answered in clear; a garbled or negative TTL is refused as Vault
+// refuses it, and zero asks for nothing.
+func TestWrapTTLRefused(t *testing.T) {
+	const refused = "response wrapping (X-Vault-Wrap-TTL) is not supported by Vigil: request the response unwrapped"
+	for v, want := range map[string]string{
+		"":                     "",
+		"0":                    "",
+		"0s":                   "",
+		"300":                  refused,
+		"5m":                   refused,
+		"1ns":                  refused,
+		"-5":                   "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
+		"-1m":                  "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
+		"soon":                 "error parsing X-Vault-Wrap-TTL header: not a duration",
+		"99999999999999999999": "error parsing X-Vault-Wrap-TTL header: not a duration",
+	} {
+		if got := checkWrapTTL(v); got != want {
+			t.Errorf("checkWrapTTL(%q) = %q, want %q", v, got, want)
+		}
+	}
+	e := newEnv(t)
+	e.initAndUnseal()
+	if code, _, _ := e.do("POST", "/v1/sys/mounts/kv", `{"type":"kv","options":{"version":"1"}}`); code != 204 {
+		t.Fatalf("mount = %d", code)
+	}
+	if code, _, body := e.do("PUT", "/v1/kv/a", `{"v":"1"}`, "X-Vault-Wrap-TTL", "5m"); code != 400 || body["errors"].([]any)[0] != refused {
+		t.Fatalf("wrapped write: %d %v", code, body)
+	}
+	if code, _, _ := e.do("GET", "/v1/kv/a", ""); code != 404 {
+		t.Fatalf("a refused wrapped write was stored: GET = %d", code)
+	}
+	if code, _, _ := e.do("PUT", "/v1/kv/a", `{"v":"1"}`, "X-Vault-Wrap-TTL", "0"); code != 204 {
+		t.Fatalf("write with a zero wrap TTL: %d", code)
+	}
+	if code, _, body := e.do("GET", "/v1/kv/a", "", "X-Vault-Wrap-TTL", "60"); code != 400 || body["data"] != nil {
+		t.Fatalf("wrapped read: %d %v, want a 400 without the data", code, body)
+	}
+}
+
 func TestBodyLimit(t *testing.T) {
 	c, _ := core.New(core.Config{Storage: inmem.New(), Factories: map[string]logical.Factory{"kv": kv.Factory}})
 	srv := httptest.NewServer(New(Options{Core: c, MaxRequestSize: 1024}))
