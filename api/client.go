@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -144,13 +145,18 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 }
 
 // ParseDuration parses a duration as Vault does: a Go duration ("90s",
-// "1h30m") or a plain number of seconds ("90").
+// "1h30m") or a plain number of seconds ("90"). A number of seconds
+// beyond what a time.Duration holds is an error, not a wrapped value.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, errors.New("empty duration")
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		const maxSeconds = math.MaxInt64 / int64(time.Second)
+		if n > maxSeconds || n < -maxSeconds {
+			return 0, fmt.Errorf("duration %q out of range", s)
+		}
 		return time.Duration(n) * time.Second, nil
 	}
 	return time.ParseDuration(s)

@@ -468,3 +468,19 @@ func TestRedirectDowngradeRefused(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"90": 90 * time.Second, " 90 ": 90 * time.Second, "1h30m": 90 * time.Minute, "-5": -5 * time.Second, "0": 0,
+	} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	// Seconds beyond what a time.Duration holds would wrap around.
+	for _, in := range []string{"", "soon", "9999999999999", "-9999999999999", "99999999999999999999"} {
+		if got, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) = %v, want an error", in, got)
+		}
+	}
+}

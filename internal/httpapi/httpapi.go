@@ -15,15 +15,14 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/vigil-secrets/vigil/api"
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
@@ -388,16 +387,10 @@ func checkWrapTTL(v string) string {
 	if v == "" {
 		return ""
 	}
-	const maxSeconds = math.MaxInt64 / int64(time.Second)
-	var ttl time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= -maxSeconds && n <= maxSeconds {
-		ttl = time.Duration(n) * time.Second
-	} else if d, err := time.ParseDuration(v); err == nil {
-		ttl = d
-	} else {
-		return "error parsing X-Vault-Wrap-TTL header: not a duration"
-	}
+	ttl, err := api.ParseDuration(v)
 	switch {
+	case err != nil:
+		return "error parsing X-Vault-Wrap-TTL header: not a duration"
 	case ttl < 0:
 		return "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative"
 	case ttl > 0:

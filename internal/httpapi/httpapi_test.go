@@ -357,6 +357,7 @@ func TestWrapTTLRefused(t *testing.T) {
 		"-1m":                  "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
 		"soon":                 "error parsing X-Vault-Wrap-TTL header: not a duration",
 		"99999999999999999999": "error parsing X-Vault-Wrap-TTL header: not a duration",
+		"9999999999999":        "error parsing X-Vault-Wrap-TTL header: not a duration",
 	} {
 		if got := checkWrapTTL(v); got != want {
 			t.Errorf("checkWrapTTL(%q) = %q, want %q", v, got, want)
