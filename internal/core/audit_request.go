@@ -37,6 +37,25 @@ type auditRecord struct {
 	respAuth audit.Auth
 }
 
+// newAuditRecord returns a record for req, recycled if one is free.
+func (c *Core) newAuditRecord(req *Request) *auditRecord {
+	rec, _ := c.auditRecords.Get().(*auditRecord)
+	if rec == nil {
+		rec = new(auditRecord)
+	}
+	rec.req = req
+	return rec
+}
+
+// freeAuditRecord recycles rec once its request is recorded: the devices
+// keep only the entries' bytes, and the result returned to the client
+// points into rec nowhere. rec is cleared first, so that the pool keeps
+// no request's values, in clear, alive.
+func (c *Core) freeAuditRecord(rec *auditRecord) {
+	*rec = auditRecord{}
+	c.auditRecords.Put(rec)
+}
+
 // auditRequest records the request before the mount runs: fail closed.
 // A request that changes nothing is served while its entry is written
 // (with its response entry, most often): if the entry is never written,

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -367,5 +368,102 @@ func TestAuditQueuesPureReads(t *testing.T) {
 	}
 	if rep := verifyFile(t, chainOf(t, f, "file"), logPath); rep.Problem != nil {
 		t.Fatalf("verify: %+v %v", rep, rep.Problem)
+	}
+}
+
+// TestAuditRecordsNotShared: the records of audited requests are
+// recycled; concurrent requests of every kind (writes, reads, reads of
+// nothing, denied requests) must each get entries of their own. Every
+// request's two entries agree on path, operation and caller, and a read's
+// response entry holds the hash of its own value.
+func TestAuditRecordsNotShared(t *testing.T) {
+	f := initCore(t)
+	f.must(t, logical.UpdateOperation, "sys/mounts/secret", map[string]any{"type": "kv", "options": map[string]any{"version": "2"}})
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	f.must(t, logical.UpdateOperation, "sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": logPath}})
+	nobody := f.must(t, logical.UpdateOperation, "auth/token/create", map[string]any{"policies": []any{"default"}}).Auth.ClientToken
+
+	const workers, rounds = 8, 20
+	value := func(w, i int) string { return fmt.Sprintf("value-%d-%d", w, i) }
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			do := func(tok secret.String, op logical.Operation, path string, data map[string]any) (*Result, error) {
+				return f.c.HandleRequest(context.Background(), &Request{ID: secret.UUID(), Operation: op, Path: path, Data: data, Token: tok})
+			}
+			for i := range rounds {
+				path := fmt.Sprintf("secret/data/w%d", w)
+				if _, err := do(f.token, logical.UpdateOperation, path, map[string]any{"data": map[string]any{"v": value(w, i)}}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := do(f.token, logical.ReadOperation, path, nil); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := do(f.token, logical.ReadOperation, fmt.Sprintf("secret/data/none%d", w), nil); !errors.Is(err, logical.ErrNotFound) {
+					errs <- fmt.Errorf("read of nothing: %v", err)
+					return
+				}
+				if _, err := do(secret.NewString(nobody), logical.ReadOperation, path, nil); !errors.Is(err, logical.ErrPermissionDenied) {
+					errs <- fmt.Errorf("denied read: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	hashOf := map[string]string{}
+	for w := range workers {
+		for i := range rounds {
+			resp := f.must(t, logical.UpdateOperation, "sys/audit-hash/file", map[string]any{"input": value(w, i)})
+			hashOf[resp.Data["hash"].(string)] = fmt.Sprintf("secret/data/w%d", w)
+		}
+	}
+	requests := map[string]auditlog.Entry{}
+	responses, denied := 0, 0
+	for _, e := range readEntries(t, logPath) {
+		if e.Request == nil || !strings.HasPrefix(e.Request.Path, "secret/") {
+			continue
+		}
+		if e.Type == auditlog.TypeRequest {
+			// A denied request gets its request entry alone, with the
+			// error.
+			if e.Error != "" {
+				denied++
+				if e.Auth == nil || e.Auth.Policies[0] != "default" {
+					t.Fatalf("denied request %s logged as %+v", e.Request.ID, e.Auth)
+				}
+				continue
+			}
+			requests[e.Request.ID] = e
+			continue
+		}
+		responses++
+		req, ok := requests[e.Request.ID]
+		if !ok {
+			t.Fatalf("response entry of %s without its request entry", e.Request.ID)
+		}
+		if req.Request.Path != e.Request.Path || req.Request.Operation != e.Request.Operation ||
+			req.Request.ClientToken != e.Request.ClientToken || req.Auth.Accessor != e.Auth.Accessor {
+			t.Fatalf("request %s: request entry %+v, response entry %+v", e.Request.ID, req.Request, e.Request)
+		}
+		if e.Request.Operation != "read" || e.Error != "" {
+			continue
+		}
+		data, _ := e.Response.Data["data"].(map[string]any)
+		v, _ := data["v"].(string)
+		if path, ok := hashOf[v]; !ok || path != e.Request.Path {
+			t.Fatalf("read of %s logged the value of %q", e.Request.Path, path)
+		}
+	}
+	if want := workers * rounds; responses != 3*want || denied != want {
+		t.Fatalf("%d response entries and %d denied requests, want %d and %d", responses, denied, 3*want, want)
 	}
 }

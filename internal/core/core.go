@@ -193,6 +193,10 @@ type Core struct {
 	// audit records requests; its devices are opened at unseal.
 	audit      *audit.Broker
 	auditState *auditState // set while unsealed
+	// auditRecords recycles the records of audited requests (about 1 KB
+	// each): on a server with a large heap, every byte a request
+	// allocates costs garbage-collection work in proportion.
+	auditRecords sync.Pool
 
 	// mountsMu serializes changes to the mount tables.
 	mountsMu sync.Mutex

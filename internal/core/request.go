@@ -79,9 +79,10 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Result, error)
 	if !c.audit.Enabled() {
 		res, err = c.handleRequest(ctx, req, nil)
 	} else {
-		rec := &auditRecord{req: req}
+		rec := c.newAuditRecord(req)
 		res, err = c.handleRequest(ctx, req, rec)
 		res, err = c.auditOutcome(ctx, rec, res, err)
+		c.freeAuditRecord(rec)
 	}
 	if err != nil && errors.Is(err, storage.ErrFenced) {
 		// This server lost the leader lock while serving: another one is
