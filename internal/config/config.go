@@ -132,6 +132,13 @@ type PostgresStorage struct {
 	MaxParallel int
 	// MaxIdleConnections bounds the unused connections kept open.
 	MaxIdleConnections int
+	// LeaderCACertFile holds the CA certificates a standby trusts for the
+	// active server's listener when it forwards requests (Vault's raft
+	// key name): then only these, not the system's roots.
+	LeaderCACertFile string
+	// LeaderClientCertFile and LeaderClientKeyFile are the certificate a
+	// standby presents when the active server asks for one.
+	LeaderClientCertFile, LeaderClientKeyFile string
 }
 
 // Listener is one listener "tcp" block.
@@ -506,12 +513,21 @@ func (p *parser) postgres(b block) (*PostgresStorage, error) {
 				err = p.errorf(item.Pos(), "max_idle_connections must be between 0 and %d, got %d", 1<<20, n)
 			}
 			ps.MaxIdleConnections = int(n)
+		case "leader_ca_cert_file":
+			ps.LeaderCACertFile, err = p.str(item)
+		case "leader_client_cert_file":
+			ps.LeaderClientCertFile, err = p.str(item)
+		case "leader_client_key_file":
+			ps.LeaderClientKeyFile, err = p.str(item)
 		default:
 			err = p.errorf(item.Pos(), "unknown key %q in storage %q", key, b.label)
 		}
 		if err != nil {
 			return nil, err
 		}
+	}
+	if (ps.LeaderClientCertFile == "") != (ps.LeaderClientKeyFile == "") {
+		return nil, p.errorf(b.pos, `storage "postgresql" needs both leader_client_cert_file and leader_client_key_file, or neither`)
 	}
 	return ps, nil
 }

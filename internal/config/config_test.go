@@ -151,6 +151,16 @@ listener "tcp" {}
 }
 listener "tcp" {}
 `, PostgresStorage{ConnectionURL: "postgres://db/vigil", HAEnabled: true, MaxParallel: 128}},
+		// What a standby trusts and presents when it forwards.
+		{"leader TLS", `storage "postgresql" {
+  ha_enabled              = true
+  leader_ca_cert_file     = "/etc/vigil/ca.pem"
+  leader_client_cert_file = "/etc/vigil/node.pem"
+  leader_client_key_file  = "/etc/vigil/node-key.pem"
+}
+listener "tcp" {}
+`, PostgresStorage{HAEnabled: true, LeaderCACertFile: "/etc/vigil/ca.pem",
+			LeaderClientCertFile: "/etc/vigil/node.pem", LeaderClientKeyFile: "/etc/vigil/node-key.pem"}},
 		// The URL may come from the environment instead.
 		{"no connection_url", "storage \"postgresql\" {}\nlistener \"tcp\" {}\n", PostgresStorage{}},
 		{"json", `{"storage": {"postgresql": {"connection_url": "postgres://db/v", "ha_enabled": "false", "max_parallel": 8}}, "listener": {"tcp": {}}}`,
@@ -200,6 +210,7 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"bad ha_enabled", "storage \"postgresql\" {\n  ha_enabled = \"yes\"\n}\nlistener \"tcp\" {}\n", 2, "ha_enabled must be true or false"},
 		{"bad max_parallel", "storage \"postgresql\" {\n  max_parallel = \"lots\"\n}\nlistener \"tcp\" {}\n", 2, "max_parallel must be a whole number"},
 		{"zero max_parallel", "storage \"postgresql\" {\n\n  max_parallel = 0\n}\nlistener \"tcp\" {}\n", 3, "max_parallel must be between 1"},
+		{"leader client cert without key", "listener \"tcp\" {}\nstorage \"postgresql\" {\n  leader_client_cert_file = \"c.pem\"\n}\n", 2, "both leader_client_cert_file and leader_client_key_file"},
 		{"negative max_idle_connections", "storage \"postgresql\" {\n  max_idle_connections = -1\n}\nlistener \"tcp\" {}\n", 2, "max_idle_connections must be between 0"},
 		{"table not a string", "storage \"postgresql\" {\n  table = 5\n}\nlistener \"tcp\" {}\n", 2, "table must be a string"},
 		{"two storages", base + "storage \"inmem\" {}\n", 3, "only one storage"},

@@ -205,7 +205,6 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 	// a standby's clients to the active server's api_addr.
 	var ha storage.HABackend
 	var apiAddr string
-	var fwdTLS *tls.Config
 	if cfg.Storage.Postgres != nil && cfg.Storage.Postgres.HAEnabled {
 		hb, ok := backend.(storage.HABackend)
 		if !ok {
@@ -213,9 +212,6 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 		}
 		ha = hb
 		if apiAddr, err = haAPIAddr(cfg); err != nil {
-			return err
-		}
-		if fwdTLS, err = forwardTLS(cfg.Listeners); err != nil {
 			return err
 		}
 	}
@@ -271,6 +267,18 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 	lns, reloaders, err := listen(cfg.Listeners)
 	if err != nil {
 		return err
+	}
+	var fwdTLS *tls.Config
+	if ha != nil {
+		fwd, leader, err := forwardTLS(cfg.Listeners, reloaders, cfg.Storage.Postgres)
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return err
+		}
+		fwdTLS = fwd
+		reloaders = append(reloaders, leader)
 	}
 	servers := make([]*http.Server, len(lns))
 	var wg sync.WaitGroup
@@ -465,7 +473,7 @@ func listen(ls []config.Listener) ([]net.Listener, []*certReloader, error) {
 				NextProtos:     []string{"h2", "http/1.1"},
 			}
 			if l.TLSClientCAFile != "" {
-				if tc.ClientCAs, err = loadCAs(l.TLSClientCAFile); err != nil {
+				if tc.ClientCAs, err = loadCAs("tls_client_ca_file", l.TLSClientCAFile); err != nil {
 					ln.Close()
 					return fail(err)
 				}

@@ -134,15 +134,16 @@ func randomSerial() *big.Int {
 	return n
 }
 
-// loadCAs reads a PEM bundle of CA certificates (tls_client_ca_file).
-func loadCAs(file string) (*x509.CertPool, error) {
+// loadCAs reads a PEM bundle of CA certificates, the file of the
+// configuration key key.
+func loadCAs(key, file string) (*x509.CertPool, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("read tls_client_ca_file: %w", err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(raw) {
-		return nil, fmt.Errorf("tls_client_ca_file %s holds no PEM certificate", file)
+		return nil, fmt.Errorf("%s %s holds no PEM certificate", key, file)
 	}
 	return pool, nil
 }
