@@ -221,6 +221,17 @@ type Request struct {
 	RemoteAddr          string
 	RemotePort          int
 	ClientCertSubject   string
+	// Headers are the request headers the operator chose to audit
+	// (sys/config/auditing/request-headers), sorted by name.
+	Headers []Header
+}
+
+// Header is an audited request header: its name in lower case and its
+// values, HMAC'd when HMAC is set (unless the device logs raw).
+type Header struct {
+	Name   string
+	Values []string
+	HMAC   bool
 }
 
 // Response describes a served request.

@@ -95,6 +95,7 @@ func sampleInput() *Input {
 			MountPoint: "secret/", MountType: "kv", MountAccessor: "kv_1a2b3c4d", MountClass: "secret",
 			ClientToken: secret.NewString("hvs.CAESIJ-token"), ClientTokenAccessor: "acc-4f2a",
 			RemoteAddr: "10.0.0.7", RemotePort: 53122, ClientCertSubject: "CN=trainer-7",
+			Headers: []Header{{Name: "x-pipeline-run", Values: []string{"train-42"}}, {Name: "x-signed", Values: []string{"sig-1", "sig-2"}, HMAC: true}},
 		},
 	}
 }
@@ -152,7 +153,7 @@ func TestEntryFormat(t *testing.T) {
 	if !bytes.Contains(out, []byte(`"error":"permission denied"`)) || !bytes.Contains(out, []byte(`"policy_results":{"allowed":true}`)) {
 		t.Fatalf("denied entry: %s", out)
 	}
-	for _, secretValue := range []string{"sk-live-123", "hvs.CAESIJ-token", "hvs.new-token", "s3cr3t-id", "acc-4f2a", "acc-new"} {
+	for _, secretValue := range []string{"sk-live-123", "hvs.CAESIJ-token", "hvs.new-token", "s3cr3t-id", "acc-4f2a", "acc-new", "sig-1", "sig-2"} {
 		for _, e := range [][]byte{req, resp} {
 			if bytes.Contains(e, []byte(secretValue)) {
 				t.Errorf("%q in clear in %s", secretValue, e)

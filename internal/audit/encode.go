@@ -247,7 +247,38 @@ func (f *formatter) appendRequest(b []byte, r *Request, clientToken, accessor *l
 	o.str("remote_address", r.RemoteAddr)
 	o.int("remote_port", int64(r.RemotePort))
 	o.str("client_certificate_subject", r.ClientCertSubject)
+	if len(r.Headers) > 0 {
+		o.key("headers")
+		o.b = f.appendHeaders(o.b, r.Headers)
+	}
 	return o.done()
+}
+
+// appendHeaders writes the audited headers as Vault does: an object of
+// lower-case names to arrays of values.
+func (f *formatter) appendHeaders(b []byte, hs []Header) []byte {
+	b = append(b, '{')
+	for i, h := range hs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonenc.AppendString(b, h.Name)
+		b = append(b, ":["...)
+		for j, v := range h.Values {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			if h.HMAC && !f.opts.logRaw {
+				b = append(b, '"')
+				b = f.h.appendHash(b, v)
+				b = append(b, '"')
+				continue
+			}
+			b = jsonenc.AppendString(b, v)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 func (f *formatter) appendMount(o *fields, r *Request) {

@@ -94,6 +94,9 @@ type Request struct {
 	// certificate, when it sent one (Vigil's own member).
 	ClientCertificateSubject string `json:"client_certificate_subject,omitempty"`
 	WrapTTL                  int    `json:"wrap_ttl,omitempty"`
+	// Headers are the request headers configured to be audited, by
+	// lower-case name; values of those configured with hmac are HMAC'd.
+	Headers map[string][]string `json:"headers,omitempty"`
 }
 
 // Response describes what the client got back.

@@ -83,6 +83,9 @@ func normalizeAuditPath(p string) (string, error) {
 
 func (c *Core) startAudit(ctx context.Context) error {
 	st := &auditState{entries: map[string]*auditEntry{}}
+	if err := c.loadAuditHeaders(ctx); err != nil {
+		return err
+	}
 	var table []*auditEntry
 	if raw, err := c.barrier.Get(ctx, auditKey); err == nil {
 		if err := json.Unmarshal(raw, &table); err != nil {
@@ -138,6 +141,7 @@ func (c *Core) stopAudit(ctx context.Context) {
 	// devices' UUIDs.
 	c.closeAudit(ctx)
 	c.auditState = nil
+	c.auditHeaders.Store(nil)
 }
 
 // closeAudit closes every device and stores its last checkpoint.

@@ -149,6 +149,9 @@ func (c *Core) auditInput(rec *auditRecord, err error) *audit.Input {
 		}
 		ar.NonHMACKeys = e.Config.AuditNonHMACRequestKeys
 	}
+	if hs := c.auditHeaders.Load(); hs != nil && len(hs.keys) > 0 && len(req.Headers) > 0 {
+		ar.Headers = hs.pick(req.Headers)
+	}
 	in := &rec.inBuf
 	*in = audit.Input{Time: c.clk.Now(), Request: ar, Err: err}
 	rec.in = in

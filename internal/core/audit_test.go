@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -465,5 +467,118 @@ func TestAuditRecordsNotShared(t *testing.T) {
 	}
 	if want := workers * rounds; responses != 3*want || denied != want {
 		t.Fatalf("%d response entries and %d denied requests, want %d and %d", responses, denied, 3*want, want)
+	}
+}
+
+// TestAuditedRequestHeaders: sys/config/auditing/request-headers, with
+// Vault's shapes; the configured headers appear in both entries of a
+// request, in clear or HMAC'd, and nothing else of the request's headers;
+// credentials are never configured in clear; the configuration survives
+// a seal.
+func TestAuditedRequestHeaders(t *testing.T) {
+	f := initCore(t)
+	f.must(t, logical.UpdateOperation, "sys/mounts/secret", map[string]any{"type": "kv", "options": map[string]any{"version": "2"}})
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	f.must(t, logical.UpdateOperation, "sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": logPath}})
+
+	const base = "sys/config/auditing/request-headers"
+	if got := f.must(t, logical.ReadOperation, base, nil).Data["headers"]; len(got.(map[string]any)) != 0 {
+		t.Fatalf("headers before any: %v", got)
+	}
+	f.must(t, logical.UpdateOperation, base+"/X-Pipeline-Run", nil)
+	f.must(t, logical.UpdateOperation, base+"/x-job-secret", map[string]any{"hmac": true})
+	f.must(t, logical.UpdateOperation, base+"/X-Vault-Token", map[string]any{"hmac": "true"})
+	f.must(t, logical.UpdateOperation, base+"/x-gone", nil)
+	f.must(t, logical.DeleteOperation, base+"/X-Gone", nil)
+	f.must(t, logical.DeleteOperation, base+"/x-never-set", nil)
+	want := map[string]any{
+		"x-pipeline-run": map[string]any{"hmac": false},
+		"x-job-secret":   map[string]any{"hmac": true},
+		"x-vault-token":  map[string]any{"hmac": true},
+	}
+	if got := f.must(t, logical.ReadOperation, base, nil).Data["headers"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("headers = %v, want %v", got, want)
+	}
+	if got := f.must(t, logical.ReadOperation, base+"/X-Job-Secret", nil).Data; !reflect.DeepEqual(got, map[string]any{"X-Job-Secret": map[string]any{"hmac": true}}) {
+		t.Fatalf("one header = %v", got)
+	}
+	for _, tc := range []struct {
+		op   logical.Operation
+		path string
+		data map[string]any
+		want string
+	}{
+		{logical.ReadOperation, base + "/x-gone", nil, "Could not find header in config"},
+		{logical.UpdateOperation, base + "/Authorization", nil, "carries credentials"},
+		{logical.UpdateOperation, base + "/x-vault-token", map[string]any{"hmac": false}, "carries credentials"},
+		{logical.UpdateOperation, base + "/bad name", nil, "invalid header name"},
+		{logical.UpdateOperation, base + "/x-a", map[string]any{"hmac": "sometimes"}, "hmac"},
+	} {
+		_, err := f.do(t, tc.op, tc.path, tc.data)
+		var ce *logical.CodedError
+		if !errors.As(err, &ce) || ce.Status != 400 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s: %v, want a 400 with %q", tc.op, tc.path, err, tc.want)
+		}
+	}
+	// x-vault-token stayed HMAC'd.
+	if got := f.must(t, logical.ReadOperation, base+"/x-vault-token", nil).Data["x-vault-token"]; !reflect.DeepEqual(got, map[string]any{"hmac": true}) {
+		t.Fatalf("x-vault-token = %v", got)
+	}
+
+	// The configuration is kept across a seal.
+	if err := f.c.SealInternal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.unseal(t)
+	if got := f.must(t, logical.ReadOperation, base, nil).Data["headers"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("headers after unseal = %v", got)
+	}
+
+	id := secret.UUID()
+	headers := http.Header{}
+	headers.Set("X-Pipeline-Run", "train-42")
+	headers.Add("X-Job-Secret", "js-1")
+	headers.Add("X-Job-Secret", "js-2")
+	headers.Set("X-Vault-Token", f.token.Reveal())
+	headers.Set("X-Not-Audited", "nope")
+	if _, err := f.c.HandleRequest(context.Background(), &Request{ID: id, Operation: logical.UpdateOperation, Path: "secret/data/k",
+		Data: map[string]any{"data": map[string]any{"v": "1"}}, Token: f.token, Headers: headers}); err != nil {
+		t.Fatal(err)
+	}
+	hash := func(v string) string {
+		return f.must(t, logical.UpdateOperation, "sys/audit-hash/file", map[string]any{"input": v}).Data["hash"].(string)
+	}
+	wantHeaders := map[string][]string{
+		"x-pipeline-run": {"train-42"},
+		"x-job-secret":   {hash("js-1"), hash("js-2")},
+		"x-vault-token":  {hash(f.token.Reveal())},
+	}
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, clear := range []string{"js-1", "js-2", f.token.Reveal(), "nope"} {
+		if bytes.Contains(raw, []byte(clear)) {
+			t.Errorf("%q in the log", clear)
+		}
+	}
+	seen := 0
+	for _, e := range readEntries(t, logPath) {
+		if e.Request == nil {
+			continue
+		}
+		if e.Request.ID != id {
+			if e.Request.Headers != nil {
+				t.Errorf("%s %s has headers %v", e.Type, e.Request.Path, e.Request.Headers)
+			}
+			continue
+		}
+		seen++
+		if !reflect.DeepEqual(e.Request.Headers, wantHeaders) {
+			t.Errorf("%s entry headers = %v, want %v", e.Type, e.Request.Headers, wantHeaders)
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("%d entries of the request, want 2", seen)
 	}
 }

@@ -197,6 +197,9 @@ type Core struct {
 	// each): on a server with a large heap, every byte a request
 	// allocates costs garbage-collection work in proportion.
 	auditRecords sync.Pool
+	// auditHeaders are the request headers the audit log records; nil
+	// while sealed.
+	auditHeaders atomic.Pointer[auditHeaderSet]
 
 	// mountsMu serializes changes to the mount tables.
 	mountsMu sync.Mutex

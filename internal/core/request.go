@@ -31,6 +31,10 @@ type Request struct {
 	Token secret.String
 	// Connection describes the client.
 	Connection *logical.Connection
+	// Headers are the request's HTTP headers, by canonical name (an
+	// http.Header), read only: the audit log records those configured in
+	// sys/config/auditing/request-headers.
+	Headers map[string][]string
 
 	// Mount is set by HandleRequest once the request is routed: the path
 	// of the mount that serves it ("secret/"), empty when none does. The

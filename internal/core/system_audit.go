@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/base64"
+	"strings"
 
 	"github.com/vigil-secrets/vigil/internal/framework"
 	"github.com/vigil-secrets/vigil/internal/logical"
@@ -59,7 +60,52 @@ func (s *systemBackend) auditPaths() []*framework.Path {
 			},
 			HelpSynopsis: "The chain key and last checkpoint of an audit device, to verify its log.",
 		},
+		{
+			Pattern: "config/auditing/request-headers/?",
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: op(s.listAuditedHeaders, "List the request headers the audit log records."),
+			},
+			HelpSynopsis: "The request headers the audit log records.",
+		},
+		{
+			Pattern: "config/auditing/request-headers/(?P<header>.+)",
+			Fields: map[string]*framework.FieldSchema{
+				"header": {Type: framework.TypeString, Description: "the header's name (any case)"},
+				"hmac":   {Type: framework.TypeBool, Description: "log the header's values HMAC'd"},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation:   op(s.readAuditedHeader, "Read how the audit log records a request header."),
+				logical.UpdateOperation: op(s.writeAuditedHeader, "Record a request header in the audit log."),
+				logical.DeleteOperation: op(s.deleteAuditedHeader, "Stop recording a request header."),
+			},
+			HelpSynopsis: "Record a request header in the audit log, in clear or HMAC'd.",
+		},
 	}
+}
+
+func (s *systemBackend) listAuditedHeaders(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+	headers := map[string]any{}
+	for name, h := range s.c.AuditedHeaders() {
+		headers[name] = map[string]any{"hmac": h.HMAC}
+	}
+	return &logical.Response{Data: map[string]any{"headers": headers}}, nil
+}
+
+func (s *systemBackend) readAuditedHeader(_ context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.String("header")
+	h, ok := s.c.AuditedHeaders()[strings.ToLower(name)]
+	if !ok {
+		return nil, logical.BadRequest("Could not find header in config")
+	}
+	return &logical.Response{Data: map[string]any{name: map[string]any{"hmac": h.HMAC}}}, nil
+}
+
+func (s *systemBackend) writeAuditedHeader(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return nil, s.c.SetAuditedHeader(ctx, d.String("header"), AuditedHeader{HMAC: d.Bool("hmac")})
+}
+
+func (s *systemBackend) deleteAuditedHeader(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return nil, s.c.DeleteAuditedHeader(ctx, d.String("header"))
 }
 
 func (s *systemBackend) listAudit(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {

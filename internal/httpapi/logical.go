@@ -50,6 +50,7 @@ func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *h
 		Data:       data,
 		Token:      requestToken(r),
 		Connection: &st.conn,
+		Headers:    r.Header,
 	}
 	res, err := h.core.HandleRequest(ctx, req)
 	rl.set(req.Mount, string(op))

@@ -38,6 +38,14 @@ func TestInProcessAudited(t *testing.T) {
 		if st, body := rawDo(t, plain, "PUT", "/v1/sys/audit/file", "", fmt.Sprintf(`{"type":"file","options":{"file_path":%q}}`, logPath)); st != 204 {
 			t.Fatalf("enable the audit device: %d %v", st, body)
 		}
+		// Every request's token header is recorded too, HMAC'd, and its
+		// User-Agent in clear.
+		for _, h := range []string{`X-Vault-Token {"hmac":true}`, `User-Agent {}`} {
+			name, body, _ := strings.Cut(h, " ")
+			if st, out := rawDo(t, plain, "PUT", "/v1/sys/config/auditing/request-headers/"+name, "", body); st != 204 {
+				t.Fatalf("audit header %s: %d %v", name, st, out)
+			}
+		}
 		// The unseal keys and the root token are secrets too.
 		for _, k := range s.Keys {
 			rec.add(k, "unseal key", false)
@@ -48,7 +56,10 @@ func TestInProcessAudited(t *testing.T) {
 			s2 := testcluster.New(t, testcluster.Options{Dir: dir, Sealed: true, Reopen: true})
 			tg.URL, plain.URL = s2.URL, s2.URL
 		}
-		tg.After = func(t *testing.T) { checkAuditLog(t, plain, rec, logPath) }
+		tg.After = func(t *testing.T) {
+			checkAuditLog(t, plain, rec, logPath)
+			checkAuditedHeaders(t, logPath)
+		}
 		return tg
 	})
 }
@@ -290,4 +301,36 @@ func redact(s string) string {
 		return fmt.Sprintf("%d bytes", len(s))
 	}
 	return s[:4] + "…"
+}
+
+// checkAuditedHeaders: the configured request headers are in the
+// entries, the token HMAC'd and the User-Agent in clear.
+func checkAuditedHeaders(t *testing.T, logPath string) {
+	t.Helper()
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, agents := 0, 0
+	for line := range strings.Lines(string(raw)) {
+		var e auditlog.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Request == nil {
+			continue
+		}
+		for _, v := range e.Request.Headers["x-vault-token"] {
+			if !strings.HasPrefix(v, "hmac-sha256:") {
+				t.Fatalf("token header logged as %q", v)
+			}
+			tokens++
+		}
+		for _, v := range e.Request.Headers["user-agent"] {
+			if v == "" || strings.HasPrefix(v, "hmac-sha256:") {
+				t.Fatalf("user agent logged as %q", v)
+			}
+			agents++
+		}
+	}
+	if tokens == 0 || agents == 0 {
+		t.Fatalf("%d token headers and %d user agents in the log", tokens, agents)
+	}
 }
