@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -545,6 +546,13 @@ func TestAuditedRequestHeaders(t *testing.T) {
 		Data: map[string]any{"data": map[string]any{"v": "1"}}, Token: f.token, Headers: headers}); err != nil {
 		t.Fatal(err)
 	}
+	// Requests served outside the pipeline (a snapshot) carry them too.
+	snapID := secret.UUID()
+	sreq := snapReq(f.token, snapPath)
+	sreq.ID, sreq.Headers = snapID, http.Header{"X-Pipeline-Run": {"backup-1"}}
+	if _, err := f.c.SnapshotSave(context.Background(), sreq, io.Discard); err != nil {
+		t.Fatal(err)
+	}
 	hash := func(v string) string {
 		return f.must(t, logical.UpdateOperation, "sys/audit-hash/file", map[string]any{"input": v}).Data["hash"].(string)
 	}
@@ -562,9 +570,16 @@ func TestAuditedRequestHeaders(t *testing.T) {
 			t.Errorf("%q in the log", clear)
 		}
 	}
-	seen := 0
+	seen, snapSeen := 0, 0
 	for _, e := range readEntries(t, logPath) {
 		if e.Request == nil {
+			continue
+		}
+		if e.Request.ID == snapID {
+			if got := e.Request.Headers["x-pipeline-run"]; len(got) != 1 || got[0] != "backup-1" {
+				t.Errorf("snapshot %s entry headers = %v", e.Type, e.Request.Headers)
+			}
+			snapSeen++
 			continue
 		}
 		if e.Request.ID != id {
@@ -578,7 +593,7 @@ func TestAuditedRequestHeaders(t *testing.T) {
 			t.Errorf("%s entry headers = %v, want %v", e.Type, e.Request.Headers, wantHeaders)
 		}
 	}
-	if seen != 2 {
-		t.Fatalf("%d entries of the request, want 2", seen)
+	if seen != 2 || snapSeen != 2 {
+		t.Fatalf("%d entries of the request and %d of the snapshot, want 2 each", seen, snapSeen)
 	}
 }

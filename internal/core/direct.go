@@ -22,6 +22,8 @@ type directRequest struct {
 	Data       map[string]any
 	Token      secret.String
 	Connection *logical.Connection
+	// Headers are the request's HTTP headers, for the audit log.
+	Headers map[string][]string
 }
 
 // authorizeDirect checks the caller's token for op on req.Path (with sudo
@@ -33,7 +35,7 @@ type directRequest struct {
 // caller holds stateMu for reading on an unsealed server.
 func (c *Core) authorizeDirect(ctx context.Context, req directRequest, op logical.Operation, sudo bool) (rec *auditRecord, te *token.Entry, done func(), err error) {
 	if c.audit.Enabled() {
-		rec = &auditRecord{req: &Request{ID: req.ID, Operation: op, Path: req.Path, Data: req.Data, Token: req.Token, Connection: req.Connection}}
+		rec = &auditRecord{req: &Request{ID: req.ID, Operation: op, Path: req.Path, Data: req.Data, Token: req.Token, Connection: req.Connection, Headers: req.Headers}}
 	}
 	fail := func(err error) (*auditRecord, *token.Entry, func(), error) {
 		if rec != nil {

@@ -107,6 +107,8 @@ type EventsRequest struct {
 	Data       map[string]any
 	Token      secret.String
 	Connection *logical.Connection
+	// Headers are the request's HTTP headers, for the audit log.
+	Headers map[string][]string
 }
 
 // SubscribeEvents opens a subscription for the caller: its token needs
@@ -123,7 +125,7 @@ func (c *Core) SubscribeEvents(ctx context.Context, req EventsRequest) (*EventSt
 	case c.standby.Load():
 		return nil, ErrStandby
 	}
-	dr := directRequest{ID: req.ID, Path: EventsSubscribePrefix + req.EventType, Data: req.Data, Token: req.Token, Connection: req.Connection}
+	dr := directRequest{ID: req.ID, Path: EventsSubscribePrefix + req.EventType, Data: req.Data, Token: req.Token, Connection: req.Connection, Headers: req.Headers}
 	rec, te, done, err := c.authorizeDirect(ctx, dr, logical.ReadOperation, false)
 	if err != nil {
 		return nil, err

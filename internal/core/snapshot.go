@@ -62,6 +62,8 @@ type SnapshotRequest struct {
 	Path       string
 	Token      secret.String
 	Connection *logical.Connection
+	// Headers are the request's HTTP headers, for the audit log.
+	Headers map[string][]string
 }
 
 // SnapshotInfo describes a snapshot that was taken or restored.
@@ -92,7 +94,7 @@ func (c *Core) snapshotter() (storage.Snapshotter, error) {
 // counts the token's use (see authorizeDirect). The caller holds stateMu
 // for reading on an unsealed server.
 func (c *Core) authorizeSnapshot(ctx context.Context, req SnapshotRequest, op logical.Operation) (rec *auditRecord, done func(), err error) {
-	rec, _, done, err = c.authorizeDirect(ctx, directRequest{ID: req.ID, Path: req.Path, Token: req.Token, Connection: req.Connection}, op, true)
+	rec, _, done, err = c.authorizeDirect(ctx, directRequest{ID: req.ID, Path: req.Path, Token: req.Token, Connection: req.Connection, Headers: req.Headers}, op, true)
 	return rec, done, err
 }
 

@@ -119,6 +119,7 @@ func (h *Handler) handleEvents(ctx context.Context, w http.ResponseWriter, r *ht
 		Data:       data,
 		Token:      requestToken(r),
 		Connection: h.connection(r),
+		Headers:    r.Header,
 	})
 	if err != nil {
 		h.respondError(w, reqID, path, err)

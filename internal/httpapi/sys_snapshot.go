@@ -52,7 +52,7 @@ func (h *Handler) handleSnapshot(ctx context.Context, w http.ResponseWriter, r *
 	}
 	force := strings.HasSuffix(path, "-force")
 	reqID := secret.UUID()
-	req := core.SnapshotRequest{ID: reqID, Path: path, Token: requestToken(r), Connection: h.connection(r)}
+	req := core.SnapshotRequest{ID: reqID, Path: path, Token: requestToken(r), Connection: h.connection(r), Headers: r.Header}
 	switch r.Method {
 	case http.MethodGet:
 		if force {
