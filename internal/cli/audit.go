@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -496,6 +497,11 @@ type auditFilter struct {
 	accessors []string
 	// hashed is -value as the device hashes it.
 	hashed string
+	// header is the lower-case name of -header; headerValues the forms
+	// of its value an entry may hold (as given, and as the device hashes
+	// it), nil to match any value.
+	header       string
+	headerValues []string
 }
 
 // match reports whether the entry e, decoded from obj, passes the filter.
@@ -509,7 +515,8 @@ func (f *auditFilter) match(e *auditlog.Entry, obj []byte) bool {
 		f.path != nil && !f.path.MatchString(req.Path) ||
 		f.remote.IsValid() && !prefixContains(f.remote, req.RemoteAddress) ||
 		!f.inTime(e.Time) ||
-		f.accessors != nil && !f.hasAccessor(e, req) {
+		f.accessors != nil && !f.hasAccessor(e, req) ||
+		f.header != "" && !f.hasHeader(req) {
 		return false
 	}
 	if f.hashed == "" {
@@ -548,6 +555,21 @@ func (f *auditFilter) hasAccessor(e *auditlog.Entry, req *auditlog.Request) bool
 			if g != "" && g == a {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// hasHeader reports whether the request carried the -header, with one of
+// its values if one was given.
+func (f *auditFilter) hasHeader(req *auditlog.Request) bool {
+	vs := req.Headers[f.header]
+	if f.headerValues == nil {
+		return len(vs) > 0
+	}
+	for _, v := range vs {
+		if slices.Contains(f.headerValues, v) {
+			return true
 		}
 	}
 	return false
@@ -659,8 +681,10 @@ duration ago (2h). The log holds token accessors and request values HMAC'd:
 -accessor matches the accessor as given or as the device hashes it
 (sys/audit-hash, when a server is reachable), and -value matches entries
 holding the device's hash of the value anywhere; the value itself is never
-printed ("-value=-" reads it from stdin). The device is -device, or the only
-one enabled.
+printed ("-value=-" reads it from stdin). -header matches the request
+headers the server records (sys/config/auditing/request-headers): NAME
+alone any entry that carries it, NAME=VALUE one with that value, in clear
+or as the device hashes it. The device is -device, or the only one enabled.
 
 Entries print as they are in the log, one JSON object per line, or as a
 table with -format=table. The number of matches goes to stderr; the exit
@@ -668,7 +692,8 @@ code is 0 even when nothing matches. Lines that are not audit entries are
 skipped with a warning.
 
   $ vigil audit search -path='secret/data/app/*' -op=update -since=24h /var/log/vigil/audit.log
-  $ vigil audit search -accessor=Jq1hR4x9ZbTn0cVdWe2fGh3k -format=table audit.log`,
+  $ vigil audit search -accessor=Jq1hR4x9ZbTn0cVdWe2fGh3k -format=table audit.log
+  $ vigil audit search -header=X-Pipeline-Run=train-42 audit.log`,
 		run: func(ctx context.Context, c *call) int {
 			device := c.fs.String("device", "", "Audit device `path` hashing -accessor and -value (default: the only device enabled).")
 			glob := c.fs.String("path", "", "Request path `glob`: * matches any characters, / included; ? matches one.")
@@ -679,6 +704,7 @@ skipped with a warning.
 			op := c.fs.String("op", "", "Request `operation`: read, create, update, delete, list...")
 			typ := c.fs.String("type", "", "Entry `type`: request or response.")
 			value := c.fs.String("value", "", "Entries holding this `value` HMAC'd anywhere; - reads it from stdin.")
+			header := c.fs.String("header", "", "Request header `NAME[=VALUE]` recorded in the entry (in clear or HMAC'd).")
 			c.fs.Lookup("format").Usage = "Output `format`: json (default) or table."
 			if code, done := c.parse(); done {
 				return code
@@ -699,6 +725,16 @@ skipped with a warning.
 			}
 			if *glob != "" {
 				f.path = globRegexp(*glob)
+			}
+			if *header != "" {
+				name, v, hasValue := strings.Cut(*header, "=")
+				if name == "" {
+					return c.usageError("invalid -header %q: want NAME or NAME=VALUE", *header)
+				}
+				f.header = strings.ToLower(name)
+				if hasValue {
+					f.headerValues = []string{v}
+				}
 			}
 			var err error
 			if *remote != "" {
@@ -747,30 +783,43 @@ skipped with a warning.
 	}
 }
 
-// searchHashes fills the filter's accessors and value hash. A -value that
-// cannot be hashed is an error; an accessor that cannot be hashed is
-// matched as given, with a warning.
+// searchHashes fills the filter's accessors, header values and value
+// hash. A -value that cannot be hashed is an error; an accessor or a
+// header value that cannot be hashed is matched as given, with a warning.
 func (c *call) searchHashes(ctx context.Context, f *auditFilter, device, accessor string, val secret.String) (int, bool) {
 	if accessor != "" {
 		f.accessors = []string{accessor}
 	}
 	needAccessor := accessor != "" && !strings.HasPrefix(accessor, hashPrefix)
-	if !needAccessor && val.IsEmpty() {
+	needHeader := len(f.headerValues) == 1 && !strings.HasPrefix(f.headerValues[0], hashPrefix)
+	if !needAccessor && !needHeader && val.IsEmpty() {
 		return 0, true
 	}
-	hash, err := c.deviceHasher(ctx, device)
-	if err != nil && !val.IsEmpty() {
-		return c.fail("reaching the audit device to hash -value", err), false
+	hash, hashErr := c.deviceHasher(ctx, device)
+	if hashErr != nil && !val.IsEmpty() {
+		return c.fail("reaching the audit device to hash -value", hashErr), false
 	}
-	if needAccessor {
-		var h string
+	// hashed returns v as the device hashes it, or warns that what
+	// (a flag) is matched only as given.
+	hashed := func(what, v string) (string, bool) {
+		h, err := "", hashErr
 		if err == nil {
-			h, err = hash(accessor)
+			h, err = hash(v)
 		}
 		if err != nil {
-			fmt.Fprintf(c.stderr, "Warning: -accessor is matched only as given: it could not be hashed with the audit device: %v\n", err)
-		} else {
+			fmt.Fprintf(c.stderr, "Warning: %s is matched only as given: it could not be hashed with the audit device: %v\n", what, err)
+			return "", false
+		}
+		return h, true
+	}
+	if needAccessor {
+		if h, ok := hashed("-accessor", accessor); ok {
 			f.accessors = append(f.accessors, h)
+		}
+	}
+	if needHeader {
+		if h, ok := hashed("the -header value", f.headerValues[0]); ok {
+			f.headerValues = append(f.headerValues, h)
 		}
 	}
 	if !val.IsEmpty() {

@@ -410,11 +410,16 @@ func searchLog(t *testing.T, now time.Time) []string {
 	}
 	alice, bob := testHash("acc-alice"), testHash("acc-bob")
 	entries := []auditlog.Entry{
-		{Time: at(3 * time.Hour), Type: "request", Auth: &auditlog.Auth{Accessor: alice}, Request: req("r1", "read", "secret/data/app/db", "10.0.0.5", alice)},
+		{Time: at(3 * time.Hour), Type: "request", Auth: &auditlog.Auth{Accessor: alice}, Request: func() *auditlog.Request {
+			r := req("r1", "read", "secret/data/app/db", "10.0.0.5", alice)
+			r.Headers = map[string][]string{"x-pipeline-run": {"train-42"}}
+			return r
+		}()},
 		{Time: at(3*time.Hour - time.Second), Type: "response", Auth: &auditlog.Auth{Accessor: alice}, Request: req("r2", "read", "secret/data/app/db", "10.0.0.5", alice)},
 		{Time: at(90 * time.Minute), Type: "request", Auth: &auditlog.Auth{Accessor: bob}, Request: func() *auditlog.Request {
 			r := req("r3", "update", "secret/data/other", "192.168.1.9", bob)
 			r.Data = map[string]any{"data": map[string]any{"password": testHash("hunter2")}}
+			r.Headers = map[string][]string{"x-pipeline-run": {"eval-7", "eval-8"}, "x-signed": {testHash("sig")}}
 			return r
 		}()},
 		{Time: at(30 * time.Minute), Type: "request", Auth: &auditlog.Auth{Accessor: bob}, Request: req("r4", "list", "sys/policies/acl", "::1", bob), Error: "permission denied"},
@@ -483,6 +488,12 @@ func TestAuditSearch(t *testing.T) {
 		{name: "accessor and value", args: []string{"-device=file", "-accessor=acc-bob", "-value=hunter2"}, want: "r3", hashes: []string{"acc-bob", "hunter2"}},
 		{name: "remote and since", args: []string{"-remote=10.0.0.0/8", "-since=2h"}, want: "r5,r6"},
 		{name: "nothing matches", args: []string{"-op=delete"}, want: ""},
+		{name: "header present", args: []string{"-header=X-Pipeline-Run"}, want: "r1,r3"},
+		{name: "header value", args: []string{"-header=x-pipeline-run=eval-8"}, want: "r3", hashes: []string{"eval-8"}},
+		{name: "header value HMAC'd", args: []string{"-header=X-Signed=sig"}, want: "r3", hashes: []string{"sig"}},
+		{name: "header value already hashed", args: []string{"-header=x-signed=" + testHash("sig")}, want: "r3"},
+		{name: "header value elsewhere", args: []string{"-header=x-signed=train-42"}, want: "", hashes: []string{"train-42"}},
+		{name: "header absent", args: []string{"-header=x-none"}, want: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -585,6 +596,7 @@ func TestAuditSearchErrors(t *testing.T) {
 		{[]string{"-format=yaml", file}, 2, "search prints -format=json or -format=table"},
 		{[]string{"-op=read"}, 2, "Not enough arguments"},
 		{[]string{"-value=-", "-"}, 2, "stdin cannot hold both -value and a log"},
+		{[]string{"-header==v", file}, 2, "invalid -header"},
 		{[]string{filepath.Join(t.TempDir(), "missing.log")}, 1, "no such file"},
 		// -value cannot be hashed: the device is ambiguous.
 		{[]string{"-value=hunter2", file}, 2, "2 audit devices are enabled (file/, sock/): choose one with -device"},
@@ -604,6 +616,10 @@ func TestAuditSearchErrors(t *testing.T) {
 	if r.code != 0 || ids(t, r.stdout) != "r6" || !strings.Contains(r.stderr, "Warning: -accessor is matched only as given") {
 		t.Errorf("-accessor without server: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
+	r = run(t, nil, runOpts{env: map[string]string{"VIGIL_ADDR": "http://127.0.0.1:1"}}, "audit", "search", "-header=X-Pipeline-Run=train-42", file)
+	if r.code != 0 || ids(t, r.stdout) != "r1" || !strings.Contains(r.stderr, "Warning: the -header value is matched only as given") {
+		t.Errorf("-header without server: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
 }
 
 func TestAuditHelp(t *testing.T) {
@@ -619,7 +635,7 @@ func TestAuditHelp(t *testing.T) {
 		{[]string{"audit", "list", "-h"}, []string{"Usage: vigil audit list [flags]", "-detailed", "-format"}},
 		{[]string{"audit", "export-key", "-h"}, []string{"Usage: vigil audit export-key [flags]", "-device", "-output", "-force", "0600"}},
 		{[]string{"audit", "verify", "-h"}, []string{"Usage: vigil audit verify [flags] FILE...", "-key-file", "-partial", "-no-checkpoint", "TAMPERED"}},
-		{[]string{"audit", "search", "-h"}, []string{"Usage: vigil audit search [flags] FILE...", "-path", "-accessor", "-remote", "-since", "-until", "-op", "-type", "-value", "even when nothing matches", "json (default) or table"}},
+		{[]string{"audit", "search", "-h"}, []string{"Usage: vigil audit search [flags] FILE...", "-path", "-accessor", "-remote", "-since", "-until", "-op", "-type", "-value", "-header", "even when nothing matches", "json (default) or table"}},
 	}
 	for _, tt := range tests {
 		r := run(t, nil, runOpts{}, tt.args...)
