@@ -28,16 +28,29 @@ type AuditedHeader struct {
 // clear would put credentials into the audit log.
 var credentialHeaders = []string{"authorization", "cookie", "proxy-authorization", "x-vault-token"}
 
-// auditHeaderSet is the configured headers; it is replaced whole, never
-// changed, so requests read it without a lock.
+// defaultAuditedHeaders are recorded, in clear, without being configured,
+// as Vault (1.17 and later) does: a client's correlation id ties its
+// requests to its own logs. Configuring one (hmac=true) overrides it;
+// deleting that setting returns to the default.
+var defaultAuditedHeaders = []string{"correlation-id", "x-correlation-id"}
+
+// auditHeaderSet is the headers the audit log records; it is replaced
+// whole, never changed, so requests read it without a lock.
 type auditHeaderSet struct {
-	byName map[string]AuditedHeader // by lower-case name
-	names  []string                 // lower-case, sorted
-	keys   []string                 // the same, as http.Header keys them
+	configured map[string]AuditedHeader // by lower-case name, as stored
+	byName     map[string]AuditedHeader // configured plus the defaults
+	names      []string                 // of byName, sorted
+	keys       []string                 // the same, as http.Header keys them
 }
 
-func newAuditHeaderSet(m map[string]AuditedHeader) *auditHeaderSet {
-	s := &auditHeaderSet{byName: m, names: slices.Sorted(maps.Keys(m))}
+func newAuditHeaderSet(configured map[string]AuditedHeader) *auditHeaderSet {
+	s := &auditHeaderSet{configured: configured, byName: maps.Clone(configured)}
+	for _, n := range defaultAuditedHeaders {
+		if _, ok := s.byName[n]; !ok {
+			s.byName[n] = AuditedHeader{}
+		}
+	}
+	s.names = slices.Sorted(maps.Keys(s.byName))
 	for _, n := range s.names {
 		s.keys = append(s.keys, textproto.CanonicalMIMEHeaderKey(n))
 	}
@@ -74,10 +87,11 @@ func (c *Core) loadAuditHeaders(ctx context.Context) error {
 	return nil
 }
 
-// AuditedHeaders returns the configured headers, by lower-case name.
+// AuditedHeaders returns the configured headers, by lower-case name (the
+// defaults recorded without configuration are not among them).
 func (c *Core) AuditedHeaders() map[string]AuditedHeader {
 	if s := c.auditHeaders.Load(); s != nil {
-		return maps.Clone(s.byName)
+		return maps.Clone(s.configured)
 	}
 	return map[string]AuditedHeader{}
 }

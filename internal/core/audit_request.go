@@ -149,7 +149,7 @@ func (c *Core) auditInput(rec *auditRecord, err error) *audit.Input {
 		}
 		ar.NonHMACKeys = e.Config.AuditNonHMACRequestKeys
 	}
-	if hs := c.auditHeaders.Load(); hs != nil && len(hs.keys) > 0 && len(req.Headers) > 0 {
+	if hs := c.auditHeaders.Load(); hs != nil && len(req.Headers) > 0 {
 		ar.Headers = hs.pick(req.Headers)
 	}
 	in := &rec.inBuf

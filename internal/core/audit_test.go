@@ -489,6 +489,8 @@ func TestAuditedRequestHeaders(t *testing.T) {
 	f.must(t, logical.UpdateOperation, base+"/X-Pipeline-Run", nil)
 	f.must(t, logical.UpdateOperation, base+"/x-job-secret", map[string]any{"hmac": true})
 	f.must(t, logical.UpdateOperation, base+"/X-Vault-Token", map[string]any{"hmac": "true"})
+	// A default header, configured to be HMAC'd.
+	f.must(t, logical.UpdateOperation, base+"/Correlation-ID", map[string]any{"hmac": true})
 	f.must(t, logical.UpdateOperation, base+"/x-gone", nil)
 	f.must(t, logical.DeleteOperation, base+"/X-Gone", nil)
 	f.must(t, logical.DeleteOperation, base+"/x-never-set", nil)
@@ -496,6 +498,7 @@ func TestAuditedRequestHeaders(t *testing.T) {
 		"x-pipeline-run": map[string]any{"hmac": false},
 		"x-job-secret":   map[string]any{"hmac": true},
 		"x-vault-token":  map[string]any{"hmac": true},
+		"correlation-id": map[string]any{"hmac": true},
 	}
 	if got := f.must(t, logical.ReadOperation, base, nil).Data["headers"]; !reflect.DeepEqual(got, want) {
 		t.Fatalf("headers = %v, want %v", got, want)
@@ -542,6 +545,10 @@ func TestAuditedRequestHeaders(t *testing.T) {
 	headers.Add("X-Job-Secret", "js-2")
 	headers.Set("X-Vault-Token", f.token.Reveal())
 	headers.Set("X-Not-Audited", "nope")
+	// Recorded without configuration, in clear, as in Vault; unless
+	// configured otherwise.
+	headers.Set("X-Correlation-Id", "corr-7")
+	headers.Set("Correlation-Id", "corr-hidden")
 	if _, err := f.c.HandleRequest(context.Background(), &Request{ID: id, Operation: logical.UpdateOperation, Path: "secret/data/k",
 		Data: map[string]any{"data": map[string]any{"v": "1"}}, Token: f.token, Headers: headers}); err != nil {
 		t.Fatal(err)
@@ -557,15 +564,17 @@ func TestAuditedRequestHeaders(t *testing.T) {
 		return f.must(t, logical.UpdateOperation, "sys/audit-hash/file", map[string]any{"input": v}).Data["hash"].(string)
 	}
 	wantHeaders := map[string][]string{
-		"x-pipeline-run": {"train-42"},
-		"x-job-secret":   {hash("js-1"), hash("js-2")},
-		"x-vault-token":  {hash(f.token.Reveal())},
+		"x-pipeline-run":   {"train-42"},
+		"x-job-secret":     {hash("js-1"), hash("js-2")},
+		"x-vault-token":    {hash(f.token.Reveal())},
+		"x-correlation-id": {"corr-7"},
+		"correlation-id":   {hash("corr-hidden")},
 	}
 	raw, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, clear := range []string{"js-1", "js-2", f.token.Reveal(), "nope"} {
+	for _, clear := range []string{"js-1", "js-2", f.token.Reveal(), "nope", "corr-hidden"} {
 		if bytes.Contains(raw, []byte(clear)) {
 			t.Errorf("%q in the log", clear)
 		}
