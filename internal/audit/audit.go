@@ -243,4 +243,19 @@ type Response struct {
 	Warnings []string
 	// NonHMACKeys are data keys the mount logs in clear.
 	NonHMACKeys []string
+	// WrapInfo is set when the response was wrapped: the client got the
+	// wrapping token, and Data is what it holds.
+	WrapInfo *WrapInfo
+}
+
+// WrapInfo describes the wrapping token of a wrapped response. Token,
+// Accessor and WrappedAccessor are logged as the caller's token and
+// accessor are.
+type WrapInfo struct {
+	Token           secret.String
+	Accessor        string
+	TTL             time.Duration
+	CreationTime    time.Time
+	CreationPath    string
+	WrappedAccessor string
 }

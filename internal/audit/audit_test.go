@@ -147,6 +147,22 @@ func TestEntryFormat(t *testing.T) {
 	out := f.format(auditlog.TypeResponse, login)
 	golden(t, "login_response.json", out)
 
+	// A wrapped response: the client got the wrapping token.
+	wrapped := sampleInput()
+	wrapped.Request.Operation, wrapped.Request.Path, wrapped.Request.Data = "update", "auth/approle/role/trainer/secret-id", nil
+	wrapped.Response = &Response{
+		Data: map[string]any{"secret_id": "sid-123", "secret_id_accessor": "sida-1", "secret_id_ttl": 600},
+		WrapInfo: &WrapInfo{Token: secret.NewString("hvs.wrapping-token"), Accessor: "wacc-1", TTL: 5 * time.Minute,
+			CreationTime: testTime, CreationPath: "auth/approle/role/trainer/secret-id"},
+	}
+	wrappedOut := f.format(auditlog.TypeResponse, wrapped)
+	golden(t, "wrapped_response.json", wrappedOut)
+	for _, clear := range []string{"sid-123", "hvs.wrapping-token", "wacc-1"} {
+		if bytes.Contains(wrappedOut, []byte(clear)) {
+			t.Errorf("%q in clear in %s", clear, wrappedOut)
+		}
+	}
+
 	denied := sampleInput()
 	denied.Err = errors.New("permission denied")
 	out = f.format(auditlog.TypeRequest, denied)

@@ -313,6 +313,33 @@ func (f *formatter) appendResponse(b []byte, in *Input) []byte {
 			o.b = f.appendData(o.b, out.Data, out.NonHMACKeys, list)
 		}
 		o.strs("warnings", out.Warnings)
+		if w := out.WrapInfo; w != nil {
+			o.key("wrap_info")
+			o.b = f.appendWrapInfo(o.b, w)
+		}
+	}
+	return o.done()
+}
+
+// appendWrapInfo writes a wrapping token's description, as Vault does.
+func (f *formatter) appendWrapInfo(b []byte, w *WrapInfo) []byte {
+	o := object(b)
+	o.int("ttl", int64(w.TTL/time.Second))
+	var tok, acc, wrappedAcc loggedValue
+	f.secret(&tok, w.Token.Reveal())
+	o.logged("token", &tok)
+	f.accessor(&acc, w.Accessor)
+	o.logged("accessor", &acc)
+	if !w.CreationTime.IsZero() {
+		o.key("creation_time")
+		o.b = append(o.b, '"')
+		o.b = w.CreationTime.UTC().AppendFormat(o.b, time.RFC3339Nano)
+		o.b = append(o.b, '"')
+	}
+	o.str("creation_path", w.CreationPath)
+	if w.WrappedAccessor != "" {
+		f.accessor(&wrappedAcc, w.WrappedAccessor)
+		o.logged("wrapped_accessor", &wrappedAcc)
 	}
 	return o.done()
 }

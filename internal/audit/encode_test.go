@@ -65,7 +65,9 @@ func TestEncoderMatchesEncodingJSON(t *testing.T) {
 			ClientTokenAccessor: "acc", RemoteAddr: "::1", RemotePort: 1, MountPoint: "secret/", MountType: "kv",
 			Headers: []Header{{Name: "x-a", Values: []string{awkward, ""}}, {Name: "x-b", Values: []string{awkward}, HMAC: true}}},
 		Response: &Response{Data: data, Warnings: []string{awkward}, LeaseID: "lease/1",
-			Auth: &Auth{ClientToken: secret.NewString("new"), Accessor: "a2", Policies: []string{"p"}}},
+			Auth: &Auth{ClientToken: secret.NewString("new"), Accessor: "a2", Policies: []string{"p"}},
+			WrapInfo: &WrapInfo{Token: secret.NewString("wrap"), Accessor: "wa", TTL: time.Minute, CreationTime: testTime,
+				CreationPath: "auth/approle/role/" + awkward + "/secret-id", WrappedAccessor: "a2"}},
 		Err: errors.New(awkward),
 	}
 	for _, opts := range []formatOptions{{hmacAccessor: true}, {logRaw: true}, {hmacAccessor: false, elideLists: true}} {

@@ -110,6 +110,18 @@ type Response struct {
 	Data          map[string]any `json:"data,omitempty"`
 	Warnings      []string       `json:"warnings,omitempty"`
 	Redirect      string         `json:"redirect,omitempty"`
+	WrapInfo      *WrapInfo      `json:"wrap_info,omitempty"`
+}
+
+// WrapInfo describes the wrapping token of a wrapped response; its token
+// and accessors are HMAC'd.
+type WrapInfo struct {
+	TTL             int64  `json:"ttl,omitempty"`
+	Token           string `json:"token,omitempty"`
+	Accessor        string `json:"accessor,omitempty"`
+	CreationTime    string `json:"creation_time,omitempty"`
+	CreationPath    string `json:"creation_path,omitempty"`
+	WrappedAccessor string `json:"wrapped_accessor,omitempty"`
 }
 
 // Secret names the lease of a leased response (lease ids are not secret).

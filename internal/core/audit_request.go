@@ -97,6 +97,10 @@ func (c *Core) auditOutcome(ctx context.Context, rec *auditRecord, res *Result, 
 	}
 	if res != nil && res.Response != nil {
 		in.Response = auditResponse(rec, res.Response)
+		if w := res.Wrap; w != nil {
+			in.Response.WrapInfo = &audit.WrapInfo{Token: w.Token, Accessor: w.Accessor, TTL: w.TTL,
+				CreationTime: w.CreationTime, CreationPath: w.CreationPath, WrappedAccessor: w.WrappedAccessor}
+		}
 	}
 	var lerr error
 	if rec.ticket.Queued() {

@@ -259,7 +259,7 @@ func (s *EventStream) recheck(ctx context.Context) error {
 	if err := checkCIDR(te, s.req.Connection); err != nil {
 		return err
 	}
-	if _, err := c.checkACL(ctx, te, s.req.Path, nil, "", &logical.Request{Operation: logical.ReadOperation, Data: s.req.Data}); err != nil {
+	if _, err := c.checkACL(ctx, te, s.req.Path, nil, "", &logical.Request{Operation: logical.ReadOperation, Data: s.req.Data}, 0); err != nil {
 		return err
 	}
 	s.te = te

@@ -35,6 +35,8 @@ type storedPolicy struct {
 type policyStore struct {
 	view logical.Storage
 	now  func() time.Time
+	// wrapping is the built-in response-wrapping policy.
+	wrapping *policy.Policy
 
 	// writeMu serializes writers (the version read, the write and the
 	// cache drop); mu guards only the caches, so that no request's ACL
@@ -61,6 +63,7 @@ func newPolicyStore(view logical.Storage, now func() time.Time) *policyStore {
 		parsed:     map[string]*policy.Policy{},
 		acls:       map[string]compiledSet{},
 		entityACLs: map[entityACLKey]*policy.ACL{},
+		wrapping:   policy.ResponseWrapping(),
 	}
 }
 
@@ -186,6 +189,10 @@ func (ps *policyStore) list(ctx context.Context) ([]string, error) {
 // exist (a token may name a policy that was deleted or never written:
 // Vault ignores such names).
 func (ps *policyStore) parsedPolicy(ctx context.Context, name string) (*policy.Policy, error) {
+	if name == policy.ResponseWrappingName {
+		// Built in, never stored: only wrapping tokens carry it.
+		return ps.wrapping, nil
+	}
 	ps.mu.RLock()
 	p, ok := ps.parsed[name]
 	gen := ps.gen

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/vigil-secrets/vigil/internal/barrier"
 	"github.com/vigil-secrets/vigil/internal/identity"
@@ -35,6 +36,13 @@ type Request struct {
 	// http.Header), read only: the audit log records those configured in
 	// sys/config/auditing/request-headers.
 	Headers map[string][]string
+	// WrapTTL asks for the response wrapped (X-Vault-Wrap-TTL): the
+	// result is then a single-use wrapping token that lives this long
+	// (see wrapping.go). WrapRender renders a result as the client would
+	// receive it, the form the wrapped response is kept in; it must be
+	// set with WrapTTL, and is called for sys/wrapping/rewrap too.
+	WrapTTL    time.Duration
+	WrapRender WrapRenderer
 
 	// Mount is set by HandleRequest once the request is routed: the path
 	// of the mount that serves it ("secret/"), empty when none does. The
@@ -45,6 +53,14 @@ type Request struct {
 	// serving a request does not allocate them apart.
 	lreq logical.Request
 	res  Result
+	// wrap is what sys/wrapping/wrap and rewrap ask of wrapping.
+	wrap wrapOverride
+}
+
+// WrapRenderer renders a result as the client would receive it (the HTTP
+// layer's envelope), for a wrapping token to hold.
+type WrapRenderer interface {
+	RenderWrapped(*Result) ([]byte, error)
 }
 
 // Result is a served request.
@@ -52,6 +68,9 @@ type Result struct {
 	Response *logical.Response
 	// MountType is the type of the mount that served the request.
 	MountType string
+	// Wrap is set when the response was wrapped: the client gets it, and
+	// Response is what the wrapping token holds.
+	Wrap *WrapInfo
 }
 
 // HandleRequest runs a request through the pipeline: sealed check,
@@ -154,7 +173,7 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 				return nil, err
 			}
 		}
-		acl, err := c.checkACL(ctx, te, req.Path, route, rest, lreq)
+		acl, err := c.checkACL(ctx, te, req.Path, route, rest, lreq, req.WrapTTL)
 		if rec != nil {
 			rec.decided, rec.allowed = true, err == nil
 		}
@@ -180,9 +199,12 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 		if routed {
 			switch route.Entry.Type {
 			case typeSystem:
-				// sys endpoints about the caller (capabilities-self)
-				// need its token; no other mount sees it.
+				// sys endpoints about the caller (capabilities-self,
+				// unwrap) need its token; no other mount sees it.
+				// sys/wrapping/wrap and rewrap steer wrapping.
 				ctx = context.WithValue(ctx, callerKey{}, te)
+				req.wrap = wrapOverride{ttl: req.WrapTTL}
+				ctx = context.WithValue(ctx, wrapKey{}, &req.wrap)
 			case typeToken:
 				ctx = token.WithCaller(ctx, &token.Caller{Entry: te, Token: req.Token, ACL: acl})
 			}
@@ -232,7 +254,24 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 		c.publishEvents(route.Entry, resp.Events)
 	}
 	req.res = Result{Response: resp, MountType: route.Entry.Type}
+	if ttl, path := wrapFor(req); ttl > 0 && wrapsResponse(resp) {
+		if err := c.wrapResult(ctx, &req.res, req.WrapRender, ttl, path); err != nil {
+			return nil, err
+		}
+	}
 	return &req.res, nil
+}
+
+// wrapFor returns the TTL to wrap req's response with (0: not wrapped)
+// and its creation path: the request's, or what sys/wrapping/rewrap set.
+func wrapFor(req *Request) (time.Duration, string) {
+	if o := req.wrap; o.ttl > 0 {
+		if o.creationPath != "" {
+			return o.ttl, o.creationPath
+		}
+		return o.ttl, req.Path
+	}
+	return req.WrapTTL, req.Path
 }
 
 // changesNothing reports whether serving lreq with te changes nothing: a
@@ -290,7 +329,7 @@ func (c *Core) existenceCheck(ctx context.Context, route *mount.Route, lreq *log
 // mount and the path within it (route is nil for an unrouted path, which
 // the ACL still decides first, so that a caller learns nothing of paths it
 // may not use).
-func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route *mount.Route, rest string, lreq *logical.Request) (*policy.ACL, error) {
+func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route *mount.Route, rest string, lreq *logical.Request, wrapTTL time.Duration) (*policy.ACL, error) {
 	acl, err := c.tokenACL(ctx, te)
 	if err != nil {
 		return nil, c.storageError(err)
@@ -303,6 +342,7 @@ func (c *Core) checkACL(ctx context.Context, te *token.Entry, path string, route
 		Path:      path,
 		Data:      lreq.Data,
 		Sudo:      c.needsSudo(route, path, rest, lreq.Operation),
+		WrapTTL:   wrapTTL,
 	})
 	if !res.Allowed {
 		c.log.Debug("request denied", "path", path, "operation", lreq.Operation, "reason", res.Reason)
@@ -414,7 +454,7 @@ func (c *Core) authorizeSys(ctx context.Context, tok secret.String, conn *logica
 	if err := checkCIDR(te, conn); err != nil {
 		return err
 	}
-	_, err = c.checkACL(ctx, te, path, nil, "", &logical.Request{Operation: op})
+	_, err = c.checkACL(ctx, te, path, nil, "", &logical.Request{Operation: op}, 0)
 	return err
 }
 

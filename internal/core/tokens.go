@@ -142,6 +142,12 @@ func (h tokenHooks) TokenRenewed(ctx context.Context, e *token.Entry) error {
 
 // RevokeLeases revokes every lease the token owns, and its own.
 func (h tokenHooks) RevokeLeases(ctx context.Context, e *token.Entry) error {
+	if isWrappingToken(e) {
+		// Its wrapped response goes with it.
+		if err := h.c.forgetWrapped(ctx, e.HashedID); err != nil {
+			return err
+		}
+	}
 	if h.c.leases == nil {
 		return nil
 	}

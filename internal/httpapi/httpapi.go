@@ -189,6 +189,13 @@ type requestState struct {
 	labels   routeLabels
 	req      core.Request
 	conn     logical.Connection
+	// reqID and path render the response, should it be wrapped.
+	reqID, path string
+}
+
+// RenderWrapped implements core.WrapRenderer.
+func (st *requestState) RenderWrapped(res *core.Result) ([]byte, error) {
+	return renderWrapped(st.reqID, st.path, res)
 }
 
 // routeLabels is what a served request tells the metrics: its mount and
@@ -260,7 +267,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		writeErrors(w, http.StatusBadRequest, msg)
 		return
 	}
-	if msg := checkWrapTTL(header(r.Header, "X-Vault-Wrap-Ttl")); msg != "" {
+	wrapTTL, msg := parseWrapTTL(header(r.Header, "X-Vault-Wrap-Ttl"))
+	if msg == "" && wrapTTL > 0 && !wrappable(p) {
+		msg = "response wrapping (X-Vault-Wrap-TTL) is not supported on " + p + ": request the response unwrapped"
+	}
+	if msg != "" {
 		writeErrors(w, http.StatusBadRequest, msg)
 		return
 	}
@@ -326,8 +337,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 	case "sys/generate-root/update":
 		h.handleGenerateRootUpdate(ctx, w, r)
 	default:
-		h.handleLogical(ctx, w, r, p, st, rl)
+		h.handleLogical(ctx, w, r, p, wrapTTL, st, rl)
 	}
+}
+
+// wrappable reports whether the response to a request for p may be
+// wrapped: the paths served through the request pipeline. The others
+// (health, seal and unseal, generate-root, snapshots, event streams)
+// refuse a wrap TTL rather than answer in clear what the client asked to
+// receive wrapped.
+func wrappable(p string) bool {
+	switch p {
+	case "sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader", "sys/seal", "sys/step-down",
+		"sys/generate-root/attempt", "sys/generate-root/update", "sys/metrics":
+		return false
+	}
+	return !isSnapshotPath(p) && !isEventsPath(p)
 }
 
 // rootNamespace reports whether an X-Vault-Namespace value names the root
@@ -377,26 +402,21 @@ func checkPath(p, method string) string {
 	return ""
 }
 
-// checkWrapTTL refuses a request for response wrapping (X-Vault-Wrap-TTL
-// of more than zero), which Vigil does not do: answering it unwrapped
-// would hand the client in clear what it asked to receive wrapped, to
-// pass on or log as if it were a wrapping token. A value that is not a
-// duration (integer seconds or a Go duration string), or is negative, is
-// refused as Vault refuses it; zero asks for no wrapping.
-func checkWrapTTL(v string) string {
+// parseWrapTTL parses X-Vault-Wrap-TTL: integer seconds or a Go
+// duration; zero (or no header) asks for no wrapping. A value that is not
+// a duration, or is negative, is refused (msg) as Vault refuses it.
+func parseWrapTTL(v string) (ttl time.Duration, msg string) {
 	if v == "" {
-		return ""
+		return 0, ""
 	}
 	ttl, err := api.ParseDuration(v)
 	switch {
 	case err != nil:
-		return "error parsing X-Vault-Wrap-TTL header: not a duration"
+		return 0, "error parsing X-Vault-Wrap-TTL header: not a duration"
 	case ttl < 0:
-		return "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative"
-	case ttl > 0:
-		return "response wrapping (X-Vault-Wrap-TTL) is not supported by Vigil: request the response unwrapped"
+		return 0, "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative"
 	}
-	return ""
+	return ttl, ""
 }
 
 // header is h.Get(key) for a key already in canonical form, without

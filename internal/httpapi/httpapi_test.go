@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -340,27 +341,30 @@ func TestBadPaths(t *testing.T) {
 	}
 }
 
-// TestWrapTTLRefused: Vigil does not wrap responses, so a request that
-// asks for wrapping is refused, before anything runs, rather than
-// answered in clear; a garbled or negative TTL is refused as Vault
-// refuses it, and zero asks for nothing.
-func TestWrapTTLRefused(t *testing.T) {
-	const refused = "response wrapping (X-Vault-Wrap-TTL) is not supported by Vigil: request the response unwrapped"
-	for v, want := range map[string]string{
-		"":                     "",
-		"0":                    "",
-		"0s":                   "",
-		"300":                  refused,
-		"5m":                   refused,
-		"1ns":                  refused,
-		"-5":                   "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
-		"-1m":                  "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
-		"soon":                 "error parsing X-Vault-Wrap-TTL header: not a duration",
-		"99999999999999999999": "error parsing X-Vault-Wrap-TTL header: not a duration",
-		"9999999999999":        "error parsing X-Vault-Wrap-TTL header: not a duration",
+// TestResponseWrapping: X-Vault-Wrap-TTL parsed as Vault parses it; a
+// wrapped response is a single-use wrapping token that sys/wrapping
+// looks up, unwraps (with the token in the body, or as the caller's
+// token), rewraps; a response with nothing in it is not wrapped; paths
+// served outside the pipeline refuse a wrap TTL rather than answer in
+// clear.
+func TestResponseWrapping(t *testing.T) {
+	for v, want := range map[string]struct {
+		ttl time.Duration
+		msg string
+	}{
+		"":                     {},
+		"0":                    {},
+		"0s":                   {},
+		"300":                  {ttl: 5 * time.Minute},
+		"5m":                   {ttl: 5 * time.Minute},
+		"-5":                   {msg: "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative"},
+		"-1m":                  {msg: "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative"},
+		"soon":                 {msg: "error parsing X-Vault-Wrap-TTL header: not a duration"},
+		"99999999999999999999": {msg: "error parsing X-Vault-Wrap-TTL header: not a duration"},
+		"9999999999999":        {msg: "error parsing X-Vault-Wrap-TTL header: not a duration"},
 	} {
-		if got := checkWrapTTL(v); got != want {
-			t.Errorf("checkWrapTTL(%q) = %q, want %q", v, got, want)
+		if ttl, msg := parseWrapTTL(v); ttl != want.ttl || msg != want.msg {
+			t.Errorf("parseWrapTTL(%q) = %v %q, want %v %q", v, ttl, msg, want.ttl, want.msg)
 		}
 	}
 	e := newEnv(t)
@@ -368,17 +372,116 @@ func TestWrapTTLRefused(t *testing.T) {
 	if code, _, _ := e.do("POST", "/v1/sys/mounts/kv", `{"type":"kv","options":{"version":"1"}}`); code != 204 {
 		t.Fatalf("mount = %d", code)
 	}
-	if code, _, body := e.do("PUT", "/v1/kv/a", `{"v":"1"}`, "X-Vault-Wrap-TTL", "5m"); code != 400 || body["errors"].([]any)[0] != refused {
+	// A write that answers nothing has nothing to wrap.
+	if code, _, body := e.do("PUT", "/v1/kv/a", `{"v":"s3cret"}`, "X-Vault-Wrap-TTL", "5m"); code != 204 {
 		t.Fatalf("wrapped write: %d %v", code, body)
 	}
-	if code, _, _ := e.do("GET", "/v1/kv/a", ""); code != 404 {
-		t.Fatalf("a refused wrapped write was stored: GET = %d", code)
+	wrapRead := func() (tok string, info map[string]any) {
+		t.Helper()
+		code, _, body := e.do("GET", "/v1/kv/a", "", "X-Vault-Wrap-TTL", "60")
+		info, _ = body["wrap_info"].(map[string]any)
+		if code != 200 || body["data"] != nil || body["auth"] != nil || info == nil {
+			t.Fatalf("wrapped read: %d %v", code, body)
+		}
+		if info["ttl"] != 60.0 || info["creation_path"] != "kv/a" || info["accessor"] == "" {
+			t.Fatalf("wrap_info = %v", info)
+		}
+		if _, err := time.Parse(time.RFC3339, info["creation_time"].(string)); err != nil {
+			t.Fatalf("creation_time: %v", err)
+		}
+		if strings.Contains(fmt.Sprint(body), "s3cret") {
+			t.Fatalf("the wrapped value is in the answer: %v", body)
+		}
+		return info["token"].(string), info
 	}
-	if code, _, _ := e.do("PUT", "/v1/kv/a", `{"v":"1"}`, "X-Vault-Wrap-TTL", "0"); code != 204 {
-		t.Fatalf("write with a zero wrap TTL: %d", code)
+	tok, _ := wrapRead()
+
+	// Looked up without a token, and without using it.
+	root := e.token
+	e.token = ""
+	for range 2 {
+		code, _, body := e.do("POST", "/v1/sys/wrapping/lookup", `{"token":"`+tok+`"}`)
+		data, _ := body["data"].(map[string]any)
+		if code != 200 || data["creation_path"] != "kv/a" || data["creation_ttl"] != 60.0 {
+			t.Fatalf("lookup: %d %v", code, body)
+		}
 	}
-	if code, _, body := e.do("GET", "/v1/kv/a", "", "X-Vault-Wrap-TTL", "60"); code != 400 || body["data"] != nil {
-		t.Fatalf("wrapped read: %d %v, want a 400 without the data", code, body)
+	e.token = root
+	// The wrapping token may do nothing but unwrap.
+	if code, _, _ := e.do("GET", "/v1/kv/a", "", "X-Vault-Token", tok); code != 403 {
+		t.Fatalf("read with the wrapping token: %d", code)
+	}
+	unwrap := func(tok string) map[string]any {
+		t.Helper()
+		code, _, body := e.do("POST", "/v1/sys/wrapping/unwrap", `{"token":"`+tok+`"}`)
+		if code != 200 {
+			t.Fatalf("unwrap: %d %v", code, body)
+		}
+		return body
+	}
+	body := unwrap(tok)
+	if data, _ := body["data"].(map[string]any); data["v"] != "s3cret" || body["wrap_info"] != nil {
+		t.Fatalf("unwrapped = %v", body)
+	}
+	bad := func(what string, code int, body map[string]any) {
+		t.Helper()
+		if code != 400 || body["errors"].([]any)[0] != "wrapping token is not valid or does not exist" {
+			t.Fatalf("%s: %d %v", what, code, body)
+		}
+	}
+	code, _, body := e.do("POST", "/v1/sys/wrapping/unwrap", `{"token":"`+tok+`"}`)
+	bad("second unwrap", code, body)
+	code, _, body = e.do("POST", "/v1/sys/wrapping/lookup", `{"token":"`+tok+`"}`)
+	bad("lookup of an unwrapped token", code, body)
+	code, _, body = e.do("POST", "/v1/sys/wrapping/unwrap", `{"token":"`+root+`"}`)
+	bad("unwrap of a token that wraps nothing", code, body)
+
+	// The wrapping token as the caller's token.
+	tok, _ = wrapRead()
+	code, _, body = e.do("POST", "/v1/sys/wrapping/unwrap", "", "X-Vault-Token", tok)
+	if data, _ := body["data"].(map[string]any); code != 200 || data["v"] != "s3cret" {
+		t.Fatalf("unwrap as the caller: %d %v", code, body)
+	}
+	if code, _, _ := e.do("POST", "/v1/sys/wrapping/unwrap", "", "X-Vault-Token", tok); code != 403 {
+		t.Fatalf("second unwrap as the caller: %d", code)
+	}
+
+	// Rewrap: a new token with the same contents and TTL; the old one is
+	// spent.
+	tok, _ = wrapRead()
+	code, _, body = e.do("POST", "/v1/sys/wrapping/rewrap", `{"token":"`+tok+`"}`)
+	info, _ := body["wrap_info"].(map[string]any)
+	if code != 200 || info == nil || info["ttl"] != 60.0 || info["creation_path"] != "kv/a" || info["token"] == tok {
+		t.Fatalf("rewrap: %d %v", code, body)
+	}
+	code, _, body = e.do("POST", "/v1/sys/wrapping/unwrap", `{"token":"`+tok+`"}`)
+	bad("unwrap of a rewrapped token", code, body)
+	if data, _ := unwrap(info["token"].(string))["data"].(map[string]any); data["v"] != "s3cret" {
+		t.Fatalf("unwrap after rewrap = %v", data)
+	}
+
+	// sys/wrapping/wrap wraps the request's data; it needs a TTL.
+	code, _, body = e.do("POST", "/v1/sys/wrapping/wrap", `{"api_key":"sk-1"}`)
+	if code != 400 {
+		t.Fatalf("wrap without a TTL: %d %v", code, body)
+	}
+	code, _, body = e.do("POST", "/v1/sys/wrapping/wrap", `{"api_key":"sk-1","n":3}`, "X-Vault-Wrap-TTL", "5m")
+	info, _ = body["wrap_info"].(map[string]any)
+	if code != 200 || info == nil || info["creation_path"] != "sys/wrapping/wrap" || info["ttl"] != 300.0 {
+		t.Fatalf("wrap: %d %v", code, body)
+	}
+	if data, _ := unwrap(info["token"].(string))["data"].(map[string]any); data["api_key"] != "sk-1" || data["n"] != 3.0 {
+		t.Fatalf("unwrapped wrap = %v", data)
+	}
+
+	// Paths served outside the pipeline refuse wrapping.
+	code, _, body = e.do("GET", "/v1/sys/health", "", "X-Vault-Wrap-TTL", "5m")
+	if code != 400 || !strings.Contains(body["errors"].([]any)[0].(string), "not supported on sys/health") {
+		t.Fatalf("wrapped health: %d %v", code, body)
+	}
+	code, _, body = e.do("GET", "/v1/kv/a", "", "X-Vault-Wrap-TTL", "soon")
+	if code != 400 || body["data"] != nil {
+		t.Fatalf("garbled wrap TTL: %d %v", code, body)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/jsonenc"
@@ -23,7 +24,7 @@ import (
 var errBodyTooLarge = errors.New("request body too large")
 
 // handleLogical serves every path that is not a seal endpoint.
-func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *http.Request, path string, st *requestState, rl *routeLabels) {
+func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *http.Request, path string, wrapTTL time.Duration, st *requestState, rl *routeLabels) {
 	reqID := secret.UUID()
 	op, data, status, msg := h.parseRequest(w, r)
 	if status != 0 {
@@ -52,6 +53,10 @@ func (h *Handler) handleLogical(ctx context.Context, w http.ResponseWriter, r *h
 		Connection: &st.conn,
 		Headers:    r.Header,
 	}
+	// The renderer is the request's state: no allocation on requests
+	// that wrap nothing.
+	st.reqID, st.path = reqID, path
+	req.WrapTTL, req.WrapRender = wrapTTL, st
 	res, err := h.core.HandleRequest(ctx, req)
 	rl.set(req.Mount, string(op))
 	if err != nil {

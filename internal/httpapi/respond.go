@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-secrets/vigil/internal/core"
 	"github.com/vigil-secrets/vigil/internal/logical"
@@ -81,6 +83,10 @@ func injects(path string) bool {
 
 // respondResult renders a served request.
 func (h *Handler) respondResult(w http.ResponseWriter, reqID, path string, res *core.Result) {
+	if res.Wrap != nil {
+		writeJSON(w, http.StatusOK, wrappedEnvelope(reqID, res.Wrap))
+		return
+	}
 	resp := res.Response
 	status := http.StatusOK
 	if resp.StatusCode != 0 {
@@ -97,20 +103,7 @@ func (h *Handler) respondResult(w http.ResponseWriter, reqID, path string, res *
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	env := envelope{
-		RequestID: reqID,
-		Data:      resp.Data,
-		Warnings:  resp.Warnings,
-		MountType: res.MountType,
-	}
-	if resp.Auth != nil {
-		env.Auth = authObject(resp.Auth)
-	}
-	if s := resp.Secret; s != nil {
-		env.LeaseID = s.LeaseID
-		env.Renewable = s.Renewable
-		env.LeaseDuration = int64(s.TTL.Seconds())
-	}
+	env := envelopeOf(reqID, res)
 	if injects(path) && resp.Data != nil {
 		writeJSON(w, status, injected(env))
 		return
@@ -136,6 +129,66 @@ func (h *Handler) respondResult(w http.ResponseWriter, reqID, path string, res *
 }
 
 const maxPooledBuf = 64 << 10
+
+// envelopeOf is the envelope of a served request's response.
+func envelopeOf(reqID string, res *core.Result) envelope {
+	resp := res.Response
+	env := envelope{
+		RequestID: reqID,
+		Data:      resp.Data,
+		Warnings:  resp.Warnings,
+		MountType: res.MountType,
+	}
+	if resp.Auth != nil {
+		env.Auth = authObject(resp.Auth)
+	}
+	if s := resp.Secret; s != nil {
+		env.LeaseID = s.LeaseID
+		env.Renewable = s.Renewable
+		env.LeaseDuration = int64(s.TTL.Seconds())
+	}
+	return env
+}
+
+// renderWrapped renders a response as respondResult would send it, for a
+// wrapping token to hold (an unwrapped response, already rendered, as it
+// is).
+func renderWrapped(reqID, path string, res *core.Result) ([]byte, error) {
+	resp := res.Response
+	if raw := resp.Raw; raw != nil {
+		return bytes.Clone(raw.Body), nil
+	}
+	env := envelopeOf(reqID, res)
+	if injects(path) && resp.Data != nil {
+		return json.Marshal(injected(env))
+	}
+	return appendEnvelope(nil, &env)
+}
+
+// wrappedEnvelope is the answer to a wrapped request: the wrapping token
+// in wrap_info, nothing else (spec §11).
+func wrappedEnvelope(reqID string, wi *core.WrapInfo) map[string]any {
+	info := map[string]any{
+		"token":         wi.Token.Reveal(),
+		"accessor":      wi.Accessor,
+		"ttl":           int64(wi.TTL / time.Second),
+		"creation_time": wi.CreationTime.UTC().Format(time.RFC3339Nano),
+		"creation_path": wi.CreationPath,
+	}
+	if wi.WrappedAccessor != "" {
+		info["wrapped_accessor"] = wi.WrappedAccessor
+	}
+	return map[string]any{
+		"request_id":     reqID,
+		"lease_id":       "",
+		"renewable":      false,
+		"lease_duration": 0,
+		"data":           nil,
+		"wrap_info":      info,
+		"warnings":       nil,
+		"auth":           nil,
+	}
+}
 
 // jsonContentType is the Content-Type of JSON answers: one slice shared by
 // all responses and never modified (net/http only reads header values),

@@ -285,6 +285,12 @@ func (c *leaseCache) store(x *exchange, status int, header http.Header, body []b
 	if json.Unmarshal(body, &env) != nil {
 		return
 	}
+	if strings.HasPrefix(x.apiPath, "sys/wrapping/") {
+		// An unwrapped response carries the lease or token it wrapped,
+		// but a wrapping token is good once: a cached unwrap would hand
+		// the response out again.
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.base == nil || c.stopped {

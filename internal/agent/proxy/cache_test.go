@@ -690,3 +690,36 @@ func TestCacheKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheNeverUnwraps: an unwrapped token creation carries a renewable
+// token the cache would keep, but a wrapping token is good once: the
+// second unwrap through the proxy reaches the server and is refused.
+func TestCacheNeverUnwraps(t *testing.T) {
+	t.Parallel()
+	srv, root := newServer(t, testcluster.Options{})
+	h := startProxy(t, srv, root, Options{UseAutoAuthToken: true, Cache: true})
+	h.auto.set(srv.RootToken)
+
+	r := doHTTP(t, http.DefaultClient, http.MethodPost, srv.URL+"/v1/auth/token/create",
+		hdr("X-Vault-Token", srv.RootToken, "X-Vault-Wrap-TTL", "5m"), `{"policies":["default"],"ttl":"1h"}`)
+	var wrapped struct {
+		WrapInfo struct {
+			Token string `json:"token"`
+		} `json:"wrap_info"`
+	}
+	if err := json.Unmarshal(r.body, &wrapped); err != nil || r.status != http.StatusOK || wrapped.WrapInfo.Token == "" {
+		t.Fatalf("wrapped token creation: %d %s", r.status, r.body)
+	}
+	body := `{"token":"` + wrapped.WrapInfo.Token + `"}`
+	first := h.do(t, http.MethodPost, "/v1/sys/wrapping/unwrap", nil, body)
+	if first.status != http.StatusOK || !strings.Contains(string(first.body), `"client_token"`) {
+		t.Fatalf("unwrap: %d %s", first.status, first.body)
+	}
+	second := h.do(t, http.MethodPost, "/v1/sys/wrapping/unwrap", nil, body)
+	if second.status != http.StatusBadRequest || second.header.Get("X-Cache") == "HIT" {
+		t.Fatalf("second unwrap: %d, X-Cache %q: %s", second.status, second.header.Get("X-Cache"), second.body)
+	}
+	if n := h.entries(); n != 0 {
+		t.Fatalf("%d cache entries", n)
+	}
+}
