@@ -109,6 +109,7 @@ func runSuite(t *testing.T, newTarget func(t *testing.T) *target) {
 		{"Policies", testPolicies},
 		{"AuthMounts", testAuthMounts},
 		{"TokensAndAppRole", testTokensAndAppRole},
+		{"ResponseWrapping", testResponseWrapping},
 		{"Database", testDatabase},
 		{"DatabaseStatic", testDatabaseStatic},
 		{"PasswordPolicies", testPasswordPolicies},
