@@ -87,6 +87,10 @@ type Config struct {
 	// HTTPClient, when set, is used as is: CACert, CAPath, TLSSkipVerify
 	// and Timeout are then ignored.
 	HTTPClient *http.Client
+	// WrapTTL, when above zero, asks for every response wrapped
+	// (X-Vault-Wrap-TTL): each comes back as a wrapping token in
+	// [Secret.WrapInfo], to unwrap once within WrapTTL.
+	WrapTTL time.Duration
 }
 
 // DefaultConfig returns a Config filled from the environment, read through
@@ -167,6 +171,8 @@ type Client struct {
 	addr *url.URL
 	http *http.Client
 
+	wrapTTL time.Duration
+
 	mu    sync.RWMutex
 	token string
 }
@@ -210,7 +216,7 @@ func NewClient(c Config) (*Client, error) {
 			return nil, err
 		}
 	}
-	return &Client{addr: u, http: hc, token: c.Token}, nil
+	return &Client{addr: u, http: hc, token: c.Token, wrapTTL: c.WrapTTL}, nil
 }
 
 func newHTTPClient(c Config, socket string) (*http.Client, error) {
@@ -324,7 +330,7 @@ func (c *Client) SetToken(token string) {
 // WithToken returns a client that shares c's connection settings but sends
 // token instead of c's token.
 func (c *Client) WithToken(token string) *Client {
-	return &Client{addr: c.addr, http: c.http, token: token}
+	return &Client{addr: c.addr, http: c.http, token: token, wrapTTL: c.wrapTTL}
 }
 
 // Response is a server answer: its status, headers and the whole body.
@@ -361,7 +367,7 @@ func (r *Response) DecodeJSON(v any) error {
 // proxy understands.
 //
 // Every request carries X-Vault-Request: true and, when the client has a
-// token, X-Vault-Token.
+// token, X-Vault-Token (and X-Vault-Wrap-TTL with [Config.WrapTTL]).
 //
 // A status of 400 or more returns both the response and a
 // [*ResponseError]; callers that care about a 404's body (KV v2 deleted
@@ -402,6 +408,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("X-Vault-Request", "true")
 	if tok := c.Token(); tok != "" {
 		req.Header.Set("X-Vault-Token", tok)
+	}
+	if c.wrapTTL > 0 {
+		req.Header.Set("X-Vault-Wrap-TTL", c.wrapTTL.String())
 	}
 	if body != nil {
 		if method == http.MethodPatch {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vigil-secrets/vigil/api"
 	"github.com/vigil-secrets/vigil/internal/cli/output"
@@ -30,6 +31,28 @@ type globals struct {
 	skipVerify bool
 	format     string
 	field      string
+	// wrapTTL is -wrap-ttl, on the commands that take it (wrapFlag).
+	wrapTTL wrapTTLFlag
+}
+
+// wrapTTLFlag is -wrap-ttl: a duration, or integer seconds.
+type wrapTTLFlag time.Duration
+
+func (f *wrapTTLFlag) String() string { return time.Duration(*f).String() }
+
+func (f *wrapTTLFlag) Set(v string) error {
+	d, err := api.ParseDuration(v)
+	if err != nil || d < 0 {
+		return fmt.Errorf("want a duration such as 5m or 300")
+	}
+	*f = wrapTTLFlag(d)
+	return nil
+}
+
+// wrapFlag declares -wrap-ttl: the command's request asks for its
+// response wrapped, and prints the wrapping token instead.
+func (c *call) wrapFlag() {
+	c.fs.Var(&c.g.wrapTTL, "wrap-ttl", "Ask for the response wrapped in a single-use wrapping token that lives this `duration` (5m, 300); unwrap it with \"vigil unwrap\".")
 }
 
 // call is one run of a leaf command: its flags, its arguments after
@@ -177,6 +200,7 @@ func (c *call) config() (api.Config, error) {
 	if c.isSet("tls-skip-verify") {
 		cfg.TLSSkipVerify = c.g.skipVerify
 	}
+	cfg.WrapTTL = time.Duration(c.g.wrapTTL)
 	if cfg.Token == "" {
 		tok, err := c.readTokenFile()
 		if err != nil {

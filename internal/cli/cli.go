@@ -103,6 +103,7 @@ func commands() []*command {
 	return []*command{
 		readCommand(),
 		writeCommand(),
+		unwrapCommand(),
 		deleteCommand(),
 		listCommand(),
 		patchCommand(),

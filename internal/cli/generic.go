@@ -22,6 +22,7 @@ query parameters. Exits 2 when there is nothing at PATH.
 
   $ vigil read -field=policy sys/policies/acl/default`,
 		run: func(ctx context.Context, c *call) int {
+			c.wrapFlag()
 			if code, done := c.parse(); done {
 				return code
 			}
@@ -67,6 +68,7 @@ func writeLike(name, synopsis, help string, send func(ctx context.Context, l *ap
 		run: func(ctx context.Context, c *call) int {
 			force := c.fs.Bool("force", false, "Send the request even with no data.")
 			c.fs.BoolVar(force, "f", false, "Short for -force.")
+			c.wrapFlag()
 			if code, done := c.parse(); done {
 				return code
 			}
@@ -225,4 +227,56 @@ func ensureSlash(p string) string {
 		return p
 	}
 	return p + "/"
+}
+
+func unwrapCommand() *command {
+	return &command{
+		name:     "unwrap",
+		synopsis: "Unwrap a wrapped response",
+		usage:    "[flags] [TOKEN]",
+		help: `Trades a wrapping token for the response it holds, once (sys/wrapping/unwrap),
+and prints it as "read" does. Without TOKEN the token this command runs
+with is the wrapping token; "-" reads TOKEN from stdin. A token that was
+already unwrapped, has expired or was never a wrapping token is an error:
+if you did not unwrap it yourself, someone else may have.
+
+  $ vigil write -wrap-ttl=5m -f -field=wrapping_token auth/approle/role/trainer/secret-id > wrapped
+  $ vigil unwrap -field=secret_id - < wrapped`,
+		run: func(ctx context.Context, c *call) int {
+			if code, done := c.parse(); done {
+				return code
+			}
+			if code, ok := c.nargs(0, 1); !ok {
+				return code
+			}
+			cl, code, ok := c.client()
+			if !ok {
+				return code
+			}
+			var data map[string]any
+			if len(c.args) == 1 {
+				tok, err := c.tokenArg(ctx, c.args[0], "wrapping token")
+				if err != nil {
+					return c.fail("reading the wrapping token", err)
+				}
+				if cl.Token() == "" {
+					// The wrapping token itself authenticates the unwrap.
+					cl.SetToken(tok.Reveal())
+				} else {
+					data = map[string]any{"token": tok.Reveal()}
+				}
+			} else if cl.Token() == "" {
+				return c.usageError("no wrapping token: give TOKEN, or run with the wrapping token as VIGIL_TOKEN")
+			}
+			s, err := cl.Logical().Write(ctx, "sys/wrapping/unwrap", data)
+			if err != nil {
+				return c.fail("unwrapping", err)
+			}
+			if s == nil {
+				fmt.Fprintln(c.stderr, "Error unwrapping: the wrapped response is empty")
+				return exitError
+			}
+			return c.printSecret(s)
+		},
+	}
 }

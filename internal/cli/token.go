@@ -134,6 +134,7 @@ whose settings may override these flags.
 			role := c.fs.String("role", "", "Create the token against this token `role` (auth/token/create/ROLE).")
 			entityAlias := c.fs.String("entity-alias", "", "Entity alias `name` to attach the token to (with -role only).")
 			id := c.fs.String("id", "", `The token's value instead of a generated one (root or sudo); "-" reads it from stdin.`)
+			c.wrapFlag()
 			if code, done := c.parse(); done {
 				return code
 			}
@@ -186,7 +187,7 @@ whose settings may override these flags.
 			if err != nil {
 				return c.fail("creating token", err)
 			}
-			if s == nil || s.Auth == nil {
+			if s == nil || (s.Auth == nil && s.WrapInfo == nil) {
 				fmt.Fprintln(c.stderr, "Error creating token: the server returned no token")
 				return exitError
 			}
