@@ -333,6 +333,13 @@ func (c *Client) WithToken(token string) *Client {
 	return &Client{addr: c.addr, http: c.http, token: token, wrapTTL: c.wrapTTL}
 }
 
+// WithWrapTTL returns a client that shares c's connection settings and
+// token but asks for every response wrapped for ttl (0: none); see
+// [Config.WrapTTL].
+func (c *Client) WithWrapTTL(ttl time.Duration) *Client {
+	return &Client{addr: c.addr, http: c.http, token: c.Token(), wrapTTL: ttl}
+}
+
 // Response is a server answer: its status, headers and the whole body.
 type Response struct {
 	StatusCode int

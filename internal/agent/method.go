@@ -20,7 +20,8 @@ func method(m config.AuthMethod) (auth.Method, error) {
 	case m.AppRole != nil:
 		fields := map[string]*auth.Credential{"role_id": auth.FileCredential(m.AppRole.RoleIDFilePath)}
 		if m.AppRole.SecretIDFilePath != "" {
-			fields["secret_id"] = &auth.Credential{File: m.AppRole.SecretIDFilePath, Remove: m.AppRole.RemoveSecretIDFileAfterReading}
+			fields["secret_id"] = &auth.Credential{File: m.AppRole.SecretIDFilePath, Remove: m.AppRole.RemoveSecretIDFileAfterReading,
+				UnwrapPath: m.AppRole.SecretIDResponseWrappingPath}
 		}
 		return auth.NewLogin("approle", m.MountPath, fields)
 	case m.JWT != nil:

@@ -164,6 +164,10 @@ type AppRoleMethod struct {
 	SecretIDFilePath string
 	// RemoveSecretIDFileAfterReading defaults to true.
 	RemoveSecretIDFileAfterReading bool
+	// SecretIDResponseWrappingPath, when set, makes the secret ID file
+	// hold a wrapping token created at that path, which the agent
+	// unwraps.
+	SecretIDResponseWrappingPath string
 }
 
 // JWTMethod is the config of method "jwt".
@@ -516,6 +520,8 @@ func (aa *AutoAuth) validate(fail failFunc) error {
 	switch {
 	case m.AppRole != nil && m.AppRole.RoleIDFilePath == "":
 		return fail(m.Line, `method "approle" needs config.role_id_file_path`)
+	case m.AppRole != nil && m.AppRole.SecretIDResponseWrappingPath != "" && m.AppRole.SecretIDFilePath == "":
+		return fail(m.Line, `method "approle": config.secret_id_response_wrapping_path needs config.secret_id_file_path, the file holding the wrapping token`)
 	case m.JWT != nil && (m.JWT.Path == "" || m.JWT.Role == ""):
 		return fail(m.Line, `method "jwt" needs config.path and config.role`)
 	case m.Kubernetes != nil && m.Kubernetes.Role == "":

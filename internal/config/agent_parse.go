@@ -415,7 +415,7 @@ func (p *parser) method(b block) (AuthMethod, error) {
 		case "exit_on_err":
 			m.ExitOnError, err = p.boolean(it)
 		case "wrap_ttl":
-			err = p.refuse(it, "Vigil does not response-wrap tokens; write the token to a file sink with a tight mode instead")
+			err = p.refuse(it, "vigil agent does not response-wrap the tokens it writes; write the token to a file sink with a tight mode instead")
 		case "config":
 			conf = it
 		default:
@@ -461,7 +461,7 @@ func (p *parser) approle(body *ast.ObjectList) (*AppRoleMethod, error) {
 		case "remove_secret_id_file_after_reading":
 			m.RemoveSecretIDFileAfterReading, err = p.boolean(it)
 		case "secret_id_response_wrapping_path":
-			err = p.refuse(it, "Vigil has no response wrapping; put the secret ID itself in secret_id_file_path")
+			m.SecretIDResponseWrappingPath, err = p.str(it)
 		default:
 			err = p.errorf(it.Pos(), "unknown key %q in method \"approle\" config", key)
 		}
@@ -557,7 +557,7 @@ func (p *parser) sink(b block) (Sink, error) {
 				err = p.sinkConfig(&s, body)
 			}
 		case "wrap_ttl":
-			err = p.refuse(it, "Vigil does not response-wrap tokens")
+			err = p.refuse(it, "vigil agent does not response-wrap the tokens it writes")
 		case "dh_type", "dh_path", "derive_key", "aad", "aad_env_var":
 			err = p.refuse(it, "sinks write the token itself; encrypted (Diffie-Hellman) sinks are not implemented, so protect the file with its mode and a private directory")
 		default:

@@ -89,9 +89,16 @@ type Credential struct {
 	// remove_secret_id_file_after_reading); later logins use the value
 	// read, kept in memory only.
 	Remove bool
+	// UnwrapPath, when set, makes File hold a wrapping token (Vault
+	// Agent's secret_id_response_wrapping_path): it must have been
+	// created at UnwrapPath, and the credential is the secret_id of the
+	// response it wraps. See readWrapped.
+	UnwrapPath string
 
 	mu   sync.Mutex
 	last secret.String
+	// lastWrapped is the wrapping token last unwrapped into last.
+	lastWrapped secret.String
 }
 
 // FileCredential returns a credential read from path at each login.
@@ -129,6 +136,55 @@ func (c *Credential) read() (secret.String, error) {
 	return c.last, nil
 }
 
+// readWrapped returns the secret ID a wrapping token in File holds. A
+// wrapping token is good once: the one unwrapped before (or a file since
+// removed) gives the secret ID it gave then. A new token is looked up
+// first, without a token, and refused unless it was created at
+// UnwrapPath: a token for another path (a response an attacker wrapped)
+// is never unwrapped.
+func (c *Credential) readWrapped(ctx context.Context, cl *api.Client) (secret.String, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, err := os.ReadFile(c.File)
+	v := secret.NewString(strings.TrimSpace(string(b)))
+	clear(b)
+	switch {
+	case (err != nil || v.IsEmpty()) && !c.last.IsEmpty():
+		return c.last, nil
+	case err != nil:
+		return secret.String{}, fmt.Errorf("read %s: %w", c.File, err)
+	case v.IsEmpty():
+		return secret.String{}, fmt.Errorf("read %s: the file is empty", c.File)
+	case v.Equal(c.lastWrapped):
+		return c.last, nil
+	}
+	look, err := cl.WithToken("").Logical().Write(ctx, "sys/wrapping/lookup", map[string]any{"token": v.Reveal()})
+	if err != nil {
+		return secret.String{}, fmt.Errorf("look up the wrapping token in %s: %w", c.File, err)
+	}
+	if got, _ := look.Data["creation_path"].(string); strings.Trim(got, "/") != strings.Trim(c.UnwrapPath, "/") {
+		return secret.String{}, fmt.Errorf("the wrapping token in %s was created at %q, not at %q (secret_id_response_wrapping_path): not unwrapping it", c.File, got, c.UnwrapPath)
+	}
+	s, err := cl.WithToken(v.Reveal()).Logical().Write(ctx, "sys/wrapping/unwrap", nil)
+	if err != nil {
+		return secret.String{}, fmt.Errorf("unwrap the wrapping token in %s: %w", c.File, err)
+	}
+	sid := ""
+	if s != nil {
+		sid, _ = s.Data["secret_id"].(string)
+	}
+	if sid == "" {
+		return secret.String{}, fmt.Errorf("the response wrapped in %s holds no secret_id", c.File)
+	}
+	c.lastWrapped, c.last = v, secret.NewString(sid)
+	if c.Remove {
+		if err := os.Remove(c.File); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return c.last, fmt.Errorf("remove %s after reading it: %w", c.File, err)
+		}
+	}
+	return c.last, nil
+}
+
 // Config is one auto-auth method as Vault Agent's `method` block has it.
 type Config struct {
 	// Type is approle, jwt, kubernetes or token_file.
@@ -157,12 +213,12 @@ func New(cfg Config) (Method, error) {
 		role := d.str("role_id_file_path", true)
 		sid := d.str("secret_id_file_path", false)
 		remove := d.boolean("remove_secret_id_file_after_reading", true)
-		if d.str("secret_id_response_wrapping_path", false) != "" {
-			d.errs = append(d.errs, errors.New("secret_id_response_wrapping_path is not supported"))
-		}
+		unwrap := d.str("secret_id_response_wrapping_path", false)
 		fields := map[string]*Credential{"role_id": FileCredential(role)}
 		if sid != "" {
-			fields["secret_id"] = &Credential{File: sid, Remove: remove}
+			fields["secret_id"] = &Credential{File: sid, Remove: remove, UnwrapPath: unwrap}
+		} else if unwrap != "" {
+			d.errs = append(d.errs, errors.New("secret_id_response_wrapping_path needs secret_id_file_path"))
 		}
 		m = &loginMethod{typ: "approle", mount: mountOr(cfg.MountPath, "approle"), fields: fields}
 	case "jwt":

@@ -37,7 +37,7 @@ func TestNewChecksTheConfig(t *testing.T) {
 		{"approle mount", Config{Type: "approle", MountPath: "auth/apps/", Config: map[string]any{"role_id_file_path": "/r"}}, "", "approle at auth/apps"},
 		{"approle mount without auth/", Config{Type: "approle", MountPath: "apps", Config: map[string]any{"role_id_file_path": "/r"}}, "", "approle at auth/apps"},
 		{"approle no role id", Config{Type: "approle", Config: map[string]any{"secret_id_file_path": "/s"}}, "role_id_file_path is required", ""},
-		{"approle wrapping", Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "secret_id_response_wrapping_path": "x"}}, "not supported", ""},
+		{"approle wrapping without its file", Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "secret_id_response_wrapping_path": "x"}}, "needs secret_id_file_path", ""},
 		{"approle bad bool", Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "remove_secret_id_file_after_reading": "maybe"}}, "must be true or false", ""},
 		{"jwt", Config{Type: "jwt", Config: map[string]any{"path": "/t", "role": "ci", "remove_jwt_after_reading": false}}, "", "jwt at auth/jwt"},
 		{"jwt no role", Config{Type: "jwt", Config: map[string]any{"path": "/t"}}, "role is required", ""},
@@ -478,5 +478,88 @@ func TestFailFastLogin(t *testing.T) {
 	fast = NewManager(ManagerOptions{Method: method(), Client: down, FailFastLogin: true, Retry: lifetime.RetryOptions{Clock: clk}})
 	if err := fast.Login(t.Context()); err == nil || !errors.Is(err, lifetime.ErrRetriesExhausted) {
 		t.Fatalf("fail-fast login to a server that is down: %v", err)
+	}
+}
+
+// TestAppRoleWrappedSecretID: with secret_id_response_wrapping_path the
+// secret id file holds a wrapping token, which the method looks up,
+// checks against the path, unwraps once and logs in with; later logins
+// use the unwrapped secret id. A token created at another path is not
+// unwrapped (and so not spent); a spent one is an error.
+func TestAppRoleWrappedSecretID(t *testing.T) {
+	t.Parallel()
+	root, anon := server(t, clock.NewFake(time.Now()))
+	ctx := t.Context()
+	if err := root.Sys().EnableAuth(ctx, "approle", api.EnableAuthInput{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"job", "other"} {
+		mustWrite(t, root, "auth/approle/role/"+role, map[string]any{"token_ttl": "1h", "token_policies": "default"})
+	}
+	roleID, err := root.Logical().Read(ctx, "auth/approle/role/job/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper := root.WithWrapTTL(time.Minute)
+	wrap := func(path string) string {
+		t.Helper()
+		s := mustWrite(t, wrapper, path, nil)
+		if s == nil || s.WrapInfo == nil || s.WrapInfo.Token == "" {
+			t.Fatalf("wrapped %s: %+v", path, s)
+		}
+		return s.WrapInfo.Token
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "role-id"), roleID.Data["role_id"].(string))
+	sidFile := filepath.Join(dir, "secret-id")
+	method := func() Method {
+		t.Helper()
+		m, err := New(Config{Type: "approle", Config: map[string]any{
+			"role_id_file_path":                filepath.Join(dir, "role-id"),
+			"secret_id_file_path":              sidFile,
+			"secret_id_response_wrapping_path": "auth/approle/role/job/secret-id",
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+
+	m := method()
+	writeFile(t, sidFile, wrap("auth/approle/role/job/secret-id")+"\n")
+	first, err := m.Login(ctx, anon)
+	if err != nil || first.Value.IsEmpty() {
+		t.Fatalf("login with a wrapped secret id: %+v %v", first, err)
+	}
+	if _, err := os.Stat(sidFile); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the wrapping token's file is still there after the login")
+	}
+	second, err := m.Login(ctx, anon)
+	if err != nil || second.Value.Equal(first.Value) {
+		t.Fatalf("second login, from the unwrapped secret id: %+v %v", second, err)
+	}
+
+	// Created at another path: refused, and still unwrappable.
+	other := wrap("auth/approle/role/other/secret-id")
+	writeFile(t, sidFile, other)
+	_, err = method().Login(ctx, anon)
+	if err == nil || !strings.Contains(err.Error(), `was created at "auth/approle/role/other/secret-id"`) {
+		t.Fatalf("login with another path's wrapping token: %v", err)
+	}
+	if strings.Contains(err.Error(), other) {
+		t.Fatal("the wrapping token is in the error")
+	}
+	if _, err := anon.Logical().Write(ctx, "sys/wrapping/lookup", map[string]any{"token": other}); err != nil {
+		t.Fatalf("the refused wrapping token was spent: %v", err)
+	}
+
+	// Spent (unwrapped by someone else first): an error, not a login.
+	spent := wrap("auth/approle/role/job/secret-id")
+	if _, err := anon.WithToken(spent).Logical().Write(ctx, "sys/wrapping/unwrap", nil); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, sidFile, spent)
+	if _, err := method().Login(ctx, anon); err == nil {
+		t.Fatal("login with a spent wrapping token")
 	}
 }

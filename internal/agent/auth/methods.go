@@ -49,7 +49,13 @@ func (m *loginMethod) String() string { return m.typ + " at " + m.mount }
 func (m *loginMethod) Login(ctx context.Context, c *api.Client) (Token, error) {
 	data := make(map[string]any, len(m.fields))
 	for k, cred := range m.fields {
-		v, err := cred.read()
+		var v secret.String
+		var err error
+		if cred.UnwrapPath != "" {
+			v, err = cred.readWrapped(ctx, c)
+		} else {
+			v, err = cred.read()
+		}
 		if err != nil {
 			return Token{}, fmt.Errorf("auth: %s: %s: %w", m, k, err)
 		}
