@@ -570,10 +570,7 @@ func TestAuditedRequestHeaders(t *testing.T) {
 		"x-correlation-id": {"corr-7"},
 		"correlation-id":   {hash("corr-hidden")},
 	}
-	raw, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := mustRead(t, logPath)
 	for _, clear := range []string{"js-1", "js-2", f.token.Reveal(), "nope", "corr-hidden"} {
 		if bytes.Contains(raw, []byte(clear)) {
 			t.Errorf("%q in the log", clear)

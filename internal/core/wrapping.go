@@ -33,7 +33,7 @@ const wrappingView = "core/wrapping/"
 // the response.
 const wrappingTokenPath = "sys/wrapping/wrap"
 
-// ErrBadWrappingToken is the answer to a token that is not, or no
+// errBadWrappingToken is the answer to a token that is not, or no
 // longer, a wrapping token: Vault's words, a 400.
 var errBadWrappingToken = logical.BadRequest("wrapping token is not valid or does not exist")
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -137,10 +136,7 @@ func TestWrappingAudited(t *testing.T) {
 	if _, err := f.do(t, logical.UpdateOperation, "sys/wrapping/unwrap", map[string]any{"token": wrapTok}); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := mustRead(t, logPath)
 	for _, clear := range []string{"s3cret-value", wrapTok, res.Wrap.Accessor} {
 		if strings.Contains(string(raw), clear) {
 			t.Errorf("%q in clear in the log", clear)
