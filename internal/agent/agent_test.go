@@ -449,3 +449,49 @@ func TestClientConfigEnvironment(t *testing.T) {
 		t.Errorf("no address anywhere: %q", c.Address)
 	}
 }
+
+// TestAgentWrappedSecretID: an agent whose secret id file holds a
+// wrapping token (secret_id_response_wrapping_path) unwraps it, logs in
+// and renders with the token it got.
+func TestAgentWrappedSecretID(t *testing.T) {
+	s, root := server(t)
+	dir := t.TempDir()
+	write(t, root, "secret/data/app", map[string]any{"data": map[string]any{"user": "svc"}})
+	appRole(t, root, dir, `path "secret/data/app" { capabilities = ["read"] }`)
+	wrapped := write(t, root.WithWrapTTL(time.Minute), "auth/approle/role/app/secret-id", nil)
+	if wrapped == nil || wrapped.WrapInfo == nil {
+		t.Fatalf("wrapped secret id: %+v", wrapped)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secret-id"), []byte(wrapped.WrapInfo.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := parse(t, fmt.Sprintf(`
+exit_after_auth = true
+vault {
+  address = %[2]q
+}
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path                = "%[1]s/role-id"
+      secret_id_file_path              = "%[1]s/secret-id"
+      secret_id_response_wrapping_path = "auth/approle/role/app/secret-id"
+    }
+  }
+}
+template {
+  contents    = "user={{ with secret \"secret/data/app\" }}{{ .Data.data.user }}{{ end }}"
+  destination = "%[1]s/user"
+}
+`, dir, s.URL))
+	r := start(t, t.Context(), cfg, nil)
+	if code, err := r.wait(t); code != 0 || err != nil {
+		t.Fatalf("agent: %d, %v\n%s", code, err, r.log)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "user")); string(b) != "user=svc" {
+		t.Fatalf("rendered %q\n%s", b, r.log)
+	}
+	if _, err := root.Logical().Write(t.Context(), "sys/wrapping/lookup", map[string]any{"token": wrapped.WrapInfo.Token}); err == nil {
+		t.Fatal("the wrapping token was not spent")
+	}
+}
