@@ -226,9 +226,10 @@ func (s *systemBackend) wrappingPaths() []*framework.Path {
 		{
 			Pattern: "wrapping/lookup",
 			Fields:  tokenField,
+			// POST only, as in Vault: a token in a query string would
+			// land in access logs.
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: op(s.wrappingLookup, "Look up a wrapping token's properties."),
-				logical.ReadOperation:   op(s.wrappingLookup, "Look up a wrapping token's properties."),
 			},
 			HelpSynopsis: "The creation path, time and TTL of a wrapping token, without using it.",
 		},

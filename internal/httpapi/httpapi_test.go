@@ -406,6 +406,10 @@ func TestResponseWrapping(t *testing.T) {
 			t.Fatalf("lookup: %d %v", code, body)
 		}
 	}
+	// Never in a query string, where access logs would keep it.
+	if code, _, _ := e.do("GET", "/v1/sys/wrapping/lookup?token="+tok, ""); code != http.StatusMethodNotAllowed {
+		t.Fatalf("lookup by GET: %d", code)
+	}
 	e.token = root
 	// The wrapping token may do nothing but unwrap.
 	if code, _, _ := e.do("GET", "/v1/kv/a", "", "X-Vault-Token", tok); code != 403 {
