@@ -65,7 +65,9 @@ func (c *call) resolve(ctx context.Context, cl *api.Client, mount, arg string) (
 		t.full = mount + "/" + arg
 		probe = mount
 	}
-	m, err := cl.Sys().MountFor(ctx, probe)
+	// As in Vault's CLI, the preflight is never wrapped (-wrap-ttl is
+	// for the command's own request).
+	m, err := cl.WithWrapTTL(0).Sys().MountFor(ctx, probe)
 	if err != nil {
 		return t, err
 	}
@@ -116,10 +118,12 @@ func kvGetCommand() *command {
 and data; -version reads an older version. Exits 2 when there is no value.
 
   $ vigil kv get secret/app
-  $ vigil kv get -mount=secret -field=password app`,
+  $ vigil kv get -mount=secret -field=password app
+  $ vigil kv get -wrap-ttl=5m -field=wrapping_token secret/app`,
 		run: func(ctx context.Context, c *call) int {
 			mount := kvFlags(c)
 			version := c.fs.Int("version", 0, "Version to read (KV v2); 0 is the latest.")
+			c.wrapFlag()
 			cl, t, code, ok := c.kvSetup(ctx, mount, 1, 1)
 			if !ok {
 				return code
@@ -140,7 +144,7 @@ and data; -version reads an older version. Exits 2 when there is no value.
 				fmt.Fprintf(c.stderr, "No value found at %s\n", path)
 				return exitUsage
 			}
-			if !t.v2 {
+			if !t.v2 || s.WrapInfo != nil {
 				return c.printSecret(s)
 			}
 			data, _ := s.Data["data"].(map[string]any)

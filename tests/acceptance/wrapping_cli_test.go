@@ -52,6 +52,11 @@ func TestCLIResponseWrapping(t *testing.T) {
 	if out := vigilCLI(t, s.URL, "", "unwrap", "-field=token", wrapped); !strings.HasPrefix(out, "hvs.") {
 		t.Fatalf("unwrapped token: %q", out)
 	}
+	// kv get: the mount lookup is not wrapped, the read is.
+	wrapped = vigilCLI(t, s.URL, root, "kv", "get", "-wrap-ttl=1m", "-field=wrapping_token", "secret/ml/hf")
+	if out := vigilCLI(t, s.URL, root, "unwrap", "-format=json", wrapped); !strings.Contains(out, "hf_cli_value") {
+		t.Fatalf("unwrap of a kv get:\n%s", out)
+	}
 	// The wrapping token as the caller's token.
 	wrapped = vigilCLI(t, s.URL, root, "read", "-wrap-ttl=1m", "-field=wrapping_token", "secret/data/ml/hf")
 	if out := vigilCLI(t, s.URL, wrapped, "unwrap", "-format=json"); !strings.Contains(out, "hf_cli_value") {
