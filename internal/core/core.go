@@ -200,6 +200,9 @@ type Core struct {
 	// auditHeaders are the request headers the audit log records; nil
 	// while sealed.
 	auditHeaders atomic.Pointer[auditHeaderSet]
+	// cubbyholePrefix is the barrier prefix of the cubbyhole mount's
+	// view while the mounts are up, nil otherwise.
+	cubbyholePrefix atomic.Pointer[string]
 
 	// mountsMu serializes changes to the mount tables.
 	mountsMu sync.Mutex

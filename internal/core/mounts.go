@@ -16,13 +16,20 @@ import (
 
 // Mount types the core itself provides.
 const (
-	typeSystem   = "system"
-	typeKV       = "kv"
-	typeIdentity = "identity"
+	typeSystem    = "system"
+	typeKV        = "kv"
+	typeIdentity  = "identity"
+	typeCubbyhole = "cubbyhole"
 )
 
 // identityMountPath is where the identity store is always mounted.
 const identityMountPath = "identity/"
+
+// cubbyholeMountPath is where the cubbyhole engine is always mounted, when
+// the build serves it (Config.Factories["cubbyhole"]): each token's
+// private storage, a view below the mount's named by the token's hashed
+// id (see cubbyholeView).
+const cubbyholeMountPath = "cubbyhole/"
 
 // authPrefix is where auth methods are mounted ("auth/approle/").
 const authPrefix = "auth/"
@@ -85,6 +92,21 @@ func (c *Core) startMounts(ctx context.Context) error {
 			return err
 		}
 	}
+	if _, served := c.cfg.Factories[typeCubbyhole]; served && secrets.Find(cubbyholeMountPath) == nil {
+		// So is the cubbyhole, as in Vault (also on a store from before
+		// it existed).
+		e := mount.NewEntry(cubbyholeMountPath, typeCubbyhole, c.clk.Now())
+		e.Description = "per-token private secret storage"
+		e.Local = true
+		secrets.Entries = append(secrets.Entries, e)
+		if err := secrets.Save(ctx, c.barrier, mountsKey); err != nil {
+			return err
+		}
+	}
+	if e := secrets.Find(cubbyholeMountPath); e != nil {
+		prefix := e.ViewPrefix()
+		c.cubbyholePrefix.Store(&prefix)
+	}
 	ident := identity.NewStore(c.barrier.View(secrets.Find(identityMountPath).ViewPrefix()), c.clk.Now)
 	if err := ident.Load(ctx); err != nil {
 		return err
@@ -142,6 +164,7 @@ func (c *Core) stopMounts(ctx context.Context) {
 	cleanupRoutes(ctx, routes)
 	c.mounts, c.auth = nil, nil
 	c.identity = nil
+	c.cubbyholePrefix.Store(nil)
 }
 
 func cleanupRoutes(ctx context.Context, routes map[string]*mount.Route) {
@@ -353,7 +376,7 @@ func (c *Core) disable(ctx context.Context, path string) error {
 	if e == nil {
 		return nil
 	}
-	if e.Type == typeSystem || e.Type == typeIdentity {
+	if e.Type == typeSystem || e.Type == typeIdentity || e.Type == typeCubbyhole {
 		return logical.BadRequest("cannot unmount %q", path)
 	}
 	if err := c.revokeMountLeases(ctx, path); err != nil {
@@ -449,7 +472,7 @@ func (c *Core) MoveMount(ctx context.Context, from, to string) error {
 	if e == nil {
 		return logical.BadRequest("no secret engine mount at %s", from)
 	}
-	if e.Type == typeSystem || e.Type == typeIdentity {
+	if e.Type == typeSystem || e.Type == typeIdentity || e.Type == typeCubbyhole {
 		return logical.BadRequest("cannot remount %q", from)
 	}
 	// Leases name their path: those of the old path could no longer
@@ -707,6 +730,8 @@ func normalizeType(typ string, opts map[string]string) (string, map[string]strin
 		return "", nil, logical.BadRequest("cannot mount a second system backend")
 	case typeIdentity:
 		return "", nil, logical.BadRequest("cannot mount a second identity store")
+	case typeCubbyhole:
+		return "", nil, logical.BadRequest("cannot mount a second cubbyhole")
 	}
 	if _, ok := opts["version"]; ok {
 		return "", nil, logical.BadRequest("options.version is only valid for kv mounts")

@@ -168,6 +168,13 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 		if err := checkCIDR(te, req.Connection); err != nil {
 			return nil, err
 		}
+		if routed && route.Entry.Type == typeCubbyhole {
+			// The caller's own cubbyhole, and no other; before the
+			// existence check, which must look there too.
+			if lreq.Storage, err = c.cubbyholeView(te); err != nil {
+				return nil, err
+			}
+		}
 		if routed && lreq.Operation == logical.UpdateOperation {
 			if err := c.existenceCheck(ctx, route, lreq); err != nil {
 				return nil, err

@@ -148,6 +148,10 @@ func (h tokenHooks) RevokeLeases(ctx context.Context, e *token.Entry) error {
 			return err
 		}
 	}
+	// And so does its cubbyhole.
+	if err := h.c.destroyCubbyhole(ctx, e.HashedID); err != nil {
+		return err
+	}
 	if h.c.leases == nil {
 		return nil
 	}

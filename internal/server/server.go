@@ -36,6 +36,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/logging"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/metrics"
+	"github.com/vigil-secrets/vigil/internal/secrets/cubbyhole"
 	"github.com/vigil-secrets/vigil/internal/secrets/database"
 	"github.com/vigil-secrets/vigil/internal/secrets/kv"
 	"github.com/vigil-secrets/vigil/internal/storage"
@@ -47,8 +48,9 @@ import (
 // Factories is the table of secrets engines this build serves.
 func Factories() map[string]logical.Factory {
 	return map[string]logical.Factory{
-		"kv":       kv.Factory,
-		"database": database.Factory,
+		"kv":        kv.Factory,
+		"database":  database.Factory,
+		"cubbyhole": cubbyhole.Factory,
 	}
 }
 

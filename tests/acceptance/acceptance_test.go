@@ -110,6 +110,7 @@ func runSuite(t *testing.T, newTarget func(t *testing.T) *target) {
 		{"AuthMounts", testAuthMounts},
 		{"TokensAndAppRole", testTokensAndAppRole},
 		{"ResponseWrapping", testResponseWrapping},
+		{"Cubbyhole", testCubbyhole},
 		{"Database", testDatabase},
 		{"DatabaseStatic", testDatabaseStatic},
 		{"PasswordPolicies", testPasswordPolicies},

@@ -113,3 +113,41 @@ func testResponseWrapping(t *testing.T, tg *target) {
 		t.Fatalf("unwrapped token creation: %+v %v", got, err)
 	}
 }
+
+// testCubbyhole: the cubbyhole through the official client: listed among
+// the mounts, private to the token that wrote it (root sees nothing),
+// listed and deleted by its owner.
+func testCubbyhole(t *testing.T, tg *target) {
+	root := vaultClient(t, tg)
+	mounts, err := root.Sys().ListMounts()
+	if err != nil || mounts["cubbyhole/"] == nil || mounts["cubbyhole/"].Type != "cubbyhole" {
+		t.Fatalf("cubbyhole/ in the mounts: %v %v", mounts["cubbyhole/"], err)
+	}
+	tok, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := root.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.SetToken(tok.Auth.ClientToken)
+	if _, err := owner.Logical().Write("cubbyhole/handoff", map[string]any{"value": "cubby-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := owner.Logical().Read("cubbyhole/handoff"); err != nil || s == nil || s.Data["value"] != "cubby-secret" {
+		t.Fatalf("owner's read: %v %v", s, err)
+	}
+	if s, err := root.Logical().Read("cubbyhole/handoff"); err != nil || s != nil {
+		t.Fatalf("root read another token's cubbyhole: %v %v", s, err)
+	}
+	if s, err := owner.Logical().List("cubbyhole/"); err != nil || s == nil || len(s.Data["keys"].([]any)) != 1 {
+		t.Fatalf("owner's list: %v %v", s, err)
+	}
+	if _, err := owner.Logical().Delete("cubbyhole/handoff"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := owner.Logical().Read("cubbyhole/handoff"); err != nil || s != nil {
+		t.Fatalf("read after delete: %v %v", s, err)
+	}
+}
