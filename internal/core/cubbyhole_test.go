@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
@@ -72,6 +74,20 @@ func TestCubbyhole(t *testing.T) {
 	}
 	if got := f.okAs(t, bob, logical.ReadOperation, "cubbyhole/notes/key", nil).Data["api_key"]; got != "bob-sk" {
 		t.Fatalf("bob's cubbyhole after alice's revocation: %v", got)
+	}
+
+	// A wrapping token's cubbyhole/response is its wrapped response, as
+	// old clients read it: once.
+	wres, err := f.wrapped(t, f.token, logical.UpdateOperation, "sys/wrapping/wrap", map[string]any{"api_key": "wrapped-sk"}, time.Minute)
+	if err != nil || wres.Wrap == nil {
+		t.Fatalf("wrap: %v", err)
+	}
+	legacy := f.okAs(t, wres.Wrap.Token, logical.ReadOperation, "cubbyhole/response", nil).Data["response"]
+	if s, _ := legacy.(string); !strings.Contains(s, `"api_key":"wrapped-sk"`) {
+		t.Fatalf("cubbyhole/response = %v", legacy)
+	}
+	if _, err := f.doAs(t, wres.Wrap.Token, logical.ReadOperation, "cubbyhole/response", nil); !errors.Is(err, logical.ErrPermissionDenied) {
+		t.Fatalf("second read of cubbyhole/response: %v", err)
 	}
 
 	// Batch tokens have none.

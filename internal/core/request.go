@@ -230,7 +230,13 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 			return nil, err
 		}
 	}
-	resp, err := route.Backend.HandleRequest(ctx, lreq)
+	var resp *logical.Response
+	if te != nil && route.Entry.Type == typeCubbyhole && isWrappingToken(te) {
+		// The wrapped response, as old clients read it (see wrapping.go).
+		resp, err = c.readCubbyholeResponse(ctx, te, lreq)
+	} else {
+		resp, err = route.Backend.HandleRequest(ctx, lreq)
+	}
 	if err != nil {
 		return nil, c.storageError(err)
 	}

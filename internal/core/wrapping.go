@@ -215,6 +215,28 @@ func (c *Core) takeWrapped(ctx context.Context, tok string) (*wrapped, error) {
 	return w, err
 }
 
+// readCubbyholeResponse answers a wrapping token's read of
+// cubbyhole/response, the way clients unwrapped before sys/wrapping/unwrap
+// existed (Vault kept wrapped responses there): {"response": the wrapped
+// response as a JSON string}. The request used the token's only use, as an
+// unwrap does. Anything else a wrapping token asks of its cubbyhole finds
+// it empty.
+func (c *Core) readCubbyholeResponse(ctx context.Context, te *token.Entry, lreq *logical.Request) (*logical.Response, error) {
+	if lreq.Operation != logical.ReadOperation || lreq.Path != "response" {
+		return nil, logical.ErrNotFound
+	}
+	w, err := c.loadWrapped(ctx, te)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.forgetWrapped(ctx, te.HashedID); err != nil {
+		return nil, err
+	}
+	body := string(w.Body)
+	clear(w.Body)
+	return &logical.Response{Data: map[string]any{"response": body}}, nil
+}
+
 // wrappingPaths serve sys/wrapping: lookup (without a token), unwrap,
 // wrap and rewrap.
 func (s *systemBackend) wrappingPaths() []*framework.Path {
