@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vigil-secrets/vigil/internal/audit"
 	auditfile "github.com/vigil-secrets/vigil/internal/audit/file"
@@ -223,6 +224,14 @@ func TestAuditFailsClosed(t *testing.T) {
 	// A write is not carried out either.
 	if _, err := f.do(t, logical.UpdateOperation, "secret/data/k", map[string]any{"data": map[string]any{"v": "2"}}); err == nil {
 		t.Fatal("write with a failing device")
+	}
+	// Nor is a wrapped read, which would create a wrapping token: it is no
+	// read that changes nothing.
+	if _, err := f.wrapped(t, f.token, logical.ReadOperation, "secret/data/k", nil, time.Minute); err == nil {
+		t.Fatal("wrapped read with a failing device")
+	}
+	if keys, err := f.c.barrier.List(ctx, wrappingView); err != nil || len(keys) != 0 {
+		t.Fatalf("a wrapped response was stored for a request never recorded: %v %v", keys, err)
 	}
 	good := filepath.Join(t.TempDir(), "audit.log")
 	if err := f.c.EnableAudit(ctx, "good", "file", "", map[string]string{"file_path": good}, false); err != nil {

@@ -190,7 +190,8 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 		if rec != nil && routed {
 			// Recorded before the token's use is counted: a request
 			// that cannot be recorded costs no use.
-			rec.pure = changesNothing(route, lreq, te)
+			// A wrapped response creates a wrapping token: not pure.
+			rec.pure = req.WrapTTL == 0 && changesNothing(route, lreq, te)
 			if err := c.auditRequest(ctx, rec); err != nil {
 				return nil, err
 			}
