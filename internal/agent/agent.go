@@ -145,7 +145,7 @@ func newAgent(o Options) (*agent, error) {
 		}
 		exitOnErr = cfg.AutoAuth.Method.ExitOnError
 		backoff = lifetime.Backoff{Min: cfg.AutoAuth.Method.MinBackoff, Max: cfg.AutoAuth.Method.MaxBackoff}
-		a.snk = &sinks{list: cfg.AutoAuth.Sinks}
+		a.snk = &sinks{list: cfg.AutoAuth.Sinks, client: a.cl.auth}
 	case envToken != "":
 		m = auth.NewToken(auth.ValueCredential(secret.NewString(envToken)))
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -493,5 +494,58 @@ template {
 	}
 	if _, err := root.Logical().Write(t.Context(), "sys/wrapping/lookup", map[string]any{"token": wrapped.WrapInfo.Token}); err == nil {
 		t.Fatal("the wrapping token was not spent")
+	}
+}
+
+// TestAgentWrappedSink: a sink with wrap_ttl holds the JSON wrap_info of
+// a wrapping token, which unwraps (once) to the agent's token; a sink
+// without it beside it holds the token itself.
+func TestAgentWrappedSink(t *testing.T) {
+	s, root := server(t)
+	dir := t.TempDir()
+	appRole(t, root, dir, `path "secret/data/app" { capabilities = ["read"] }`)
+	cfg := parse(t, fmt.Sprintf(`
+exit_after_auth = true
+vault {
+  address = %[2]q
+}
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path   = "%[1]s/role-id"
+      secret_id_file_path = "%[1]s/secret-id"
+    }
+  }
+  sink "file" {
+    wrap_ttl = "5m"
+    config   = { path = "%[1]s/wrapped" }
+  }
+  sink "file" {
+    config = { path = "%[1]s/plain" }
+  }
+}
+`, dir, s.URL))
+	r := start(t, t.Context(), cfg, nil)
+	if code, err := r.wait(t); code != 0 || err != nil {
+		t.Fatalf("agent: %d, %v\n%s", code, err, r.log)
+	}
+	plain, err := os.ReadFile(filepath.Join(dir, "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "wrapped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), string(plain)) {
+		t.Fatal("the wrapped sink holds the token in clear")
+	}
+	var wi api.SecretWrapInfo
+	if err := json.Unmarshal(raw, &wi); err != nil || wi.Token == "" || wi.TTL != 300 || wi.CreationPath != "sys/wrapping/wrap" {
+		t.Fatalf("wrapped sink = %s (%v)", raw, err)
+	}
+	u, err := root.WithToken(wi.Token).Logical().Write(t.Context(), "sys/wrapping/unwrap", nil)
+	if err != nil || u == nil || u.Data["token"] != string(plain) {
+		t.Fatalf("unwrapped sink: %+v %v", u, err)
 	}
 }

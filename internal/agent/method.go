@@ -1,11 +1,16 @@
 package agent
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
+	"github.com/vigil-secrets/vigil/api"
 	"github.com/vigil-secrets/vigil/internal/agent/auth"
 	"github.com/vigil-secrets/vigil/internal/agent/template"
 	"github.com/vigil-secrets/vigil/internal/config"
@@ -46,11 +51,35 @@ func method(m config.AuthMethod) (auth.Method, error) {
 
 // sinks write each new auto-auth token to the sink files, atomically and
 // with their mode and owner, for processes that read the token from a
-// file.
+// file. A sink with wrap_ttl gets a wrapping token instead (client wraps
+// it, with the token itself, through sys/wrapping/wrap): the JSON of its
+// wrap_info, as Vault Agent writes it; unwrapping it gives {"token": ...}.
 type sinks struct {
-	list []config.Sink
+	list   []config.Sink
+	client *api.Client
 
 	mu sync.Mutex // one write of all the sinks at a time
+}
+
+// sinkWrapTimeout bounds the request that wraps the token for a sink.
+const sinkWrapTimeout = 30 * time.Second
+
+// wrapped returns what a sink with wrap_ttl ttl holds for t.
+func (s *sinks) wrapped(t auth.Token, ttl time.Duration) ([]byte, error) {
+	if s.client == nil {
+		return nil, errors.New("no client to wrap the token with")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sinkWrapTimeout)
+	defer cancel()
+	cl := s.client.WithToken(t.Value.Reveal()).WithWrapTTL(ttl)
+	w, err := cl.Logical().Write(ctx, "sys/wrapping/wrap", map[string]any{"token": t.Value.Reveal()})
+	if err != nil {
+		return nil, fmt.Errorf("wrap the token: %w", err)
+	}
+	if w == nil || w.WrapInfo == nil || w.WrapInfo.Token == "" {
+		return nil, errors.New("wrap the token: the server returned no wrapping token")
+	}
+	return json.Marshal(w.WrapInfo)
 }
 
 // write writes t to every sink and returns the errors, one per sink that
@@ -73,7 +102,16 @@ func (s *sinks) write(t auth.Token) []error {
 			errs = append(errs, fmt.Errorf("sink %s: %w", sk.Path, err))
 			continue
 		}
-		tok := []byte(t.Value.Reveal())
+		var tok []byte
+		if sk.WrapTTL > 0 {
+			var err error
+			if tok, err = s.wrapped(t, sk.WrapTTL); err != nil {
+				errs = append(errs, fmt.Errorf("sink %s: %w", sk.Path, err))
+				continue
+			}
+		} else {
+			tok = []byte(t.Value.Reveal())
+		}
 		_, err := template.WriteFile(sk.Path, tok, opts)
 		clear(tok)
 		if err != nil {

@@ -205,7 +205,10 @@ type Sink struct {
 	// Owner and Group are the file's uid and gid, -1 when unset (the
 	// agent's own).
 	Owner, Group int
-	Line         int
+	// WrapTTL, when set, makes the sink hold a wrapping token for the
+	// agent's token (its wrap_info as JSON), good once for WrapTTL.
+	WrapTTL time.Duration
+	Line    int
 }
 
 // Cache is the cache block. Only its use_auto_auth_token keys are

@@ -557,7 +557,9 @@ func (p *parser) sink(b block) (Sink, error) {
 				err = p.sinkConfig(&s, body)
 			}
 		case "wrap_ttl":
-			err = p.refuse(it, "vigil agent does not response-wrap the tokens it writes")
+			if s.WrapTTL, err = p.duration(it); err == nil && s.WrapTTL <= 0 {
+				err = p.errorf(it.Pos(), "wrap_ttl must be positive")
+			}
 		case "dh_type", "dh_path", "derive_key", "aad", "aad_env_var":
 			err = p.refuse(it, "sinks write the token itself; encrypted (Diffie-Hellman) sinks are not implemented, so protect the file with its mode and a private directory")
 		default:

@@ -439,7 +439,7 @@ func TestAgentErrorsNameTheLine(t *testing.T) {
 		{"jwt needs role", "auto_auth {\n  method \"jwt\" { config = { path = \"/j\" } }\n  sink \"file\" { config = { path = \"/s\" } }\n}\n", 2, "config.path and config.role"},
 		{"type and label disagree", "auto_auth {\n  method \"jwt\" {\n    type = \"approle\"\n  }\n}\n", 2, `says type = "approle"`},
 		{"dh_type refused", "auto_auth {\n  method \"token_file\" { config = { token_file_path = \"/t\" } }\n  sink \"file\" {\n    dh_type = \"curve25519\"\n  }\n}\n", 4, "dh_type is not supported"},
-		{"sink wrap_ttl refused", "auto_auth {\n  method \"token_file\" { config = { token_file_path = \"/t\" } }\n  sink \"file\" {\n    wrap_ttl = 300\n  }\n}\n", 4, "wrap_ttl is not supported"},
+		{"sink wrap_ttl not positive", "auto_auth {\n  method \"token_file\" { config = { token_file_path = \"/t\" } }\n  sink \"file\" {\n    wrap_ttl = 0\n    config = { path = \"/s\" }\n  }\n}\n", 4, "wrap_ttl must be positive"},
 		{"unsupported sink", "auto_auth {\n  method \"token_file\" { config = { token_file_path = \"/t\" } }\n  sink \"socket\" {}\n}\n", 3, `unsupported sink type "socket"`},
 		{"sink without path", "auto_auth {\n  method \"token_file\" { config = { token_file_path = \"/t\" } }\n  sink \"file\" { config = { mode = 0600 } }\n}\n", 3, "needs config.path"},
 		{"bad sink mode", "auto_auth {\n  method \"token_file\" { config = { token_file_path = \"/t\" } }\n  sink \"file\" {\n    config = { path = \"/s\", mode = \"rw\" }\n  }\n}\n", 4, "mode must be a file mode"},
