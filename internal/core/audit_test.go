@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +23,6 @@ import (
 	"github.com/vigil-secrets/vigil/internal/auditlog"
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
-	"github.com/vigil-secrets/vigil/internal/storage/inmem"
 	"github.com/vigil-secrets/vigil/internal/token"
 )
 
@@ -257,20 +255,9 @@ func TestAuditFailsClosed(t *testing.T) {
 // TestConfiguredAuditDevice: a device of the server configuration is
 // there at every unseal and cannot be disabled through the API.
 func TestConfiguredAuditDevice(t *testing.T) {
-	ctx := context.Background()
 	logPath := filepath.Join(t.TempDir(), "audit.log")
-	c, err := New(Config{Storage: inmem.New(), AuditFactories: map[string]audit.Factory{"file": auditfile.New},
+	f := initCoreWith(t, Config{AuditFactories: map[string]audit.Factory{"file": auditfile.New},
 		AuditDevices: []AuditDevice{{Path: "main", Type: "file", Options: map[string]string{"file_path": logPath}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.SealInternal(ctx) })
-	res, err := c.Init(ctx, InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{c: c, token: res.RootToken, keys: []string{hex.EncodeToString(res.Keys[0])}}
-	f.unsealWith(t, f.keys)
 	if _, err := f.do(t, logical.DeleteOperation, "sys/audit/main", nil); err == nil || !strings.Contains(err.Error(), "server configuration") {
 		t.Fatalf("disable a configured device: %v", err)
 	}
@@ -281,7 +268,7 @@ func TestConfiguredAuditDevice(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, rep.Problem)
 	}
 	// Bad options for a type are a 400 naming the option.
-	_, err = f.do(t, logical.UpdateOperation, "sys/audit/x", map[string]any{"type": "file", "options": map[string]any{"file_path": logPath + "2", "colour": "blue"}})
+	_, err := f.do(t, logical.UpdateOperation, "sys/audit/x", map[string]any{"type": "file", "options": map[string]any{"file_path": logPath + "2", "colour": "blue"}})
 	if !errors.As(err, new(*logical.CodedError)) || !strings.Contains(err.Error(), "colour") {
 		t.Fatalf("unknown option: %v", err)
 	}

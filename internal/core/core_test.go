@@ -46,6 +46,28 @@ func newSealCore(t *testing.T, phys storage.Backend, w seal.Wrapper) *Core {
 	return c
 }
 
+// initCoreWith returns a core of cfg (in memory unless cfg says
+// otherwise), initialized with one share and unsealed.
+func initCoreWith(t *testing.T, cfg Config) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	if cfg.Storage == nil {
+		cfg.Storage, cfg.StorageType = inmem.New(), "inmem"
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.SealInternal(ctx) })
+	res, err := c.Init(ctx, InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{c: c, phys: cfg.Storage, token: res.RootToken, keys: []string{hex.EncodeToString(res.Keys[0])}}
+	f.unsealWith(t, f.keys)
+	return f
+}
+
 // initCore returns an initialized, unsealed core with 3 shares, threshold 2.
 func initCore(t *testing.T) *fixture {
 	t.Helper()

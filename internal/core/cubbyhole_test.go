@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/secrets/cubbyhole"
-	"github.com/vigil-secrets/vigil/internal/storage/inmem"
 )
 
 // TestCubbyhole: every service token has its own cubbyhole, which no other
@@ -20,17 +18,8 @@ import (
 // mounted twice.
 func TestCubbyhole(t *testing.T) {
 	ctx := context.Background()
-	c, err := New(Config{Storage: inmem.New(), StorageType: "inmem", Factories: map[string]logical.Factory{"cubbyhole": cubbyhole.Factory}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.SealInternal(ctx) })
-	res, err := c.Init(ctx, InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{c: c, token: res.RootToken, keys: []string{hex.EncodeToString(res.Keys[0])}}
-	f.unsealWith(t, f.keys)
+	f := initCoreWith(t, Config{Factories: map[string]logical.Factory{"cubbyhole": cubbyhole.Factory}})
+	c := f.c
 
 	mounts := f.ok(t, logical.ReadOperation, "sys/mounts", nil).Data
 	if m, _ := mounts["cubbyhole/"].(map[string]any); m == nil || m["type"] != "cubbyhole" || m["local"] != true {

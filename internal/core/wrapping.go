@@ -119,7 +119,7 @@ func (c *Core) wrap(ctx context.Context, body []byte, ttl time.Duration, creatio
 	if ttl <= 0 {
 		return nil, logical.BadRequest("a wrap TTL must be given to wrap a response (X-Vault-Wrap-TTL)")
 	}
-	if maxTTL := c.maxLeaseTTL(); maxTTL > 0 && ttl > maxTTL {
+	if maxTTL := c.cfg.MaxLeaseTTL; maxTTL > 0 && ttl > maxTTL {
 		ttl = maxTTL
 	}
 	te := &token.Entry{
@@ -144,9 +144,6 @@ func (c *Core) wrap(ctx context.Context, body []byte, ttl time.Duration, creatio
 	return &WrapInfo{Token: tok, Accessor: te.Accessor, TTL: ttl, CreationTime: te.CreationTime, CreationPath: creationPath}, nil
 }
 
-// maxLeaseTTL is the server's maximum lease TTL, 0 for none.
-func (c *Core) maxLeaseTTL() time.Duration { return c.cfg.MaxLeaseTTL }
-
 // isWrappingToken reports whether te is a wrapping token.
 func isWrappingToken(te *token.Entry) bool {
 	return te != nil && te.Path == wrappingTokenPath && slices.Equal(te.Policies, []string{policy.ResponseWrappingName})
@@ -167,6 +164,19 @@ func (c *Core) loadWrapped(ctx context.Context, te *token.Entry) (*wrapped, erro
 		return nil, fmt.Errorf("core: decode wrapped response: %w", err)
 	}
 	return &w, nil
+}
+
+// popWrapped reads and deletes the response stored for the wrapping token
+// te, whose one use the request being served took.
+func (c *Core) popWrapped(ctx context.Context, te *token.Entry) (*wrapped, error) {
+	w, err := c.loadWrapped(ctx, te)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.forgetWrapped(ctx, te.HashedID); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // forgetWrapped deletes the response stored for a wrapping token (its
@@ -225,11 +235,8 @@ func (c *Core) readCubbyholeResponse(ctx context.Context, te *token.Entry, lreq 
 	if lreq.Operation != logical.ReadOperation || lreq.Path != "response" {
 		return nil, logical.ErrNotFound
 	}
-	w, err := c.loadWrapped(ctx, te)
+	w, err := c.popWrapped(ctx, te)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.forgetWrapped(ctx, te.HashedID); err != nil {
 		return nil, err
 	}
 	body := string(w.Body)
@@ -316,10 +323,7 @@ func (s *systemBackend) wrappingUnwrap(ctx context.Context, _ *logical.Request, 
 		if !isWrappingToken(te) {
 			return nil, errBadWrappingToken
 		}
-		w, err = s.c.loadWrapped(ctx, te)
-		if err == nil {
-			err = s.c.forgetWrapped(ctx, te.HashedID)
-		}
+		w, err = s.c.popWrapped(ctx, te)
 	}
 	if err != nil {
 		return nil, err
