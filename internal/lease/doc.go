@@ -11,7 +11,11 @@
 //
 // In memory the [Manager] keeps only what it needs to act on time: one
 // small entry per expiring lease in a min-heap ordered by the instant the
-// manager must next act on it. A single clock timer is armed for the
+// manager must next act on it. These entries hold no pointers (the ids
+// live in one byte arena), so that the garbage collector never scans
+// them: with a million leases held, a full collection is about ninety
+// times shorter than with a pointer-linked entry per lease
+// (BenchmarkLeaseTable). A single clock timer is armed for the
 // earliest instant; when it fires, a dispatcher goroutine pops due entries
 // through a token bucket ([Config.RevokeRate], [Config.RevokeBurst]) into a
 // bounded queue served by [Config.RevokeWorkers] goroutines. Each expiring

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,11 +45,10 @@ type Manager struct {
 	state  runState
 	life   context.Context // the lifecycle context Start creates
 	cancel context.CancelFunc
-	// pending holds the leases the scheduler knows: those in the heap,
-	// those handed to workers (active) and the irrevocable ones.
-	pending map[string]*entry
-	heap    entryHeap
-	timer   clock.Timer
+	// table holds the leases the scheduler knows: those scheduled, those
+	// handed to workers (active) and the irrevocable ones.
+	table table
+	timer clock.Timer
 	// wakeAt is when the dispatcher will next run: zero when nothing is
 	// scheduled, at or before now while it is running or about to.
 	wakeAt      time.Time
@@ -67,7 +67,7 @@ type Manager struct {
 	revokeFailures atomic.Uint64
 
 	wake     chan struct{} // dispatcher wake-up, capacity 1
-	queue    chan *entry   // dispatcher → workers, bounded
+	queue    chan ticket   // dispatcher → workers, bounded
 	restored chan struct{} // closed when the restore ends
 	wg       sync.WaitGroup
 }
@@ -87,10 +87,10 @@ func New(cfg Config) (*Manager, error) {
 		renewer:  cfg.Renewer,
 		seed:     maphash.MakeSeed(),
 		claims:   map[string]*claim{},
-		pending:  map[string]*entry{},
+		table:    newTable(),
 		bucket:   bucket{rate: cfg.RevokeRate, burst: float64(max(cfg.RevokeBurst, 1))},
 		wake:     make(chan struct{}, 1),
-		queue:    make(chan *entry, max(cfg.QueueSize, 1)),
+		queue:    make(chan ticket, max(cfg.QueueSize, 1)),
 		restored: make(chan struct{}),
 	}
 	if tx, ok := cfg.Storage.(logical.TransactionalStorage); ok {
@@ -184,7 +184,7 @@ func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return Stats{
-		Scheduled:   len(m.heap),
+		Scheduled:   m.table.scheduled(),
 		Active:      m.active,
 		Irrevocable: m.irrevocable,
 		Restoring:   m.restoring,
@@ -201,11 +201,7 @@ func (m *Manager) Stats() Stats {
 func (m *Manager) IDs() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ids := make([]string, 0, len(m.pending))
-	for id := range m.pending {
-		ids = append(ids, id)
-	}
-	return ids
+	return slices.AppendSeq(make([]string, 0, m.table.known), m.table.ids())
 }
 
 // begin admits an API call: it fails with ErrStopped unless the manager

@@ -798,7 +798,7 @@ func (m *Manager) tidyRecord(ctx context.Context, id string, res *TidyResult) er
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.restoring && m.pending[id] == nil && (l.Irrevocable || !l.ExpireTime.IsZero()) {
+	if !m.restoring && m.table.lookup(id) < 0 && (l.Irrevocable || !l.ExpireTime.IsZero()) {
 		res.Rescheduled++
 		m.trackLocked(placementOf(l, m.dueFor(id, l.ExpireTime, m.now())))
 	}

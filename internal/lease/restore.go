@@ -137,7 +137,7 @@ func (m *Manager) restoreBatch(ctx context.Context, ids []string) (n, bad int, e
 		}
 		n++
 		id := ids[i]
-		if _, known := m.pending[id]; known {
+		if m.table.lookup(id) >= 0 {
 			continue // registered, renewed or queued since: that is newer
 		}
 		if _, gone := m.tombstones[id]; gone {

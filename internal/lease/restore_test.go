@@ -124,7 +124,7 @@ func TestOperationsDuringRestore(t *testing.T) {
 	<-m.Restored()
 	waitIdle(t, m)
 	m.mu.Lock()
-	_, resurrected := m.pending[revoked.ID]
+	resurrected := m.table.lookup(revoked.ID) >= 0
 	m.mu.Unlock()
 	if resurrected {
 		t.Error("the restore brought back a lease revoked during it")

@@ -1,49 +1,11 @@
 package lease
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"math"
 	"time"
 )
-
-// entry is what the scheduler keeps of one lease. Everything else lives in
-// storage and is re-read when the lease is acted on.
-type entry struct {
-	id          string
-	due         time.Time // when to act: expiry plus jitter, or a retry
-	idx         int       // index in the heap, -1 when not in it
-	active      bool      // popped and handed to a worker
-	irrevocable bool
-}
-
-// entryHeap is a min-heap of entries by due time.
-type entryHeap []*entry
-
-func (h entryHeap) Len() int           { return len(h) }
-func (h entryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h entryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx = i
-	h[j].idx = j
-}
-
-func (h *entryHeap) Push(x any) {
-	e := x.(*entry)
-	e.idx = len(*h)
-	*h = append(*h, e)
-}
-
-func (h *entryHeap) Pop() any {
-	old := *h
-	n := len(old)
-	e := old[n-1]
-	old[n-1] = nil
-	e.idx = -1
-	*h = old[:n-1]
-	return e
-}
 
 // bucket is a token bucket on the manager's clock: rate tokens per second,
 // at most burst saved up.
@@ -93,41 +55,45 @@ func (m *Manager) trackLocked(p placement) {
 		return
 	}
 	delete(m.tombstones, p.id)
-	e := m.pending[p.id]
-	if e == nil {
+	t := &m.table
+	i := t.lookup(p.id)
+	if i < 0 {
 		if p.due.IsZero() && !p.irrevocable {
 			return
 		}
-		e = &entry{id: p.id, idx: -1}
-		m.pending[p.id] = e
+		i = t.add(p.id)
 	}
-	if e.irrevocable != p.irrevocable {
-		e.irrevocable = p.irrevocable
+	s := &t.slots[i]
+	if s.irrevocable != p.irrevocable {
+		s.irrevocable = p.irrevocable
 		if p.irrevocable {
 			m.irrevocable++
 		} else {
 			m.irrevocable--
 		}
 	}
-	if e.active {
+	if s.active {
 		return
 	}
 	if p.irrevocable || p.due.IsZero() {
-		if e.idx >= 0 {
-			heap.Remove(&m.heap, e.idx)
-		}
-		if !p.irrevocable {
-			delete(m.pending, p.id)
+		if p.irrevocable {
+			t.unschedule(i)
+		} else {
+			t.remove(i)
 		}
 		return
 	}
-	e.due = p.due
-	if e.idx >= 0 {
-		heap.Fix(&m.heap, e.idx)
-	} else {
-		heap.Push(&m.heap, e)
-	}
+	t.schedule(i, unixNano(p.due))
 	m.armLocked(p.due)
+}
+
+// unixNano is t in Unix nanoseconds, saturated for times after 2262
+// (UnixNano's range).
+func unixNano(t time.Time) int64 {
+	if t.After(time.Unix(0, math.MaxInt64)) {
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // forgetLocked drops a deleted lease from the scheduler.
@@ -135,19 +101,16 @@ func (m *Manager) forgetLocked(id string) {
 	if m.tombstones != nil {
 		m.tombstones[id] = struct{}{}
 	}
-	e := m.pending[id]
-	if e == nil {
+	i := m.table.lookup(id)
+	if i < 0 {
 		return
 	}
-	if e.idx >= 0 {
-		heap.Remove(&m.heap, e.idx)
-	}
-	if e.irrevocable {
+	if m.table.slots[i].irrevocable {
 		m.irrevocable--
 	}
-	// An active entry is dropped too: its worker finds the record gone
-	// and finish ignores an entry no longer in pending.
-	delete(m.pending, id)
+	// An active lease is dropped too: its worker finds the record gone,
+	// and finish ignores a ticket whose slot no longer holds it.
+	m.table.remove(i)
 }
 
 // armLocked makes sure the dispatcher runs no later than t.
@@ -179,39 +142,38 @@ func (m *Manager) kick() {
 	}
 }
 
-// nextLocked pops the next entry the dispatcher may hand out now, or arms
-// the timer for when there will be one and returns nil.
-func (m *Manager) nextLocked() *entry {
+// nextLocked takes the next lease the dispatcher may hand out now, or
+// arms the timer for when there will be one and reports false.
+func (m *Manager) nextLocked() (ticket, bool) {
 	if m.state != stateRunning {
-		return nil
+		return ticket{}, false
 	}
 	m.wakeAt = time.Time{}
-	if len(m.heap) == 0 {
+	top := m.table.first()
+	if top < 0 {
 		if m.timer != nil {
 			m.timer.Stop()
 		}
-		return nil
+		return ticket{}, false
 	}
 	now := m.now()
-	top := m.heap[0]
-	if top.due.After(now) {
-		m.armLocked(top.due)
-		return nil
+	if due := time.Unix(0, m.table.slots[top].due); due.After(now) {
+		m.armLocked(due)
+		return ticket{}, false
 	}
 	if wait := m.bucket.take(now); wait > 0 {
 		m.armLocked(now.Add(wait))
-		return nil
+		return ticket{}, false
 	}
-	heap.Pop(&m.heap)
-	top.active = true
+	tk := m.table.take()
 	m.active++
 	// Until it finds nothing to do, the dispatcher is running: say so,
 	// so that new due entries do not re-arm the timer.
 	m.wakeAt = now
-	return top
+	return tk, true
 }
 
-// dispatch moves due entries, at the bucket's rate, into the bounded queue.
+// dispatch moves due leases, at the bucket's rate, into the bounded queue.
 func (m *Manager) dispatch(ctx context.Context) {
 	defer m.wg.Done()
 	for {
@@ -222,13 +184,13 @@ func (m *Manager) dispatch(ctx context.Context) {
 		}
 		for {
 			m.mu.Lock()
-			e := m.nextLocked()
+			tk, ok := m.nextLocked()
 			m.mu.Unlock()
-			if e == nil {
+			if !ok {
 				break
 			}
 			select {
-			case m.queue <- e:
+			case m.queue <- tk:
 			case <-ctx.Done():
 				return
 			}
@@ -243,24 +205,25 @@ func (m *Manager) work(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case e := <-m.queue:
-			m.expire(ctx, e)
+		case tk := <-m.queue:
+			m.expire(ctx, tk)
 		}
 	}
 }
 
-// finish ends a worker's hold on e: the lease is gone, or is placed again
-// as p says.
-func (m *Manager) finish(e *entry, p placement, gone bool) {
+// finish ends a worker's hold on tk: the lease is gone, or is placed
+// again as p says.
+func (m *Manager) finish(tk ticket, p placement, gone bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e.active = false
 	m.active--
-	if m.pending[e.id] != e {
+	i := m.table.holder(tk)
+	if i < 0 {
 		return // forgotten (revoked elsewhere) while the worker held it
 	}
+	m.table.slots[i].active = false
 	if gone {
-		m.forgetLocked(e.id)
+		m.forgetLocked(tk.id)
 		return
 	}
 	m.trackLocked(p)
@@ -269,15 +232,15 @@ func (m *Manager) finish(e *entry, p placement, gone bool) {
 // expire revokes one due lease, or re-places it. The claim is released
 // only after finish, so that an operation waiting for it sees the
 // scheduler already updated.
-func (m *Manager) expire(ctx context.Context, e *entry) {
-	release, _, err := m.acquire(ctx, e.id, claimRevoke)
+func (m *Manager) expire(ctx context.Context, tk ticket) {
+	release, _, err := m.acquire(ctx, tk.id, claimRevoke)
 	if err != nil {
-		m.finish(e, placement{id: e.id, due: e.due, irrevocable: e.irrevocable}, false)
+		m.finish(tk, placement{id: tk.id, due: time.Unix(0, tk.due), irrevocable: tk.irrevocable}, false)
 		return
 	}
 	defer release()
-	p, gone := m.revokeDue(ctx, e.id)
-	m.finish(e, p, gone)
+	p, gone := m.revokeDue(ctx, tk.id)
+	m.finish(tk, p, gone)
 }
 
 // revokeDue revokes the lease id through the Revoker if it is (still)
