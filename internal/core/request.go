@@ -124,7 +124,16 @@ func (c *Core) handleRequest(ctx context.Context, req *Request, rec *auditRecord
 				return nil, err
 			}
 		}
-		return c.handleUIMounts(ctx, req)
+		res, err := c.handleUIMounts(ctx, req)
+		if err != nil || req.WrapTTL <= 0 || !wrapsResponse(res.Response) {
+			return res, err
+		}
+		// Asked for wrapped, as anyone may ask: no policy grants the path,
+		// so none bounds the TTL.
+		if err := c.wrapResult(ctx, res, req.WrapRender, req.WrapTTL, req.Path); err != nil {
+			return nil, err
+		}
+		return res, nil
 	}
 	route, rest, routed := c.router.Match(req.Path)
 	lreq := &req.lreq

@@ -119,6 +119,24 @@ path "secret/data/k" {
 	}
 }
 
+// TestWrappingUIMounts: the KV preflight, served outside the mounts,
+// is wrapped when asked, as every other response.
+func TestWrappingUIMounts(t *testing.T) {
+	f := initCore(t)
+	f.ok(t, logical.UpdateOperation, "sys/mounts/secret", map[string]any{"type": "kv", "options": map[string]any{"version": "2"}})
+	res, err := f.wrapped(t, f.token, logical.ReadOperation, "sys/internal/ui/mounts/secret/app", nil, time.Minute)
+	if err != nil || res.Wrap == nil {
+		t.Fatalf("wrapped preflight: %+v %v", res, err)
+	}
+	if res.Wrap.CreationPath != "sys/internal/ui/mounts/secret/app" {
+		t.Errorf("creation path %q", res.Wrap.CreationPath)
+	}
+	resp, err := f.do(t, logical.UpdateOperation, "sys/wrapping/unwrap", map[string]any{"token": res.Wrap.Token.Reveal()})
+	if err != nil || !strings.Contains(string(resp.Raw.Body), `"path":"secret/"`) {
+		t.Fatalf("unwrap: %+v %v", resp, err)
+	}
+}
+
 // TestWrappingAudited: the wrapped request's response entry names the
 // wrapping token (HMAC'd) and holds the wrapped data HMAC'd; the unwrap's
 // response entry holds the unwrapped response HMAC'd; nothing in clear.
