@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -72,25 +71,12 @@ path "database/static-creds/*" { capabilities = ["subscribe"] }`)
 // device, and cfg applied to its configuration.
 func eventsFixture(t *testing.T, cfg func(*Config)) (*fixture, string) {
 	t.Helper()
-	ctx := context.Background()
 	conf := Config{Storage: inmem.New(), StorageType: "inmem", Factories: map[string]logical.Factory{"kv": kv.Factory},
 		AuditFactories: map[string]audit.Factory{"file": auditfile.New}}
 	if cfg != nil {
 		cfg(&conf)
 	}
-	c, err := New(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.SealInternal(context.Background()) })
-	res, err := c.Init(ctx, InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{c: c, phys: conf.Storage, token: res.RootToken, keys: []string{hex.EncodeToString(res.Keys[0])}}
-	if _, err := c.Unseal(ctx, f.keys[0]); err != nil {
-		t.Fatal(err)
-	}
+	f := initCoreWith(t, conf)
 	logPath := filepath.Join(t.TempDir(), "audit.log")
 	f.must(t, logical.UpdateOperation, "sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": logPath}})
 	f.must(t, logical.UpdateOperation, "sys/mounts/secret", map[string]any{"type": "kv", "options": map[string]any{"version": "2"}})

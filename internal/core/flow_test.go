@@ -1,8 +1,6 @@
 package core
 
 import (
-	"context"
-	"encoding/hex"
 	"errors"
 	"testing"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/secrets/kv"
-	"github.com/vigil-secrets/vigil/internal/storage/inmem"
 )
 
 // TestLeastPrivilegeFlow is the flow issue 3 is done by: a policy that
@@ -20,23 +17,11 @@ import (
 // there allowed and everything else refused, the token dead after its TTL,
 // and revoke-prefix on the auth mount cutting every token it issued.
 func TestLeastPrivilegeFlow(t *testing.T) {
-	ctx := context.Background()
 	clk := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	c, err := New(Config{Storage: inmem.New(), StorageType: "inmem", Clock: clk,
+	f := initCoreWith(t, Config{Clock: clk,
 		Factories:     map[string]logical.Factory{"kv": kv.Factory},
 		AuthFactories: map[string]logical.Factory{"approle": approle.Factory}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.SealInternal(ctx) })
-	res, err := c.Init(ctx, InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{c: c, token: res.RootToken}
-	if _, err := c.Unseal(ctx, hex.EncodeToString(res.Keys[0])); err != nil {
-		t.Fatal(err)
-	}
+	c := f.c
 	must := func(resp *logical.Response, err error) *logical.Response {
 		t.Helper()
 		if err != nil {

@@ -50,14 +50,11 @@ func newSystemBackend(c *Core) logical.Backend {
 		"plugin_version":               {Type: framework.TypeString},
 		"force_no_cache":               {Type: framework.TypeBool},
 	}
-	op := func(f framework.OperationFunc, summary string) framework.OperationHandler {
-		return framework.OperationHandler{Handler: f, Summary: summary}
-	}
 	paths := []*framework.Path{
 		{
 			Pattern: "mounts/?",
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: op(s.listMounts, "List the mounted secrets engines."),
+				logical.ReadOperation: sysOp(s.listMounts, "List the mounted secrets engines."),
 			},
 			HelpSynopsis: "List the mounted secrets engines.",
 		},
@@ -65,8 +62,8 @@ func newSystemBackend(c *Core) logical.Backend {
 			Pattern: "mounts/(?P<path>.+?)/tune/?",
 			Fields:  tuneFields,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation:   op(s.readTune, "Read a mount's effective configuration."),
-				logical.UpdateOperation: op(s.tune, "Tune a mount."),
+				logical.ReadOperation:   sysOp(s.readTune, "Read a mount's effective configuration."),
+				logical.UpdateOperation: sysOp(s.tune, "Tune a mount."),
 			},
 			HelpSynopsis: "Tune a secrets engine mount.",
 		},
@@ -74,9 +71,9 @@ func newSystemBackend(c *Core) logical.Backend {
 			Pattern: "mounts/(?P<path>.+)",
 			Fields:  mountFields,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation:   op(s.readMount, "Read a mount."),
-				logical.UpdateOperation: op(s.enableMount, "Enable a secrets engine."),
-				logical.DeleteOperation: op(s.disableMount, "Disable a secrets engine and delete its data."),
+				logical.ReadOperation:   sysOp(s.readMount, "Read a mount."),
+				logical.UpdateOperation: sysOp(s.enableMount, "Enable a secrets engine."),
+				logical.DeleteOperation: sysOp(s.disableMount, "Disable a secrets engine and delete its data."),
 			},
 			HelpSynopsis: "Enable, read or disable a secrets engine.",
 		},
@@ -87,27 +84,27 @@ func newSystemBackend(c *Core) logical.Backend {
 				"to":   {Type: framework.TypeString, Required: true},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: op(s.remount, "Move a mount to another path."),
+				logical.UpdateOperation: sysOp(s.remount, "Move a mount to another path."),
 			},
 			HelpSynopsis: "Move a secrets engine to another path; its data moves with it.",
 		},
 		{
 			Pattern: "remount/status/(?P<migration_id>.+)",
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: op(s.remountStatus, "Read the status of a move."),
+				logical.ReadOperation: sysOp(s.remountStatus, "Read the status of a move."),
 			},
 		},
 		{
 			Pattern: "key-status",
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: op(s.keyStatus, "Read the barrier key term."),
+				logical.ReadOperation: sysOp(s.keyStatus, "Read the barrier key term."),
 			},
 			HelpSynopsis: "The current barrier encryption key term.",
 		},
 		{
 			Pattern: "rotate(/keyring)?",
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: op(s.rotate, "Add a barrier key term."),
+				logical.UpdateOperation: sysOp(s.rotate, "Add a barrier key term."),
 			},
 			HelpSynopsis: "Rotate the barrier encryption key: new writes use a new term, old data stays readable.",
 		},
@@ -426,4 +423,9 @@ func stringList(v any) ([]string, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+// sysOp is an operation of the system backend: its handler and summary.
+func sysOp(f framework.OperationFunc, summary string) framework.OperationHandler {
+	return framework.OperationHandler{Handler: f, Summary: summary}
 }

@@ -14,15 +14,12 @@ import (
 // sys/audit-chain (a device's chain key and checkpoint, for `vigil audit
 // verify`: root-protected, since the key can also forge a chain).
 func (s *systemBackend) auditPaths() []*framework.Path {
-	op := func(f framework.OperationFunc, summary string) framework.OperationHandler {
-		return framework.OperationHandler{Handler: f, Summary: summary}
-	}
 	pathField := &framework.FieldSchema{Type: framework.TypeString, Description: "audit device path"}
 	return []*framework.Path{
 		{
 			Pattern: "audit/?",
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: op(s.listAudit, "List the enabled audit devices."),
+				logical.ReadOperation: sysOp(s.listAudit, "List the enabled audit devices."),
 			},
 			HelpSynopsis: "List the enabled audit devices.",
 		},
@@ -36,8 +33,8 @@ func (s *systemBackend) auditPaths() []*framework.Path {
 				"local":       {Type: framework.TypeBool},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: op(s.enableAudit, "Enable an audit device."),
-				logical.DeleteOperation: op(s.disableAudit, "Disable an audit device."),
+				logical.UpdateOperation: sysOp(s.enableAudit, "Enable an audit device."),
+				logical.DeleteOperation: sysOp(s.disableAudit, "Disable an audit device."),
 			},
 			HelpSynopsis: "Enable or disable an audit device.",
 		},
@@ -48,7 +45,7 @@ func (s *systemBackend) auditPaths() []*framework.Path {
 				"input": {Type: framework.TypeString, Required: true, Description: "the value to hash"},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: op(s.auditHash, "Hash a value as the device logs it."),
+				logical.UpdateOperation: sysOp(s.auditHash, "Hash a value as the device logs it."),
 			},
 			HelpSynopsis: "Hash a value with an audit device's salt, to search its log.",
 		},
@@ -56,14 +53,14 @@ func (s *systemBackend) auditPaths() []*framework.Path {
 			Pattern: "audit-chain/(?P<path>.+)",
 			Fields:  map[string]*framework.FieldSchema{"path": pathField},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: op(s.auditChain, "Read a device's chain key and checkpoint."),
+				logical.ReadOperation: sysOp(s.auditChain, "Read a device's chain key and checkpoint."),
 			},
 			HelpSynopsis: "The chain key and last checkpoint of an audit device, to verify its log.",
 		},
 		{
 			Pattern: "config/auditing/request-headers/?",
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: op(s.listAuditedHeaders, "List the request headers the audit log records."),
+				logical.ReadOperation: sysOp(s.listAuditedHeaders, "List the request headers the audit log records."),
 			},
 			HelpSynopsis: "The request headers the audit log records.",
 		},
@@ -74,9 +71,9 @@ func (s *systemBackend) auditPaths() []*framework.Path {
 				"hmac":   {Type: framework.TypeBool, Description: "log the header's values HMAC'd"},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation:   op(s.readAuditedHeader, "Read how the audit log records a request header."),
-				logical.UpdateOperation: op(s.writeAuditedHeader, "Record a request header in the audit log."),
-				logical.DeleteOperation: op(s.deleteAuditedHeader, "Stop recording a request header."),
+				logical.ReadOperation:   sysOp(s.readAuditedHeader, "Read how the audit log records a request header."),
+				logical.UpdateOperation: sysOp(s.writeAuditedHeader, "Record a request header in the audit log."),
+				logical.DeleteOperation: sysOp(s.deleteAuditedHeader, "Stop recording a request header."),
 			},
 			HelpSynopsis: "Record a request header in the audit log, in clear or HMAC'd.",
 		},

@@ -13,14 +13,11 @@ import (
 // auth/. Enabling, disabling and tuning are root-protected (sudo: see
 // sysRootPaths); listing is not.
 func (s *systemBackend) authPaths(mountFields, tuneFields map[string]*framework.FieldSchema) []*framework.Path {
-	op := func(f framework.OperationFunc, summary string) framework.OperationHandler {
-		return framework.OperationHandler{Handler: f, Summary: summary}
-	}
 	return []*framework.Path{
 		{
 			Pattern: "auth/?",
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: op(s.listAuth, "List the enabled auth methods."),
+				logical.ReadOperation: sysOp(s.listAuth, "List the enabled auth methods."),
 			},
 			HelpSynopsis: "List the enabled auth methods.",
 		},
@@ -28,10 +25,10 @@ func (s *systemBackend) authPaths(mountFields, tuneFields map[string]*framework.
 			Pattern: "auth/(?P<path>.+?)/tune/?",
 			Fields:  tuneFields,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: op(func(_ context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+				logical.ReadOperation: sysOp(func(_ context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 					return s.readTunePath(authPrefix + d.String("path"))
 				}, "Read an auth method's effective configuration."),
-				logical.UpdateOperation: op(func(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+				logical.UpdateOperation: sysOp(func(ctx context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 					return s.tunePath(ctx, authPrefix+d.String("path"), d)
 				}, "Tune an auth method."),
 			},
@@ -41,9 +38,9 @@ func (s *systemBackend) authPaths(mountFields, tuneFields map[string]*framework.
 			Pattern: "auth/(?P<path>.+)",
 			Fields:  mountFields,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation:   op(s.readAuth, "Read an auth method's mount."),
-				logical.UpdateOperation: op(s.enableAuth, "Enable an auth method."),
-				logical.DeleteOperation: op(s.disableAuth, "Disable an auth method and delete its data."),
+				logical.ReadOperation:   sysOp(s.readAuth, "Read an auth method's mount."),
+				logical.UpdateOperation: sysOp(s.enableAuth, "Enable an auth method."),
+				logical.DeleteOperation: sysOp(s.disableAuth, "Disable an auth method and delete its data."),
 			},
 			HelpSynopsis: "Enable, read or disable an auth method.",
 		},

@@ -247,9 +247,6 @@ func (c *Core) readCubbyholeResponse(ctx context.Context, te *token.Entry, lreq 
 // wrappingPaths serve sys/wrapping: lookup (without a token), unwrap,
 // wrap and rewrap.
 func (s *systemBackend) wrappingPaths() []*framework.Path {
-	op := func(f framework.OperationFunc, summary string) framework.OperationHandler {
-		return framework.OperationHandler{Handler: f, Summary: summary}
-	}
 	tokenField := map[string]*framework.FieldSchema{"token": {Type: framework.TypeString, Description: "the wrapping token"}}
 	return []*framework.Path{
 		{
@@ -258,7 +255,7 @@ func (s *systemBackend) wrappingPaths() []*framework.Path {
 			// POST only, as in Vault: a token in a query string would
 			// land in access logs.
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: op(s.wrappingLookup, "Look up a wrapping token's properties."),
+				logical.UpdateOperation: sysOp(s.wrappingLookup, "Look up a wrapping token's properties."),
 			},
 			HelpSynopsis: "The creation path, time and TTL of a wrapping token, without using it.",
 		},
@@ -266,14 +263,14 @@ func (s *systemBackend) wrappingPaths() []*framework.Path {
 			Pattern: "wrapping/unwrap",
 			Fields:  tokenField,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: op(s.wrappingUnwrap, "Unwrap a wrapped response."),
+				logical.UpdateOperation: sysOp(s.wrappingUnwrap, "Unwrap a wrapped response."),
 			},
 			HelpSynopsis: "Return the response a wrapping token holds, once: the token given, or the caller's own.",
 		},
 		{
 			Pattern: "wrapping/wrap",
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: op(s.wrappingWrap, "Wrap the request's data."),
+				logical.UpdateOperation: sysOp(s.wrappingWrap, "Wrap the request's data."),
 			},
 			HelpSynopsis: "Wrap arbitrary data in a wrapping token (the wrap TTL is required).",
 		},
@@ -281,7 +278,7 @@ func (s *systemBackend) wrappingPaths() []*framework.Path {
 			Pattern: "wrapping/rewrap",
 			Fields:  tokenField,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: op(s.wrappingRewrap, "Move a wrapped response to a new wrapping token."),
+				logical.UpdateOperation: sysOp(s.wrappingRewrap, "Move a wrapped response to a new wrapping token."),
 			},
 			HelpSynopsis: "Move a wrapped response to a new wrapping token with the same TTL, revoking the old one.",
 		},
