@@ -100,15 +100,23 @@ func (f *formatter) caller(in *Input) (token, accessor *loggedValue) {
 	h := &in.hashed
 	if h.by != f.h {
 		h.by, h.token, h.accessor = f.h, loggedValue{}, loggedValue{}
-		acc := ""
+		tok, acc := "", ""
 		if in.Request != nil {
-			f.secret(&h.token, in.Request.ClientToken.Reveal())
-			acc = in.Request.ClientTokenAccessor
+			tok, acc = in.Request.ClientToken.Reveal(), in.Request.ClientTokenAccessor
 		}
 		if in.Auth != nil {
 			acc = in.Auth.Accessor
 		}
-		f.accessor(&h.accessor, acc)
+		// Only a token the store knew has an accessor; with log_raw
+		// nothing is hashed.
+		memo := tok != "" && acc != "" && !f.opts.logRaw
+		if !memo || !f.callers.lookup(tok, acc, &h.token, &h.accessor) {
+			f.secret(&h.token, tok)
+			f.accessor(&h.accessor, acc)
+			if memo {
+				f.callers.remember(tok, acc, &h.token, &h.accessor)
+			}
+		}
 	}
 	return &h.token, &h.accessor
 }

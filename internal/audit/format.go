@@ -101,12 +101,14 @@ func (st *hmacState) appendHash(b, v []byte) []byte {
 type formatter struct {
 	opts formatOptions
 	h    *hasher
-	bufs sync.Pool // of *[]byte, for entries being formatted
-	kept sync.Pool // of *[]byte, for the members kept in Input.written
+	// callers: how recent callers' tokens and accessors are logged.
+	callers *callers
+	bufs    sync.Pool // of *[]byte, for entries being formatted
+	kept    sync.Pool // of *[]byte, for the members kept in Input.written
 }
 
 func newFormatter(opts formatOptions, salt []byte) *formatter {
-	f := &formatter{opts: opts, h: newHasher(salt)}
+	f := &formatter{opts: opts, h: newHasher(salt), callers: newCallers()}
 	f.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	f.kept.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return f
