@@ -125,7 +125,7 @@ func (b *Broker) QueueRequest(in *Input) (Ticket, error) {
 		return Ticket{}, nil
 	}
 	d := devs[0]
-	if _, err := d.enqueue(auditlog.TypeRequest, in, writeLater); err != nil {
+	if _, _, err := d.enqueue(auditlog.TypeRequest, in, writeLater); err != nil {
 		d.failures.Add(1)
 		return Ticket{}, fmt.Errorf("%w: %s: %w", ErrNotRecorded, d.path, err)
 	}
@@ -156,9 +156,9 @@ func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
 
 // record writes an entry to d alone and waits for it.
 func (d *Device) record(ctx context.Context, typ string, in *Input) error {
-	bt, err := d.enqueue(typ, in, writeNow)
-	if err == nil {
-		err = d.wait(ctx, bt)
+	bt, done, err := d.enqueue(typ, in, writeNow)
+	if err == nil && bt != nil {
+		err = d.wait(ctx, bt, done)
 	}
 	if err != nil {
 		d.failures.Add(1)
@@ -178,14 +178,14 @@ func (b *Broker) logMany(ctx context.Context, typ string, in *Input, devs []*Dev
 	owner := make([]int, 0, len(devs))
 	batches := make([]*batch, len(devs))
 	for i, d := range devs {
-		bt, err := d.enqueue(typ, in, writeByGoroutine)
+		bt, done, err := d.enqueue(typ, in, writeByGoroutine)
 		if err != nil {
 			d.failures.Add(1)
 			errs = append(errs, fmt.Errorf("%s: %w", d.path, err))
 			continue
 		}
 		batches[i] = bt
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(d.doneChan(bt))})
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(done)})
 		owner = append(owner, i)
 	}
 	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})

@@ -102,10 +102,6 @@ type Device struct {
 	gatherAt   *time.Timer
 	gatherWait time.Duration // defaultGatherWait; tests set their own
 
-	// closedCh is closed: the channel of a batch written before anyone
-	// asked for one.
-	closedCh chan struct{}
-
 	kick    chan struct{} // hands the writer role to the writer goroutine
 	stop    chan struct{}
 	exited  chan struct{}
@@ -219,12 +215,10 @@ func OpenDevice(ctx context.Context, conf DeviceConfig, factory Factory) (*Devic
 		now:        conf.Now,
 		chain:      chain,
 		pending:    &batch{},
-		closedCh:   make(chan struct{}),
 		kick:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		exited:     make(chan struct{}),
 	}
-	close(d.closedCh)
 	d.healthy.Store(true)
 	d.wSeq, d.wHead = chain.State()
 	d.wAt = cp.Time
@@ -247,7 +241,9 @@ func (d *Device) Stats() Stats {
 // Healthy reports whether the device's last write succeeded.
 func (d *Device) Healthy() bool { return d.healthy.Load() }
 
-// enqueue formats an entry into the pending batch and sees it written.
+// enqueue formats an entry into the pending batch and sees it written. It
+// returns the batch to wait for, or none when the request wrote the batch
+// itself: its error is then the write's.
 //
 // Writing is group commit by a leader: the request that finds no write in
 // progress writes the pending batch itself, with no goroutine switch;
@@ -265,7 +261,7 @@ func (d *Device) Healthy() bool { return d.healthy.Load() }
 // goroutine writes it gatherWait after it began to gather (or, if a write
 // is under way then, once that write is done).
 // Under load a write call then carries about twice as many entries.
-func (d *Device) enqueue(typ string, in *Input, mode writeMode) (*batch, error) {
+func (d *Device) enqueue(typ string, in *Input, mode writeMode) (*batch, <-chan struct{}, error) {
 	bp := d.fmt.bufs.Get().(*[]byte)
 	obj := d.fmt.appendEntry((*bp)[:0], typ, in)
 	defer func() {
@@ -279,32 +275,39 @@ func (d *Device) enqueue(typ string, in *Input, mode writeMode) (*batch, error) 
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		return nil, fmt.Errorf("audit: device %s is closed", d.path)
+		return nil, nil, fmt.Errorf("audit: device %s is closed", d.path)
 	}
 	if len(d.pending.buf)+int(d.carried.Load()) > maxBacklog {
 		d.mu.Unlock()
-		return nil, errBacklog
+		return nil, nil, errBacklog
 	}
 	b := d.pending
 	b.buf = append(b.buf, obj...)
 	b.ends = append(b.ends, len(b.buf))
 	inline := mode == writeNow && d.inline
 	start := d.role == idle && mode != writeLater && !d.gathersLocked()
-	if start {
+	var done <-chan struct{}
+	switch {
+	case start && inline:
 		d.role = leader
-		if !inline {
-			d.role = goroutine
-		}
+	case start:
+		d.role = goroutine
+	}
+	if mode != writeLater && !(start && inline) {
+		done = d.doneLocked(b)
 	}
 	d.mu.Unlock()
 	switch {
 	case start && inline:
-		d.writeBatch()
+		// b is still the pending batch (only the writer role's holder
+		// takes it): the write's outcome is b's, with nothing to wait for.
+		err := d.writeBatch()
 		d.release()
+		return nil, nil, err
 	case start:
 		d.kick <- struct{}{}
 	}
-	return b, nil
+	return b, done, nil
 }
 
 // writeMode says who writes an entry's batch when the device is idle.
@@ -320,18 +323,11 @@ const (
 	writeLater
 )
 
-// wait waits for b's write, at most the device's timeout. A batch the
-// request wrote itself is written already: no channel or timer then.
-// The request's context is listened to only when it ends before the
-// device's timeout would: listening costs a timer of its own.
-func (d *Device) wait(ctx context.Context, b *batch) error {
-	d.mu.Lock()
-	if b.written {
-		d.mu.Unlock()
-		return b.err
-	}
-	done := d.doneLocked(b)
-	d.mu.Unlock()
+// wait waits for b's write, done being its channel (see doneLocked), at
+// most the device's timeout. The request's context is listened to only
+// when it ends before the device's timeout would: listening costs a timer
+// of its own.
+func (d *Device) wait(ctx context.Context, b *batch, done <-chan struct{}) error {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d.timeout {
 		select {
 		case <-done:
@@ -355,21 +351,10 @@ func (d *Device) outcome(b *batch) error {
 	return b.err
 }
 
-// doneChan returns a channel closed once b is written or the device's
-// timeout has passed; outcome tells which.
-func (d *Device) doneChan(b *batch) <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.doneLocked(b)
-}
-
+// doneLocked returns a channel closed once b, the pending batch, is
+// written or the device's timeout has passed; outcome tells which. The
+// caller holds mu.
 func (d *Device) doneLocked(b *batch) <-chan struct{} {
-	if b.written {
-		if b.done != nil {
-			return b.done
-		}
-		return d.closedCh
-	}
 	if b.done == nil || b.expired {
 		// The first waiter, or the first since the timeout woke the
 		// others (a request joined a batch still pending behind a
@@ -440,7 +425,7 @@ func (d *Device) writeBatch() error {
 	d.wSeq, d.wHead, d.wAt = seq, head, now
 	d.wmu.Unlock()
 	d.finish(b, nil)
-	if !d.healthy.Swap(true) {
+	if !d.healthy.Load() && !d.healthy.Swap(true) {
 		d.log.Info("audit device writes again")
 	}
 	d.carried.Store(0)
