@@ -4,12 +4,13 @@
 // entries out to the devices and fails closed.
 //
 // Devices are split in two. This package owns what every device shares:
-// formatting, hashing, numbering and linking entries, batches written by
-// the first request to find the device idle or by one writer goroutine
-// per device (so that the writes of concurrent requests are grouped; a
-// busy device's batch gathers for up to 50 µs), timeouts, retries and
-// checkpoints. A [Sink] (in
-// the subpackages file, socket and syslog) only moves bytes.
+// formatting, hashing (a recent caller's token and accessor are hashed
+// once, not once an entry), numbering and linking entries, batches
+// written by the first request to find the device idle or by one writer
+// goroutine per device (so that the writes of concurrent requests are
+// grouped; a busy device's batch gathers for up to 50 µs), timeouts,
+// retries and checkpoints. A [Sink] (in the subpackages file, socket and
+// syslog) only moves bytes.
 //
 // The broker's promise (security invariant 4): once a device is enabled,
 // Log returns nil only if at least one device has written the entry, and

@@ -95,7 +95,8 @@ func (f *formatter) dropWritten(in *Input) {
 }
 
 // caller returns the caller's token and accessor as this device logs
-// them, hashing each once per input.
+// them, hashing each once per input, and not at all for a caller the
+// device remembers (see callers).
 func (f *formatter) caller(in *Input) (token, accessor *loggedValue) {
 	h := &in.hashed
 	if h.by != f.h {
