@@ -6,7 +6,8 @@
 //   - auto_auth logs in with AppRole files, a JWT or Kubernetes
 //     service-account token file, or a token file, keeps the token renewed,
 //     logs in again when renewal stops helping, and writes the token to
-//     its file sinks;
+//     its file sinks (or, with wrap_ttl on the method, writes the wrapped
+//     login to its one sink and holds no token);
 //   - template blocks render consul-template templates to files, and
 //     env_template blocks with exec render into the environment of a
 //     supervised child process (package render): both are rendered again
@@ -136,6 +137,7 @@ func newAgent(o Options) (*agent, error) {
 	a.cl = cl
 
 	var m auth.Method
+	var wrapTTL time.Duration
 	exitOnErr := false
 	backoff := lifetime.Backoff{Min: config.DefaultMinBackoff, Max: config.DefaultMaxBackoff}
 	switch {
@@ -143,7 +145,7 @@ func newAgent(o Options) (*agent, error) {
 		if m, err = method(cfg.AutoAuth.Method); err != nil {
 			return nil, err
 		}
-		exitOnErr = cfg.AutoAuth.Method.ExitOnError
+		exitOnErr, wrapTTL = cfg.AutoAuth.Method.ExitOnError, cfg.AutoAuth.Method.WrapTTL
 		backoff = lifetime.Backoff{Min: cfg.AutoAuth.Method.MinBackoff, Max: cfg.AutoAuth.Method.MaxBackoff}
 		a.snk = &sinks{list: cfg.AutoAuth.Sinks, client: a.cl.auth}
 	case envToken != "":
@@ -157,6 +159,7 @@ func newAgent(o Options) (*agent, error) {
 			Retry:         lifetime.RetryOptions{Clock: o.Clock, Backoff: backoff, RetryRefusals: true},
 			FailFastLogin: exitOnErr,
 			OnToken:       a.tokenChanged,
+			WrapTTL:       wrapTTL,
 		})
 	}
 

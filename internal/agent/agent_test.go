@@ -497,6 +497,71 @@ template {
 	}
 }
 
+// TestAgentWrappedLogin: with wrap_ttl on the method, the agent's login
+// itself is response-wrapped. Its one sink holds the wrap_info, created at
+// the login path; unwrapping it (once) gives the login response, with a
+// working token that the agent neither holds, renews nor revokes. The
+// agent pauses until it is stopped, and its log holds no token.
+func TestAgentWrappedLogin(t *testing.T) {
+	s, root := server(t)
+	dir := t.TempDir()
+	appRole(t, root, dir, `path "secret/data/app" { capabilities = ["read"] }`)
+	cfg := parse(t, fmt.Sprintf(`
+vault {
+  address = %[2]q
+}
+auto_auth {
+  method "approle" {
+    wrap_ttl = "5m"
+    config = {
+      role_id_file_path   = "%[1]s/role-id"
+      secret_id_file_path = "%[1]s/secret-id"
+    }
+  }
+  sink "file" {
+    config = { path = "%[1]s/token" }
+  }
+}
+`, dir, s.URL))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r := start(t, ctx, cfg, nil)
+	sink := filepath.Join(dir, "token")
+	waitFor(t, "the sink", func() bool { _, err := os.Stat(sink); return err == nil })
+	waitFor(t, "the agent to pause", func() bool { return strings.Contains(r.log.String(), "nothing to renew") })
+	raw, err := os.ReadFile(sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wi api.SecretWrapInfo
+	if err := json.Unmarshal(raw, &wi); err != nil || wi.Token == "" || wi.TTL != 300 || wi.CreationPath != "auth/approle/login" || wi.WrappedAccessor == "" {
+		t.Fatalf("sink = %s (%v)", raw, err)
+	}
+	cancel()
+	if code, err := r.wait(t); code != 0 || err != nil {
+		t.Fatalf("agent: %d, %v\n%s", code, err, r.log)
+	}
+	u, err := root.WithToken(wi.Token).Logical().Write(t.Context(), "sys/wrapping/unwrap", nil)
+	if err != nil || u == nil || u.Auth == nil || u.Auth.ClientToken == "" || u.Auth.Accessor != wi.WrappedAccessor {
+		t.Fatalf("unwrapped sink: %+v %v", u, err)
+	}
+	// The token outlived the agent: it was never the agent's to revoke.
+	self, err := root.WithToken(u.Auth.ClientToken).TokenAuth().LookupSelf(t.Context())
+	if err != nil || self.Data["accessor"] != wi.WrappedAccessor {
+		t.Fatalf("lookup-self with the unwrapped token: %+v %v", self, err)
+	}
+	write(t, root, "secret/data/app", map[string]any{"data": map[string]any{"k": "v"}})
+	got, err := root.WithToken(u.Auth.ClientToken).Logical().Read(t.Context(), "secret/data/app")
+	if err != nil || got == nil || got.Data["data"].(map[string]any)["k"] != "v" {
+		t.Fatalf("the unwrapped token's read: %+v %v", got, err)
+	}
+	for _, v := range []string{wi.Token, u.Auth.ClientToken} {
+		if strings.Contains(r.log.String(), v) {
+			t.Fatal("the agent's log holds a token")
+		}
+	}
+}
+
 // TestAgentWrappedSink: a sink with wrap_ttl holds the JSON wrap_info of
 // a wrapping token, which unwraps (once) to the agent's token; a sink
 // without it beside it holds the token itself.

@@ -54,6 +54,8 @@ func method(m config.AuthMethod) (auth.Method, error) {
 // file. A sink with wrap_ttl gets a wrapping token instead (client wraps
 // it, with the token itself, through sys/wrapping/wrap): the JSON of its
 // wrap_info, as Vault Agent writes it; unwrapping it gives {"token": ...}.
+// With wrap_ttl on the method, the one sink gets the login's own wrap_info;
+// unwrapping it gives the login response.
 type sinks struct {
 	list   []config.Sink
 	client *api.Client
@@ -103,16 +105,21 @@ func (s *sinks) write(t auth.Token) []error {
 			continue
 		}
 		var tok []byte
-		if sk.WrapTTL > 0 {
-			var err error
-			if tok, err = s.wrapped(t, sk.WrapTTL); err != nil {
-				errs = append(errs, fmt.Errorf("sink %s: %w", sk.Path, err))
-				continue
-			}
-		} else {
+		var err error
+		switch {
+		case t.Wrapped != nil:
+			// The login was wrapped (wrap_ttl on the method).
+			tok, err = json.Marshal(t.Wrapped)
+		case sk.WrapTTL > 0:
+			tok, err = s.wrapped(t, sk.WrapTTL)
+		default:
 			tok = []byte(t.Value.Reveal())
 		}
-		_, err := template.WriteFile(sk.Path, tok, opts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sink %s: %w", sk.Path, err))
+			continue
+		}
+		_, err = template.WriteFile(sk.Path, tok, opts)
 		clear(tok)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sink %s: %w", sk.Path, err))

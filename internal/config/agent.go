@@ -149,6 +149,11 @@ type AuthMethod struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ExitOnError makes a failed login (not a failed renewal) fatal.
 	ExitOnError bool
+	// WrapTTL, when set, response-wraps the login itself: the one sink
+	// gets the wrap_info of the login (its creation path the method's
+	// login path), and the agent holds no token of its own, so it renews
+	// nothing and serves no template, exec or auto-auth proxy.
+	WrapTTL time.Duration
 
 	AppRole    *AppRoleMethod
 	JWT        *JWTMethod

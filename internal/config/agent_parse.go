@@ -226,7 +226,30 @@ func (p *parser) agent(list *ast.ObjectList) (*Agent, error) {
 		}
 		a.APIProxy = &APIProxy{UseAutoAuthToken: true, ForceAutoAuthToken: c.ForceAutoAuthToken, Line: c.Line}
 	}
+	if err := p.wrappedLoginUsers(a); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// wrappedLoginUsers refuses what needs the agent's own token when its
+// login is response-wrapped: the agent never sees that token.
+func (p *parser) wrappedLoginUsers(a *Agent) error {
+	if a.AutoAuth == nil || a.AutoAuth.Method.WrapTTL <= 0 {
+		return nil
+	}
+	const why = "needs the agent's token, and with wrap_ttl on the auto_auth method the agent holds only the wrapping token it writes to the sink"
+	switch {
+	case len(a.Templates) > 0:
+		return p.errorf(token.Pos{Line: a.Templates[0].Line}, "template %s", why)
+	case len(a.EnvTemplates) > 0:
+		return p.errorf(token.Pos{Line: a.EnvTemplates[0].Line}, "env_template %s", why)
+	case a.Exec != nil:
+		return p.errorf(token.Pos{Line: a.Exec.Line}, "exec %s", why)
+	case a.APIProxy != nil && a.APIProxy.UseAutoAuthToken:
+		return p.errorf(token.Pos{Line: a.APIProxy.Line}, "use_auto_auth_token %s", why)
+	}
+	return nil
 }
 
 func (p *parser) vault(item *ast.ObjectItem) (Vault, error) {
@@ -382,6 +405,17 @@ func (p *parser) autoAuth(item *ast.ObjectItem) (*AutoAuth, error) {
 	if aa.Method, err = p.method(methods[0]); err != nil {
 		return nil, err
 	}
+	if m := aa.Method; m.WrapTTL > 0 {
+		// The wrapping token can be unwrapped once: one sink holds it.
+		switch {
+		case m.TokenFile != nil:
+			return nil, p.errorf(token.Pos{Line: m.Line}, "wrap_ttl: the token_file method does not log in, so there is no login to wrap")
+		case len(aa.Sinks) != 1:
+			return nil, p.errorf(token.Pos{Line: m.Line}, "wrap_ttl on the method needs exactly one sink, to hold the wrapping token (it has %d)", len(aa.Sinks))
+		case aa.Sinks[0].WrapTTL > 0:
+			return nil, p.errorf(token.Pos{Line: aa.Sinks[0].Line}, "wrap_ttl is set on both the method and the sink: keep one")
+		}
+	}
 	return aa, nil
 }
 
@@ -415,7 +449,9 @@ func (p *parser) method(b block) (AuthMethod, error) {
 		case "exit_on_err":
 			m.ExitOnError, err = p.boolean(it)
 		case "wrap_ttl":
-			err = p.refuse(it, "vigil agent does not response-wrap the tokens it writes; write the token to a file sink with a tight mode instead")
+			if m.WrapTTL, err = p.duration(it); err == nil && m.WrapTTL <= 0 {
+				err = p.errorf(it.Pos(), "wrap_ttl must be positive")
+			}
 		case "config":
 			conf = it
 		default:

@@ -412,7 +412,9 @@ func TestAgentJSON(t *testing.T) {
 }
 
 func TestAgentErrorsNameTheLine(t *testing.T) {
-	aa := "auto_auth {\n  method \"token_file\" { config = { token_file_path = \"/t\" } }\n  sink \"file\" { config = { path = \"/s\" } }\n}\n" // lines 1-4
+	// aa is lines 1-4; wrapped, a wrapped login, lines 1-7.
+	aa := "auto_auth {\n  method \"token_file\" { config = { token_file_path = \"/t\" } }\n  sink \"file\" { config = { path = \"/s\" } }\n}\n"
+	wrapped := "auto_auth {\n  method \"approle\" {\n    wrap_ttl = \"5m\"\n    config = { role_id_file_path = \"/r\" }\n  }\n  sink \"file\" { config = { path = \"/s\" } }\n}\n"
 	for _, tc := range []struct {
 		name, src string
 		line      int
@@ -433,7 +435,15 @@ func TestAgentErrorsNameTheLine(t *testing.T) {
 		{"no method", "auto_auth {\n  sink \"file\" { config = { path = \"/s\" } }\n}\n", 1, "needs a method block"},
 		{"unknown method key", "auto_auth {\n  method \"jwt\" {\n    role = \"r\"\n  }\n}\n", 3, `unknown key "role" in method "jwt"`},
 		{"unknown approle config key", "auto_auth {\n  method \"approle\" {\n    config = {\n      role_id = \"r\"\n    }\n  }\n}\n", 4, `unknown key "role_id" in method "approle" config`},
-		{"wrap_ttl refused", "auto_auth {\n  method \"approle\" {\n    wrap_ttl = \"5m\"\n  }\n}\n", 3, "wrap_ttl is not supported: vigil agent does not response-wrap"},
+		{"method wrap_ttl not positive", "auto_auth {\n  method \"approle\" {\n    wrap_ttl = 0\n  }\n}\n", 3, "wrap_ttl must be positive"},
+		{"wrapped login without a sink", "auto_auth {\n  method \"approle\" {\n    wrap_ttl = \"5m\"\n    config = { role_id_file_path = \"/r\" }\n  }\n}\n", 2, "needs exactly one sink, to hold the wrapping token (it has 0)"},
+		{"wrapped login with two sinks", strings.Replace(wrapped, "\n}\n", "\n  sink \"file\" { config = { path = \"/s2\" } }\n}\n", 1), 2, "(it has 2)"},
+		{"wrapped login and wrapping sink", "auto_auth {\n  method \"approle\" {\n    wrap_ttl = \"5m\"\n    config = { role_id_file_path = \"/r\" }\n  }\n  sink \"file\" {\n    wrap_ttl = \"1m\"\n    config = { path = \"/s\" }\n  }\n}\n", 6, "both the method and the sink"},
+		{"wrapped token_file", "auto_auth {\n  method \"token_file\" {\n    wrap_ttl = \"5m\"\n    config = { token_file_path = \"/t\" }\n  }\n  sink \"file\" { config = { path = \"/s\" } }\n}\n", 2, "token_file method does not log in"},
+		{"wrapped login and a template", wrapped + "template {\n  contents = \"x\"\n  destination = \"/d\"\n}\n", 8, "template needs the agent's token"},
+		{"wrapped login and exec", wrapped + "exec {\n  command = [\"app\"]\n}\n", 8, "exec needs the agent's token"},
+		{"wrapped login and the proxy's token", wrapped + "api_proxy {\n  use_auto_auth_token = true\n}\nlistener \"tcp\" {\n  tls_disable = true\n}\n", 8, "use_auto_auth_token needs the agent's token"},
+		{"wrapped login and the cache's token", wrapped + "cache {\n  use_auto_auth_token = \"force\"\n}\nlistener \"tcp\" {\n  tls_disable = true\n}\n", 8, "use_auto_auth_token needs the agent's token"},
 		{"secret id wrapping without its file", "auto_auth {\n  method \"approle\" {\n    config = {\n      role_id_file_path = \"r\"\n      secret_id_response_wrapping_path = \"x\"\n    }\n  }\n}\n", 2, "needs config.secret_id_file_path"},
 		{"method config missing", "auto_auth {\n  method \"approle\" {}\n  sink \"file\" { config = { path = \"/s\" } }\n}\n", 2, "role_id_file_path"},
 		{"jwt needs role", "auto_auth {\n  method \"jwt\" { config = { path = \"/j\" } }\n  sink \"file\" { config = { path = \"/s\" } }\n}\n", 2, "config.path and config.role"},

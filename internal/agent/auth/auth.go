@@ -65,6 +65,10 @@ type Token struct {
 	// Issued is true for a token a login issued for this process, false
 	// for one it was given: only issued tokens are revoked at the end.
 	Issued bool
+	// Wrapped, for a response-wrapped login (see [WrappingMethod]), is
+	// the login's wrap_info: the token is whoever unwraps it, so Value is
+	// empty and Accessor is the wrapping token's.
+	Wrapped *api.SecretWrapInfo
 }
 
 // Method gets a token.
@@ -76,6 +80,16 @@ type Method interface {
 	// String describes the method for logs and errors: its type and
 	// mount, never a credential.
 	String() string
+}
+
+// WrappingMethod is a [Method] whose login can be response-wrapped (Vault
+// Agent's wrap_ttl on the auto_auth method): the client that unwraps it
+// can check that it was created at the method's login path.
+type WrappingMethod interface {
+	Method
+	// LoginWrapped logs in with the response wrapped for ttl, and returns
+	// the wrap_info.
+	LoginWrapped(ctx context.Context, c *api.Client, ttl time.Duration) (*api.SecretWrapInfo, error)
 }
 
 // Credential is a value a method sends at login: read from a file at each

@@ -40,6 +40,10 @@ type ManagerOptions struct {
 	// OnToken, when set, is called with each new token, from the
 	// goroutine that got it, before [Manager.Token] returns it.
 	OnToken func(Token)
+	// WrapTTL, when set, response-wraps the login (Method must be a
+	// [WrappingMethod]): the token holds only the wrap_info, and Run has
+	// nothing to renew.
+	WrapTTL time.Duration
 }
 
 // Manager keeps a token alive: [Manager.Login] gets the first one and
@@ -99,15 +103,36 @@ func (m *Manager) login(ctx context.Context, ro lifetime.RetryOptions) error {
 	var t Token
 	err := lifetime.Retry(ctx, ro, func(ctx context.Context) error {
 		var err error
-		t, err = m.o.Method.Login(ctx, m.o.Client)
+		if m.o.WrapTTL > 0 {
+			t, err = m.loginWrapped(ctx)
+		} else {
+			t, err = m.o.Method.Login(ctx, m.o.Client)
+		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	m.log.Debug("logged in", "method", m.o.Method.String(), "accessor", t.Accessor, "ttl", t.TTL, "renewable", t.Renewable)
+	if t.Wrapped != nil {
+		m.log.Info("logged in, response-wrapped", "method", m.o.Method.String(), "wrapping_accessor", t.Accessor, "wrap_ttl", m.o.WrapTTL)
+	} else {
+		m.log.Debug("logged in", "method", m.o.Method.String(), "accessor", t.Accessor, "ttl", t.TTL, "renewable", t.Renewable)
+	}
 	m.set(t)
 	return nil
+}
+
+// loginWrapped logs in with the response wrapped for WrapTTL.
+func (m *Manager) loginWrapped(ctx context.Context) (Token, error) {
+	wm, ok := m.o.Method.(WrappingMethod)
+	if !ok {
+		return Token{}, fmt.Errorf("auth: %s cannot wrap its login: %w", m.o.Method, lifetime.ErrPermanent)
+	}
+	wi, err := wm.LoginWrapped(ctx, m.o.Client, m.o.WrapTTL)
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{Accessor: wi.Accessor, TTL: time.Duration(wi.TTL) * time.Second, Wrapped: wi}, nil
 }
 
 func (m *Manager) retryOptions(what string) lifetime.RetryOptions {
@@ -135,6 +160,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	for {
 		tok, _ := m.Token()
+		if tok.Wrapped != nil {
+			// Whoever unwraps the token owns it; the agent pauses, as
+			// Vault Agent does.
+			m.log.Info("the login is response-wrapped: nothing to renew", "method", m.o.Method.String())
+			<-ctx.Done()
+			return ctx.Err()
+		}
 		ko := lifetime.KeepOptions{RetryOptions: m.retryOptions("token renewal"), Rand: m.o.Rand}
 		err := lifetime.Keep(ctx, tok.TTL, tok.Renewable, func(ctx context.Context) (time.Duration, bool, error) {
 			s, err := m.o.Client.WithToken(tok.Value.Reveal()).TokenAuth().RenewSelf(ctx, 0)

@@ -46,7 +46,8 @@ type loginMethod struct {
 
 func (m *loginMethod) String() string { return m.typ + " at " + m.mount }
 
-func (m *loginMethod) Login(ctx context.Context, c *api.Client) (Token, error) {
+// data reads the fields to send at login; the caller clears it.
+func (m *loginMethod) data(ctx context.Context, c *api.Client) (map[string]any, error) {
 	data := make(map[string]any, len(m.fields))
 	for k, cred := range m.fields {
 		var v secret.String
@@ -57,9 +58,18 @@ func (m *loginMethod) Login(ctx context.Context, c *api.Client) (Token, error) {
 			v, err = cred.read()
 		}
 		if err != nil {
-			return Token{}, fmt.Errorf("auth: %s: %s: %w", m, k, err)
+			clear(data)
+			return nil, fmt.Errorf("auth: %s: %s: %w", m, k, err)
 		}
 		data[k] = v.Reveal()
+	}
+	return data, nil
+}
+
+func (m *loginMethod) Login(ctx context.Context, c *api.Client) (Token, error) {
+	data, err := m.data(ctx, c)
+	if err != nil {
+		return Token{}, err
 	}
 	s, err := c.Login(ctx, api.LoginPath(m.mount), data)
 	clear(data)
@@ -74,6 +84,22 @@ func (m *loginMethod) Login(ctx context.Context, c *api.Client) (Token, error) {
 		Renewable: a.Renewable,
 		Issued:    true,
 	}, nil
+}
+
+func (m *loginMethod) LoginWrapped(ctx context.Context, c *api.Client, ttl time.Duration) (*api.SecretWrapInfo, error) {
+	data, err := m.data(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.WithToken("").WithWrapTTL(ttl).Logical().Write(ctx, api.LoginPath(m.mount), data)
+	clear(data)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %s: %w", m, err)
+	}
+	if s == nil || s.WrapInfo == nil || s.WrapInfo.Token == "" {
+		return nil, fmt.Errorf("auth: %s: the server did not wrap the login", m)
+	}
+	return s.WrapInfo, nil
 }
 
 // tokenMethod uses a token it was given.
