@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-secrets/vigil/internal/agent/source"
 	"github.com/vigil-secrets/vigil/internal/agent/template"
 	"github.com/vigil-secrets/vigil/internal/config"
+	"github.com/vigil-secrets/vigil/internal/secret"
 	"github.com/vigil-secrets/vigil/internal/testcluster"
 	"github.com/vigil-secrets/vigil/internal/testlog"
 )
@@ -831,8 +832,8 @@ func TestDeployKubernetesAgainstServer(t *testing.T) {
 				if err := os.WriteFile(tokenFile, []byte(env.podToken(t, aud, ex.namespace(), ex.pod.ServiceAccountName, pod, ex.token.ttl)), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				method, err := auth.New(auth.Config{Type: m.Type, MountPath: m.MountPath,
-					Config: map[string]any{"role": m.Kubernetes.Role, "token_path": tokenFile}})
+				method, err := auth.NewLogin(m.Type, m.MountPath, map[string]*auth.Credential{
+					"role": auth.ValueCredential(secret.NewString(m.Kubernetes.Role)), "jwt": auth.FileCredential(tokenFile)})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -7,19 +7,10 @@
 // the token was revoked, or it expired during an outage), and backs off
 // with jitter while the server cannot be reached.
 //
-// The methods are configured as in Vault Agent,
-//
-//	method "approle" {
-//	  mount_path = "auth/approle"
-//	  config = {
-//	    role_id_file_path   = "/etc/vigil/role-id"
-//	    secret_id_file_path = "/etc/vigil/secret-id"
-//	  }
-//	}
-//
-// which the agent passes in as a [Config] ([New] checks it: unknown keys
-// are errors); `vigil run -method=...` builds the same methods from its
-// KEY=VALUE arguments ([NewLogin], [NewToken]).
+// The agent builds its method from Vault Agent's method block, which
+// package config parses and checks; `vigil run -method=...` builds the
+// same methods from its KEY=VALUE arguments. Both go through [NewLogin]
+// and [NewToken].
 //
 // Secrets (tokens, secret ids, JWTs) are held as [secret.String] and
 // revealed only to send them; they are never logged, written to disk or put
@@ -31,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -199,73 +189,6 @@ func (c *Credential) readWrapped(ctx context.Context, cl *api.Client) (secret.St
 	return c.last, nil
 }
 
-// Config is one auto-auth method as Vault Agent's `method` block has it.
-type Config struct {
-	// Type is approle, jwt, kubernetes or token_file.
-	Type string
-	// MountPath is where the method is mounted; default auth/<Type>.
-	MountPath string
-	// Config holds the method's settings (the block's `config` map):
-	//   - approle: role_id_file_path (required), secret_id_file_path,
-	//     remove_secret_id_file_after_reading (default true, as in Vault
-	//     Agent);
-	//   - jwt: path (required: the file holding the JWT), role (required),
-	//     remove_jwt_after_reading (default true, as in Vault Agent; set it
-	//     to false for tokens that a platform rotates in place);
-	//   - kubernetes: role (required), token_path (default
-	//     /var/run/secrets/kubernetes.io/serviceaccount/token);
-	//   - token_file: token_file_path (required).
-	Config map[string]any
-}
-
-// New builds the method cfg describes.
-func New(cfg Config) (Method, error) {
-	d := &decoder{m: cfg.Config, method: cfg.Type}
-	var m Method
-	switch cfg.Type {
-	case "approle":
-		role := d.str("role_id_file_path", true)
-		sid := d.str("secret_id_file_path", false)
-		remove := d.boolean("remove_secret_id_file_after_reading", true)
-		unwrap := d.str("secret_id_response_wrapping_path", false)
-		fields := map[string]*Credential{"role_id": FileCredential(role)}
-		if sid != "" {
-			fields["secret_id"] = &Credential{File: sid, Remove: remove, UnwrapPath: unwrap}
-		} else if unwrap != "" {
-			d.errs = append(d.errs, errors.New("secret_id_response_wrapping_path needs secret_id_file_path"))
-		}
-		m = &loginMethod{typ: "approle", mount: mountOr(cfg.MountPath, "approle"), fields: fields}
-	case "jwt":
-		path := d.str("path", true)
-		role := d.str("role", true)
-		remove := d.boolean("remove_jwt_after_reading", true)
-		m = &loginMethod{typ: "jwt", mount: mountOr(cfg.MountPath, "jwt"), fields: map[string]*Credential{
-			"role": ValueCredential(secret.NewString(role)),
-			"jwt":  {File: path, Remove: remove},
-		}}
-	case "kubernetes":
-		role := d.str("role", true)
-		path := d.str("token_path", false)
-		if path == "" {
-			path = DefaultKubernetesTokenPath
-		}
-		m = &loginMethod{typ: "kubernetes", mount: mountOr(cfg.MountPath, "kubernetes"), fields: map[string]*Credential{
-			"role": ValueCredential(secret.NewString(role)),
-			"jwt":  FileCredential(path),
-		}}
-	case "token_file":
-		m = &tokenMethod{cred: FileCredential(d.str("token_file_path", true))}
-	case "":
-		return nil, errors.New("auth: no method type")
-	default:
-		return nil, fmt.Errorf("auth: unknown method type %q (want approle, jwt, kubernetes or token_file)", cfg.Type)
-	}
-	if err := d.finish(); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
 // mountOr returns mount, or auth/<def> when it is empty.
 func mountOr(mount, def string) string {
 	mount = strings.Trim(mount, "/")
@@ -276,77 +199,4 @@ func mountOr(mount, def string) string {
 		mount = "auth/" + mount
 	}
 	return mount
-}
-
-// decoder reads a method's config map, remembering which keys it used.
-type decoder struct {
-	m      map[string]any
-	method string
-	used   map[string]bool
-	errs   []error
-}
-
-func (d *decoder) get(key string) (any, bool) {
-	if d.used == nil {
-		d.used = map[string]bool{}
-	}
-	d.used[key] = true
-	v, ok := d.m[key]
-	return v, ok && v != nil
-}
-
-func (d *decoder) str(key string, required bool) string {
-	v, ok := d.get(key)
-	if !ok {
-		if required {
-			d.errs = append(d.errs, fmt.Errorf("%s is required", key))
-		}
-		return ""
-	}
-	s, isStr := v.(string)
-	if !isStr {
-		d.errs = append(d.errs, fmt.Errorf("%s must be a string", key))
-		return ""
-	}
-	if required && strings.TrimSpace(s) == "" {
-		d.errs = append(d.errs, fmt.Errorf("%s is required", key))
-	}
-	return s
-}
-
-func (d *decoder) boolean(key string, def bool) bool {
-	v, ok := d.get(key)
-	if !ok {
-		return def
-	}
-	switch b := v.(type) {
-	case bool:
-		return b
-	case string:
-		switch strings.ToLower(b) {
-		case "true", "1":
-			return true
-		case "false", "0":
-			return false
-		}
-	}
-	d.errs = append(d.errs, fmt.Errorf("%s must be true or false", key))
-	return def
-}
-
-func (d *decoder) finish() error {
-	var unknown []string
-	for k := range d.m {
-		if !d.used[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		d.errs = append(d.errs, fmt.Errorf("unknown key %q", k))
-	}
-	if len(d.errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("auth: method %q: %w", d.method, errors.Join(d.errs...))
 }

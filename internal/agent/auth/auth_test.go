@@ -25,61 +25,35 @@ import (
 	"github.com/vigil-secrets/vigil/internal/testcluster"
 )
 
-func TestNewChecksTheConfig(t *testing.T) {
+// TestNewLogin: the methods describe themselves by type and mount (auth/
+// added when missing), and auto-auth refuses the methods for people and a
+// login without fields.
+func TestNewLogin(t *testing.T) {
 	t.Parallel()
+	role := map[string]*Credential{"role_id": FileCredential("/r")}
 	for _, tt := range []struct {
-		name    string
-		cfg     Config
-		wantErr string
-		want    string // String() of the method
+		typ, mount, want string
 	}{
-		{"approle", Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "secret_id_file_path": "/s"}}, "", "approle at auth/approle"},
-		{"approle mount", Config{Type: "approle", MountPath: "auth/apps/", Config: map[string]any{"role_id_file_path": "/r"}}, "", "approle at auth/apps"},
-		{"approle mount without auth/", Config{Type: "approle", MountPath: "apps", Config: map[string]any{"role_id_file_path": "/r"}}, "", "approle at auth/apps"},
-		{"approle no role id", Config{Type: "approle", Config: map[string]any{"secret_id_file_path": "/s"}}, "role_id_file_path is required", ""},
-		{"approle wrapping without its file", Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "secret_id_response_wrapping_path": "x"}}, "needs secret_id_file_path", ""},
-		{"approle bad bool", Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "remove_secret_id_file_after_reading": "maybe"}}, "must be true or false", ""},
-		{"jwt", Config{Type: "jwt", Config: map[string]any{"path": "/t", "role": "ci", "remove_jwt_after_reading": false}}, "", "jwt at auth/jwt"},
-		{"jwt no role", Config{Type: "jwt", Config: map[string]any{"path": "/t"}}, "role is required", ""},
-		{"kubernetes", Config{Type: "kubernetes", Config: map[string]any{"role": "app"}}, "", "kubernetes at auth/kubernetes"},
-		{"token_file", Config{Type: "token_file", Config: map[string]any{"token_file_path": "/tok"}}, "", "token_file /tok"},
-		{"unknown key", Config{Type: "kubernetes", Config: map[string]any{"role": "app", "tokn_path": "/x"}}, `unknown key "tokn_path"`, ""},
-		{"not a string", Config{Type: "kubernetes", Config: map[string]any{"role": 7}}, "role must be a string", ""},
-		{"unknown type", Config{Type: "aws"}, `unknown method type "aws"`, ""},
-		{"no type", Config{}, "no method type", ""},
+		{"approle", "", "approle at auth/approle"},
+		{"approle", "auth/apps/", "approle at auth/apps"},
+		{"approle", "apps", "approle at auth/apps"},
+		{"kubernetes", "/auth/k8s-edge", "kubernetes at auth/k8s-edge"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			m, err := New(tt.cfg)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("New = %v, want an error with %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.String() != tt.want {
-				t.Errorf("String() = %q, want %q", m.String(), tt.want)
-			}
-		})
+		m, err := NewLogin(tt.typ, tt.mount, role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.String() != tt.want {
+			t.Errorf("NewLogin(%q, %q).String() = %q, want %q", tt.typ, tt.mount, m.String(), tt.want)
+		}
 	}
-	// Defaults as in Vault Agent.
-	m, _ := New(Config{Type: "approle", Config: map[string]any{"role_id_file_path": "/r", "secret_id_file_path": "/s"}})
-	if !m.(*loginMethod).fields["secret_id"].Remove || m.(*loginMethod).fields["role_id"].Remove {
-		t.Error("approle: the secret id file is removed after reading by default, the role id file never")
+	if got := NewToken(FileCredential("/tok")).String(); got != "token_file /tok" {
+		t.Errorf("NewToken(file).String() = %q", got)
 	}
-	m, _ = New(Config{Type: "kubernetes", Config: map[string]any{"role": "app"}})
-	if f := m.(*loginMethod).fields["jwt"]; f.File != DefaultKubernetesTokenPath || f.Remove {
-		t.Errorf("kubernetes token file: %+v", f)
-	}
-	m, _ = New(Config{Type: "jwt", Config: map[string]any{"path": "/t", "role": "ci"}})
-	if !m.(*loginMethod).fields["jwt"].Remove {
-		t.Error("jwt: the file is removed after reading by default, as in Vault Agent")
-	}
-
-	if _, err := NewLogin("userpass", "", map[string]*Credential{"username": ValueCredential(secret.NewString("a"))}); err == nil {
-		t.Error("NewLogin accepts userpass")
+	for _, typ := range []string{"", "token", "userpass", "ldap"} {
+		if _, err := NewLogin(typ, "", map[string]*Credential{"username": ValueCredential(secret.NewString("a"))}); err == nil {
+			t.Errorf("NewLogin accepts %q", typ)
+		}
 	}
 	if _, err := NewLogin("jwt", "", nil); err == nil {
 		t.Error("NewLogin accepts a login without fields")
@@ -250,10 +224,10 @@ func TestAppRoleManager(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "role-id"), roleID.Data["role_id"].(string)+"\n")
 	writeFile(t, filepath.Join(dir, "secret-id"), sid.Data["secret_id"].(string))
 
-	m, err := New(Config{Type: "approle", Config: map[string]any{
-		"role_id_file_path":   filepath.Join(dir, "role-id"),
-		"secret_id_file_path": filepath.Join(dir, "secret-id"),
-	}})
+	m, err := NewLogin("approle", "", map[string]*Credential{
+		"role_id":   FileCredential(filepath.Join(dir, "role-id")),
+		"secret_id": {File: filepath.Join(dir, "secret-id"), Remove: true},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +309,7 @@ func TestJWTFileIsReadAtEachLogin(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "token")
 
-	m, err := New(Config{Type: "jwt", MountPath: "auth/ci", Config: map[string]any{"path": path, "role": "train", "remove_jwt_after_reading": false}})
+	m, err := NewLogin("jwt", "auth/ci", map[string]*Credential{"jwt": FileCredential(path), "role": ValueCredential(secret.NewString("train"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +403,7 @@ func TestKubernetesLoginRequest(t *testing.T) {
 	defer srv.Close()
 	path := filepath.Join(t.TempDir(), "token")
 	writeFile(t, path, "pod.jwt\n")
-	m, err := New(Config{Type: "kubernetes", MountPath: "auth/k8s-edge", Config: map[string]any{"role": "gateway", "token_path": path}})
+	m, err := NewLogin("kubernetes", "auth/k8s-edge", map[string]*Credential{"jwt": FileCredential(path), "role": ValueCredential(secret.NewString("gateway"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,7 +432,7 @@ func TestFailFastLogin(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "role-id"), "no-such-role")
 	method := func() Method {
-		m, err := New(Config{Type: "approle", Config: map[string]any{"role_id_file_path": filepath.Join(dir, "role-id")}})
+		m, err := NewLogin("approle", "", map[string]*Credential{"role_id": FileCredential(filepath.Join(dir, "role-id"))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -514,11 +488,10 @@ func TestAppRoleWrappedSecretID(t *testing.T) {
 	sidFile := filepath.Join(dir, "secret-id")
 	method := func() Method {
 		t.Helper()
-		m, err := New(Config{Type: "approle", Config: map[string]any{
-			"role_id_file_path":                filepath.Join(dir, "role-id"),
-			"secret_id_file_path":              sidFile,
-			"secret_id_response_wrapping_path": "auth/approle/role/job/secret-id",
-		}})
+		m, err := NewLogin("approle", "", map[string]*Credential{
+			"role_id":   FileCredential(filepath.Join(dir, "role-id")),
+			"secret_id": {File: sidFile, Remove: true, UnwrapPath: "auth/approle/role/job/secret-id"},
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
