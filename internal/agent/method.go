@@ -32,7 +32,8 @@ func method(m config.AuthMethod) (auth.Method, error) {
 	case m.JWT != nil:
 		return auth.NewLogin("jwt", m.MountPath, map[string]*auth.Credential{
 			"role": auth.ValueCredential(secret.NewString(m.JWT.Role)),
-			"jwt":  {File: m.JWT.Path, Remove: m.JWT.RemoveJWTAfterReading},
+			"jwt": {File: m.JWT.Path, Remove: m.JWT.RemoveJWTAfterReading, FollowSymlinks: m.JWT.RemoveJWTFollowsSymlinks,
+				Poll: m.JWT.JWTReadPeriod},
 		})
 	case m.Kubernetes != nil:
 		path := m.Kubernetes.TokenPath

@@ -3,6 +3,7 @@ package agent
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/vigil-secrets/vigil/internal/agent/auth"
 	"github.com/vigil-secrets/vigil/internal/config"
@@ -11,8 +12,9 @@ import (
 
 // TestMethodFromConfig: each auto_auth method block becomes the method
 // Vault Agent's would be, with its defaults: a secret id or JWT file is
-// removed once read unless told otherwise, a role id file never, and the
-// Kubernetes method reads the pod's service-account token.
+// removed once read unless told otherwise, a role id file never, a JWT
+// file is polled for a new JWT, and the Kubernetes method reads the pod's
+// service-account token.
 func TestMethodFromConfig(t *testing.T) {
 	login := func(typ, mount string, fields map[string]*auth.Credential) auth.Method {
 		m, err := auth.NewLogin(typ, mount, fields)
@@ -37,7 +39,11 @@ func TestMethodFromConfig(t *testing.T) {
 		{"jwt", `method "jwt" {
     config = { path = "/j", role = "ci" }
   }`, login("jwt", "", map[string]*auth.Credential{
-			"jwt": {File: "/j", Remove: true}, "role": auth.ValueCredential(secret.NewString("ci"))})},
+			"jwt": {File: "/j", Remove: true, Poll: 500 * time.Millisecond}, "role": auth.ValueCredential(secret.NewString("ci"))})},
+		{"jwt kept, through a symlink", `method "jwt" {
+    config = { path = "/j", role = "ci", remove_jwt_after_reading = false, remove_jwt_follows_symlinks = true, jwt_read_period = "10s" }
+  }`, login("jwt", "", map[string]*auth.Credential{
+			"jwt": {File: "/j", FollowSymlinks: true, Poll: 10 * time.Second}, "role": auth.ValueCredential(secret.NewString("ci"))})},
 		{"kubernetes", `method "kubernetes" {
     config = { role = "app" }
   }`, login("kubernetes", "", map[string]*auth.Credential{

@@ -87,7 +87,7 @@ var rules = map[string]rule{
 	"internal/agent/...":       {[]string{"api", "internal/config", "internal/secret", "internal/logging", "internal/clock", "internal/agent/..."}, "the agent reaches the server only over HTTP; its renewal timers take a clock (a leaf) so tests can move time"},
 	"internal/agent/child":     {nil, "process supervision knows nothing of secrets or the server"},
 	"internal/agent/lifetime":  {[]string{"api", "internal/clock"}, "renewal and retry timing over the api client's errors; it knows nothing of what it renews"},
-	"internal/agent/auth":      {[]string{"api", "internal/secret", "internal/agent/lifetime"}, "auto-auth reaches the server only through the api client"},
+	"internal/agent/auth":      {[]string{"api", "internal/secret", "internal/clock", "internal/agent/lifetime"}, "auto-auth reaches the server only through the api client; its credential polling takes a clock (a leaf) so tests can move time"},
 	"internal/agent/proxy":     {[]string{"api", "internal/config", "internal/secret", "internal/clock", "internal/agent/lifetime"}, "the API proxy and lease cache reach the server only over HTTP (forwarding, and renewals through the api client)"},
 	"internal/agent/secretenv": {[]string{"api", "internal/secret", "internal/clock", "internal/agent/lifetime", "internal/agent/kvpath"}, "env injection reads secrets only through the api client"},
 	"internal/agent/watch":     {[]string{"api", "internal/clock", "internal/agent/lifetime", "internal/agent/secretenv"}, "change events reach the server only through the api client; they know nothing of what the hints are for"},

@@ -182,8 +182,9 @@ type JWTMethod struct {
 	// RemoveJWTAfterReading defaults to true.
 	RemoveJWTAfterReading    bool
 	RemoveJWTFollowsSymlinks bool
-	// JWTReadPeriod is how often the file is read: 1m by default when
-	// the file is removed after reading, else 0.5s.
+	// JWTReadPeriod is how often the file is read for a new JWT, which
+	// means a new login at once: 0.5s by default when the file is removed
+	// after reading (a stat while it is absent), else 1m; 0 never.
 	JWTReadPeriod time.Duration
 }
 

@@ -536,9 +536,10 @@ func (p *parser) jwtMethod(body *ast.ObjectList) (*JWTMethod, error) {
 	case period >= 0:
 		m.JWTReadPeriod = period
 	case m.RemoveJWTAfterReading:
-		m.JWTReadPeriod = time.Minute
-	default:
+		// A file that is removed once read costs a stat to watch.
 		m.JWTReadPeriod = 500 * time.Millisecond
+	default:
+		m.JWTReadPeriod = time.Minute
 	}
 	return m, nil
 }

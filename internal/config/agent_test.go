@@ -194,7 +194,7 @@ auto_auth {
 		t.Fatalf("vault %+v", a.Vault)
 	}
 	m := a.AutoAuth.Method
-	if m.Type != "jwt" || m.MountPath != "auth/jwt" || *m.JWT != (JWTMethod{Path: "/var/run/secrets/ci/jwt", Role: "ci", JWTReadPeriod: 500 * time.Millisecond}) {
+	if m.Type != "jwt" || m.MountPath != "auth/jwt" || *m.JWT != (JWTMethod{Path: "/var/run/secrets/ci/jwt", Role: "ci", JWTReadPeriod: time.Minute}) {
 		t.Fatalf("method %+v %+v", m, m.JWT)
 	}
 	want := []Sink{
@@ -218,7 +218,7 @@ func TestAgentMethods(t *testing.T) {
 			}
 		}},
 		{"jwt defaults", `method "jwt" { config = { path = "/j", role = "r" } }`, func(t *testing.T, m AuthMethod) {
-			if *m.JWT != (JWTMethod{Path: "/j", Role: "r", RemoveJWTAfterReading: true, JWTReadPeriod: time.Minute}) {
+			if *m.JWT != (JWTMethod{Path: "/j", Role: "r", RemoveJWTAfterReading: true, JWTReadPeriod: 500 * time.Millisecond}) {
 				t.Fatalf("%+v", *m.JWT)
 			}
 		}},

@@ -4,8 +4,9 @@
 // is read again at each login, a token in a file or given), and a
 // [Manager] keeps that token alive: it renews it at about two thirds of
 // its TTL, logs in again when renewal stops helping (the max TTL is near,
-// the token was revoked, or it expired during an outage), and backs off
-// with jitter while the server cannot be reached.
+// the token was revoked, or it expired during an outage) or when a polled
+// credential file holds a new value (a new JWT), and backs off with
+// jitter while the server cannot be reached.
 //
 // The agent builds its method from Vault Agent's method block, which
 // package config parses and checks; `vigil run -method=...` builds the
@@ -22,12 +23,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vigil-secrets/vigil/api"
 	"github.com/vigil-secrets/vigil/internal/agent/lifetime"
+	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
 
@@ -82,6 +85,16 @@ type WrappingMethod interface {
 	LoginWrapped(ctx context.Context, c *api.Client, ttl time.Duration) (*api.SecretWrapInfo, error)
 }
 
+// CredentialWatcher is a [Method] that can tell when its credential files
+// hold new values (see [Credential.Poll]).
+type CredentialWatcher interface {
+	Method
+	// WatchCredentials reads the method's polled credential files until
+	// ctx ends; the channel receives when one of them held a new value. It
+	// is nil when the method polls no file.
+	WatchCredentials(ctx context.Context, clk clock.Clock) <-chan struct{}
+}
+
 // Credential is a value a method sends at login: read from a file at each
 // login (white space around it trimmed), or given.
 type Credential struct {
@@ -93,6 +106,13 @@ type Credential struct {
 	// remove_secret_id_file_after_reading); later logins use the value
 	// read, kept in memory only.
 	Remove bool
+	// FollowSymlinks, with Remove, deletes the file a symlink at File
+	// points to rather than the link (remove_jwt_follows_symlinks).
+	FollowSymlinks bool
+	// Poll, when set, makes a [Manager] read File every Poll: a new value
+	// there means a new login at once (Vault Agent's JWT method, whose
+	// jwt_read_period it is), not at the token's next renewal.
+	Poll time.Duration
 	// UnwrapPath, when set, makes File hold a wrapping token (Vault
 	// Agent's secret_id_response_wrapping_path): it must have been
 	// created at UnwrapPath, and the credential is the secret_id of the
@@ -120,6 +140,30 @@ func (c *Credential) read() (secret.String, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.readLocked()
+}
+
+// changed reads File again for a watcher, and reports whether it held a
+// value other than the one last read. A missing or empty file is no
+// change: the value read before stays.
+func (c *Credential) changed() bool {
+	if c.File == "" || c.UnwrapPath != "" {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.last
+	v, err := c.readLocked()
+	return err == nil && !v.Equal(prev)
+}
+
+func (c *Credential) readLocked() (secret.String, error) {
+	target := c.File
+	if c.Remove && c.FollowSymlinks {
+		if t, err := filepath.EvalSymlinks(c.File); err == nil {
+			target = t
+		}
+	}
 	b, err := os.ReadFile(c.File)
 	v := strings.TrimSpace(string(b))
 	clear(b)
@@ -133,8 +177,8 @@ func (c *Credential) read() (secret.String, error) {
 	}
 	c.last = secret.NewString(v)
 	if c.Remove {
-		if err := os.Remove(c.File); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return c.last, fmt.Errorf("remove %s after reading it: %w", c.File, err)
+		if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return c.last, fmt.Errorf("remove %s after reading it: %w", target, err)
 		}
 	}
 	return c.last, nil

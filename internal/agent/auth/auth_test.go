@@ -346,6 +346,126 @@ func TestJWTFileIsReadAtEachLogin(t *testing.T) {
 	}
 }
 
+// TestJWTNewFileLogsInAgain: with a polled JWT file, a new JWT dropped in
+// place means a new login at once, long before the token needs one; a
+// response-wrapped login waits for new credentials the same way.
+func TestJWTNewFileLogsInAgain(t *testing.T) {
+	t.Parallel()
+	clk := &managedClock{Fake: clock.NewFake(time.Now())}
+	root, anon := server(t, clk.Fake)
+	ctx := t.Context()
+	key := jwkstest.Key(t, jose.ES256)
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().EnableAuth(ctx, "ci", api.EnableAuthInput{Type: "jwt"}); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, root, "auth/ci/config", map[string]any{"jwt_validation_pubkeys": []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})
+	mustWrite(t, root, "auth/ci/role/train", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_audiences": []string{"vigil"},
+		"claim_mappings": map[string]string{"run": "run"}, "token_ttl": "1h", "token_max_ttl": "10h"})
+	sign := func(run string) string {
+		now := clk.Now()
+		b, _ := json.Marshal(map[string]any{"sub": "job", "aud": "vigil", "run": run, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+		return jwkstest.Sign(t, jose.ES256, key, "", b)
+	}
+	run := func(tok Token) string {
+		t.Helper()
+		if tok.Wrapped != nil {
+			u, err := anon.WithToken(tok.Wrapped.Token).Logical().Write(ctx, "sys/wrapping/unwrap", nil)
+			if err != nil || u == nil || u.Auth == nil {
+				t.Fatalf("unwrap: %+v %v", u, err)
+			}
+			tok.Value = secret.NewString(u.Auth.ClientToken)
+		}
+		s, err := anon.WithToken(tok.Value.Reveal()).TokenAuth().LookupSelf(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := s.Data["meta"].(map[string]any)
+		return m["run"].(string)
+	}
+	for _, wrapTTL := range []time.Duration{0, 5 * time.Minute} {
+		path := filepath.Join(t.TempDir(), "jwt")
+		m, err := NewLogin("jwt", "auth/ci", map[string]*Credential{
+			"jwt":  {File: path, Remove: true, Poll: 500 * time.Millisecond},
+			"role": ValueCredential(secret.NewString("train")),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mgr := NewManager(ManagerOptions{Method: m, Client: anon, Retry: lifetime.RetryOptions{Clock: clk}, WrapTTL: wrapTTL})
+		writeFile(t, path, sign("1"))
+		if err := mgr.Login(ctx); err != nil {
+			t.Fatal(err)
+		}
+		first, _ := mgr.Token()
+		if got := run(first); got != "1" {
+			t.Fatalf("wrap %v: first login's run = %q", wrapTTL, got)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("wrap %v: the JWT file was not removed once read: %v", wrapTTL, err)
+		}
+
+		// Run for a while on the old JWT: the token needs no new login.
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- mgr.Run(rctx) }()
+		start := clk.Now()
+		step := func(d time.Duration) {
+			clk.Advance(d)
+			time.Sleep(2 * time.Millisecond) // let the watcher and manager run: pacing, not waiting for a result
+		}
+		for clk.Now().Sub(start) < 5*time.Second {
+			step(100 * time.Millisecond)
+		}
+		if tok, _ := mgr.Token(); tok.Accessor != first.Accessor {
+			t.Fatalf("wrap %v: a new login without new credentials", wrapTTL)
+		}
+		writeFile(t, path, sign("2"))
+		deadline := time.Now().Add(30 * time.Second)
+		for tok, _ := mgr.Token(); tok.Accessor == first.Accessor; tok, _ = mgr.Token() {
+			if time.Now().After(deadline) {
+				t.Fatalf("wrap %v: no new login after a new JWT (fake clock %v past the write)", wrapTTL, clk.Now().Sub(start))
+			}
+			step(100 * time.Millisecond)
+		}
+		second, _ := mgr.Token()
+		if got := run(second); got != "2" {
+			t.Errorf("wrap %v: the login after the new JWT sent run %q", wrapTTL, got)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("wrap %v: Run = %v", wrapTTL, err)
+		}
+	}
+}
+
+// TestCredentialFollowsSymlinks: with FollowSymlinks a credential read
+// through a symlink removes the file it points to and leaves the link;
+// without it, the link goes and the file stays.
+func TestCredentialFollowsSymlinks(t *testing.T) {
+	t.Parallel()
+	for _, follow := range []bool{false, true} {
+		dir := t.TempDir()
+		target, link := filepath.Join(dir, "jwt-1"), filepath.Join(dir, "jwt")
+		writeFile(t, target, "value")
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		c := &Credential{File: link, Remove: true, FollowSymlinks: follow}
+		if v, err := c.read(); err != nil || v.Reveal() != "value" {
+			t.Fatalf("follow %v: read = %v", follow, err)
+		}
+		_, terr := os.Stat(target)
+		_, lerr := os.Lstat(link)
+		if follow != errors.Is(terr, os.ErrNotExist) || follow != (lerr == nil) {
+			t.Errorf("follow %v: target removed %v, link kept %v", follow, terr != nil, lerr == nil)
+		}
+	}
+}
+
 // TestTokenMethod: a given token is looked up, renewed, and, once it can
 // no longer be renewed, Run ends with ErrNoRelogin; it is never revoked.
 func TestTokenMethod(t *testing.T) {

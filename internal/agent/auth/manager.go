@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-secrets/vigil/api"
 	"github.com/vigil-secrets/vigil/internal/agent/lifetime"
+	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
 
@@ -144,7 +146,10 @@ func (m *Manager) retryOptions(what string) lifetime.RetryOptions {
 }
 
 // Run keeps the token alive until ctx ends: it renews it at about two
-// thirds of its TTL and logs in again when renewing stops helping. While
+// thirds of its TTL and logs in again when renewing stops helping, or at
+// once when a polled credential file (see [Credential.Poll]) holds a new
+// value. A response-wrapped login is not renewed: Run waits for new
+// credentials, or for ctx to end. While
 // the server cannot be reached it retries with backoff; a login refused
 // while running is retried too (the credential files may be replaced).
 //
@@ -158,36 +163,28 @@ func (m *Manager) Run(ctx context.Context) error {
 	if !have {
 		return ErrNoToken
 	}
+	var newCreds <-chan struct{}
+	if w, ok := m.o.Method.(CredentialWatcher); ok {
+		clk := m.o.Retry.Clock
+		if clk == nil {
+			clk = clock.Real{}
+		}
+		newCreds = w.WatchCredentials(ctx, clk)
+	}
 	for {
 		tok, _ := m.Token()
 		if tok.Wrapped != nil {
-			// Whoever unwraps the token owns it; the agent pauses, as
-			// Vault Agent does.
+			// Whoever unwraps the token owns it; the agent pauses until
+			// the method's credentials change, as Vault Agent does.
 			m.log.Info("the login is response-wrapped: nothing to renew", "method", m.o.Method.String())
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		ko := lifetime.KeepOptions{RetryOptions: m.retryOptions("token renewal"), Rand: m.o.Rand}
-		err := lifetime.Keep(ctx, tok.TTL, tok.Renewable, func(ctx context.Context) (time.Duration, bool, error) {
-			s, err := m.o.Client.WithToken(tok.Value.Reveal()).TokenAuth().RenewSelf(ctx, 0)
-			if err != nil {
-				return 0, false, err
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-newCreds:
 			}
-			if s == nil || s.Auth == nil {
-				return 0, false, errors.New("auth: renew-self answered without auth")
-			}
-			m.log.Debug("token renewed", "accessor", tok.Accessor, "ttl", s.Auth.LeaseDuration)
-			return time.Duration(s.Auth.LeaseDuration) * time.Second, s.Auth.Renewable, nil
-		}, ko)
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(err, lifetime.ErrRetriesExhausted):
-			return fmt.Errorf("auth: renewing the token: %w", err)
-		case errors.Is(err, lifetime.ErrExpiring):
-			m.log.Info("token near its max TTL; logging in again", "method", m.o.Method.String(), "accessor", tok.Accessor)
-		default:
-			m.log.Warn("token lost; logging in again", "method", m.o.Method.String(), "accessor", tok.Accessor, "error", err)
+			m.log.Info("new credentials; logging in again", "method", m.o.Method.String())
+		} else if err := m.keep(ctx, tok, newCreds); err != nil {
+			return err
 		}
 		ro := m.retryOptions("login")
 		ro.RetryRefusals = true
@@ -198,6 +195,52 @@ func (m *Manager) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// keep renews tok until a new login is due: it returns nil then, and an
+// error when Run must end. newCreds receiving ends the renewals at once.
+func (m *Manager) keep(ctx context.Context, tok Token, newCreds <-chan struct{}) error {
+	kctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// fresh is set before kctx ends for new credentials; a signal that
+	// comes as renewals end for another reason is spent on the login
+	// that follows anyway.
+	var fresh atomic.Bool
+	if newCreds != nil {
+		go func() {
+			select {
+			case <-newCreds:
+				fresh.Store(true)
+				cancel()
+			case <-kctx.Done():
+			}
+		}()
+	}
+	ko := lifetime.KeepOptions{RetryOptions: m.retryOptions("token renewal"), Rand: m.o.Rand}
+	err := lifetime.Keep(kctx, tok.TTL, tok.Renewable, func(ctx context.Context) (time.Duration, bool, error) {
+		s, err := m.o.Client.WithToken(tok.Value.Reveal()).TokenAuth().RenewSelf(ctx, 0)
+		if err != nil {
+			return 0, false, err
+		}
+		if s == nil || s.Auth == nil {
+			return 0, false, errors.New("auth: renew-self answered without auth")
+		}
+		m.log.Debug("token renewed", "accessor", tok.Accessor, "ttl", s.Auth.LeaseDuration)
+		return time.Duration(s.Auth.LeaseDuration) * time.Second, s.Auth.Renewable, nil
+	}, ko)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case fresh.Load():
+		m.log.Info("new credentials; logging in again", "method", m.o.Method.String(), "accessor", tok.Accessor)
+	case errors.Is(err, lifetime.ErrRetriesExhausted):
+		return fmt.Errorf("auth: renewing the token: %w", err)
+	case errors.Is(err, lifetime.ErrExpiring):
+		m.log.Info("token near its max TTL; logging in again", "method", m.o.Method.String(), "accessor", tok.Accessor)
+	default:
+		m.log.Warn("token lost; logging in again", "method", m.o.Method.String(), "accessor", tok.Accessor, "error", err)
+	}
+	return nil
 }
 
 // Revoke revokes the current token if a login issued it for this process

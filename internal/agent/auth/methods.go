@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/vigil-secrets/vigil/api"
+	"github.com/vigil-secrets/vigil/internal/clock"
 	"github.com/vigil-secrets/vigil/internal/secret"
 )
 
@@ -100,6 +102,43 @@ func (m *loginMethod) LoginWrapped(ctx context.Context, c *api.Client, ttl time.
 		return nil, fmt.Errorf("auth: %s: the server did not wrap the login", m)
 	}
 	return s.WrapInfo, nil
+}
+
+func (m *loginMethod) WatchCredentials(ctx context.Context, clk clock.Clock) <-chan struct{} {
+	var polled []*Credential
+	every := time.Duration(0)
+	for _, k := range slices.Sorted(maps.Keys(m.fields)) {
+		if c := m.fields[k]; c.Poll > 0 && c.File != "" {
+			polled = append(polled, c)
+			if every == 0 || c.Poll < every {
+				every = c.Poll
+			}
+		}
+	}
+	if len(polled) == 0 {
+		return nil
+	}
+	changed := make(chan struct{}, 1)
+	go func() {
+		t := clk.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C():
+			}
+			for _, c := range polled {
+				if c.changed() {
+					select {
+					case changed <- struct{}{}:
+					default: // a new login is already due
+					}
+				}
+			}
+		}
+	}()
+	return changed
 }
 
 // tokenMethod uses a token it was given.
