@@ -171,6 +171,7 @@ func run(ctx context.Context, f flags, stdout, stderr io.Writer, reload <-chan o
 	if err != nil {
 		return err
 	}
+	logInertKeys(logger, cfg)
 
 	var devCerts *devTLS
 	if f.dev && f.devTLS {
@@ -527,4 +528,15 @@ func startDev(ctx context.Context, c *core.Core, f flags, stdout io.Writer, addr
 	}
 	_, err = io.WriteString(stdout, b.String())
 	return err
+}
+
+// logInertKeys says which of Vault's keys in cfg Vigil accepts, so that
+// Vault configurations load, but does nothing with.
+func logInertKeys(logger *slog.Logger, cfg *config.Server) {
+	if cfg.UI {
+		logger.Info("ui = true is accepted but does nothing: Vigil serves no web UI")
+	}
+	if cfg.ClusterAddr != "" {
+		logger.Info("cluster_addr is accepted but does nothing: standbys forward clients to the active server's api_addr", "cluster_addr", cfg.ClusterAddr)
+	}
 }

@@ -300,3 +300,28 @@ log_level = "warn"
 		t.Errorf("API listener, sealed, no token: %d %v", code, body)
 	}
 }
+
+// TestInertVaultKeysAreLogged: ui and cluster_addr load, as in Vault
+// configurations, and the server says at start that they do nothing.
+func TestInertVaultKeysAreLogged(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "vigil.hcl")
+	cfg := fmt.Sprintf(`storage "inmem" {}
+listener "tcp" { address = "127.0.0.1:%d" }
+ui           = true
+cluster_addr = "https://10.0.0.11:8201"
+`, freePort(t))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "-config", cfgPath)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, want := range []string{"Vigil serves no web UI", "cluster_addr is accepted but does nothing"} {
+		for !strings.Contains(r.stderr.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log:\n%s", want, r.stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
