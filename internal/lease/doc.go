@@ -15,7 +15,8 @@
 // live in one byte arena), so that the garbage collector never scans
 // them: with a million leases held, a full collection is about ninety
 // times shorter than with a pointer-linked entry per lease
-// (BenchmarkLeaseTable). A single clock timer is armed for the
+// (BenchmarkLeaseTable). When a burst of leases drains, the entries are
+// packed again at the size of what is left. A single clock timer is armed for the
 // earliest instant; when it fires, a dispatcher goroutine pops due entries
 // through a token bucket ([Config.RevokeRate], [Config.RevokeBurst]) into a
 // bounded queue served by [Config.RevokeWorkers] goroutines. Each expiring

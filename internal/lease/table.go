@@ -16,19 +16,24 @@ import (
 // in one byte arena; the entries in one slice of slots, reused when
 // freed; the index maps an id's hash to the first of the slots with that
 // hash, the others chained through the slots; the heap of slot numbers
-// orders the scheduled ones by due time.
+// orders the scheduled ones by due time. Once most slots are free (a
+// burst of leases has drained), the slots, index and arena are rebuilt
+// at the size of what is left.
 //
 // A table is not safe for concurrent use; the manager's mu guards it.
 type table struct {
 	seed maphash.Seed
 	// mask is applied to every hash: all ones, except in tests, which
 	// make ids collide with it.
-	mask  uint64
-	slots []slot
-	free  []int32          // unused slots
-	index map[uint64]int32 // hash of an id → its first slot
-	heap  []int32          // scheduled slots, a min-heap by due
-	arena []byte           // the ids of the slots in use, and garbage
+	mask uint64
+	// minShrink is the number of slots under which free ones are not
+	// worth giving back: defaultMinShrink, except in tests.
+	minShrink int
+	slots     []slot
+	free      []int32          // unused slots
+	index     map[uint64]int32 // hash of an id → its first slot
+	heap      []int32          // scheduled slots, a min-heap by due
+	arena     []byte           // the ids of the slots in use, and garbage
 	// garbage counts the arena's bytes that no slot uses any more; the
 	// arena is compacted when they are most of it.
 	garbage int
@@ -62,11 +67,14 @@ type ticket struct {
 }
 
 // minCompact is the arena size under which garbage is not worth
-// compacting away.
-const minCompact = 64 << 10
+// compacting away; defaultMinShrink is table.minShrink.
+const (
+	minCompact       = 64 << 10
+	defaultMinShrink = 4096
+)
 
 func newTable() table {
-	return table{seed: maphash.MakeSeed(), mask: ^uint64(0), index: map[uint64]int32{}}
+	return table{seed: maphash.MakeSeed(), mask: ^uint64(0), minShrink: defaultMinShrink, index: map[uint64]int32{}}
 }
 
 func (t *table) hashOf(id string) uint64 { return maphash.String(t.seed, id) & t.mask }
@@ -151,9 +159,47 @@ func (t *table) remove(i int32) {
 		t.index = map[uint64]int32{}
 		return
 	}
-	if len(t.arena) >= minCompact && t.garbage > len(t.arena)/2 {
+	switch {
+	case len(t.slots) >= t.minShrink && t.known < len(t.slots)/4:
+		t.shrink()
+	case len(t.arena) >= minCompact && t.garbage > len(t.arena)/2:
 		t.compact()
 	}
+}
+
+// shrink moves the slots in use into a slice of their own size, with a
+// new index and arena, once most slots are free: a burst of leases that
+// has drained leaves no large slice or map behind (a Go map never
+// shrinks). Slot numbers change; generations do not, so a worker's
+// ticket finds its lease by id (see holder). The heap keeps its order.
+func (t *table) shrink() {
+	slots := make([]slot, 0, t.known)
+	arena := make([]byte, 0, len(t.arena)-t.garbage)
+	index := make(map[uint64]int32, t.known)
+	moved := make([]int32, len(t.slots)) // old slot → new
+	for i := range t.slots {
+		s := t.slots[i]
+		if !s.used {
+			continue
+		}
+		n := int32(len(slots))
+		moved[i] = n
+		id := t.arena[s.off : s.off+int(s.size)]
+		s.off = len(arena)
+		arena = append(arena, id...)
+		h := maphash.Bytes(t.seed, id) & t.mask
+		s.next = -1
+		if head, ok := index[h]; ok {
+			s.next = head
+		}
+		index[h] = n
+		slots = append(slots, s)
+	}
+	heap := make([]int32, len(t.heap))
+	for k, i := range t.heap {
+		heap[k] = moved[i]
+	}
+	t.slots, t.free, t.index, t.heap, t.arena, t.garbage = slots, nil, index, heap, arena, 0
 }
 
 // compact moves the ids of the slots in use into a new arena, dropping
@@ -283,11 +329,16 @@ func (t *table) take() ticket {
 	return ticket{id: t.id(i), due: s.due, irrevocable: s.irrevocable, slot: i, gen: s.gen}
 }
 
-// holder returns the slot tk was taken from if it still holds tk's lease
-// (not forgotten since), or -1.
+// holder returns the slot that holds tk's lease, if it was not forgotten
+// since it was taken, or -1: the slot it was taken from, or, when the
+// table has shrunk since, the one its id is in now.
 func (t *table) holder(tk ticket) int32 {
-	if int(tk.slot) < len(t.slots) && t.slots[tk.slot].used && t.slots[tk.slot].gen == tk.gen {
-		return tk.slot
+	i := tk.slot
+	if int(i) < len(t.slots) && t.slots[i].used && t.slots[i].gen == tk.gen {
+		return i
+	}
+	if i = t.lookup(tk.id); i >= 0 && t.slots[i].gen == tk.gen {
+		return i
 	}
 	return -1
 }

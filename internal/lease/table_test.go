@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -56,7 +57,8 @@ func TestTableAgainstModel(t *testing.T) {
 		t.Run(fmt.Sprintf("mask %#x", mask), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, mask))
 			tb := newTable()
-			tb.mask = mask
+			tb.mask, tb.minShrink = mask, 64
+			shrinks := 0
 			type lease struct {
 				due       int64
 				scheduled bool
@@ -99,7 +101,38 @@ func TestTableAgainstModel(t *testing.T) {
 				}
 			}
 			var ids []string
+			held := map[string]ticket{} // tickets taken, by id
+			checkTickets := func(step int) {
+				t.Helper()
+				for id, tk := range held {
+					i := tb.holder(tk)
+					switch {
+					case model[id] == nil && i >= 0:
+						t.Fatalf("step %d: the ticket of forgotten %q has a holder", step, id)
+					case model[id] != nil && (i < 0 || tb.id(i) != id):
+						t.Fatalf("step %d: the ticket of %q lost its lease", step, id)
+					}
+				}
+			}
 			for step := range 20000 {
+				if step%2500 == 2499 {
+					// A burst drains: most leases go at once, and the
+					// table shrinks.
+					r.Shuffle(len(ids), func(a, b int) { ids[a], ids[b] = ids[b], ids[a] })
+					keep := len(ids) / 10
+					before := len(tb.slots)
+					for _, id := range ids[keep:] {
+						tb.remove(tb.lookup(id))
+						delete(model, id)
+					}
+					if len(tb.slots) < before/2 {
+						shrinks++
+					}
+					ids = ids[:keep]
+					check(step)
+					checkTickets(step)
+					continue
+				}
 				switch op := r.IntN(10); {
 				case op < 4 || len(ids) == 0: // a new lease, scheduled or not
 					id := fmt.Sprintf("auth/token/create/%d-%s", step, string(make([]byte, r.IntN(40))))
@@ -142,6 +175,7 @@ func TestTableAgainstModel(t *testing.T) {
 					}
 					tb.slots[tk.slot].active = false
 					model[tk.id].scheduled = false
+					held[tk.id] = tk
 				default: // forget
 					k := r.IntN(len(ids))
 					id := ids[k]
@@ -155,9 +189,14 @@ func TestTableAgainstModel(t *testing.T) {
 				}
 				if step%97 == 0 {
 					check(step)
+					checkTickets(step)
 				}
 			}
 			check(-1)
+			checkTickets(-1)
+			if shrinks == 0 {
+				t.Fatal("the table never shrank")
+			}
 			// Drain it: the table starts again small.
 			for _, id := range ids {
 				tb.remove(tb.lookup(id))
@@ -222,6 +261,52 @@ func TestTableCompacts(t *testing.T) {
 		if i := tb.lookup(id); i < 0 || tb.id(i) != id {
 			t.Fatalf("%q lost in the compaction", id)
 		}
+	}
+}
+
+// TestTableShrinks: once most leases of a burst are forgotten, the table
+// gives its slots and index back; the leases left keep their ids, due
+// times and heap order, and the tickets workers hold still find theirs.
+func TestTableShrinks(t *testing.T) {
+	tb := newTable()
+	const n = 20000
+	id := func(k int) string { return fmt.Sprintf("auth/approle/login/%08d", k) }
+	for k := range n {
+		tb.schedule(tb.add(id(k)), int64((k*7919)%n))
+	}
+	var held []ticket
+	for range 100 {
+		tk := tb.take() // workers hold these: due 0..99
+		held = append(held, tk)
+	}
+	peak := cap(tb.slots)
+	for k := range n {
+		if k%50 != 0 { // keeps 400, two of them held
+			tb.remove(tb.lookup(id(k)))
+		}
+	}
+	if tb.known != n/50 || cap(tb.slots) > peak/8 || len(tb.index) > tb.known {
+		t.Fatalf("after forgetting 49 leases in 50: %d known in %d slots (cap %d, was %d), %d index entries",
+			tb.known, len(tb.slots), cap(tb.slots), peak, len(tb.index))
+	}
+	for _, tk := range held {
+		i := tb.holder(tk)
+		k, _ := strconv.Atoi(tk.id[len("auth/approle/login/"):])
+		switch {
+		case k%50 != 0 && i >= 0:
+			t.Fatalf("the ticket of forgotten %s has a holder", tk.id)
+		case k%50 == 0 && (i < 0 || tb.id(i) != tk.id || !tb.slots[i].active):
+			t.Fatalf("the ticket of %s lost its lease (slot %d)", tk.id, i)
+		}
+	}
+	var last int64 = -1
+	for tb.scheduled() > 0 {
+		tk := tb.take()
+		k, _ := strconv.Atoi(tk.id[len("auth/approle/login/"):])
+		if k%50 != 0 || tk.due != int64((k*7919)%n) || tk.due < last {
+			t.Fatalf("took %s due %d after %d", tk.id, tk.due, last)
+		}
+		last = tk.due
 	}
 }
 
