@@ -283,13 +283,11 @@ func TestAppRoleManager(t *testing.T) {
 	}
 }
 
-// TestJWTFileIsReadAtEachLogin: the jwt method reads its file at every
-// login, so a rotated token (a new projected service-account token) is
-// what the next login sends; a refused first login fails at once.
-func TestJWTFileIsReadAtEachLogin(t *testing.T) {
-	t.Parallel()
-	clk := &managedClock{Fake: clock.NewFake(time.Now())}
-	root, anon := server(t, clk.Fake)
+// jwtRole enables the jwt method at auth/ci with a key of its own and a
+// role "train" whose tokens live ttl (at most maxTTL) and carry the JWT's
+// "run" claim in their metadata; sign returns a JWT for a run.
+func jwtRole(t *testing.T, root *api.Client, clk *clock.Fake, ttl, maxTTL string) (sign func(run string) string) {
+	t.Helper()
 	ctx := t.Context()
 	key := jwkstest.Key(t, jose.ES256)
 	der, err := x509.MarshalPKIXPublicKey(key.Public())
@@ -301,12 +299,23 @@ func TestJWTFileIsReadAtEachLogin(t *testing.T) {
 	}
 	mustWrite(t, root, "auth/ci/config", map[string]any{"jwt_validation_pubkeys": []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})
 	mustWrite(t, root, "auth/ci/role/train", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_audiences": []string{"vigil"},
-		"claim_mappings": map[string]string{"run": "run"}, "token_ttl": "60s", "token_max_ttl": "100s"})
-	sign := func(run string) string {
+		"claim_mappings": map[string]string{"run": "run"}, "token_ttl": ttl, "token_max_ttl": maxTTL})
+	return func(run string) string {
 		now := clk.Now()
 		b, _ := json.Marshal(map[string]any{"sub": "job", "aud": "vigil", "run": run, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
 		return jwkstest.Sign(t, jose.ES256, key, "", b)
 	}
+}
+
+// TestJWTFileIsReadAtEachLogin: the jwt method reads its file at every
+// login, so a rotated token (a new projected service-account token) is
+// what the next login sends; a refused first login fails at once.
+func TestJWTFileIsReadAtEachLogin(t *testing.T) {
+	t.Parallel()
+	clk := &managedClock{Fake: clock.NewFake(time.Now())}
+	root, anon := server(t, clk.Fake)
+	ctx := t.Context()
+	sign := jwtRole(t, root, clk.Fake, "60s", "100s")
 	path := filepath.Join(t.TempDir(), "token")
 
 	m, err := NewLogin("jwt", "auth/ci", map[string]*Credential{"jwt": FileCredential(path), "role": ValueCredential(secret.NewString("train"))})
@@ -354,22 +363,7 @@ func TestJWTNewFileLogsInAgain(t *testing.T) {
 	clk := &managedClock{Fake: clock.NewFake(time.Now())}
 	root, anon := server(t, clk.Fake)
 	ctx := t.Context()
-	key := jwkstest.Key(t, jose.ES256)
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sys().EnableAuth(ctx, "ci", api.EnableAuthInput{Type: "jwt"}); err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, root, "auth/ci/config", map[string]any{"jwt_validation_pubkeys": []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})
-	mustWrite(t, root, "auth/ci/role/train", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_audiences": []string{"vigil"},
-		"claim_mappings": map[string]string{"run": "run"}, "token_ttl": "1h", "token_max_ttl": "10h"})
-	sign := func(run string) string {
-		now := clk.Now()
-		b, _ := json.Marshal(map[string]any{"sub": "job", "aud": "vigil", "run": run, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
-		return jwkstest.Sign(t, jose.ES256, key, "", b)
-	}
+	sign := jwtRole(t, root, clk.Fake, "1h", "10h")
 	run := func(tok Token) string {
 		t.Helper()
 		if tok.Wrapped != nil {
