@@ -2,8 +2,6 @@ package core
 
 import (
 	"context"
-	"errors"
-	"strings"
 
 	"github.com/vigil-secrets/vigil/internal/logical"
 	"github.com/vigil-secrets/vigil/internal/token"
@@ -34,25 +32,5 @@ func (c *Core) destroyCubbyhole(ctx context.Context, hashedID string) error {
 	if prefix == nil || hashedID == "" {
 		return nil
 	}
-	return destroyTree(ctx, c.barrier.View(*prefix+hashedID+"/"), "")
-}
-
-// destroyTree deletes every key below dir of s, depth first.
-func destroyTree(ctx context.Context, s logical.Storage, dir string) error {
-	keys, err := s.List(ctx, dir)
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if strings.HasSuffix(k, "/") {
-			if err := destroyTree(ctx, s, dir+k); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := s.Delete(ctx, dir+k); err != nil && !errors.Is(err, logical.ErrNotFound) {
-			return err
-		}
-	}
-	return nil
+	return clearView(ctx, c.barrier.View(*prefix+hashedID+"/"), "")
 }

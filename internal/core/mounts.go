@@ -22,6 +22,12 @@ const (
 	typeCubbyhole = "cubbyhole"
 )
 
+// fixedMount reports whether a mount of type typ is one the core keeps
+// in place: it can be neither disabled nor moved.
+func fixedMount(typ string) bool {
+	return typ == typeSystem || typ == typeIdentity || typ == typeCubbyhole
+}
+
 // identityMountPath is where the identity store is always mounted.
 const identityMountPath = "identity/"
 
@@ -376,7 +382,7 @@ func (c *Core) disable(ctx context.Context, path string) error {
 	if e == nil {
 		return nil
 	}
-	if e.Type == typeSystem || e.Type == typeIdentity || e.Type == typeCubbyhole {
+	if fixedMount(e.Type) {
 		return logical.BadRequest("cannot unmount %q", path)
 	}
 	if err := c.revokeMountLeases(ctx, path); err != nil {
@@ -429,7 +435,8 @@ func removeEntry(es []*mount.Entry, path string) []*mount.Entry {
 	return out
 }
 
-// clearView deletes every key under prefix of s, depth first.
+// clearView deletes every key under prefix of s, depth first (a key
+// deleted meanwhile by someone else is no error).
 func clearView(ctx context.Context, s logical.Storage, prefix string) error {
 	keys, err := s.List(ctx, prefix)
 	if err != nil {
@@ -445,7 +452,7 @@ func clearView(ctx context.Context, s logical.Storage, prefix string) error {
 			}
 			continue
 		}
-		if err := s.Delete(ctx, prefix+k); err != nil {
+		if err := s.Delete(ctx, prefix+k); err != nil && !errors.Is(err, logical.ErrNotFound) {
 			return err
 		}
 	}
@@ -472,7 +479,7 @@ func (c *Core) MoveMount(ctx context.Context, from, to string) error {
 	if e == nil {
 		return logical.BadRequest("no secret engine mount at %s", from)
 	}
-	if e.Type == typeSystem || e.Type == typeIdentity || e.Type == typeCubbyhole {
+	if fixedMount(e.Type) {
 		return logical.BadRequest("cannot remount %q", from)
 	}
 	// Leases name their path: those of the old path could no longer
